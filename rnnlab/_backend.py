@@ -1,0 +1,53 @@
+"""Array namespaces: the engine takes its array library from its inputs.
+
+NumPy arrays run on NumPy (with the fused kernels of ``_kernels`` when numba is
+installed); any other array (a torch tensor, later a GPU array) runs through
+``array_api_compat``'s standard namespace, on the same engine code. Everything
+that only works on NumPy lives here and in ``_kernels``.
+"""
+import numpy as np
+
+
+def namespace(*arrays):
+    """The array namespace shared by ``arrays`` (None entries are skipped)."""
+    arrays = [a for a in arrays if a is not None]
+    if all(isinstance(a, np.ndarray) for a in arrays):
+        return np
+    try:
+        import array_api_compat
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        kinds = sorted({type(a).__module__ + "." + type(a).__name__ for a in arrays})
+        raise TypeError(
+            f"rnnlab runs on NumPy arrays; for {kinds} install array-api-compat "
+            "(pip install 'rnnlab[torch]')") from e
+    return array_api_compat.array_namespace(*arrays)
+
+
+def is_numpy(xp):
+    return xp is np
+
+
+def copy(xp, a):
+    return np.array(a, copy=True) if xp is np else xp.asarray(a, copy=True)
+
+
+def zeros(xp, shape, like):
+    if xp is np:
+        return np.zeros(shape, dtype=like.dtype)
+    import array_api_compat
+    return xp.zeros(shape, dtype=like.dtype, device=array_api_compat.device(like))
+
+
+def empty(xp, shape, like):
+    if xp is np:
+        return np.empty(shape, dtype=like.dtype)
+    return zeros(xp, shape, like)
+
+
+def to_numpy(a):
+    """A NumPy copy of any array (torch tensors via .detach().cpu())."""
+    if isinstance(a, np.ndarray):
+        return a
+    if hasattr(a, "detach"):
+        return a.detach().cpu().numpy()
+    return np.asarray(a)

@@ -1,0 +1,315 @@
+"""Stacked, bidirectional recurrent layers with PyTorch's API, and their BPTT.
+
+Shapes: T time, B batch, I input, H hidden, L layers, D directions (1 or 2).
+Inside everything is time-major (T, B, ·); ``batch_first`` only flips the public
+boundary. Parameters are a flat dict keyed as ``torch.nn.RNN/LSTM/GRU``'s
+state_dict (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...) in PyTorch's layout,
+so weights move between rnnlab and torch unchanged.
+
+Pure functions ``forward(config, params, x, ...)`` and ``backward(config, params,
+cache, ...)`` do the work; the ``RNN``/``LSTM``/``GRU`` classes hold parameters,
+the last forward's cache, and gradients.
+"""
+from dataclasses import asdict, dataclass
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from . import _backend, sequence, validate
+from .cells import CELLS
+
+
+@dataclass(frozen=True)
+class RNNConfig:
+    """Architecture of a recurrent stack (saved with every checkpoint)."""
+    mode: str                     # "rnn" | "lstm" | "gru"
+    input_size: int
+    hidden_size: int
+    num_layers: int = 1
+    bias: bool = True
+    batch_first: bool = False     # only the public boundary: (B, T, ·) in and out
+    dropout: float = 0.0          # on outputs of every layer but the last, in training
+    bidirectional: bool = False
+    nonlinearity: str = "tanh"    # RNN only: "tanh" | "relu" | "sigmoid"
+    reset_after: bool = True      # GRU only: True = PyTorch/cuDNN, False = Cho et al.
+
+    def __post_init__(self):
+        if self.mode not in CELLS:
+            raise ValueError(f"mode must be one of {sorted(CELLS)}, got {self.mode!r}")
+        for name in ("input_size", "hidden_size", "num_layers"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if self.mode == "rnn" and self.nonlinearity not in CELLS["rnn"].NONLINEARITIES:
+            raise ValueError(f"nonlinearity must be one of {CELLS['rnn'].NONLINEARITIES}, "
+                             f"got {self.nonlinearity!r}")
+
+    @property
+    def cell(self):
+        return CELLS[self.mode]
+
+    @property
+    def num_directions(self):
+        return 2 if self.bidirectional else 1
+
+    @property
+    def cell_opts(self):
+        if self.mode == "rnn":
+            return {"nonlinearity": self.nonlinearity}
+        if self.mode == "gru":
+            return {"reset_after": self.reset_after}
+        return {}
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def suffix(layer, direction):
+    return f"_l{layer}" + ("_reverse" if direction == 1 else "")
+
+
+def param_shapes(cfg):
+    """{name: shape} in torch.nn's order."""
+    G, H = cfg.cell.GATES * cfg.hidden_size, cfg.hidden_size
+    shapes = {}
+    for layer in range(cfg.num_layers):
+        in_size = cfg.input_size if layer == 0 else H * cfg.num_directions
+        for d in range(cfg.num_directions):
+            sfx = suffix(layer, d)
+            shapes["weight_ih" + sfx] = (G, in_size)
+            shapes["weight_hh" + sfx] = (G, H)
+            if cfg.bias:
+                shapes["bias_ih" + sfx] = (G,)
+                shapes["bias_hh" + sfx] = (G,)
+    return shapes
+
+
+def init_params(cfg, rng=None, dtype=np.float32):
+    """U(-1/sqrt(H), 1/sqrt(H)) for every tensor, as torch.nn does."""
+    rng = np.random.default_rng(rng)
+    k = 1.0 / np.sqrt(cfg.hidden_size)
+    return {n: rng.uniform(-k, k, size=s).astype(dtype) for n, s in param_shapes(cfg).items()}
+
+
+def dir_params(params, cfg, layer, d):
+    sfx = suffix(layer, d)
+    return sequence.DirParams(params["weight_ih" + sfx], params["weight_hh" + sfx],
+                              params.get("bias_ih" + sfx), params.get("bias_hh" + sfx))
+
+
+class StackCache(NamedTuple):
+    """Per layer and direction: a SeqCache; plus the batch order and dropout masks."""
+    seq: list                 # [layer][direction] -> sequence.SeqCache
+    masks: list               # [layer] -> dropout mask (T, B, D*H) or None
+    order: object             # row permutation applied (sorted by length) or None
+    lengths: object           # sorted lengths (NumPy) or None
+    reverse_index: object     # (T, B) time index that flips each row within its length
+    unbatched: bool
+    input_shape: tuple
+
+
+# ---------------------------------------------------------------- boundary
+
+def _prepare(cfg, params, x, hx, lengths):
+    """Validate and bring inputs to time-major, length-sorted (T, B, ·) form."""
+    dtype = validate.dtype_name(params["weight_ih_l0"])
+    validate.check_array("input", x, (2, 3), dtype)
+    unbatched = len(x.shape) == 2
+    xp = _backend.namespace(x)
+    if unbatched:
+        x = xp.reshape(x, (x.shape[0], 1, x.shape[1]))            # (T, 1, I)
+    elif cfg.batch_first:
+        x = xp.permute_dims(x, (1, 0, 2))                         # (B, T, I) -> (T, B, I)
+    T, B, I = x.shape
+    what = "batch, seq, feature" if cfg.batch_first and not unbatched else "seq, batch, feature"
+    if T == 0 or B == 0:
+        raise ValueError(f"input is empty: shape {tuple(x.shape)} ({what}); "
+                         "expected at least one time step and one batch row")
+    if I != cfg.input_size:
+        raise ValueError(f"input must have {cfg.input_size} features (input_size) in its "
+                         f"last dimension, got {I} (input shape {tuple(x.shape)}, {what})")
+    validate.check_finite("input", x)
+    state0 = _initial_state(cfg, xp, x, hx, unbatched, dtype)
+    order = rev = None
+    lens = None
+    if lengths is not None:
+        lens = validate.check_lengths(lengths, B, T)
+        order = np.argsort(-lens, kind="stable")
+        lens = lens[order]
+        idx = xp.asarray(order)
+        x = xp.take(x, idx, axis=1)
+        state0 = tuple(xp.take(s, idx, axis=1) for s in state0)
+        t = np.arange(T)[:, None]
+        rev = np.where(t < lens, lens - 1 - t, t) * B + np.arange(B)   # (T, B) flat index
+    return x, state0, order, lens, rev, unbatched
+
+
+def _initial_state(cfg, xp, x, hx, unbatched, dtype):
+    names = cfg.cell.STATE
+    LD, B, H = cfg.num_layers * cfg.num_directions, x.shape[1], cfg.hidden_size
+    if hx is None:
+        return tuple(_backend.zeros(xp, (LD, B, H), x) for _ in names)
+    if len(names) == 2:
+        if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+            raise ValueError("hx for an LSTM must be a tuple (h_0, c_0), "
+                             f"got {type(hx).__name__}")
+    else:
+        hx = (hx,)
+    out = []
+    for name, s in zip(names, hx):
+        arg = f"{name}_0"
+        validate.check_array(arg, s, (2,) if unbatched else (3,), dtype)
+        if unbatched:
+            validate.check_shape(arg, s, (LD, H), "num_layers * num_directions, hidden_size")
+            s = xp.reshape(s, (LD, 1, H))
+        else:
+            validate.check_shape(arg, s, (LD, B, H),
+                                 "num_layers * num_directions, batch, hidden_size")
+        validate.check_finite(arg, s)
+        out.append(s)
+    return tuple(out)
+
+
+def _flip_rows(xp, a, rev):
+    """Reverse each row in time within its own length ((T, B, ·) -> same)."""
+    if rev is None:
+        return xp.flip(a, axis=0)
+    T, B, F = a.shape
+    flat = xp.reshape(a, (T * B, F))
+    return xp.reshape(xp.take(flat, xp.asarray(rev.reshape(-1)), axis=0), (T, B, F))
+
+
+def _valid_mask(xp, x, lens):
+    """(T, B, 1) ones where a row is still running, zeros past its end."""
+    T = x.shape[0]
+    m = (np.arange(T)[:, None] < lens).astype(validate.dtype_name(x))[:, :, None]
+    return xp.asarray(m) if xp is not np else m
+
+
+def _batch_sizes(lens, T):
+    return None if lens is None else tuple(int(v) for v in (lens[None, :] > np.arange(T)[:, None]).sum(1))
+
+
+def _finish(cfg, xp, a, order, unbatched, time_major_only=False):
+    """Undo sorting, then back to the caller's layout."""
+    if order is not None:
+        inv = xp.asarray(np.argsort(order))
+        a = xp.take(a, inv, axis=1)
+    if unbatched:
+        return a[:, 0]
+    if cfg.batch_first and not time_major_only:
+        return xp.permute_dims(a, (1, 0, 2))
+    return a
+
+
+# ---------------------------------------------------------------- forward / backward
+
+def forward(cfg, params, x, hx=None, lengths=None, training=False, rng=None):
+    """Run the stack. x: (T, B, I) (or (B, T, I) with batch_first, or (T, I)).
+
+    hx: tuple of initial states, each (L*D, B, H); None means zeros.
+    lengths: B integers, each row's length; positions past it are ignored.
+    Returns output (T, B, D*H), final states (tuple of (L*D, B, H)), cache.
+    """
+    x, state0, order, lens, rev, unbatched = _prepare(cfg, params, x, hx, lengths)
+    xp = _backend.namespace(x)
+    T, B, _ = x.shape
+    bs = _batch_sizes(lens, T)
+    mask = None if lens is None else _valid_mask(xp, x, lens)
+    D, cell = cfg.num_directions, cfg.cell
+    finals = [[None] * (cfg.num_layers * D) for _ in cell.STATE]
+    seq, masks, layer_in = [], [], x
+    for layer in range(cfg.num_layers):
+        outs, caches = [], []
+        for d in range(D):
+            p = dir_params(params, cfg, layer, d)
+            xin = layer_in if d == 0 else _flip_rows(xp, layer_in, rev)
+            s0 = tuple(s[layer * D + d] for s in state0)
+            states, cache = sequence.forward(cell, p, xin, s0, bs, **cfg.cell_opts)
+            out = states[0][1:]                                   # (T, B, H)
+            if mask is not None:
+                out = out * mask
+            outs.append(out if d == 0 else _flip_rows(xp, out, rev))
+            caches.append(cache)
+            for k, st in enumerate(states):
+                finals[k][layer * D + d] = st[T]
+        layer_in = outs[0] if D == 1 else xp.concat(outs, axis=-1)   # (T, B, D*H)
+        drop = None
+        if training and cfg.dropout > 0 and layer < cfg.num_layers - 1:
+            keep = np.random.default_rng(rng).random(layer_in.shape) >= cfg.dropout
+            drop = xp.asarray((keep / (1.0 - cfg.dropout)).astype(validate.dtype_name(x)))
+            layer_in = layer_in * drop
+        seq.append(caches)
+        masks.append(drop)
+    h_n = tuple(_finish(cfg, xp, xp.stack(f, axis=0), order, unbatched, True) for f in finals)
+    output = _finish(cfg, xp, layer_in, order, unbatched)
+    cache = StackCache(seq, masks, order, lens, rev, unbatched, tuple(x.shape))
+    return output, h_n, cache
+
+
+def _to_internal(cfg, xp, a, cache, what, shape):
+    """A gradient from the caller's layout to time-major, sorted order."""
+    if cache.unbatched:
+        a = xp.reshape(a, (a.shape[0], 1, a.shape[1]))
+    elif cfg.batch_first and what == "doutput":
+        a = xp.permute_dims(a, (1, 0, 2))
+    validate.check_shape(what, a, shape, "as the forward produced")
+    if cache.order is not None:
+        a = xp.take(a, xp.asarray(cache.order), axis=1)
+    return a
+
+
+def backward(cfg, params, cache, doutput=None, dh_n=None, bptt_truncate=None):
+    """Gradients of a scalar loss, given dL/d(output) and dL/d(final states).
+
+    doutput: like the forward's output (None = zeros). dh_n: tuple like the
+    forward's final states (None entries = zeros). bptt_truncate: None for full
+    BPTT, or k: the loss at step t reaches steps t-k..t only (per layer).
+    Returns dx (like the input), dhx (tuple like hx), grads (params' keys).
+    """
+    if bptt_truncate is not None and (not isinstance(bptt_truncate, (int, np.integer))
+                                      or bptt_truncate < 0):
+        raise ValueError(f"bptt_truncate must be None or an integer >= 0, got {bptt_truncate!r}")
+    T, B, _ = cache.input_shape
+    D, H, L = cfg.num_directions, cfg.hidden_size, cfg.num_layers
+    like = cache.seq[0][0].x
+    xp = _backend.namespace(like)
+    dy = (_backend.zeros(xp, (T, B, D * H), like) if doutput is None
+          else _to_internal(cfg, xp, doutput, cache, "doutput", (T, B, D * H)))
+    dfin = []
+    for k, name in enumerate(cfg.cell.STATE):
+        g = None if dh_n is None else dh_n[k]
+        dfin.append(_backend.zeros(xp, (L * D, B, H), like) if g is None
+                    else _to_internal(cfg, xp, g, cache, f"d{name}_n", (L * D, B, H)))
+    mask = None if cache.lengths is None else _valid_mask(xp, like, cache.lengths)
+    grads, dstate0 = {}, [[None] * (L * D) for _ in cfg.cell.STATE]
+    for layer in reversed(range(L)):
+        dx = None
+        for d in range(D):
+            p = dir_params(params, cfg, layer, d)
+            g = dy[..., d * H:(d + 1) * H]
+            if mask is not None:
+                g = g * mask                       # outputs past a row's end are constants
+            if d == 1:
+                g = _flip_rows(xp, g, cache.reverse_index)
+            ds_n = tuple(s[layer * D + d] for s in dfin)
+            dxd, ds0, gp = sequence.backward(cfg.cell, p, cache.seq[layer][d], g, ds_n,
+                                             bptt_truncate, **cfg.cell_opts)
+            if d == 1:
+                dxd = _flip_rows(xp, dxd, cache.reverse_index)
+            dx = dxd if dx is None else dx + dxd
+            for k, s in enumerate(ds0):
+                dstate0[k][layer * D + d] = s
+            sfx = suffix(layer, d)
+            grads.update({"weight_ih" + sfx: gp.w_ih, "weight_hh" + sfx: gp.w_hh})
+            if cfg.bias:
+                grads.update({"bias_ih" + sfx: gp.b_ih, "bias_hh" + sfx: gp.b_hh})
+        if layer > 0 and cache.masks[layer - 1] is not None:
+            dx = dx * cache.masks[layer - 1]
+        dy = dx
+    dhx = tuple(_finish(cfg, xp, xp.stack(s, axis=0), cache.order, cache.unbatched, True)
+                for s in dstate0)
+    grads = {k: grads[k] for k in params}
+    return _finish(cfg, xp, dy, cache.order, cache.unbatched), dhx, grads

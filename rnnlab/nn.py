@@ -1,0 +1,71 @@
+"""The non-recurrent pieces around a recurrent stack, forward and backward side
+by side: linear layer, embedding, dropout, softmax cross-entropy, squared error.
+
+Shapes: N rows (N = T*B when time is flattened), I in, O out, V vocabulary.
+Each ``*_backward`` takes the upstream gradient and returns gradients for every
+input and parameter of its forward.
+"""
+import numpy as np
+
+
+def linear_forward(x, w, b=None):
+    """y = x W^T + b.  x (..., I), w (O, I), b (O,) -> y (..., O)."""
+    y = x @ w.T
+    return y + b if b is not None else y
+
+
+def linear_backward(dy, x, w, with_bias=True):
+    """Returns dx (..., I), dw (O, I), db (O,) or None; one product each."""
+    O, I = w.shape
+    dy2, x2 = dy.reshape(-1, O), x.reshape(-1, I)                 # (N, O), (N, I)
+    dx = dy @ w                                                   # (..., I)
+    return dx, dy2.T @ x2, (dy2.sum(axis=0) if with_bias else None)
+
+
+def embedding_forward(ids, table):
+    """Rows of table (V, E) for integer ids (...,) -> (..., E)."""
+    return table[ids]
+
+
+def embedding_backward(dy, ids, vocab_size):
+    """dtable (V, E): scatter-add of dy (..., E) into the rows named by ids."""
+    E = dy.shape[-1]
+    dtable = np.zeros((vocab_size, E), dtype=dy.dtype)
+    np.add.at(dtable, ids.reshape(-1), dy.reshape(-1, E))         # repeated ids add up
+    return dtable
+
+
+def dropout_mask(shape, p, rng, dtype):
+    """Inverted dropout: keep with prob 1-p and scale by 1/(1-p); None if p == 0."""
+    if p <= 0:
+        return None
+    return ((rng.random(shape) >= p) / (1.0 - p)).astype(dtype)
+
+
+def log_softmax(logits):
+    z = logits - logits.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def softmax_cross_entropy(logits, targets, weights=None):
+    """Mean negative log-likelihood of integer targets.
+
+    logits (N, V), targets (N,), optional weights (N,) (0 masks a row; the mean
+    is over the weight sum). Returns (loss, dlogits) with dlogits (N, V).
+    """
+    N = logits.shape[0]
+    logp = log_softmax(logits)                                    # (N, V)
+    nll = -logp[np.arange(N), targets]                            # (N,)
+    w = np.ones(N, dtype=logits.dtype) if weights is None else weights.astype(logits.dtype)
+    total = max(float(w.sum()), 1e-12)
+    loss = float((nll * w).sum() / total)
+    dlogits = np.exp(logp)                                        # softmax
+    dlogits[np.arange(N), targets] -= 1.0
+    dlogits *= (w / total)[:, None]
+    return loss, dlogits
+
+
+def mse(pred, target):
+    """Mean squared error over all elements; returns (loss, dpred)."""
+    diff = pred - target
+    return float(np.mean(diff * diff)), (2.0 / diff.size) * diff

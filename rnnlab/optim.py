@@ -1,0 +1,124 @@
+"""Optimisers as pure functions over flat parameter dicts (JAX optimizers style).
+
+An optimiser is a pair ``init(params) -> state`` and
+``update(params, grads, state, lr) -> (params, state)``. State is a flat dict of
+arrays keyed ``"<slot>/<param>"`` plus a step counter, so checkpoints store it in
+an ``.npz`` like the parameters. ``lr`` is passed at every step so schedules stay
+plain functions of the step or epoch.
+"""
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+
+class Optimizer(NamedTuple):
+    name: str
+    init: Callable
+    update: Callable
+
+
+def global_norm(grads):
+    """sqrt(sum of squares over every gradient), accumulated in float64."""
+    return float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
+
+
+def clip_by_global_norm(grads, max_norm):
+    """Scale all gradients by min(1, max_norm / norm) (Pascanu et al. 2013).
+
+    Returns (grads, norm_before, clipped). A non-finite norm is returned as is,
+    with the gradients untouched, so the caller can report it.
+    """
+    norm = global_norm(grads)
+    if max_norm is None or not np.isfinite(norm) or norm <= max_norm:
+        return grads, norm, False
+    scale = max_norm / (norm + 1e-12)
+    return {k: g * g.dtype.type(scale) for k, g in grads.items()}, norm, True
+
+
+def _slots(params, *names):
+    state = {"step": np.zeros((), np.int64)}
+    for n in names:
+        state.update({f"{n}/{k}": np.zeros_like(v) for k, v in params.items()})
+    return state
+
+
+def sgd(momentum=0.0, nesterov=False, weight_decay=0.0):
+    """Plain SGD, or heavy-ball / Nesterov momentum: v = mu v + g; p -= lr v."""
+    def init(params):
+        return _slots(params, "velocity") if momentum else _slots(params)
+
+    def update(params, grads, state, lr):
+        new, st = {}, dict(state)
+        for k, p in params.items():
+            g = grads[k] + weight_decay * p if weight_decay else grads[k]
+            if momentum:
+                v = momentum * state[f"velocity/{k}"] + g
+                st[f"velocity/{k}"] = v
+                g = g + momentum * v if nesterov else v
+            new[k] = p - p.dtype.type(lr) * g
+        st["step"] = state["step"] + 1
+        return new, st
+    return Optimizer("sgd", init, update)
+
+
+def adam(beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+    """Adam (Kingma & Ba 2015) with bias correction."""
+    def init(params):
+        return _slots(params, "m", "v")
+
+    def update(params, grads, state, lr):
+        st = dict(state)
+        t = int(state["step"]) + 1
+        c1, c2 = 1.0 - beta1 ** t, 1.0 - beta2 ** t
+        new = {}
+        for k, p in params.items():
+            g = grads[k] + weight_decay * p if weight_decay else grads[k]
+            m = beta1 * state[f"m/{k}"] + (1 - beta1) * g
+            v = beta2 * state[f"v/{k}"] + (1 - beta2) * g * g
+            st[f"m/{k}"], st[f"v/{k}"] = m, v
+            new[k] = p - (lr / c1) * m / (np.sqrt(v / c2) + eps)
+        st["step"] = np.asarray(t, np.int64)
+        return {k: v.astype(params[k].dtype) for k, v in new.items()}, st
+    return Optimizer("adam", init, update)
+
+
+def rmsprop(decay=0.9, eps=1e-8):
+    """RMSprop (Tieleman & Hinton 2012): p -= lr g / sqrt(E[g^2] + eps)."""
+    def init(params):
+        return _slots(params, "ms")
+
+    def update(params, grads, state, lr):
+        st, new = dict(state), {}
+        for k, p in params.items():
+            ms = decay * state[f"ms/{k}"] + (1 - decay) * grads[k] ** 2
+            st[f"ms/{k}"] = ms
+            new[k] = (p - lr * grads[k] / np.sqrt(ms + eps)).astype(p.dtype)
+        st["step"] = state["step"] + 1
+        return new, st
+    return Optimizer("rmsprop", init, update)
+
+
+def adagrad(eps=1e-8):
+    """Adagrad (Duchi et al. 2011): p -= lr g / sqrt(sum g^2 + eps)."""
+    def init(params):
+        return _slots(params, "sum_sq")
+
+    def update(params, grads, state, lr):
+        st, new = dict(state), {}
+        for k, p in params.items():
+            s = state[f"sum_sq/{k}"] + grads[k] ** 2
+            st[f"sum_sq/{k}"] = s
+            new[k] = (p - lr * grads[k] / np.sqrt(s + eps)).astype(p.dtype)
+        st["step"] = state["step"] + 1
+        return new, st
+    return Optimizer("adagrad", init, update)
+
+
+OPTIMIZERS = {"sgd": sgd, "adam": adam, "rmsprop": rmsprop, "adagrad": adagrad}
+
+
+def make(name, **kwargs):
+    """An optimiser by name: sgd | adam | rmsprop | adagrad."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {name!r}")
+    return OPTIMIZERS[name](**kwargs)

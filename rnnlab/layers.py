@@ -261,12 +261,14 @@ def _to_internal(cfg, xp, a, cache, what, shape):
     return a
 
 
-def backward(cfg, params, cache, doutput=None, dh_n=None, bptt_truncate=None):
+def backward(cfg, params, cache, doutput=None, dh_n=None, bptt_truncate=None, on_step=None):
     """Gradients of a scalar loss, given dL/d(output) and dL/d(final states).
 
     doutput: like the forward's output (None = zeros). dh_n: tuple like the
     forward's final states (None entries = zeros). bptt_truncate: None for full
     BPTT, or k: the loss at step t reaches steps t-k..t only (per layer).
+    on_step: optional ``f(layer, direction, s, ds)``, see ``sequence.backward``
+    (s counts processing steps: the reverse direction runs time backwards).
     Returns dx (like the input), dhx (tuple like hx), grads (params' keys).
     """
     if bptt_truncate is not None and (not isinstance(bptt_truncate, (int, np.integer))
@@ -295,8 +297,10 @@ def backward(cfg, params, cache, doutput=None, dh_n=None, bptt_truncate=None):
             if d == 1:
                 g = _flip_rows(xp, g, cache.reverse_index)
             ds_n = tuple(s[layer * D + d] for s in dfin)
+            hook = None if on_step is None else (
+                lambda s, ds, _l=layer, _d=d: on_step(_l, _d, s, ds))
             dxd, ds0, gp = sequence.backward(cfg.cell, p, cache.seq[layer][d], g, ds_n,
-                                             bptt_truncate, **cfg.cell_opts)
+                                             bptt_truncate, hook, **cfg.cell_opts)
             if d == 1:
                 dxd = _flip_rows(xp, dxd, cache.reverse_index)
             dx = dxd if dx is None else dx + dxd

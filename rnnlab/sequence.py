@@ -81,14 +81,18 @@ def _final_rows(batch_sizes, s, B, T):
     return nxt, batch_sizes[s]
 
 
-def backward(cell, p, cache, dout, dstate_n, bptt_truncate=None, **opts):
+def backward(cell, p, cache, dout, dstate_n, bptt_truncate=None, on_step=None, **opts):
     """Backprop through the layer.
 
     dout: (T, B, H) gradient on every step's output h_t (zero past a row's end).
     dstate_n: tuple of (B, H), gradients on each row's final state.
+    on_step: optional ``f(s, ds)`` called at each step s (processing order) with
+    the state gradients dL/dstate_s about to enter step s: a tuple of (b, H), or
+    of (K, b, H) with truncation, where slot j holds the term of the loss at the
+    step t with t % K == j. Diagnostics read gradient flow from it for free.
     Returns dx (T, B, I), dstate0 (tuple of (B, H)), grads (DirParams).
     """
-    if bptt_truncate is None:
+    if bptt_truncate is None and on_step is None:
         fast = _kernels.backward(cell, p, cache, dout, dstate_n, **opts)
         if fast is not None:
             return fast
@@ -115,6 +119,8 @@ def backward(cell, p, cache, dout, dstate_n, bptt_truncate=None, **opts):
         for c, d in zip(inject, dstate_n):
             c[lo:hi] = c[lo:hi] + d[lo:hi]
         ds = tuple(c[..., :b, :] for c in carry)
+        if on_step is not None:
+            on_step(s, ds)
         prev = tuple(st[s, :b] for st in states)
         new = tuple(st[s + 1, :b] for st in states)
         g_x, g_h, dprev = cell.step_backward(xp, p, ds, acts[s, :b], prev, new, **opts)

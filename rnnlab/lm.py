@@ -1,0 +1,175 @@
+"""A recurrent language model with its backward written out by hand.
+
+    ids (T, B) -> embedding (T, B, E) -> dropout -> recurrent stack (T, B, H)
+               -> dropout -> linear decoder (T, B, V) -> softmax cross-entropy
+
+Dropout sits on the non-recurrent connections only (Zaremba et al. 2014,
+arXiv:1409.2329): after the embedding, between recurrent layers (the stack's own
+``dropout``) and before the decoder; the recurrent state is never dropped. The
+decoder can share the embedding matrix ("weight tying", Press & Wolf 2017), which
+needs E == H; the tied gradient is then the sum of both uses.
+
+Parameters are a flat dict named as PyTorch's word_language_model state_dict:
+``encoder.weight`` (V, E), ``rnn.weight_ih_l0`` ..., ``decoder.weight`` (V, H)
+(absent when tied), ``decoder.bias`` (V,).
+"""
+from dataclasses import asdict, dataclass
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from . import layers, nn
+
+
+@dataclass(frozen=True)
+class LMConfig:
+    """Architecture of the language model (saved with every checkpoint)."""
+    vocab_size: int
+    emb_size: int = 200
+    hidden_size: int = 200
+    num_layers: int = 2
+    mode: str = "lstm"                  # "rnn" | "lstm" | "gru"
+    dropout: float = 0.0                # on non-recurrent connections
+    tie_weights: bool = False           # decoder.weight = encoder.weight
+    init_scale: Optional[float] = 0.1   # U(-s, s) everywhere (Zaremba); None: torch defaults
+
+    def __post_init__(self):
+        if self.tie_weights and self.emb_size != self.hidden_size:
+            raise ValueError(f"tied weights need emb_size == hidden_size, got "
+                             f"{self.emb_size} and {self.hidden_size}")
+        if self.vocab_size < 2:
+            raise ValueError(f"vocab_size must be at least 2, got {self.vocab_size}")
+        self.rnn  # validates mode, sizes and dropout
+
+    @property
+    def rnn(self):
+        return layers.RNNConfig(self.mode, self.emb_size, self.hidden_size, self.num_layers,
+                                dropout=self.dropout if self.num_layers > 1 else 0.0)
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def param_shapes(cfg):
+    V, E, H = cfg.vocab_size, cfg.emb_size, cfg.hidden_size
+    shapes = {"encoder.weight": (V, E)}
+    shapes.update({"rnn." + k: s for k, s in layers.param_shapes(cfg.rnn).items()})
+    if not cfg.tie_weights:
+        shapes["decoder.weight"] = (V, H)
+    shapes["decoder.bias"] = (V,)
+    return shapes
+
+
+def init_params(cfg, rng=None, dtype=np.float32):
+    rng = np.random.default_rng(rng)
+    if cfg.init_scale is None:
+        params = {"encoder.weight": rng.standard_normal((cfg.vocab_size, cfg.emb_size))}
+        params.update({"rnn." + k: v for k, v in layers.init_params(cfg.rnn, rng, dtype).items()})
+        if not cfg.tie_weights:
+            k = 1.0 / np.sqrt(cfg.hidden_size)
+            params["decoder.weight"] = rng.uniform(-k, k, (cfg.vocab_size, cfg.hidden_size))
+        params["decoder.bias"] = np.zeros(cfg.vocab_size)
+        return {k: v.astype(dtype) for k, v in params.items()}
+    s = cfg.init_scale
+    return {k: rng.uniform(-s, s, shape).astype(dtype) for k, shape in param_shapes(cfg).items()}
+
+
+def rnn_params(params):
+    return {k[4:]: v for k, v in params.items() if k.startswith("rnn.")}
+
+
+def decoder_weight(cfg, params):
+    return params["encoder.weight"] if cfg.tie_weights else params["decoder.weight"]
+
+
+def zero_state(cfg, B, dtype=np.float32):
+    """Initial recurrent state: a tuple of (L, B, H) zeros ((h,) or (h, c))."""
+    n = len(cfg.rnn.cell.STATE)
+    return tuple(np.zeros((cfg.num_layers, B, cfg.hidden_size), dtype) for _ in range(n))
+
+
+class LMCache(NamedTuple):
+    ids: np.ndarray            # (T, B)
+    emb_mask: object           # (T, B, E) or None
+    out_mask: object           # (T, B, H) or None
+    h: np.ndarray              # (T, B, H) decoder input (after dropout)
+    rnn_cache: object
+    dlogits: object            # (T*B, V) dL/dlogits, from the loss
+
+
+def logits_forward(cfg, params, ids, state, training=False, rng=None, masks=None):
+    """Logits (T, B, V) and the final state; plus what the backward needs.
+
+    masks: optional fixed (emb_mask, out_mask) to use instead of drawing them.
+    """
+    if ids.ndim != 2:
+        raise ValueError(f"ids must be (T, B), got shape {ids.shape}")
+    x = nn.embedding_forward(ids, params["encoder.weight"])            # (T, B, E)
+    drop = training and cfg.dropout > 0
+    if masks is not None:
+        emb_mask, out_mask = masks
+    elif drop:
+        rng = np.random.default_rng(rng)
+        emb_mask = nn.dropout_mask(x.shape, cfg.dropout, rng, x.dtype)
+        out_mask = nn.dropout_mask(x.shape[:2] + (cfg.hidden_size,), cfg.dropout, rng, x.dtype)
+    else:
+        emb_mask = out_mask = None
+    if emb_mask is not None:
+        x = x * emb_mask
+    hx = None if state is None else (state[0] if len(state) == 1 else tuple(state))
+    out, finals, rcache = layers.forward(cfg.rnn, rnn_params(params), x, hx,
+                                         training=drop, rng=rng)      # (T, B, H)
+    if out_mask is not None:
+        out = out * out_mask
+    logits = nn.linear_forward(out, decoder_weight(cfg, params), params["decoder.bias"])
+    return logits, finals, LMCache(ids, emb_mask, out_mask, out, rcache, None)
+
+
+def loss_forward(cfg, params, ids, targets, state, training=False, rng=None, masks=None):
+    """Mean cross-entropy (nats per token) of targets (T, B) given ids (T, B).
+
+    Returns (loss, final state, cache); the state is carried to the next chunk.
+    """
+    logits, finals, cache = logits_forward(cfg, params, ids, state, training, rng, masks)
+    T, B, V = logits.shape
+    loss, dlogits = nn.softmax_cross_entropy(logits.reshape(T * B, V), targets.reshape(-1))
+    return loss, finals, cache._replace(dlogits=dlogits)
+
+
+def backward(cfg, params, cache, bptt_truncate=None):
+    """Gradients of the mean loss for every parameter (same keys as params).
+
+    The carried-in state gets no gradient: truncated BPTT stops at chunk starts.
+    """
+    T, B = cache.ids.shape
+    H = cfg.hidden_size
+    W = decoder_weight(cfg, params)
+    dout, dW, db = nn.linear_backward(cache.dlogits, cache.h.reshape(T * B, H), W)
+    dout = dout.reshape(T, B, H)                                        # (T, B, H)
+    if cache.out_mask is not None:
+        dout = dout * cache.out_mask
+    dx, _, rgrads = layers.backward(cfg.rnn, rnn_params(params), cache.rnn_cache, dout,
+                                    bptt_truncate=bptt_truncate)        # dx (T, B, E)
+    if cache.emb_mask is not None:
+        dx = dx * cache.emb_mask
+    grads = {"encoder.weight": nn.embedding_backward(dx, cache.ids, cfg.vocab_size)}
+    if cfg.tie_weights:
+        grads["encoder.weight"] += dW                                   # both uses add up
+    else:
+        grads["decoder.weight"] = dW
+    grads["decoder.bias"] = db
+    grads.update({"rnn." + k: g for k, g in rgrads.items()})
+    return {k: grads[k] for k in params}
+
+
+def check_params(cfg, params):
+    """Clear error when weights do not fit the architecture (e.g. another vocabulary)."""
+    want = param_shapes(cfg)
+    if set(want) != set(params):
+        raise ValueError(f"weights do not match the architecture: missing "
+                         f"{sorted(set(want) - set(params))}, unexpected "
+                         f"{sorted(set(params) - set(want))}")
+    for k, s in want.items():
+        if tuple(params[k].shape) != tuple(s):
+            raise ValueError(f"weight {k} has shape {tuple(params[k].shape)} but the "
+                             f"architecture needs {tuple(s)}")

@@ -38,7 +38,7 @@ TINY = np.finfo(np.float64).tiny
 HELP = "check every BPTT gradient against central finite differences (float64)"
 
 __all__ = ["check_grads", "check_directional", "check_layer", "rel_error", "GradReport",
-           "layer_case", "layer_loss", "truncated_reference", "variable_lengths",
+           "layer_case", "layer_loss", "truncated_reference", "variable_lengths", "variants",
            "add_arguments", "register", "run", "HELP"]
 
 
@@ -193,6 +193,25 @@ def check_layer(layer="rnn", nonlinearity="tanh", num_layers=1, bidirectional=Fa
                               bptt_truncate, lengths)
     return GradReport({k: rel_error(analytic[k], ref[k]) for k in case.inputs},
                       "per-term reference", tol)
+
+
+def variants():
+    """Every cell variant the engine offers, {label: RNNConfig keyword arguments}.
+
+    Walks the cell registry, so a new cell module is enrolled in every test
+    parametrised over this.
+    """
+    def kw(mode, nonlinearity="tanh", reset_after=True):
+        return {"mode": mode, "nonlinearity": nonlinearity, "reset_after": reset_after}
+    out = {}
+    for mode in CELLS:
+        if mode == "rnn":                # the nonlinearity changes the backward
+            out.update({f"rnn-{nl}": kw(mode, nl) for nl in CELLS["rnn"].NONLINEARITIES})
+        elif mode == "gru":              # so does where the reset gate acts
+            out.update({"gru": kw(mode), "gru-reset-before": kw(mode, reset_after=False)})
+        else:
+            out[mode] = kw(mode)
+    return out
 
 
 def variable_lengths(T, B, seed=0):

@@ -1,0 +1,91 @@
+"""Shared fixtures: strict numerics, the registry of cell variants, torch twins.
+
+Warnings are errors (pyproject's filterwarnings); here NumPy overflow, invalid
+and divide-by-zero raise too, since no test expects them.
+"""
+import numpy as np
+import pytest
+
+from rnnlab import _backend, layers
+from rnnlab.gradcheck import rel_error, variants
+from rnnlab.truncation import as_hx
+
+VARIANTS = variants()
+
+
+@pytest.fixture(autouse=True)
+def strict_numerics():
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        yield
+
+
+@pytest.fixture(params=list(VARIANTS))
+def variant(request):
+    """One cell variant as RNNConfig keyword arguments (mode, nonlinearity, reset_after)."""
+    return VARIANTS[request.param]
+
+
+@pytest.fixture(scope="session")
+def torch_twin():
+    """build(cfg, params, dtype) -> the torch.nn module holding the same weights."""
+    torch = pytest.importorskip("torch")
+
+    def build(cfg, params, dtype=torch.float64):
+        cls = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cfg.mode]
+        extra = {"nonlinearity": cfg.nonlinearity} if cfg.mode == "rnn" else {}
+        m = cls(cfg.input_size, cfg.hidden_size, cfg.num_layers, bias=cfg.bias,
+                batch_first=cfg.batch_first, bidirectional=cfg.bidirectional, **extra)
+        m = m.to(dtype)
+        m.load_state_dict({k: torch.tensor(v) for k, v in params.items()})
+        return m
+
+    return build
+
+
+def make_case(cfg, T, B, seed=0, dtype=np.float64):
+    """params, x (caller's layout), initial states, doutput, dstate_n for cfg."""
+    rng = np.random.default_rng(seed)
+    LD, H = cfg.num_layers * cfg.num_directions, cfg.hidden_size
+    params = layers.init_params(cfg, rng, dtype)
+    shape = (B, T) if cfg.batch_first else (T, B)
+    x = rng.standard_normal(shape + (cfg.input_size,)).astype(dtype)
+    dout = rng.standard_normal(shape + (cfg.num_directions * H,)).astype(dtype)
+    state0 = tuple(0.5 * rng.standard_normal((LD, B, H)).astype(dtype) for _ in cfg.cell.STATE)
+    dstate_n = tuple(rng.standard_normal((LD, B, H)).astype(dtype) for _ in cfg.cell.STATE)
+    return params, x, state0, dout, dstate_n
+
+
+def run_layer(cfg, params, x, state0, dout, dstate_n, lengths=None, bptt_truncate=None):
+    """Forward and backward; every result in one flat dict: "output", "h_n"
+    (and "c_n"), "input", "h_0" (and "c_0") gradients, and params' gradients."""
+    out, fin, cache = layers.forward(cfg, params, x, as_hx(state0), lengths)
+    dx, dstate0, grads = layers.backward(cfg, params, cache, dout, dstate_n, bptt_truncate)
+    names = cfg.cell.STATE
+    return {"output": out, **{f"{n}_n": s for n, s in zip(names, fin)}, "input": dx,
+            **{f"{n}_0": d for n, d in zip(names, dstate0)}, **grads}
+
+
+def assert_close(got, want, tol, where=""):
+    """Every entry of two flat dicts within tol normwise relative error."""
+    assert set(got) == set(want), where
+    errors = {k: rel_error(_backend.to_numpy(got[k]), _backend.to_numpy(want[k])) for k in want}
+    bad = {k: e for k, e in errors.items() if not e <= tol}
+    assert not bad, f"{where}: relative errors above {tol}: {bad}"
+
+
+@pytest.fixture(scope="session")
+def case():
+    """The ``make_case`` helper, as a fixture."""
+    return make_case
+
+
+@pytest.fixture(scope="session")
+def run():
+    """The ``run_layer`` helper, as a fixture."""
+    return run_layer
+
+
+@pytest.fixture(scope="session")
+def close():
+    """The ``assert_close`` helper, as a fixture."""
+    return assert_close

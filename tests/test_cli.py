@@ -1,0 +1,117 @@
+"""The ``rnnlab`` entry point: subcommand modules, exit codes, error messages."""
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from rnnlab import __version__, cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_version(capsys):
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"rnnlab {__version__}"
+
+
+def test_help_lists_every_registered_command(capsys):
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "demo" in out and "gradcheck" in out
+
+
+@pytest.mark.parametrize("argv,message", [
+    ([], "required"),
+    (["no-such-command"], "invalid choice"),
+    (["demo", "--steps", "lots"], "invalid int value"),
+])
+def test_bad_usage_exits_2_with_a_message(capsys, argv, message):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: rnnlab") and message in err
+
+
+def test_bad_value_exits_2_without_traceback(capsys):
+    assert cli.main(["demo", "--steps", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err == "rnnlab demo: error: --steps must be at least 1, got 0\n"
+
+
+@pytest.fixture
+def command_modules(tmp_path, monkeypatch):
+    """Write command modules into a temporary folder on sys.path; list them in cli."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def use(sources):
+        for name, src in sources.items():
+            (tmp_path / f"{name}.py").write_text(textwrap.dedent(src))
+            monkeypatch.delitem(sys.modules, name, raising=False)
+        monkeypatch.setattr(cli, "_COMMAND_MODULES", tuple(sources) + ("rnnlab_no_such_cmd",))
+    return use
+
+
+BOOM = """
+    def register(subparsers):
+        p = subparsers.add_parser("boom", help="raise what --kind says")
+        p.add_argument("--kind", default="value")
+        p.set_defaults(func=run)
+
+    def run(args):
+        if args.kind == "value":
+            raise ValueError("bad thing")
+        if args.kind == "file":
+            raise FileNotFoundError("no such file: x.npz")
+        return 3
+"""
+
+
+def test_missing_command_module_is_skipped_and_errors_become_exit_2(command_modules, capsys):
+    command_modules({"rnnlab_boom_cmd": BOOM})
+    assert cli.main(["boom", "--kind", "value"]) == 2
+    assert capsys.readouterr().err == "rnnlab boom: error: bad thing\n"
+    assert cli.main(["boom", "--kind", "file"]) == 2
+    assert capsys.readouterr().err == "rnnlab boom: error: no such file: x.npz\n"
+    assert cli.main(["boom", "--kind", "other"]) == 3        # the command's own code
+
+
+def test_a_command_module_with_a_missing_dependency_is_not_hidden(command_modules):
+    command_modules({"rnnlab_broken_cmd": "import rnnlab_no_such_dependency\n"})
+    with pytest.raises(ModuleNotFoundError, match="rnnlab_no_such_dependency"):
+        cli.main(["--help"])
+
+
+def test_python_dash_m_and_console_script():
+    for argv in ([sys.executable, "-m", "rnnlab", "--version"],
+                 [str(Path(sys.executable).with_name("rnnlab")), "--version"]):
+        if not Path(argv[0]).exists():
+            continue                                   # console script not installed here
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and done.stdout.strip() == f"rnnlab {__version__}"
+
+
+# ---------------------------------------------------------------- README
+
+def _code_blocks(lang):
+    text = (ROOT / "README.md").read_text()
+    return re.findall(rf"```{lang}\n(.*?)```", text, flags=re.S)
+
+
+def test_readme_opens_with_the_two_commands_and_ci_runs_the_second():
+    text = (ROOT / "README.md").read_text()
+    first = re.search(r"```\w*\n(.*?)```", text, flags=re.S).group(1).strip().splitlines()
+    assert first == ['pip install -e ".[fast]" && rnnlab demo',
+                     'pip install -e ".[dev]" && python -m pytest -q']
+    ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert ci.replace("pip install -q ", "pip install ") == first[1]
+
+
+def test_readme_python_examples_run():
+    blocks = _code_blocks("python")
+    assert blocks, "README has no python example"
+    for src in blocks:
+        if "import torch" in src:
+            pytest.importorskip("torch")
+        exec(compile(src, "README.md", "exec"), {})

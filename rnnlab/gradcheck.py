@@ -38,12 +38,18 @@ TINY = np.finfo(np.float64).tiny
 HELP = "check every BPTT gradient against central finite differences (float64)"
 
 __all__ = ["check_grads", "check_directional", "check_layer", "rel_error", "GradReport",
-           "layer_case", "layer_loss", "truncated_reference", "variable_lengths", "variants",
+           "layer_case", "layer_loss", "case_reference", "truncated_reference", "variable_lengths", "variants",
            "add_arguments", "register", "run", "HELP"]
 
 
 def rel_error(analytic, numeric):
-    """Normwise relative error max|a - n| / max(max|a|, max|n|, tiny)."""
+    """Normwise relative error max|a - n| / max(max|a|, max|n|, tiny).
+
+    >>> rel_error([1.0, 1e-12], [1.0, 2e-12])      # the tiny element barely counts
+    1e-12
+    >>> rel_error([0.0], [0.0])
+    0.0
+    """
     a, n = np.asarray(analytic, np.float64), np.asarray(numeric, np.float64)
     if a.size == 0:
         return 0.0
@@ -129,11 +135,15 @@ def _split(cfg, inputs):
     return params, inputs["input"], tuple(inputs[f"{n}_0"] for n in cfg.cell.STATE)
 
 
+def _final_grads(cfg, upstream):
+    return tuple(upstream[f"{n}_n"] for n in cfg.cell.STATE)
+
+
 def layer_loss(cfg, inputs, upstream, lengths=None, bptt_truncate=None):
     """The fake loss and rnnlab's analytic gradients for every entry of inputs."""
     params, x, state0 = _split(cfg, inputs)
     out, fin, cache = layers.forward(cfg, params, x, as_hx(state0), lengths)
-    dfin = tuple(upstream[f"{n}_n"] for n in cfg.cell.STATE)
+    dfin = _final_grads(cfg, upstream)
     loss = np.sum(upstream["output"] * out) + sum(np.sum(d * s) for d, s in zip(dfin, fin))
     dx, dstate0, grads = layers.backward(cfg, params, cache, upstream["output"], dfin,
                                          bptt_truncate)
@@ -187,12 +197,16 @@ def check_layer(layer="rnn", nonlinearity="tanh", num_layers=1, bidirectional=Fa
         errors = check(f, case.inputs, eps)
         return GradReport(errors, "directional" if directional else "finite differences", tol)
     _, analytic = f(case.inputs)
-    params, x, state0 = _split(cfg, case.inputs)
-    dfin = tuple(case.upstream[f"{n}_n"] for n in cfg.cell.STATE)
-    ref = truncated_reference(cfg, params, x, state0, case.upstream["output"], dfin,
-                              bptt_truncate, lengths)
+    ref = case_reference(case, bptt_truncate, lengths)
     return GradReport({k: rel_error(analytic[k], ref[k]) for k in case.inputs},
                       "per-term reference", tol)
+
+
+def case_reference(case, k, lengths=None):
+    """``truncated_reference`` of a LayerCase: what check_layer compares with."""
+    params, x, state0 = _split(case.cfg, case.inputs)
+    return truncated_reference(case.cfg, params, x, state0, case.upstream["output"],
+                               _final_grads(case.cfg, case.upstream), k, lengths)
 
 
 def variants():

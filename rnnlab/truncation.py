@@ -18,7 +18,11 @@ from . import _backend, layers
 
 
 def chunk_slices(T, k):
-    """slice(0, k), slice(k, 2k), ... covering 0..T (the last may be shorter)."""
+    """slice(0, k), slice(k, 2k), ... covering 0..T (the last may be shorter).
+
+    >>> [(s.start, s.stop) for s in chunk_slices(7, 3)]
+    [(0, 3), (3, 6), (6, 7)]
+    """
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"chunk length k must be a positive integer, got {k!r}")
     for start in range(0, T, k):

@@ -4,12 +4,14 @@ Full BPTT is compared with central finite differences in float64; per-term
 truncation with the brute-force nested-loop reference.
 """
 import argparse
+import doctest
 import json
 
 import numpy as np
 import pytest
 
-from rnnlab import cli, gradcheck as gc, layers
+from rnnlab import cli, gradcheck as gc, layers, truncation
+from rnnlab.truncation import as_hx
 
 
 def expected_names(cfg):
@@ -105,12 +107,7 @@ def test_reference_without_truncation_is_full_bptt(mode):
     lens = [4, 1, 3]
     case = gc.layer_case(cfg, T=4, B=3, seed=5)
     _, full = gc.layer_loss(cfg, case.inputs, case.upstream, lengths=lens)
-    params = {k: case.inputs[k] for k in layers.param_shapes(cfg)}
-    ref = gc.truncated_reference(cfg, params, case.inputs["input"],
-                                 tuple(case.inputs[f"{n}_0"] for n in cfg.cell.STATE),
-                                 case.upstream["output"],
-                                 tuple(case.upstream[f"{n}_n"] for n in cfg.cell.STATE),
-                                 None, lens)
+    ref = gc.case_reference(case, None, lens)
     assert set(ref) == set(full)
     assert max(gc.rel_error(full[k], ref[k]) for k in full) < 1e-12
 
@@ -124,11 +121,16 @@ def test_reference_with_k0_is_the_hand_derivation():
     x, h0, dout = case.inputs["input"], case.inputs["h_0"], case.upstream["output"]
     zero = np.zeros_like(h0)
     ref = gc.truncated_reference(cfg, params, x, (h0,), dout, (zero,), 0)
-    out, _, _ = layers.forward(cfg, params, x, h0)
+    out, _, _ = layers.forward(cfg, params, x, as_hx((h0,)))
     da = dout * (1.0 - out ** 2)                                   # (T, B, H)
     np.testing.assert_allclose(ref["input"], da @ params["weight_ih_l0"], rtol=1e-13)
     np.testing.assert_allclose(ref["h_0"][0], da[0] @ params["weight_hh_l0"], rtol=1e-13)
     np.testing.assert_allclose(ref["bias_hh_l0"], da.sum(axis=(0, 1)), rtol=1e-13)
+
+
+@pytest.mark.parametrize("module", [gc, truncation])
+def test_docstring_examples(module):
+    assert doctest.testmod(module, raise_on_error=True).attempted > 0
 
 
 # ---------------------------------------------------------------- rnnlab gradcheck

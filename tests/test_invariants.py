@@ -147,7 +147,7 @@ def test_module_initial_state_is_used(cls):
     m = cls(2, 3, dtype=np.float64, seed=0)
     x = np.random.default_rng(0).standard_normal((3, 2, 2))
     h0 = np.full((1, 2, 3), 0.5)
-    hx = (h0, h0) if cls is LSTM else h0
+    hx = as_hx((h0, h0) if cls is LSTM else (h0,))                # h_0, or (h_0, c_0)
     out0, _ = m(x)
     out, _ = m(x, hx)
     want, _, _ = layers.forward(m.config, m.params, x, hx)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rnnlab import layers
-from rnnlab.truncation import ChunkedResult, chunk_slices, chunked_forward_backward
+from rnnlab.truncation import ChunkedResult, as_hx, chunk_slices, chunked_forward_backward
 
 
 def mse_against(y, axis=0):
@@ -57,7 +57,7 @@ def test_one_chunk_is_plain_bptt(case):
     params, x, (h0,), dout, _ = case(cfg, 5, 2, seed=3)
     res = chunked_forward_backward(cfg, params, x, 5, lambda out, sl: (np.sum(out * dout), dout),
                                    hx=(h0,))
-    out, fin, cache = layers.forward(cfg, params, x, h0)
+    out, fin, cache = layers.forward(cfg, params, x, as_hx((h0,)))
     _, _, grads = layers.backward(cfg, params, cache, dout)
     assert isinstance(res, ChunkedResult) and res.loss == pytest.approx(np.sum(out * dout))
     np.testing.assert_array_equal(res.state[0], fin[0])

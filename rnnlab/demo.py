@@ -88,13 +88,13 @@ def loss_and_grads(rnn_cfg, model, x, y, on_step=None):
     return loss, grads
 
 
-def train(rnn_cfg, cfg, label, init_rng, out=sys.stderr):
+def train(rnn_cfg, cfg, label, init_rng, out=None):
     """Adam with global-norm clipping on fresh batches. Returns (model, stats)."""
     model = init_model(rnn_cfg, init_rng)
     opt = optim.adam()
     state = opt.init(model)
     data = np.random.default_rng(cfg.seed)        # the same batches for every cell
-    bar = _progress(cfg.steps, label, out)
+    bar = _progress(cfg.steps, label, sys.stderr if out is None else out)
     start, losses = time.perf_counter(), []
     for _ in range(cfg.steps):
         x, y = adding_batch(data, cfg.length, cfg.batch)
@@ -239,7 +239,7 @@ def _progress(total, label, out):
 
 # ---------------------------------------------------------------- command
 
-def run_demo(cfg, progress_out=sys.stderr):
+def run_demo(cfg, progress_out=None):
     """Train, check, tabulate. Prints to stdout; returns the exit code."""
     print(f"Adding problem: T = {cfg.length}, batch {cfg.batch}, hidden {cfg.hidden}, "
           f"{cfg.steps} Adam steps (lr {cfg.lr}, clip {cfg.clip}), seed {cfg.seed}")

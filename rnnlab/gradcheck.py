@@ -139,10 +139,15 @@ def _final_grads(cfg, upstream):
     return tuple(upstream[f"{n}_n"] for n in cfg.cell.STATE)
 
 
-def layer_loss(cfg, inputs, upstream, lengths=None, bptt_truncate=None):
-    """The fake loss and rnnlab's analytic gradients for every entry of inputs."""
+def layer_loss(cfg, inputs, upstream, lengths=None, bptt_truncate=None, dropout_seed=None):
+    """The fake loss and rnnlab's analytic gradients for every entry of inputs.
+
+    dropout_seed: None runs in eval mode; an int trains with dropout masks drawn
+    from it, the same masks on every call, so the loss stays one fixed function.
+    """
     params, x, state0 = _split(cfg, inputs)
-    out, fin, cache = layers.forward(cfg, params, x, as_hx(state0), lengths)
+    out, fin, cache = layers.forward(cfg, params, x, as_hx(state0), lengths,
+                                     training=dropout_seed is not None, rng=dropout_seed)
     dfin = _final_grads(cfg, upstream)
     loss = np.sum(upstream["output"] * out) + sum(np.sum(d * s) for d, s in zip(dfin, fin))
     dx, dstate0, grads = layers.backward(cfg, params, cache, upstream["output"], dfin,

@@ -57,8 +57,10 @@ def make_case(cfg, T, B, seed=0, dtype=np.float64):
 
 def run_layer(cfg, params, x, state0, dout, dstate_n, lengths=None, bptt_truncate=None):
     """Forward and backward; every result in one flat dict: "output", "h_n"
-    (and "c_n"), "input", "h_0" (and "c_0") gradients, and params' gradients."""
-    out, fin, cache = layers.forward(cfg, params, x, as_hx(state0), lengths)
+    (and "c_n"), "input", "h_0" (and "c_0") gradients, and params' gradients.
+    state0=None runs from the default zero state."""
+    hx = None if state0 is None else as_hx(state0)
+    out, fin, cache = layers.forward(cfg, params, x, hx, lengths)
     dx, dstate0, grads = layers.backward(cfg, params, cache, dout, dstate_n, bptt_truncate)
     names = cfg.cell.STATE
     return {"output": out, **{f"{n}_n": s for n, s in zip(names, fin)}, "input": dx,

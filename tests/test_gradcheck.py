@@ -5,6 +5,7 @@ truncation with the brute-force nested-loop reference.
 """
 import argparse
 import doctest
+import functools
 import json
 
 import numpy as np
@@ -48,6 +49,16 @@ def test_check_layer_takes_a_config():
     report = gc.check_layer(layers.RNNConfig("lstm", 2, 3, num_layers=2, bias=False), seed=1)
     assert "bias_ih_l0" not in report.errors and "c_0" in report.errors
     assert report
+
+
+def test_dropout_between_layers_backpropagates_through_its_mask(variant):
+    cfg = layers.RNNConfig(input_size=2, hidden_size=3, num_layers=3, dropout=0.5, **variant)
+    case = gc.layer_case(cfg, T=3, B=2, seed=8)
+    train = functools.partial(gc.layer_loss, cfg, upstream=case.upstream, dropout_seed=4)
+    errors = gc.check_grads(train, case.inputs)
+    assert max(errors.values()) < 1e-7, errors
+    evaluate = functools.partial(gc.layer_loss, cfg, upstream=case.upstream)
+    assert train(case.inputs)[0] != pytest.approx(evaluate(case.inputs)[0])   # masks act
 
 
 # ---------------------------------------------------------------- the checker itself

@@ -153,3 +153,18 @@ def test_module_initial_state_is_used(cls):
     want, _, _ = layers.forward(m.config, m.params, x, hx)
     np.testing.assert_array_equal(out, want)
     assert not np.allclose(out, out0)
+
+
+def test_module_backward_is_the_layer_backward(case, run, close):
+    """LSTM module, batch_first: the same numbers as the pure functions; grads
+    named exactly as params, each gradient shaped like what it differentiates."""
+    m = LSTM(3, 2, num_layers=2, batch_first=True, bidirectional=True, dtype=np.float64, seed=1)
+    _, x, _, dout, dstate_n = case(m.config, 4, 2, seed=9)          # x (B, T, I)
+    out, fin = m(x)
+    dx, dstate0 = m.backward(dout, dstate_n)
+    assert m.grads.keys() == m.params.keys()
+    assert all(m.grads[k].shape == v.shape for k, v in m.params.items())
+    assert dx.shape == x.shape and out.shape == dout.shape
+    got = {"output": out, "h_n": fin[0], "c_n": fin[1], "input": dx, "h_0": dstate0[0],
+           "c_0": dstate0[1], **m.grads}
+    close(got, run(m.config, m.params, x, None, dout, dstate_n), 0.0, "module vs layers")

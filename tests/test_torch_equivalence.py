@@ -21,12 +21,13 @@ TORCH_VARIANTS = ("rnn-tanh", "rnn-relu", "lstm", "gru")     # what torch.nn can
 def run_torch(m, cfg, x, state0, dout, dstate_n, lengths=None):
     """torch's forward + autograd, as the same flat dict ``run_layer`` returns."""
     x_t = torch.tensor(x, requires_grad=True)
-    s0 = [torch.tensor(s, requires_grad=True) for s in state0]
+    s0 = [] if state0 is None else [torch.tensor(s, requires_grad=True) for s in state0]
     inp = x_t
     if lengths is not None:
         inp = pack.pack_padded_sequence(x_t, torch.tensor(lengths), batch_first=cfg.batch_first,
                                         enforce_sorted=False)
-    out, fin = m(inp, tuple(s0) if cfg.mode == "lstm" else s0[0])
+    hx = (tuple(s0) if cfg.mode == "lstm" else s0[0]) if s0 else None
+    out, fin = m(inp, hx)
     if lengths is not None:
         out, _ = pack.pad_packed_sequence(out, batch_first=cfg.batch_first,
                                           total_length=x.shape[1 if cfg.batch_first else 0])
@@ -35,8 +36,7 @@ def run_torch(m, cfg, x, state0, dout, dstate_n, lengths=None):
     loss = loss + sum((s * torch.tensor(d)).sum() for s, d in zip(fin, dstate_n))
     loss.backward()
     names = cfg.cell.STATE
-    res = {"output": out, "input": x_t.grad, **dict(m.named_parameters())}
-    res.update({k: v.grad for k, v in m.named_parameters()})
+    res = {"output": out, "input": x_t.grad, **{k: v.grad for k, v in m.named_parameters()}}
     res.update({f"{n}_n": s for n, s in zip(names, fin)})
     res.update({f"{n}_0": s.grad for n, s in zip(names, s0)})
     return {k: v.detach().numpy() for k, v in res.items()}
@@ -44,7 +44,8 @@ def run_torch(m, cfg, x, state0, dout, dstate_n, lengths=None):
 
 @st.composite
 def torch_cases(draw):
-    """A random config, sizes (T = 1 and B = 1 included) and optional lengths."""
+    """A random config, sizes (T = 1 and B = 1 included), optional lengths,
+    and whether to pass an initial state (or use the zero default)."""
     T, B = draw(st.integers(1, 5)), draw(st.integers(1, 3))
     cfg = layers.RNNConfig(
         input_size=draw(st.integers(1, 4)), hidden_size=draw(st.integers(1, 4)),
@@ -54,17 +55,20 @@ def torch_cases(draw):
     lengths = None
     if draw(st.booleans()):
         lengths = draw(st.lists(st.integers(1, T), min_size=B, max_size=B))
-    return cfg, T, B, lengths, draw(st.integers(0, 2**16))
+    return cfg, T, B, lengths, draw(st.booleans()), draw(st.integers(0, 2**16))
 
 
 @settings(max_examples=80, deadline=None)
 @given(torch_cases())
 def test_float64_matches_torch(torch_twin, case, run, close, spec):
-    cfg, T, B, lengths, seed = spec
+    cfg, T, B, lengths, with_hx, seed = spec
     params, x, state0, dout, dstate_n = case(cfg, T, B, seed)
+    state0 = state0 if with_hx else None
     ours = run(cfg, params, x, state0, dout, dstate_n, lengths)
     theirs = run_torch(torch_twin(cfg, params), cfg, x, state0, dout, dstate_n, lengths)
-    close(ours, theirs, 1e-10, f"{cfg} T={T} B={B} lengths={lengths}")
+    if not with_hx:                        # torch has no gradient for its default state
+        ours = {k: v for k, v in ours.items() if not k.endswith("_0")}
+    close(ours, theirs, 1e-10, f"{cfg} T={T} B={B} lengths={lengths} hx={with_hx}")
 
 
 @pytest.mark.parametrize("name", TORCH_VARIANTS)

@@ -53,7 +53,8 @@ def save(path, params, opt_state=None, state=None, meta=None):
 
 
 def _read(path):
-    with np.load(path, allow_pickle=False) as z:
+    # our own handle: np.load(path) leaks its file when the zip is unreadable
+    with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
 
 

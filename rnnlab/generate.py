@@ -113,12 +113,14 @@ def beam_search(mcfg, params, vocab, prime="", beam=5, max_len=30):
             seq, score = beams[r][0] + [int(t)], float(total[r, t])
             (finished if t == end else nxt).append((seq, score, r))
         if not nxt:
+            beams = []
             break
         beams = [(s, sc) for s, sc, _ in nxt]
         keep = np.array([r for _, _, r in nxt])
         state = tuple(s[:, keep] for s in state)
         logp, state = _feed(mcfg, params, np.array([[s[-1] for s, _ in beams]]), state)
-    best = max(finished + [(s, sc, 0) for s, sc in beams], key=lambda b: b[1])
+    # a complete sentence beats any cut-off one; partial beams only if none ended
+    best = max(finished or [(s, sc, 0) for s, sc in beams], key=lambda b: b[1])
     toks = [t for t in best[0] if t != end]
     sep = " " if vocab.level == "word" else ""
     return (prime + sep if prime else "") + vocab_mod.decode(vocab, toks), best[1]
@@ -131,11 +133,11 @@ def score(mcfg, params, vocab, text):
     words outside the vocabulary are scored as the unknown token.
     """
     toks = vocab_mod.tokenize(vocab, text)
-    if not toks:
-        raise ValueError("nothing to score: the text is empty")
     ids = list(vocab_mod.encode(vocab, toks))
     if vocab.level == "word" and vocab.id("eos") is not None:
-        ids.append(vocab.id("eos"))
+        ids.append(vocab.id("eos"))               # an empty sentence still has its end
+    if not ids:
+        raise ValueError("nothing to score: the text is empty")
     seq = np.array(_start(vocab) + ids, np.int64)[:, None]         # (T+1, 1)
     logits, _, _ = lm.logits_forward(mcfg, params, seq[:-1],
                                      lm.zero_state(mcfg, 1, params["decoder.bias"].dtype))

@@ -30,11 +30,8 @@ def chunk_slices(T, k):
 
 
 def as_hx(states):
-    """The ``hx`` argument of ``layers.forward`` for a tuple of states.
-
-    A one-state cell (RNN, GRU) is given its h_0 array: ``layers.forward``
-    wraps a bare array itself, and wraps a 1-tuple a second time.
-    """
+    """The ``hx`` argument of ``layers.forward`` for a tuple of states: (h_0, c_0)
+    for an LSTM, the bare h_0 for RNN and GRU (as their modules take it)."""
     return states[0] if len(states) == 1 else tuple(states)
 
 

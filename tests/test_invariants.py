@@ -135,14 +135,7 @@ def test_dropout_rng_argument_is_reproducible(case):
 
 # ---------------------------------------------------------------- the modules' hx
 
-_HX_BUG = ("engine bug: RNN/GRU modules wrap hx in a tuple and layers._initial_state "
-           "wraps it again, so h_0 arrives as a tuple ('h_0 must be an array, got tuple')")
-
-
-@pytest.mark.parametrize("cls", [
-    pytest.param(RNN, marks=pytest.mark.xfail(strict=True, raises=ValueError, reason=_HX_BUG)),
-    pytest.param(GRU, marks=pytest.mark.xfail(strict=True, raises=ValueError, reason=_HX_BUG)),
-    LSTM])
+@pytest.mark.parametrize("cls", [RNN, LSTM, GRU])
 def test_module_initial_state_is_used(cls):
     m = cls(2, 3, dtype=np.float64, seed=0)
     x = np.random.default_rng(0).standard_normal((3, 2, 2))
@@ -153,6 +146,9 @@ def test_module_initial_state_is_used(cls):
     want, _, _ = layers.forward(m.config, m.params, x, hx)
     np.testing.assert_array_equal(out, want)
     assert not np.allclose(out, out0)
+    # layers.forward documents hx as a tuple of states: the 1-tuple (h_0,) too
+    as_tuple, _, _ = layers.forward(m.config, m.params, x, (h0, h0) if cls is LSTM else (h0,))
+    np.testing.assert_array_equal(as_tuple, want)
 
 
 def test_module_backward_is_the_layer_backward(case, run, close):

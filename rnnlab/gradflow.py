@@ -310,20 +310,25 @@ class LayerFlow(NamedTuple):
     bound: dict                 # theory_bound()
 
 
-def measure(cfg, params, x, last_only=False, dout=None, rng=0, rows=4):
+def measure(cfg, params, x, last_only=False, dout=None, rng=0, rows=4, jacobians=True):
     """{(layer, direction): LayerFlow} for one batch x.
 
     last_only: a loss at the last step only (one pass, ``per_distance_last``);
     otherwise one loss term per step (``per_distance``). dout: the upstream
     gradients as those functions take them (None = random unit vectors).
+    jacobians=False skips the step Jacobians (their SVDs dominate the cost):
+    jac_norms and products are then empty.
     """
     curves = (per_distance_last(cfg, params, x, dout, rng) if last_only
               else per_distance(cfg, params, x, dout, rng))
     out = {}
     for (layer, d), curve in sorted(curves.items()):
-        jac = step_jacobians(cfg, params, x, layer, d, rows)
-        with np.errstate(all="ignore"):
-            prods = np.exp(np.log(product_norms(jac)).mean(axis=1))     # (T,)
-        out[(layer, d)] = LayerFlow(curve, verdict(curve), spectral_norms(jac), prods,
+        norms, prods = np.zeros((0, 0)), np.zeros(0)
+        if jacobians:
+            jac = step_jacobians(cfg, params, x, layer, d, rows)
+            norms = spectral_norms(jac)
+            with np.errstate(all="ignore"):
+                prods = np.exp(np.log(product_norms(jac)).mean(axis=1))     # (T,)
+        out[(layer, d)] = LayerFlow(curve, verdict(curve), norms, prods,
                                     theory_bound(cfg, params, layer, d))
     return out

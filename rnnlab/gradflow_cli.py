@@ -1,0 +1,239 @@
+"""``rnnlab gradflow`` and ``rnnlab tasks``: measure gradient flow, train on
+long-range tasks, sweep cells x lengths x seeds; write plots and an HTML report.
+
+    rnnlab gradflow --cells rnn,lstm,gru --length 100 --report out.html --plots DIR
+    rnnlab tasks adding --cell lstm --length 100 --steps 2000 --clip 1.0 --forget-bias 1.0
+    rnnlab tasks sweep --task adding --cells rnn,lstm,gru --lengths 10,50,100 --seeds 0,1
+
+Bad input (unknown cell or task, non-positive sizes, matplotlib missing for
+--plots/--report) raises ValueError, which ``rnnlab.cli`` prints as a usage error
+(exit 2).
+"""
+import json
+import os
+import tempfile
+from dataclasses import replace
+
+import numpy as np
+
+from . import gradflow, init, tasks
+
+LABELS = {"rnn": "RNN (tanh)", "lstm": "LSTM", "gru": "GRU", "irnn": "IRNN (relu, identity)"}
+
+
+def _names(text, allowed, what):
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in allowed]
+    if bad or not names:
+        raise ValueError(f"unknown {what} {', '.join(bad) or repr(text)}; "
+                         f"choose from {', '.join(allowed)}")
+    return names
+
+
+def _ints(text, what, minimum=1):
+    try:
+        vals = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--{what} must be comma-separated integers, got {text!r}") from None
+    if not vals or min(vals) < minimum:
+        raise ValueError(f"--{what} must be integers >= {minimum}, got {text!r}")
+    return vals
+
+
+def _train_config(args, **over):
+    cfg = tasks.TrainConfig(
+        task=args.task, cell=getattr(args, "cell", "lstm"), length=args.length,
+        steps=args.steps, batch=args.batch, hidden=args.hidden, lr=args.lr,
+        optimizer=args.optimizer, clip=args.clip if args.clip and args.clip > 0 else None,
+        init=args.init, forget_bias=args.forget_bias, seed=args.seed,
+        record_every=args.record_every)
+    cfg = replace(cfg, **over)
+    if cfg.forget_bias is not None and cfg.cell != "lstm":
+        cfg = replace(cfg, forget_bias=None)        # forget bias only means something for LSTM
+    if cfg.init == "identity" and cfg.cell != "irnn":
+        raise ValueError("--init identity is the IRNN: use --cell irnn (ReLU RNN)")
+    return cfg.check()
+
+
+def _outputs(args):
+    """Directory for the PNGs: --plots, else a temporary one when only --report is asked."""
+    if not (args.plots or args.report):
+        return None
+    from . import plots
+    plots._plt()                                       # fail early if matplotlib is missing
+    d = args.plots or tempfile.mkdtemp(prefix="rnnlab-plots-")
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+def _print_flows(flows, header):
+    print(header)
+    for label, f in flows.items():
+        print(f"  {label:<24} {f.verdict.describe()}")
+
+
+# ---------------------------------------------------------------- gradflow
+
+def _measure_cells(args, cells, trained=None):
+    """{label: LayerFlow} of the top layer for each cell, at init or trained."""
+    task = tasks.get_task(args.task)
+    T = task.fixed_length or args.length
+    x, _ = task.sample(np.random.default_rng([args.seed, 3]), T, args.batch, "test")
+    flows = {}
+    for cell in cells:
+        cfg = _train_config(args, cell=cell, steps=max(args.steps, 1))
+        rc = tasks.rnn_config(cfg, task)
+        model = (trained[cell] if trained else
+                 tasks.init_model(cfg, task, np.random.default_rng([args.seed, 1])))
+        params = tasks._rnn_part(rc, model)
+        flow = gradflow.measure(rc, params, x, last_only=task.readout == "last", rng=args.seed)
+        flows[LABELS[cell]] = flow[(rc.num_layers - 1, 0)]
+    return flows
+
+
+def run_gradflow(args):
+    cells = _names(args.cells, tasks.CELL_CHOICES, "cell")
+    tasks.get_task(args.task)
+    if args.length < 2:
+        raise ValueError(f"--length must be at least 2, got {args.length}")
+    out = _outputs(args)
+    flows = _measure_cells(args, cells)
+    _print_flows(flows, f"gradient flow at initialisation ({args.task}, T={args.length}):")
+    results, after, trained = [], {}, {}
+    if args.steps > 0:
+        for cell in cells:
+            res, trained[cell] = tasks.train(_train_config(args, cell=cell))
+            results.append(res)
+            print(f"  trained {cell}: {res['metric']} {res['score']:.4f} "
+                  f"(baseline {res['baseline']:.4f}) {'solved' if res['success'] else 'not solved'}")
+        after = _measure_cells(args, cells, trained)
+        _print_flows(after, f"gradient flow after {args.steps} training steps:")
+    if out:
+        _figures_and_report(args, out, flows, after, results)
+    return 0
+
+
+def _figures_and_report(args, out, flows, after, results):
+    from . import plots, report
+    figs = {"Gradient norm against distance at initialisation (dashed: theory bound)":
+            plots.distance(flows, os.path.join(out, "distance_init.png"),
+                           f"At initialisation: gradient reaching d steps back (T={args.length})"),
+            "Step Jacobian spectral norms at initialisation":
+            plots.jacobians(flows, os.path.join(out, "jacobians_init.png"))}
+    if after:
+        figs["Gradient norm against distance after training"] = plots.distance(
+            after, os.path.join(out, "distance_trained.png"),
+            f"After {args.steps} steps: gradient reaching d steps back")
+        figs["Step Jacobian norms after training"] = plots.jacobians(
+            after, os.path.join(out, "jacobians_trained.png"))
+        figs["How gradient flow changes during training"] = plots.training(
+            results, os.path.join(out, "training.png"))
+        figs["Gradient clipping events"] = plots.clipping(results, os.path.join(out, "clipping.png"))
+    print("plots:", ", ".join(figs.values()))
+    if args.report:
+        allflows = {f"{k} (init)": v for k, v in flows.items()}
+        allflows.update({f"{k} (trained)": v for k, v in after.items()})
+        meta = {"task": args.task, "T": args.length, "batch": args.batch, "hidden": args.hidden,
+                "init": args.init or "default", "forget bias": args.forget_bias,
+                "seed": args.seed, "training steps": args.steps}
+        print("report:", report.write(args.report, allflows, figs, results, meta))
+
+
+# ---------------------------------------------------------------- tasks
+
+def run_tasks(args):
+    if args.task == "sweep":
+        return _run_sweep(args)
+    tasks.get_task(args.task)
+    cfg = _train_config(args)
+    out = _outputs(args)
+    res, _ = tasks.train(cfg)
+    c = res["clip"]
+    print(f"{res['task']} {res['cell']} T={res['length']} seed={res['seed']}: {res['metric']} "
+          f"{res['score']:.4f} (baseline {res['baseline']:.4f}) -> "
+          f"{'SOLVED' if res['success'] else 'not solved'} in {res['seconds']:.1f}s "
+          f"({res['steps_per_s']:.1f} steps/s)")
+    print(f"clipping: {c['events']} of {cfg.steps} steps ({100 * c['fraction']:.0f}%), "
+          f"mean factor {c['mean_ratio']:.2f}, max {c['max_ratio']:.2f}; "
+          f"non-finite steps skipped: {c['nonfinite_steps']}")
+    g = res["gradflow"]
+    print(f"gradient flow: {g[0]['kind']} x{g[0]['rate']:.3f}/step at start, "
+          f"{g[-1]['kind']} x{g[-1]['rate']:.3f}/step at the end")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f)
+    if out:
+        from . import plots
+        print("plots:", plots.training([res], os.path.join(out, "training.png")),
+              plots.clipping([res], os.path.join(out, "clipping.png")))
+    return 0
+
+
+def _run_sweep(args):
+    tasks.get_task(args.sweep_task)
+    cells = _names(args.cells, tasks.CELL_CHOICES, "cell")
+    lengths, seeds = _ints(args.lengths, "lengths"), _ints(args.seeds, "seeds", 0)
+    base = _train_config(args, task=args.sweep_task, cell=cells[0], length=lengths[0])
+    out = _outputs(args)
+    results = []
+    for cell in cells:
+        b = replace(base, forget_bias=args.forget_bias if cell == "lstm" else None)
+        results += tasks.sweep(b, [cell], lengths, seeds)
+    table = args.table or "sweep.md"
+    tasks.write_table(results, table)
+    with open(table) as f:
+        print(f.read())
+    if out:
+        from . import plots
+        print("figure:", plots.sweep(results, os.path.join(out, "sweep.png")))
+    return 0
+
+
+# ---------------------------------------------------------------- argparse
+
+def _common(p, steps):
+    g = p.add_argument_group("model and training")
+    g.add_argument("--length", type=int, default=100, help="sequence length T (copy: the delay)")
+    g.add_argument("--steps", type=int, default=steps, help="training steps")
+    g.add_argument("--batch", type=int, default=32, help="batch size B")
+    g.add_argument("--hidden", type=int, default=64, help="hidden size H")
+    g.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+    g.add_argument("--optimizer", default="adam", help="adam | sgd | rmsprop | adagrad")
+    g.add_argument("--clip", type=float, default=1.0, help="global-norm clip; 0 = off")
+    g.add_argument("--init", choices=init.SCHEMES, default=None,
+                   help="recurrent initialisation (default: torch's; identity for irnn)")
+    g.add_argument("--forget-bias", type=float, default=None, help="LSTM forget-gate bias")
+    g.add_argument("--seed", type=int, default=0, help="seed for data and weights")
+    g.add_argument("--record-every", type=int, default=100,
+                   help="record gradient flow every N training steps")
+    o = p.add_argument_group("output")
+    o.add_argument("--plots", default=None, help="directory for PNG figures")
+    o.add_argument("--report", default=None, help="write a self-contained HTML report here")
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "gradflow", help="measure how far gradients travel back in time in RNN/LSTM/GRU",
+        description="Measure ||dL_t/dh_(t-d)|| against distance d, the step Jacobians and "
+                    "their theoretical bound, and give a verdict per cell; optionally train "
+                    "briefly and measure again.")
+    p.add_argument("--cells", default="rnn,lstm,gru", help="comma-separated: rnn,lstm,gru,irnn")
+    p.add_argument("--task", default="adding", help="task whose inputs (and loss position) "
+                   f"are used: {', '.join(tasks.TASKS)}")
+    _common(p, steps=0)
+    p.set_defaults(func=run_gradflow)
+    t = subparsers.add_parser(
+        "tasks", help="train on a long-range task (adding, copy, ...) or sweep",
+        description="Train one model on a long-range task and report score, baseline and "
+                    "success; or 'sweep' over cells x lengths x seeds.")
+    t.add_argument("task", help=f"{', '.join(tasks.TASKS)} or sweep")
+    t.add_argument("--cell", default="lstm", help="rnn | lstm | gru | irnn")
+    t.add_argument("--json", default=None, help="write the result dict as JSON here")
+    s = t.add_argument_group("sweep")
+    s.add_argument("--task", dest="sweep_task", default="adding", help="task to sweep")
+    s.add_argument("--cells", default="rnn,lstm,gru", help="cells to sweep")
+    s.add_argument("--lengths", default="10,20,50", help="sequence lengths to sweep")
+    s.add_argument("--seeds", default="0", help="seeds to sweep")
+    s.add_argument("--table", default=None, help="table path (.csv or .md; default sweep.md)")
+    _common(t, steps=1000)
+    t.set_defaults(func=run_tasks)

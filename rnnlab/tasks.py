@@ -1,0 +1,397 @@
+"""Long-range benchmark tasks: data, a small model, training, sweeps.
+
+Each task has a seeded generator ``sample(rng, T, B) -> x (T, B, I), y``, the
+score of a trivial predictor (``baseline``) and a success criterion:
+
+- ``adding`` (Hochreiter & Schmidhuber 1997; the form of Le, Jaitly & Hinton
+  2015): two channels, values U(0, 1) and a marker that is 1 at one step in each
+  half; target the sum of the two marked values. Always predicting 1 scores MSE
+  Var(u1 + u2) = 1/6 ~ 0.167. Success: test MSE < 0.01.
+- ``copy`` (Arjovsky, Shah & Bengio 2016): 10 symbols from 8, then T-1 blanks, a
+  delimiter and 10 blanks; the model must output blanks and then the 10 symbols.
+  Length T + 20. The memoryless baseline (blanks, then a uniform guess over 8)
+  has cross-entropy 10 log 8 / (T + 20). Success: CE < half of that.
+- ``temporal_order`` (Hochreiter & Schmidhuber 1997 exp. 6a; Pascanu et al.
+  2013): distractors a-d between start and end symbols; X or Y at one step in
+  [0.1T, 0.2T) and one in [0.5T, 0.6T); 4 classes (XX, XY, YX, YY). Chance
+  accuracy 0.25. Success: accuracy >= 0.99 (Pascanu et al.: error < 1%).
+- ``digits`` / ``permuted_digits``: the 8x8 digits of scikit-learn fed pixel by
+  pixel (T = 64, one channel; the permuted variant shuffles pixel order with a
+  fixed permutation). Baseline: the majority class. Success: accuracy >= 0.9.
+
+The model is a recurrent stack plus a linear readout of the last step (adding,
+temporal order, digits) or of every step (copy); its backward is written out
+(``rnnlab.nn`` + ``rnnlab.layers``). Shapes: T time, B batch, I input, H hidden,
+V classes.
+"""
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import Callable, NamedTuple, Optional
+
+import numpy as np
+
+from . import gradflow, init, layers, nn, optim
+
+
+class Task(NamedTuple):
+    name: str
+    input_size: int
+    output_size: int
+    readout: str                  # "last" | "every"
+    loss: str                     # "mse" | "ce"
+    metric: str                   # "mse" | "ce" | "accuracy"
+    sample: Callable              # (rng, T, B, split) -> x (T', B, I) float32, y
+    baseline: Callable            # T -> score of the trivial predictor
+    success: Callable             # (score, T) -> bool
+    fixed_length: Optional[int] = None
+
+
+# ---------------------------------------------------------------- generators
+
+def adding(rng, T, B, split="train"):
+    """x (T, B, 2) [value, marker]; y (B, 1) the sum of the two marked values."""
+    values = rng.uniform(0.0, 1.0, size=(T, B))
+    marks = np.zeros((T, B))
+    marks[rng.integers(0, T // 2, size=B), np.arange(B)] = 1.0      # one in each half
+    marks[rng.integers(T // 2, T, size=B), np.arange(B)] = 1.0
+    x = np.stack([values, marks], axis=-1).astype(np.float32)     # (T, B, 2)
+    return x, (values * marks).sum(axis=0)[:, None].astype(np.float32)
+
+
+COPY_SYMBOLS, COPY_BLANK, COPY_DELIM = 8, 8, 9
+
+
+def copy_memory(rng, T, B, split="train"):
+    """x (T+20, B, 10) one-hot; y (T+20, B) int targets in 0..8 (8 = blank)."""
+    data = rng.integers(0, COPY_SYMBOLS, size=(10, B))
+    ids = np.full((T + 20, B), COPY_BLANK)
+    ids[:10] = data
+    ids[T + 9] = COPY_DELIM                                       # "now recall"
+    y = np.full((T + 20, B), COPY_BLANK)
+    y[T + 10:] = data
+    return np.eye(10, dtype=np.float32)[ids], y
+
+
+def temporal_order(rng, T, B, split="train"):
+    """x (T, B, 8) one-hot over [a, b, c, d, X, Y, start, end]; y (B,) in 0..3."""
+    ids = rng.integers(0, 4, size=(T, B))
+    ids[0], ids[-1] = 6, 7
+    t1 = rng.integers(int(0.1 * T), max(int(0.2 * T), int(0.1 * T) + 1), size=B)
+    t2 = rng.integers(int(0.5 * T), max(int(0.6 * T), int(0.5 * T) + 1), size=B)
+    s1, s2 = rng.integers(0, 2, size=B), rng.integers(0, 2, size=B)   # 0 = X, 1 = Y
+    ids[t1, np.arange(B)], ids[t2, np.arange(B)] = 4 + s1, 4 + s2
+    return np.eye(8, dtype=np.float32)[ids], 2 * s1 + s2
+
+
+_DIGITS = {}
+
+
+def _digits_split(split):
+    """Fixed 80/20 train/test split of sklearn's 1797 digits: (pixels (N, 64), labels)."""
+    if not _DIGITS:
+        try:
+            from sklearn.datasets import load_digits
+        except ImportError as e:
+            raise ValueError("the digits tasks need scikit-learn: pip install scikit-learn") from e
+        d = load_digits()
+        order = np.random.default_rng(0).permutation(len(d.target))
+        n = int(0.8 * len(order))
+        pix = (d.data / 16.0).astype(np.float32)
+        _DIGITS["train"] = (pix[order[:n]], d.target[order[:n]])
+        _DIGITS["test"] = (pix[order[n:]], d.target[order[n:]])
+    return _DIGITS[split]
+
+
+PIXEL_ORDER = np.random.default_rng(1234).permutation(64)       # the permuted variant's order
+
+
+def digits(rng, T, B, split="train", permuted=False):
+    """x (64, B, 1) pixels in [0, 1]; y (B,) labels. split 'test' with B=None: all."""
+    pix, lab = _digits_split(split)
+    idx = np.arange(len(lab)) if B is None else rng.integers(0, len(lab), size=B)
+    x = pix[idx][:, PIXEL_ORDER] if permuted else pix[idx]        # (B, 64)
+    return x.T[:, :, None], lab[idx]                              # (64, B, 1)
+
+
+def _majority():
+    lab = _digits_split("test")[1]
+    return float(np.bincount(lab).max() / len(lab))
+
+
+TASKS = {
+    "adding": Task("adding", 2, 1, "last", "mse", "mse", adding,
+                   lambda T: 1.0 / 6.0, lambda s, T: s < 0.01),
+    "copy": Task("copy", 10, 9, "every", "ce", "ce", copy_memory,
+                 lambda T: 10 * math.log(8) / (T + 20),
+                 lambda s, T: s < 0.5 * 10 * math.log(8) / (T + 20)),
+    "temporal_order": Task("temporal_order", 8, 4, "last", "ce", "accuracy", temporal_order,
+                           lambda T: 0.25, lambda s, T: s >= 0.99),
+    "digits": Task("digits", 1, 10, "last", "ce", "accuracy", digits,
+                   lambda T: _majority(), lambda s, T: s >= 0.9, 64),
+    "permuted_digits": Task("permuted_digits", 1, 10, "last", "ce", "accuracy",
+                            lambda r, T, B, split="train": digits(r, T, B, split, True),
+                            lambda T: _majority(), lambda s, T: s >= 0.9, 64),
+}
+
+CELL_CHOICES = ("rnn", "lstm", "gru", "irnn")    # irnn = ReLU RNN with identity init
+
+
+def get_task(name):
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; choose from {', '.join(TASKS)}")
+    return TASKS[name]
+
+
+# ---------------------------------------------------------------- model
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run (saved in the result dict)."""
+    task: str = "adding"
+    cell: str = "lstm"              # rnn | lstm | gru | irnn (ReLU RNN, identity init)
+    length: int = 100               # T (copy: the delay; digits: fixed 64)
+    steps: int = 1000
+    batch: int = 32
+    hidden: int = 64
+    num_layers: int = 1
+    lr: float = 1e-3
+    optimizer: str = "adam"         # adam | sgd | rmsprop | adagrad
+    clip: Optional[float] = 1.0     # global-norm clip; None = off
+    init: Optional[str] = None      # default | orthogonal | identity; None: identity for irnn
+    forget_bias: Optional[float] = None   # LSTM total forget-gate bias
+    nonlinearity: str = "tanh"      # RNN only (irnn forces relu)
+    seed: int = 0
+    eval_batch: int = 500
+    record_every: int = 100         # gradient-flow snapshot period (0 = only start and end)
+    record_rows: int = 8            # rows of the probe batch the snapshot uses
+
+    def check(self):
+        get_task(self.task)
+        if self.cell not in CELL_CHOICES:
+            raise ValueError(f"unknown cell {self.cell!r}; choose from {', '.join(CELL_CHOICES)}")
+        for name in ("length", "steps", "batch", "hidden", "num_layers", "eval_batch"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if self.task == "adding" and self.length < 2:
+            raise ValueError(f"adding needs length >= 2, got {self.length}")
+        if self.task == "temporal_order" and self.length < 10:
+            raise ValueError(f"temporal_order needs length >= 10, got {self.length}")
+        if self.clip is not None and not self.clip > 0:
+            raise ValueError(f"clip must be positive (or None for off), got {self.clip!r}")
+        return self
+
+
+def rnn_config(cfg, task):
+    irnn = cfg.cell == "irnn"
+    return layers.RNNConfig("rnn" if irnn else cfg.cell, task.input_size, cfg.hidden,
+                            cfg.num_layers, nonlinearity="relu" if irnn else cfg.nonlinearity)
+
+
+def init_model(cfg, task, rng):
+    """Recurrent parameters (torch names) and a linear readout H -> O, one flat dict."""
+    rc = rnn_config(cfg, task)
+    scheme = cfg.init or ("identity" if cfg.cell == "irnn" else "default")
+    model = init.initialize(rc, scheme, rng, cfg.forget_bias)
+    k = 1.0 / math.sqrt(cfg.hidden)
+    model["readout.weight"] = rng.uniform(-k, k, (task.output_size, cfg.hidden)).astype(np.float32)
+    model["readout.bias"] = np.zeros(task.output_size, np.float32)
+    if task.name == "adding":
+        model["readout.bias"][:] = 1.0                            # start at the mean target
+    return model
+
+
+def _rnn_part(rc, model):
+    return {k: model[k] for k in layers.param_shapes(rc)}
+
+
+def loss_and_grads(task, rc, model, x, y, need_grads=True):
+    """(loss, grads or None, predictions). Readout of the last step or of every step."""
+    rnn = _rnn_part(rc, model)
+    out, _, cache = layers.forward(rc, rnn, x)                    # (T, B, H)
+    w, b = model["readout.weight"], model["readout.bias"]
+    h = out[-1] if task.readout == "last" else out                # (B, H) | (T, B, H)
+    pred = nn.linear_forward(h, w, b)                             # (B, O) | (T, B, V)
+    if task.loss == "mse":
+        loss, dpred = nn.mse(pred, y)
+    else:
+        loss, dpred = nn.softmax_cross_entropy(pred.reshape(-1, pred.shape[-1]), y.reshape(-1))
+        dpred = dpred.reshape(pred.shape)
+    if not need_grads:
+        return loss, None, pred
+    dh, dw, db = nn.linear_backward(dpred, h, w)
+    dout = dh if task.readout == "every" else np.zeros_like(out)
+    if task.readout == "last":
+        dout[-1] = dh
+    _, _, grads = layers.backward(rc, rnn, cache, dout)
+    grads.update({"readout.weight": dw, "readout.bias": db})
+    return loss, grads, pred
+
+
+def evaluate(task, rc, model, x, y, chunk=256):
+    """The task's metric on a held-out set, in chunks of rows."""
+    scores, n = [], y.shape[-1] if task.readout == "every" else len(y)
+    for lo in range(0, n, chunk):
+        xs = x[:, lo:lo + chunk]
+        ys = y[:, lo:lo + chunk] if task.readout == "every" else y[lo:lo + chunk]
+        loss, _, pred = loss_and_grads(task, rc, model, xs, ys, need_grads=False)
+        score = float(np.mean(pred.argmax(-1) == ys)) if task.metric == "accuracy" else loss
+        scores.append((score, xs.shape[1]))
+    return sum(s * w for s, w in scores) / sum(w for _, w in scores)
+
+
+def snapshot(task, rc, model, x, step, rows):
+    """Cheap gradient-flow record: the curve on a few probe rows, and the step
+    Jacobian norms of one row at every 8th step (their SVDs are the costly part)."""
+    rnn = _rnn_part(rc, model)
+    with np.errstate(all="ignore"):
+        flow = gradflow.measure(rc, rnn, x[:, :rows], last_only=task.readout == "last",
+                                jacobians=False)
+        jac = gradflow.step_jacobians(rc, rnn, x[:, :1], rc.num_layers - 1, 0, rows=1)
+        norms = gradflow.spectral_norms(jac[::8]).ravel()
+    top = flow[(rc.num_layers - 1, 0)]
+    return {"step": step, "kind": top.verdict.kind, "rate": top.verdict.rate,
+            "below_at": top.verdict.below_at, "curve": top.curve.mean.tolist(),
+            "jac_norms": norms.tolist()}
+
+
+# ---------------------------------------------------------------- training
+
+class _Progress:
+    """tqdm when installed, else a carriage-return line: steps, rate, loss."""
+
+    def __init__(self, total, label, out):
+        self.total, self.label, self.out, self.n = total, label, out, 0
+        self.start = self.shown = time.perf_counter()
+        try:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, desc=label, unit="step", file=out, leave=False)
+        except ImportError:
+            self.bar = None
+
+    def update(self, loss):
+        self.n += 1
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            self.bar.update()
+            return
+        now = time.perf_counter()
+        if now - self.shown > 0.5 or self.n == self.total:
+            rate = self.n / max(now - self.start, 1e-9)
+            self.out.write(f"\r{self.label} {self.n}/{self.total} {rate:.1f} steps/s "
+                           f"loss {loss:.4f}")
+            self.shown = now
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+        else:
+            self.out.write("\n")
+
+
+def _step(opt, model, state, grads, cfg, clip_log):
+    """Clip (recording the event) and update; non-finite gradients skip the update."""
+    grads, norm, clipped = optim.clip_by_global_norm(grads, cfg.clip)
+    clip_log["norms"].append(norm)
+    if not math.isfinite(norm):
+        clip_log["nonfinite"] += 1
+        return model, state
+    if clipped:
+        clip_log["events"] += 1
+        clip_log["ratios"].append(norm / cfg.clip)
+    return opt.update(model, grads, state, cfg.lr)
+
+
+def train(cfg, progress=sys.stderr):
+    """Train one model on fresh batches; returns the result dict (and the model)."""
+    cfg.check()
+    task = get_task(cfg.task)
+    T = task.fixed_length or cfg.length
+    rc = rnn_config(cfg, task)
+    model = init_model(cfg, task, np.random.default_rng([cfg.seed, 1]))
+    opt = optim.make(cfg.optimizer)
+    state = opt.init(model)
+    data, held = np.random.default_rng([cfg.seed, 2]), np.random.default_rng([cfg.seed, 3])
+    x_test, y_test = task.sample(held, T, None if task.fixed_length else cfg.eval_batch, "test")
+    clip_log = {"events": 0, "ratios": [], "norms": [], "nonfinite": 0}
+    flows, losses = [snapshot(task, rc, model, x_test, 0, cfg.record_rows)], []
+    bar = _Progress(cfg.steps, f"{cfg.task} {cfg.cell} T={T}", progress) if progress else None
+    start = time.perf_counter()
+    for step in range(1, cfg.steps + 1):
+        x, y = task.sample(data, T, cfg.batch)
+        with np.errstate(all="ignore"):
+            loss, grads, _ = loss_and_grads(task, rc, model, x, y)
+        model, state = _step(opt, model, state, grads, cfg, clip_log)
+        losses.append(loss)
+        if bar:
+            bar.update(loss)
+        if (cfg.record_every and step % cfg.record_every == 0) or step == cfg.steps:
+            flows.append(snapshot(task, rc, model, x_test, step, cfg.record_rows))
+    seconds = time.perf_counter() - start
+    if bar:
+        bar.close()
+    with np.errstate(all="ignore"):
+        score = evaluate(task, rc, model, x_test, y_test)
+    return _result(cfg, task, T, score, seconds, losses, clip_log, flows), model
+
+
+def _result(cfg, task, T, score, seconds, losses, clip_log, flows):
+    ok = math.isfinite(score) and bool(task.success(score, T))
+    ratios = clip_log["ratios"]
+    return {"config": asdict(cfg), "task": cfg.task, "cell": cfg.cell, "length": T,
+            "seed": cfg.seed, "metric": task.metric, "score": score,
+            "baseline": task.baseline(T), "success": ok, "seconds": seconds,
+            "steps_per_s": cfg.steps / max(seconds, 1e-9),
+            "final_train_loss": float(np.mean(losses[-20:])),
+            "losses": losses, "grad_norms": clip_log["norms"],
+            "clip": {"events": clip_log["events"], "fraction": clip_log["events"] / cfg.steps,
+                     "mean_ratio": float(np.mean(ratios)) if ratios else 1.0,
+                     "max_ratio": float(np.max(ratios)) if ratios else 1.0,
+                     "nonfinite_steps": clip_log["nonfinite"]},
+            "gradflow": flows}
+
+
+# ---------------------------------------------------------------- sweep
+
+def sweep(base, cells, lengths, seeds, progress=sys.stderr):
+    """Train every cell x length x seed (other settings from ``base``): list of results."""
+    results = []
+    for cell in cells:
+        for T in lengths:
+            for seed in seeds:
+                cfg = replace(base, cell=cell, length=T, seed=seed)
+                res, _ = train(cfg, progress)
+                results.append(res)
+    return results
+
+
+COLUMNS = ("task", "cell", "length", "seed", "metric", "score", "baseline", "success",
+           "seconds", "clip_fraction")
+
+
+def table_rows(results):
+    return [[r["task"], r["cell"], r["length"], r["seed"], r["metric"], f"{r['score']:.4g}",
+             f"{r['baseline']:.4g}", "yes" if r["success"] else "no", f"{r['seconds']:.1f}",
+             f"{r['clip']['fraction']:.2f}"] for r in results]
+
+
+def write_table(results, path):
+    """CSV (``.csv``) or markdown (anything else) table of a sweep."""
+    rows = table_rows(results)
+    with open(path, "w") as f:
+        if str(path).endswith(".csv"):
+            f.write(",".join(COLUMNS) + "\n")
+            f.writelines(",".join(map(str, r)) + "\n" for r in rows)
+        else:
+            f.write("| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n")
+            f.writelines("| " + " | ".join(map(str, r)) + " |\n" for r in rows)
+
+
+def success_by_length(results):
+    """{cell: {length: fraction of seeds that succeeded}}."""
+    out = {}
+    for r in results:
+        out.setdefault(r["cell"], {}).setdefault(r["length"], []).append(r["success"])
+    return {c: {T: float(np.mean(v)) for T, v in sorted(d.items())} for c, d in out.items()}

@@ -15,7 +15,7 @@ import sys
 
 from . import __version__
 
-_COMMAND_MODULES = ("rnnlab.demo", "rnnlab.gradcheck", "rnnlab.lm_cli")
+_COMMAND_MODULES = ("rnnlab.demo", "rnnlab.gradcheck", "rnnlab.lm_cli", "rnnlab.gradflow_cli")
 
 
 def _command_modules():

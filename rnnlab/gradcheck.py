@@ -377,6 +377,9 @@ def add_arguments(parser):
     chk.add_argument("--bptt-truncate", type=int, default=None, metavar="K",
                      help="check per-term truncated BPTT (loss at t reaches t-K..t) "
                           "against the brute-force reference instead")
+    chk.add_argument("--directional", action="store_true",
+                     help="one random direction per tensor instead of every element "
+                          "(two loss evaluations per tensor: for large layers)")
     chk.add_argument("--tol", type=float, default=1e-7,
                      help="largest relative error that passes (default 1e-7)")
     chk.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -395,11 +398,14 @@ def _rows(args):
     lengths = variable_lengths(args.seq_len, args.batch, args.seed) if args.lengths else None
     rows = []
     for mode in args.cell or list(CELLS):
-        report = check_layer(mode, args.nonlinearity, args.layers, args.bidirectional,
-                             args.bptt_truncate, lengths, not args.gru_reset_before,
-                             args.seq_len, args.batch, args.input_size, args.hidden_size,
-                             args.seed, tol=args.tol)
-        label = f"rnn-{args.nonlinearity}" if mode == "rnn" else mode
+        report = check_layer(
+            mode, nonlinearity=args.nonlinearity, num_layers=args.layers,
+            bidirectional=args.bidirectional, bptt_truncate=args.bptt_truncate,
+            lengths=lengths, reset_after=not args.gru_reset_before, T=args.seq_len,
+            B=args.batch, I=args.input_size, H=args.hidden_size, seed=args.seed,
+            tol=args.tol, directional=args.directional)
+        label = {"rnn": f"rnn-{args.nonlinearity}",
+                 "gru": "gru-reset-before" if args.gru_reset_before else "gru"}.get(mode, mode)
         rows += [{"cell": label, "tensor": name, "rel_error": err, "passed": err <= args.tol,
                   "reference": report.reference} for name, err in report.errors.items()]
     return rows

@@ -168,9 +168,15 @@ def test_cli_json_with_all_options(capsys):
     assert _cli(argv) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["passed"] and report["tol"] == 1e-7
-    assert {r["cell"] for r in report["results"]} == {"gru", "lstm"}
+    assert {r["cell"] for r in report["results"]} == {"gru-reset-before", "lstm"}
     assert {r["reference"] for r in report["results"]} == {"per-term reference"}
     assert all(r["passed"] and r["rel_error"] < 1e-7 for r in report["results"])
+
+
+def test_cli_directional_on_a_larger_layer(capsys):
+    assert _cli(["--cell", "lstm", "--hidden-size", "16", "--seq-len", "8", "--directional"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("reference: directional") and "7/7 tensors pass" in out
 
 
 def test_cli_fails_above_tolerance(capsys):

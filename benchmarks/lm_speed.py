@@ -1,0 +1,97 @@
+"""Whole-model training speed: rnnlab against PyTorch running the same model.
+
+Same model (embedding -> 2 x 200 LSTM -> linear decoder over V = 10,000, as
+Zaremba's "small"), same batch (20) and bptt (20), same step (forward,
+cross-entropy, BPTT, clip to norm 5, SGD lr 1), state carried between chunks.
+The two are timed in alternating blocks in one process, so load from other
+jobs on a shared machine hits both alike; the median step time gives tokens/s.
+
+    python benchmarks/lm_speed.py --steps 40
+"""
+import argparse
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+
+from rnnlab import lm, optim
+
+
+def rnnlab_stepper(cfg, B, seed=0):
+    params = lm.init_params(cfg, np.random.default_rng(seed))
+    opt = optim.sgd()
+    box = {"p": params, "o": opt.init(params), "s": lm.zero_state(cfg, B)}
+
+    def step(x, y):
+        loss, box["s"], cache = lm.loss_forward(cfg, box["p"], x, y, box["s"])
+        grads, _, _ = optim.clip_by_global_norm(lm.backward(cfg, box["p"], cache), 5.0)
+        box["p"], box["o"] = opt.update(box["p"], grads, box["o"], 1.0)
+        return loss
+    return step
+
+
+def torch_stepper(cfg, B):
+    import torch
+    from torch import nn
+    torch.manual_seed(0)
+    emb = nn.Embedding(cfg.vocab_size, cfg.emb_size)
+    rnn = nn.LSTM(cfg.emb_size, cfg.hidden_size, cfg.num_layers)
+    dec = nn.Linear(cfg.hidden_size, cfg.vocab_size)
+    ps = [*emb.parameters(), *rnn.parameters(), *dec.parameters()]
+    opt = torch.optim.SGD(ps, lr=1.0)
+    z = torch.zeros(cfg.num_layers, B, cfg.hidden_size)
+    box = {"s": (z, z.clone())}
+
+    def step(x, y):
+        x, y = torch.from_numpy(x), torch.from_numpy(y)
+        out, (h, c) = rnn(emb(x), box["s"])
+        box["s"] = (h.detach(), c.detach())                  # truncated BPTT
+        loss = nn.functional.cross_entropy(dec(out).reshape(-1, cfg.vocab_size), y.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(ps, 5.0)
+        opt.step()
+        return float(loss)
+    return step
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=40, help="timed steps per library")
+    p.add_argument("--block", type=int, default=5, help="steps per alternating block")
+    p.add_argument("--vocab", type=int, default=10000, help="V")
+    p.add_argument("--hidden", type=int, default=200, help="E = H")
+    p.add_argument("--layers", type=int, default=2, help="L")
+    p.add_argument("--batch", type=int, default=20, help="B")
+    p.add_argument("--bptt", type=int, default=20, help="T")
+    a = p.parse_args(argv)
+    import torch
+    cfg = lm.LMConfig(a.vocab, a.hidden, a.hidden, a.layers, "lstm")
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, a.vocab, (a.bptt + 1, a.batch))
+    x, y = data[:-1], data[1:]
+    steppers = {"rnnlab": rnnlab_stepper(cfg, a.batch), "torch": torch_stepper(cfg, a.batch)}
+    times = {k: [] for k in steppers}
+    for s in steppers.values():                              # warm-up (JIT, allocators)
+        for _ in range(3):
+            s(x, y)
+    while min(len(t) for t in times.values()) < a.steps:
+        for name, s in steppers.items():
+            for _ in range(a.block):
+                t0 = time.perf_counter()
+                s(x, y)
+                times[name].append(time.perf_counter() - t0)
+    tok = {k: a.batch * a.bptt / statistics.median(v) for k, v in times.items()}
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cpus; numpy {np.__version__}, "
+          f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    print(f"model: V={a.vocab} E=H={a.hidden} L={a.layers} lstm, B={a.batch}, bptt={a.bptt}")
+    for k in tok:
+        print(f"{k:7s} median {statistics.median(times[k]) * 1000:7.1f} ms/step "
+              f"{tok[k]:9,.0f} tokens/s")
+    print(f"ratio rnnlab/torch: {tok['rnnlab'] / tok['torch']:.2f}x (target >= 1.2x)")
+
+
+if __name__ == "__main__":
+    main()

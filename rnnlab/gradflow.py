@@ -171,8 +171,8 @@ def fit_rate(values):
     """exp(slope) of a least-squares line through log(values[d]) over usable d."""
     d = np.arange(len(values))
     ok = np.isfinite(values) & (values > 0)
-    if ok.sum() < 2:
-        return float("nan")
+    if ok.sum() < 2:                  # all but d = 0 exactly zero: the gradient dies at once
+        return 0.0 if np.isfinite(values).all() and len(values) > 1 else float("nan")
     slope = np.polyfit(d[ok], np.log(values[ok]), 1)[0]
     return float(np.exp(slope))
 

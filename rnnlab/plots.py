@@ -111,8 +111,9 @@ def training(results, path):
                       if _finite(s["jac_norms"]).size else [np.nan] * 3 for s in r["gradflow"]])
         axes[1].plot(steps, q[:, 1], "o-", color=c, label=label)
         axes[1].fill_between(steps, q[:, 0], q[:, 2], color=c, alpha=0.15)
-        loss = np.asarray(r["losses"], float)
-        axes[2].plot(np.arange(1, len(loss) + 1), _positive(_smooth(loss)), color=c, label=label)
+        sm = _smooth(np.asarray(r["losses"], float))
+        axes[2].plot(np.arange(len(r["losses"]) - len(sm) + 1, len(r["losses"]) + 1),
+                     _positive(sm), color=c, label=label)
     axes[0].axhline(1.0, color="grey", ls=":")
     axes[0].set(xlabel="training step", ylabel="gradient factor per step back (fit)",
                 title="Decay rate of the gradient")
@@ -134,9 +135,10 @@ def _finite(v):
 
 
 def _smooth(v, k=20):
+    """Running mean over k steps (fully inside the data: no edge artefacts)."""
     if len(v) < k:
         return v
-    return np.convolve(v, np.ones(k) / k, mode="same")
+    return np.convolve(v, np.ones(k) / k, mode="valid")
 
 
 def clipping(results, path):

@@ -92,20 +92,28 @@ def _one_reading(label, f):
     return s
 
 
+def _group(label):
+    """'LSTM (trained)' -> 'trained': compare models measured in the same state."""
+    tail = label.rsplit(" (", 1)[-1].rstrip(")") if label.endswith(")") else ""
+    return tail if tail in ("init", "trained") else ""
+
+
 def reading(flows):
     """Plain-language paragraphs generated from the measured numbers."""
     out = [_one_reading(html.escape(label), f) for label, f in flows.items()]
-    finite = {k: f for k, f in flows.items() if math.isfinite(f.verdict.rate)
-              and f.curve.mean[0] > 0 and f.curve.mean[-1] > 0}
-    if len(finite) >= 2:
+    for group in dict.fromkeys(_group(k) for k in flows):
+        finite = {k: f for k, f in flows.items() if _group(k) == group
+                  and math.isfinite(f.verdict.rate) and f.curve.mean[0] > 0
+                  and f.curve.mean[-1] > 0}
+        if len(finite) < 2:
+            continue
         end = {k: f.curve.mean[-1] / f.curve.mean[0] for k, f in finite.items()}
         lo, hi = min(end, key=end.get), max(end, key=end.get)
-        gap = math.log10(end[hi] / end[lo])
         T = len(finite[hi].curve.mean)
         out.append(f"At the far end ({T - 1} steps back) {html.escape(hi)} keeps "
                    f"{end[hi]:.1e} of the gradient and {html.escape(lo)} {end[lo]:.1e}: "
-                   f"{gap:.1f} orders of magnitude apart. That is the difference between "
-                   f"being able to learn a dependency that long and not.")
+                   f"{math.log10(end[hi] / end[lo]):.1f} orders of magnitude apart. That is "
+                   "the difference between being able to learn a dependency that long and not.")
     return out
 
 

@@ -91,11 +91,34 @@ def _measure_cells(args, cells, trained=None):
     return flows
 
 
+def _checkpoint_flows(args):
+    """{label: LayerFlow} for every layer of a language-model checkpoint's stack.
+
+    Inputs are the embeddings of random token ids (T, B, E); the LM's loss sits at
+    every step, so the every-step measurement is used.
+    """
+    from . import checkpoint, lm
+    ck = checkpoint.load(args.model)                  # clear errors for non-checkpoints
+    cfg = lm.LMConfig(**ck["meta"]["model_config"])
+    ids = np.random.default_rng(args.seed).integers(0, cfg.vocab_size, (args.length, args.batch))
+    x = ck["params"]["encoder.weight"][ids]                                # (T, B, E)
+    flow = gradflow.measure(cfg.rnn, lm.rnn_params(ck["params"]), x, rng=args.seed)
+    return {f"{cfg.mode.upper()} checkpoint layer {l}" + (" reverse" if d else ""): f
+            for (l, d), f in flow.items()}
+
+
 def run_gradflow(args):
-    cells = _names(args.cells, tasks.CELL_CHOICES, "cell")
-    tasks.get_task(args.task)
     if args.length < 2:
         raise ValueError(f"--length must be at least 2, got {args.length}")
+    if args.model:
+        out = _outputs(args)
+        flows = _checkpoint_flows(args)
+        _print_flows(flows, f"gradient flow of {args.model} (T={args.length}):")
+        if out:
+            _figures_and_report(args, out, flows, {}, [])
+        return 0
+    cells = _names(args.cells, tasks.CELL_CHOICES, "cell")
+    tasks.get_task(args.task)
     out = _outputs(args)
     flows = _measure_cells(args, cells)
     _print_flows(flows, f"gradient flow at initialisation ({args.task}, T={args.length}):")
@@ -218,6 +241,8 @@ def register(subparsers):
                     "their theoretical bound, and give a verdict per cell; optionally train "
                     "briefly and measure again.")
     p.add_argument("--cells", default="rnn,lstm,gru", help="comma-separated: rnn,lstm,gru,irnn")
+    p.add_argument("--model", default=None,
+                   help="measure a trained language-model checkpoint (.npz) instead")
     p.add_argument("--task", default="adding", help="task whose inputs (and loss position) "
                    f"are used: {', '.join(tasks.TASKS)}")
     _common(p, steps=0)

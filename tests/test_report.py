@@ -96,3 +96,21 @@ def test_bad_input_exits_2_with_message(argv, match, capsys):
     from rnnlab import cli
     assert cli.main(argv) == 2
     assert match in capsys.readouterr().err
+
+
+def test_gradflow_on_a_language_model_checkpoint(tmp_path, capsys):
+    from rnnlab import checkpoint, cli, lm
+    cfg = lm.LMConfig(vocab_size=7, emb_size=3, hidden_size=4, num_layers=2, mode="gru")
+    path = tmp_path / "m.npz"
+    checkpoint.save(path, lm.init_params(cfg, 0), meta={"model_config": cfg.to_dict()})
+    assert cli.main(["gradflow", "--model", str(path), "--length", "6", "--batch", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "GRU checkpoint layer 0" in out and "GRU checkpoint layer 1" in out
+
+
+def test_gradflow_refuses_a_file_that_is_not_a_checkpoint(tmp_path, capsys):
+    from rnnlab import cli
+    bad = tmp_path / "x.npz"
+    bad.write_bytes(b"not a zip")
+    assert cli.main(["gradflow", "--model", str(bad)]) == 2
+    assert "corrupt" in capsys.readouterr().err

@@ -53,7 +53,7 @@ def torch_stepper(cfg, B):
         loss.backward()
         nn.utils.clip_grad_norm_(ps, 5.0)
         opt.step()
-        return float(loss)
+        return loss.item()
     return step
 
 

@@ -53,8 +53,9 @@ def main(argv=None):
     a = p.parse_args(argv)
     sents = corpus.line_sentences(os.path.join(PTB, "ptb.train.txt"),
                                   eos=vocab_mod.SENTENCE_END)
+    # PTB already writes rare words as <unk>: that is the tutorial's UNKNOWN_TOKEN
     v = vocab_mod.build([t for s in sents for t in s], "word", max_size=8000,
-                        unk="UNKNOWN_TOKEN", eos=vocab_mod.SENTENCE_END,
+                        unk=vocab_mod.UNK, eos=vocab_mod.SENTENCE_END,
                         bos=vocab_mod.SENTENCE_START)
     ids = [vocab_mod.encode(v, s) for s in sents]
     held, train_ids = ids[-a.eval_sentences:], ids[:-a.eval_sentences]

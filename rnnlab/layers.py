@@ -151,12 +151,13 @@ def _initial_state(cfg, xp, x, hx, unbatched, dtype):
     LD, B, H = cfg.num_layers * cfg.num_directions, x.shape[1], cfg.hidden_size
     if hx is None:
         return tuple(_backend.zeros(xp, (LD, B, H), x) for _ in names)
-    if len(names) == 2:
-        if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-            raise ValueError("hx for an LSTM must be a tuple (h_0, c_0), "
-                             f"got {type(hx).__name__}")
-    else:
-        hx = (hx,)
+    if not isinstance(hx, (tuple, list)):
+        if len(names) == 2:
+            raise ValueError(f"hx for an LSTM must be a tuple (h_0, c_0), got {type(hx).__name__}")
+        hx = (hx,)                          # a bare h_0 is accepted for RNN and GRU
+    if len(hx) != len(names):
+        want = ", ".join(f"{n}_0" for n in names)
+        raise ValueError(f"hx must be a tuple ({want}) of {len(names)} arrays, got {len(hx)}")
     out = []
     for name, s in zip(names, hx):
         arg = f"{name}_0"

@@ -37,6 +37,7 @@ class SeqCache(NamedTuple):
     states: tuple                 # each (T+1, B, H); [0] is the initial state
     acts: object                  # (T, B, A) cell activations per step
     batch_sizes: Optional[Tuple[int, ...]]  # rows running at each step, or None
+    fm: object = None             # _kernels.FM: the fast path's own buffers, if it ran
 
 
 def _rows(batch_sizes, s, B):
@@ -51,7 +52,8 @@ def forward(cell, p, x, state0, batch_sizes=None, **opts):
     xp = _backend.namespace(x, *state0)
     fast = _kernels.forward(cell, p, x, state0, batch_sizes, **opts)
     if fast is not None:
-        return fast
+        states, acts, fm = fast
+        return states, SeqCache(x, states, acts, batch_sizes, fm)
     T, B, _ = x.shape
     H = p.w_hh.shape[1]
     gx = x @ p.w_ih.T                                             # (T, B, G)
@@ -95,8 +97,9 @@ def backward(cell, p, cache, dout, dstate_n, bptt_truncate=None, on_step=None, *
     if bptt_truncate is None and on_step is None:
         fast = _kernels.backward(cell, p, cache, dout, dstate_n, **opts)
         if fast is not None:
-            return fast
-    x, states, acts, bs = cache
+            dx, dstate0, grads = fast
+            return dx, dstate0, DirParams(*grads)
+    x, states, acts, bs, _ = cache
     xp = _backend.namespace(x, dout)
     T, B, _ = x.shape
     G = p.w_hh.shape[0]
@@ -135,7 +138,7 @@ def backward(cell, p, cache, dout, dstate_n, bptt_truncate=None, on_step=None, *
 
 def _weight_grads(cell, xp, p, cache, dgx, dgh, carry, lead, opts):
     """The products over all steps at once, after the loop."""
-    x, states, acts, _ = cache
+    x, states, acts, _, _ = cache
     T, B, I = x.shape
     G = dgx.shape[-1]
     H = states[0].shape[-1]

@@ -1,0 +1,116 @@
+"""Training throughput of rnnlab's recurrent layers against torch.nn, same run.
+
+For RNN (tanh), GRU and LSTM at B=32, T=64, I=H in {128, 256, 512}, float32,
+two threads: tokens/s of forward + full backward (input gradient included) for
+rnnlab (fast path), rnnlab's pure-NumPy path and torch.nn; their ratios; and the
+matrix-product work done per second as a fraction of this machine's float32
+matrix-multiply rate, measured here too (best of NumPy and torch on a large
+square product).
+
+    python benchmarks/bench_layers.py            # the full table (~3 minutes)
+    python benchmarks/bench_layers.py --quick    # one size, fewer repeats
+"""
+import argparse
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+def timeit(f, repeats, number):
+    f()                                                           # warm up (and compile)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            f()
+        times.append((time.perf_counter() - t0) / number)
+    return statistics.median(times)
+
+
+def matmul_rate(torch, n=2048):
+    """float32 GFLOP/s of one large square product, best of NumPy and torch."""
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    rate = 2 * n ** 3 / timeit(lambda: a @ a, 5, 3) / 1e9
+    if torch is not None:
+        t = torch.from_numpy(a)
+        rate = max(rate, 2 * n ** 3 / timeit(lambda: t @ t, 5, 3) / 1e9)
+    return rate
+
+
+def rnnlab_step(mode, H, T, B, generic=False):
+    import rnnlab
+    from rnnlab import _kernels
+    cls = {"rnn": rnnlab.RNN, "gru": rnnlab.GRU, "lstm": rnnlab.LSTM}[mode]
+    m = cls(H, H, seed=0)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((T, B, H)).astype(np.float32)
+    dout = np.ones((T, B, H), np.float32)
+
+    def f():
+        _kernels.ENABLED = not generic and _kernels.numba is not None
+        try:
+            m(x)
+            m.backward(dout)
+        finally:
+            _kernels.ENABLED = _kernels.numba is not None
+    return f
+
+
+def torch_step(torch, mode, H, T, B):
+    cls = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[mode]
+    m = cls(H, H)
+    x = torch.randn(T, B, H, requires_grad=True)
+
+    def f():
+        out, _ = m(x)
+        out.sum().backward()                                      # dout = ones, like rnnlab's
+    return f
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="H=256 only, fewer repeats")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512])
+    ap.add_argument("--no-generic", action="store_true", help="skip the pure-NumPy path")
+    args = ap.parse_args(argv)
+    from threadpoolctl import threadpool_limits
+    try:
+        import torch
+        torch.set_num_threads(2)
+    except ImportError:
+        torch = None
+        print("torch is not installed: rnnlab columns only (pip install 'rnnlab[torch]')")
+    T, B = 64, 32
+    sizes = [256] if args.quick else args.sizes
+    reps = 3 if args.quick else 7
+    with threadpool_limits(2):
+        peak = matmul_rate(torch)
+        print(f"# {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
+              f"{os.cpu_count()} cores, 2 threads; float32 matmul rate {peak:.0f} GFLOP/s")
+        print(f"# B={B} T={T} I=H, forward + full backward; tok/s = T*B / time")
+        print("| cell | H | rnnlab tok/s | torch tok/s | vs torch | pure NumPy tok/s | "
+              "rnnlab GFLOP/s | of matmul rate |")
+        print("|---|---|---|---|---|---|---|---|")
+        for H in sizes:
+            for mode in ("rnn", "gru", "lstm"):
+                G = {"rnn": 1, "gru": 3, "lstm": 4}[mode] * H
+                flops = 6 * 2 * T * B * H * G                     # 2 products fwd, 4 bwd
+                number = max(1, int(2e9 / flops))
+                ours = timeit(rnnlab_step(mode, H, T, B), reps, number)
+                theirs = (timeit(torch_step(torch, mode, H, T, B), reps, number)
+                          if torch is not None else float("nan"))
+                plain = (float("nan") if args.no_generic else
+                         timeit(rnnlab_step(mode, H, T, B, generic=True), max(2, reps // 3), number))
+                gf = flops / ours / 1e9
+                print(f"| {mode} | {H} | {T * B / ours:,.0f} | {T * B / theirs:,.0f} | "
+                      f"{theirs / ours:.2f}x | {T * B / plain:,.0f} | {gf:.0f} | {gf / peak:.0%} |",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()

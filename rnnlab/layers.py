@@ -117,19 +117,21 @@ def _prepare(cfg, params, x, hx, lengths):
     dtype = validate.dtype_name(params["weight_ih_l0"])
     validate.check_array("input", x, (2, 3), dtype)
     unbatched = len(x.shape) == 2
+    given = tuple(x.shape)                                        # as the caller sees it
     xp = _backend.namespace(x)
     if unbatched:
         x = xp.reshape(x, (x.shape[0], 1, x.shape[1]))            # (T, 1, I)
     elif cfg.batch_first:
         x = xp.permute_dims(x, (1, 0, 2))                         # (B, T, I) -> (T, B, I)
     T, B, I = x.shape
-    what = "batch, seq, feature" if cfg.batch_first and not unbatched else "seq, batch, feature"
+    what = ("seq, feature" if unbatched else
+            "batch, seq, feature" if cfg.batch_first else "seq, batch, feature")
     if T == 0 or B == 0:
-        raise ValueError(f"input is empty: shape {tuple(x.shape)} ({what}); "
+        raise ValueError(f"input is empty: shape {given} ({what}); "
                          "expected at least one time step and one batch row")
     if I != cfg.input_size:
         raise ValueError(f"input must have {cfg.input_size} features (input_size) in its "
-                         f"last dimension, got {I} (input shape {tuple(x.shape)}, {what})")
+                         f"last dimension, got {I} (input shape {given}, {what})")
     validate.check_finite("input", x)
     state0 = _initial_state(cfg, xp, x, hx, unbatched, dtype)
     order = rev = None
@@ -250,13 +252,26 @@ def forward(cfg, params, x, hx=None, lengths=None, training=False, rng=None):
     return output, h_n, cache
 
 
-def _to_internal(cfg, xp, a, cache, what, shape):
-    """A gradient from the caller's layout to time-major, sorted order."""
+def _to_internal(cfg, xp, a, cache, what, internal_shape):
+    """A gradient from the caller's layout to time-major, sorted order.
+
+    Checked against the shape the caller saw (batch_first, unbatched) first.
+    """
+    T, B, F = internal_shape
+    if cache.unbatched:
+        shape, axes = (T, F), "seq, features" if what == "doutput" else "layers*directions, hidden"
+    elif cfg.batch_first and what == "doutput":
+        shape, axes = (B, T, F), "batch, seq, features"
+    else:
+        shape, axes = (T, B, F), ("seq, batch, features" if what == "doutput"
+                                  else "layers*directions, batch, hidden")
+    validate.check_array(what, a, (len(shape),), validate.dtype_name(cache.seq[0][0].x))
+    validate.check_shape(what, a, shape, f"{axes}, as the forward produced")
+    validate.check_finite(what, a)
     if cache.unbatched:
         a = xp.reshape(a, (a.shape[0], 1, a.shape[1]))
     elif cfg.batch_first and what == "doutput":
         a = xp.permute_dims(a, (1, 0, 2))
-    validate.check_shape(what, a, shape, "as the forward produced")
     if cache.order is not None:
         a = xp.take(a, xp.asarray(cache.order), axis=1)
     return a

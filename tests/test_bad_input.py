@@ -124,30 +124,22 @@ def test_module_reports_dtype_and_missing_forward():
         LSTM(3, 4).backward()
 
 
-# ---------------------------------------------------------------- known gaps (xfail)
+# ---------------------------------------------------------------- the caller's own shapes; doutput checks
 
 BF = layers.RNNConfig("gru", 3, 4, batch_first=True)
 BF_PARAMS = layers.init_params(BF, 0, np.float64)
 
 
-_BF_BUG = ("engine bug: with batch_first the messages show the time-major shape, "
-           "not the (B, T, .) shape the caller gave")
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=_BF_BUG)
 def test_batch_first_empty_input_message_shows_the_callers_shape():
     raises(lambda: layers.forward(BF, BF_PARAMS, np.zeros((2, 0, 3))), "(2, 0, 3)")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=_BF_BUG)
 def test_batch_first_doutput_message_shows_the_callers_shape():
     cache = layers.forward(BF, BF_PARAMS, np.zeros((2, 5, 3)))[2]     # x (B, T, I)
     raises(lambda: layers.backward(BF, BF_PARAMS, cache, np.zeros((2, 4, 4))),
            "doutput", "(2, 5, 4)", "got (2, 4, 4)")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="engine bug: for unbatched (T, I) input the doutput "
-                   "message shows (T, 1, H) shapes, not the (T, H) the caller gave")
 def test_unbatched_doutput_message_shows_the_callers_shape():
     cfg = layers.RNNConfig("gru", 3, 4)
     cache = layers.forward(cfg, BF_PARAMS, np.zeros((5, 3)))[2]
@@ -155,9 +147,13 @@ def test_unbatched_doutput_message_shows_the_callers_shape():
            "doutput", "(5, 4)", "got (4, 4)")
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason="engine gap: backward does not check doutput's dtype "
-                   "(int or float16 upstream gradients are silently accepted)")
 @pytest.mark.parametrize("dtype", [np.int64, np.float16])
 def test_doutput_dtype_is_checked(cache, dtype):
     raises(lambda: layers.backward(CFG, PARAMS, cache, np.zeros((5, 2, 4), dtype)),
            "doutput", "float")
+
+
+def test_doutput_nan_is_rejected(cache):
+    d = np.zeros((5, 2, 4))
+    d[1, 0, 2] = np.nan
+    raises(lambda: layers.backward(CFG, PARAMS, cache, d), "doutput", "NaN")

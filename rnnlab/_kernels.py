@@ -195,116 +195,230 @@ def _rnn_fwd(w_s, gx, hist, tmp, bs, B, kind, half):
 
 
 @_jit
+def _gather(src, c0, b, dst):
+    """dst[:, :b] = src[:, c0:c0+b]: a step's strided block into contiguous scratch."""
+    for r in range(dst.shape[0]):
+        for k in range(b):
+            dst[r, k] = src[r, c0 + k]
+
+
+@_jit
+def _scatter(src, dst, c0, b):
+    """dst[:, c0:c0+b] = src[:, :b]."""
+    for r in range(src.shape[0]):
+        for k in range(b):
+            dst[r, c0 + k] = src[r, k]
+
+
+@_jit
+def _carry(buf, c0, c1, b, B):
+    """Rows that have finished keep their state: columns b..B of block c0 -> c1."""
+    for r in range(buf.shape[0]):
+        for k in range(b, B):
+            buf[r, c1 + k] = buf[r, c0 + k]
+
+
+@_jit
+def _sig_tanh(a, lo, hi, half):
+    """a[lo:hi] = sigmoid of pre-activations that were scaled by 1/2."""
+    for e in range(lo, hi):
+        a[e] = half * _tanh(a[e]) + half
+
+
+@_jit
 def _lstm_fwd(w_s, acts, hist, chist, tanh_c, tmp, bs, B, half):
-    """acts holds the scaled input projection on entry, i,f,g,o on exit."""
+    """acts holds the scaled input projection on entry, i,f,g,o on exit.
+
+    Per step: gemm into contiguous scratch, then flat loops over it that each
+    touch two or three arrays, so the compiler vectorises them; then scatter.
+    """
     G, H = w_s.shape
+    HB = H * B
+    gx = np.empty((G, B), acts.dtype)
+    c = np.empty((H, B), acts.dtype)
+    tc = np.empty((H, B), acts.dtype)
+    h = np.empty((H, B), acts.dtype)
+    a, cf, tf, hf = tmp.reshape(G * B), c.reshape(HB), tc.reshape(HB), h.reshape(HB)
+    gf = gx.reshape(G * B)
     for s in range(bs.shape[0]):
         b, c0, c1 = bs[s], s * B, (s + 1) * B
         _gemm(G, b, H, w_s, 0, H, hist, c0, hist.shape[1], 0.0, tmp, 0, B)
-        for j in range(H):
-            for k in range(b):
-                col = c0 + k
-                i = half * _tanh(acts[j, col] + tmp[j, k]) + half
-                f = half * _tanh(acts[H + j, col] + tmp[H + j, k]) + half
-                g = _tanh(acts[2 * H + j, col] + tmp[2 * H + j, k])
-                o = half * _tanh(acts[3 * H + j, col] + tmp[3 * H + j, k]) + half
-                c = f * chist[j, col] + i * g
-                tc = _tanh(c)
-                acts[j, col], acts[H + j, col] = i, f
-                acts[2 * H + j, col], acts[3 * H + j, col] = g, o
-                chist[j, c1 + k], tanh_c[j, col], hist[j, c1 + k] = c, tc, o * tc
-            for k in range(b, B):
-                hist[j, c1 + k], chist[j, c1 + k] = hist[j, c0 + k], chist[j, c0 + k]
+        _gather(acts, c0, b, gx)
+        _gather(chist, c0, b, c)                                  # c_{t-1}
+        for e in range(G * B):
+            a[e] += gf[e]
+        _sig_tanh(a, 0, 2 * HB, half)                             # i, f
+        for e in range(2 * HB, 3 * HB):
+            a[e] = _tanh(a[e])                                    # g
+        _sig_tanh(a, 3 * HB, G * B, half)                         # o
+        for e in range(HB):
+            cf[e] = a[HB + e] * cf[e] + a[e] * a[2 * HB + e]      # c = f c + i g
+        for e in range(HB):
+            tf[e] = _tanh(cf[e])
+        for e in range(HB):
+            hf[e] = a[3 * HB + e] * tf[e]                         # h = o tanh(c)
+        _scatter(tmp, acts, c0, b)
+        _scatter(c, chist, c1, b)
+        _scatter(tc, tanh_c, c0, b)
+        _scatter(h, hist, c1, b)
+        if b < B:
+            _carry(hist, c0, c1, b, B)
+            _carry(chist, c0, c1, b, B)
+
+
+@_jit
+def _scatter_rows(src, r0, dst, d0, rows, c0, b):
+    """dst[d0:d0+rows, c0:c0+b] = src[r0:r0+rows, :b]."""
+    for r in range(rows):
+        for k in range(b):
+            dst[d0 + r, c0 + k] = src[r0 + r, k]
 
 
 @_jit
 def _gru_fwd(w_s, gx, hist, acts, tmp, b_hn, bs, B, half):
     G, H = w_s.shape
+    HB = H * B
     one = half + half
+    sgx = np.empty((G, B), gx.dtype)
+    sh = np.empty((H, B), gx.dtype)
+    sn = np.empty((H, B), gx.dtype)
+    a, g, h, n = tmp.reshape(G * B), sgx.reshape(G * B), sh.reshape(HB), sn.reshape(HB)
     for s in range(bs.shape[0]):
         b, c0, c1 = bs[s], s * B, (s + 1) * B
         _gemm(G, b, H, w_s, 0, H, hist, c0, hist.shape[1], 0.0, tmp, 0, B)
+        _gather(gx, c0, b, sgx)
+        _gather(hist, c0, b, sh)                                  # h_{t-1}
+        for e in range(2 * HB):
+            a[e] += g[e]
+        _sig_tanh(a, 0, 2 * HB, half)                             # r, z
         for j in range(H):
-            for k in range(b):
-                col = c0 + k
-                r = half * _tanh(gx[j, col] + tmp[j, k]) + half
-                z = half * _tanh(gx[H + j, col] + tmp[H + j, k]) + half
-                ghn = tmp[2 * H + j, k] + b_hn[j]
-                n = _tanh(gx[2 * H + j, col] + r * ghn)
-                hist[j, c1 + k] = (one - z) * n + z * hist[j, col]
-                acts[j, col], acts[H + j, col] = r, z
-                acts[2 * H + j, col], acts[3 * H + j, col] = n, ghn
-            for k in range(b, B):
-                hist[j, c1 + k] = hist[j, c0 + k]
+            for k in range(B):
+                tmp[2 * H + j, k] += b_hn[j]                      # gh_n
+        for e in range(HB):
+            n[e] = _tanh(g[2 * HB + e] + a[e] * a[2 * HB + e])    # n = tanh(gx_n + r gh_n)
+        for e in range(HB):
+            z = a[HB + e]
+            h[e] = (one - z) * n[e] + z * h[e]                    # h_t
+        _scatter_rows(tmp, 0, acts, 0, 2 * H, c0, b)              # r, z
+        _scatter_rows(sn, 0, acts, 2 * H, H, c0, b)               # n
+        _scatter_rows(tmp, 2 * H, acts, 3 * H, H, c0, b)          # gh_n
+        _scatter(sh, hist, c1, b)
+        if b < B:
+            _carry(hist, c0, c1, b, B)
 
 
 @_jit
 def _rnn_bwd(w_t, dout, hist, dg, dh_mat, dhn, bs, B, kind, one):
     H, G = w_t.shape
-    T = bs.shape[0]
+    HB, T = H * B, bs.shape[0]
+    sd = np.zeros((H, B), dg.dtype)                               # zero: see _lstm_bwd
+    sh = np.zeros((H, B), dg.dtype)
+    sg = np.zeros((H, B), dg.dtype)
+    d, h, g, dh = sd.reshape(HB), sh.reshape(HB), sg.reshape(HB), dh_mat.reshape(HB)
     for s in range(T - 1, -1, -1):
         b, c0 = bs[s], s * B
-        for j in range(H):
-            for k in range(bs[s + 1] if s + 1 < T else 0, b):     # rows ending at s
-                dh_mat[j, k] += dhn[j, k]
-            for k in range(b):
-                dh = dh_mat[j, k] + dout[j, c0 + k]
-                v = hist[j, c0 + B + k]                           # h_t = f(a)
-                if kind == 0:
-                    dg[j, c0 + k] = dh * (one - v * v)
-                elif kind == 1:
-                    dg[j, c0 + k] = dh if v > 0 else (one - one) * dh
-                else:
-                    dg[j, c0 + k] = dh * v * (one - v)
-        _gemm(H, b, G, w_t, 0, G, dg, c0, dg.shape[1], 0.0, dh_mat, 0, B)
+        _inject(dh_mat, dhn, bs[s + 1] if s + 1 < T else 0, b)
+        _gather(dout, c0, b, sd)
+        _gather(hist, c0 + B, b, sh)                              # h_t = f(a_t)
+        for e in range(HB):
+            dh[e] += d[e]
+        if kind == 0:
+            for e in range(HB):
+                g[e] = dh[e] * (one - h[e] * h[e])
+        elif kind == 1:
+            for e in range(HB):
+                g[e] = dh[e] if h[e] > 0 else (one - one) * dh[e]
+        else:
+            for e in range(HB):
+                g[e] = dh[e] * h[e] * (one - h[e])
+        _scatter(sg, dg, c0, b)
+        _gemm(H, b, G, w_t, 0, G, sg, 0, B, 0.0, dh_mat, 0, B)
+
+
+@_jit
+def _inject(d, dn, lo, hi):
+    """Gradients on final states enter at each row's own last step."""
+    for r in range(d.shape[0]):
+        for k in range(lo, hi):
+            d[r, k] += dn[r, k]
 
 
 @_jit
 def _lstm_bwd(w_t, dout, acts, tanh_c, chist, dg, dh_mat, dc, dhn, dcn, bs, B, one):
     H, G = w_t.shape
-    T = bs.shape[0]
+    HB, T = H * B, bs.shape[0]
+    # Zero-filled: a row not yet started (backward runs time in reverse) is
+    # never gathered, so its columns stay 0 and leave dh_mat and dc at 0.
+    sa = np.zeros((G, B), dg.dtype)                               # i, f, g, o
+    st = np.zeros((H, B), dg.dtype)                               # tanh(c_t)
+    sc = np.zeros((H, B), dg.dtype)                               # c_{t-1}
+    sd = np.zeros((H, B), dg.dtype)                               # dout_t
+    sg = np.zeros((G, B), dg.dtype)                               # dG_t
+    a, t, cp, d = sa.reshape(G * B), st.reshape(HB), sc.reshape(HB), sd.reshape(HB)
+    g, dh, dcf = sg.reshape(G * B), dh_mat.reshape(HB), dc.reshape(HB)
     for s in range(T - 1, -1, -1):
         b, c0 = bs[s], s * B
-        for j in range(H):
-            for k in range(bs[s + 1] if s + 1 < T else 0, b):
-                dh_mat[j, k] += dhn[j, k]
-                dc[j, k] += dcn[j, k]
-            for k in range(b):
-                col = c0 + k
-                i, f = acts[j, col], acts[H + j, col]
-                g, o = acts[2 * H + j, col], acts[3 * H + j, col]
-                dh = dh_mat[j, k] + dout[j, col]
-                tc = tanh_c[j, col]
-                dct = dc[j, k] + dh * o * (one - tc * tc)
-                dg[j, col] = dct * g * i * (one - i)
-                dg[H + j, col] = dct * chist[j, col] * f * (one - f)
-                dg[2 * H + j, col] = dct * i * (one - g * g)
-                dg[3 * H + j, col] = dh * tc * o * (one - o)
-                dc[j, k] = dct * f
-        _gemm(H, b, G, w_t, 0, G, dg, c0, dg.shape[1], 0.0, dh_mat, 0, B)
+        lo = bs[s + 1] if s + 1 < T else 0
+        _inject(dh_mat, dhn, lo, b)
+        _inject(dc, dcn, lo, b)
+        _gather(acts, c0, b, sa)
+        _gather(tanh_c, c0, b, st)
+        _gather(chist, c0, b, sc)
+        _gather(dout, c0, b, sd)
+        for e in range(HB):
+            dh[e] += d[e]                                         # dL/dh_t
+        for e in range(HB):
+            o = a[3 * HB + e]
+            g[3 * HB + e] = dh[e] * t[e] * o * (one - o)          # da_o
+        for e in range(HB):
+            dcf[e] += dh[e] * a[3 * HB + e] * (one - t[e] * t[e])  # dL/dc_t
+        for e in range(HB):
+            i, gg = a[e], a[2 * HB + e]
+            g[e] = dcf[e] * gg * i * (one - i)                    # da_i
+            g[2 * HB + e] = dcf[e] * i * (one - gg * gg)          # da_g
+        for e in range(HB):
+            f = a[HB + e]
+            g[HB + e] = dcf[e] * cp[e] * f * (one - f)            # da_f
+            dcf[e] *= f                                           # dL/dc_{t-1}
+        _scatter(sg, dg, c0, b)
+        _gemm(H, b, G, w_t, 0, G, sg, 0, B, 0.0, dh_mat, 0, B)
 
 
 @_jit
 def _gru_bwd(w_t, dout, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, B, one):
     H, G = w_t.shape
-    T = bs.shape[0]
+    HB, T = H * B, bs.shape[0]
+    sa = np.zeros((4 * H, B), dgx.dtype)                          # r, z, n, gh_n; zero: see _lstm_bwd
+    sh = np.zeros((H, B), dgx.dtype)                              # h_{t-1}
+    sd = np.zeros((H, B), dgx.dtype)                              # dout_t
+    sx = np.zeros((G, B), dgx.dtype)                              # dGx_t
+    sg = np.zeros((G, B), dgx.dtype)                              # dGh_t
+    a, h, d = sa.reshape(4 * HB), sh.reshape(HB), sd.reshape(HB)
+    x, g = sx.reshape(G * B), sg.reshape(G * B)
+    dh, dd = dh_mat.reshape(HB), dh_dir.reshape(HB)
     for s in range(T - 1, -1, -1):
         b, c0 = bs[s], s * B
-        for j in range(H):
-            for k in range(bs[s + 1] if s + 1 < T else 0, b):
-                dh_dir[j, k] += dhn[j, k]
-            for k in range(b):
-                col = c0 + k
-                r, z = acts[j, col], acts[H + j, col]
-                n, ghn = acts[2 * H + j, col], acts[3 * H + j, col]
-                dh = dh_mat[j, k] + dh_dir[j, k] + dout[j, col]
-                dan = dh * (one - z) * (one - n * n)
-                daz = dh * (hist[j, col] - n) * z * (one - z)
-                dar = dan * ghn * r * (one - r)
-                dgx[j, col], dgx[H + j, col], dgx[2 * H + j, col] = dar, daz, dan
-                dgh[j, col], dgh[H + j, col], dgh[2 * H + j, col] = dar, daz, dan * r
-                dh_dir[j, k] = dh * z
-        _gemm(H, b, G, w_t, 0, G, dgh, c0, dgh.shape[1], 0.0, dh_mat, 0, B)
+        _inject(dh_dir, dhn, bs[s + 1] if s + 1 < T else 0, b)
+        _gather(acts, c0, b, sa)
+        _gather(hist, c0, b, sh)
+        _gather(dout, c0, b, sd)
+        for e in range(HB):
+            dh[e] += dd[e] + d[e]                                 # dL/dh_t
+        for e in range(HB):
+            z, n = a[HB + e], a[2 * HB + e]
+            x[2 * HB + e] = dh[e] * (one - z) * (one - n * n)     # da_n
+            x[HB + e] = dh[e] * (h[e] - n) * z * (one - z)        # da_z
+        for e in range(HB):
+            r = a[e]
+            x[e] = x[2 * HB + e] * a[3 * HB + e] * r * (one - r)  # da_r
+            g[2 * HB + e] = x[2 * HB + e] * r                     # dL/d(gh_n)
+        for e in range(2 * HB):
+            g[e] = x[e]
+        for e in range(HB):
+            dd[e] = dh[e] * a[HB + e]                             # direct path dh * z
+        _scatter(sx, dgx, c0, b)
+        _scatter(sg, dgh, c0, b)
+        _gemm(H, b, G, w_t, 0, G, sg, 0, B, 0.0, dh_mat, 0, B)
 
 
 # ---------------------------------------------------------------- drivers

@@ -57,7 +57,9 @@ def _load_gemm():
     return None
 
 
-_GEMM = _load_gemm() if numba is not None else None
+# RNNLAB_PURE_NUMPY=1 forces the generic loop (to compare, or to debug).
+_GEMM = (_load_gemm() if numba is not None and not os.environ.get("RNNLAB_PURE_NUMPY")
+         else None)
 ENABLED = _GEMM is not None
 
 

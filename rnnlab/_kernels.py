@@ -176,64 +176,107 @@ def _jit(f):
 # Index convention: buffers are padded (rows, cols + 16) bases; the data of time
 # step s, batch row k is column s*B + k (hist: (s+1)*B + k after the step).
 # bs[s] = rows still running at step s (a prefix of the length-sorted batch).
-
-@_jit
-def _rnn_fwd(w_s, gx, hist, tmp, bs, B, kind, half):
-    G, H = w_s.shape
-    for s in range(bs.shape[0]):
-        b, c0, c1 = bs[s], s * B, (s + 1) * B
-        _gemm(G, b, H, w_s, 0, H, hist, c0, hist.shape[1], 0.0, tmp, 0, B)
-        for j in range(H):
-            for k in range(b):
-                a = gx[j, c0 + k] + tmp[j, k]
-                if kind == 0:
-                    hist[j, c1 + k] = _tanh(a)
-                elif kind == 1:
-                    hist[j, c1 + k] = max(a, half - half)
-                else:
-                    hist[j, c1 + k] = half * _tanh(a) + half      # a was pre-scaled by 1/2
-            for k in range(b, B):
-                hist[j, c1 + k] = hist[j, c0 + k]
-
+#
+# Every inner loop runs from 0 over 1-D slice views: an index like lo + i could
+# be negative as far as numba knows, and its wraparound branch would stop LLVM
+# from vectorising. Each step works in contiguous (rows, B) scratch: gathered
+# from the strided histories, flat loops over it, scattered back.
 
 @_jit
 def _gather(src, c0, b, dst):
     """dst[:, :b] = src[:, c0:c0+b]: a step's strided block into contiguous scratch."""
     for r in range(dst.shape[0]):
+        s, d = src[r, c0:c0 + b], dst[r, :b]
         for k in range(b):
-            dst[r, k] = src[r, c0 + k]
+            d[k] = s[k]
+
+
+@_jit
+def _gather_affine(src, c0, b, dst, scale, bias):
+    """dst[r, :b] = scale[r] * (src[r, c0:c0+b] + bias[r]): the input projection's
+    biases and the 1/2 of sigmoid gates, applied as the step reads its block."""
+    for r in range(dst.shape[0]):
+        s, d, sc, bb = src[r, c0:c0 + b], dst[r, :b], scale[r], bias[r]
+        for k in range(b):
+            d[k] = sc * (s[k] + bb)
+
+
+@_jit
+def _scatter_rows(src, r0, dst, d0, rows, c0, b):
+    """dst[d0:d0+rows, c0:c0+b] = src[r0:r0+rows, :b]."""
+    for r in range(rows):
+        s, d = src[r0 + r, :b], dst[d0 + r, c0:c0 + b]
+        for k in range(b):
+            d[k] = s[k]
 
 
 @_jit
 def _scatter(src, dst, c0, b):
-    """dst[:, c0:c0+b] = src[:, :b]."""
-    for r in range(src.shape[0]):
-        for k in range(b):
-            dst[r, c0 + k] = src[r, k]
+    _scatter_rows(src, 0, dst, 0, src.shape[0], c0, b)
 
 
 @_jit
 def _carry(buf, c0, c1, b, B):
     """Rows that have finished keep their state: columns b..B of block c0 -> c1."""
     for r in range(buf.shape[0]):
-        for k in range(b, B):
-            buf[r, c1 + k] = buf[r, c0 + k]
+        s, d = buf[r, c0 + b:c0 + B], buf[r, c1 + b:c1 + B]
+        for k in range(B - b):
+            d[k] = s[k]
 
 
 @_jit
-def _sig_tanh(a, lo, hi, half):
-    """a[lo:hi] = sigmoid of pre-activations that were scaled by 1/2."""
-    for e in range(lo, hi):
-        a[e] = half * _tanh(a[e]) + half
+def _inject(d, dn, lo, hi):
+    """Gradients on final states enter at each row's own last step: d[:, lo:hi] += dn."""
+    for r in range(d.shape[0]):
+        x, y = d[r, lo:hi], dn[r, lo:hi]
+        for k in range(hi - lo):
+            x[k] += y[k]
 
 
 @_jit
-def _lstm_fwd(w_s, acts, hist, chist, tanh_c, tmp, bs, B, half):
-    """acts holds the scaled input projection on entry, i,f,g,o on exit.
+def _add(x, y):
+    for e in range(x.shape[0]):
+        x[e] += y[e]
 
-    Per step: gemm into contiguous scratch, then flat loops over it that each
-    touch two or three arrays, so the compiler vectorises them; then scatter.
-    """
+
+@_jit
+def _sig_tanh(v, half):
+    """v = sigmoid of pre-activations that were scaled by 1/2."""
+    for e in range(v.shape[0]):
+        v[e] = half * _tanh(v[e]) + half
+
+
+@_jit
+def _tanh_(v):
+    for e in range(v.shape[0]):
+        v[e] = _tanh(v[e])
+
+
+@_jit
+def _rnn_fwd(w_s, gx, scale, bias, hist, tmp, bs, B, kind, half):
+    G, H = w_s.shape
+    sg = np.empty((G, B), gx.dtype)
+    a, g = tmp.reshape(G * B), sg.reshape(G * B)
+    for s in range(bs.shape[0]):
+        b, c0, c1 = bs[s], s * B, (s + 1) * B
+        _gemm(G, b, H, w_s, 0, H, hist, c0, hist.shape[1], 0.0, tmp, 0, B)
+        _gather_affine(gx, c0, b, sg, scale, bias)
+        _add(a, g)
+        if kind == 0:
+            _tanh_(a)
+        elif kind == 1:
+            for e in range(a.shape[0]):
+                a[e] = max(a[e], half - half)
+        else:
+            _sig_tanh(a, half)                                    # a was pre-scaled by 1/2
+        _scatter(tmp, hist, c1, b)
+        if b < B:
+            _carry(hist, c0, c1, b, B)
+
+
+@_jit
+def _lstm_fwd(w_s, acts, scale, bias, hist, chist, tanh_c, tmp, bs, B, half):
+    """acts holds the input projection W_ih x on entry, i,f,g,o on exit."""
     G, H = w_s.shape
     HB = H * B
     gx = np.empty((G, B), acts.dtype)
@@ -241,24 +284,23 @@ def _lstm_fwd(w_s, acts, hist, chist, tanh_c, tmp, bs, B, half):
     tc = np.empty((H, B), acts.dtype)
     h = np.empty((H, B), acts.dtype)
     a, cf, tf, hf = tmp.reshape(G * B), c.reshape(HB), tc.reshape(HB), h.reshape(HB)
-    gf = gx.reshape(G * B)
+    x = gx.reshape(G * B)
+    ai, af, ag, ao = a[:HB], a[HB:2 * HB], a[2 * HB:3 * HB], a[3 * HB:]
+    xi, xf, xg, xo = x[:HB], x[HB:2 * HB], x[2 * HB:3 * HB], x[3 * HB:]
     for s in range(bs.shape[0]):
         b, c0, c1 = bs[s], s * B, (s + 1) * B
         _gemm(G, b, H, w_s, 0, H, hist, c0, hist.shape[1], 0.0, tmp, 0, B)
-        _gather(acts, c0, b, gx)
+        _gather_affine(acts, c0, b, gx, scale, bias)
         _gather(chist, c0, b, c)                                  # c_{t-1}
-        for e in range(G * B):
-            a[e] += gf[e]
-        _sig_tanh(a, 0, 2 * HB, half)                             # i, f
-        for e in range(2 * HB, 3 * HB):
-            a[e] = _tanh(a[e])                                    # g
-        _sig_tanh(a, 3 * HB, G * B, half)                         # o
-        for e in range(HB):
-            cf[e] = a[HB + e] * cf[e] + a[e] * a[2 * HB + e]      # c = f c + i g
-        for e in range(HB):
-            tf[e] = _tanh(cf[e])
-        for e in range(HB):
-            hf[e] = a[3 * HB + e] * tf[e]                         # h = o tanh(c)
+        for e in range(HB):                                       # one fused pass
+            i = half * _tanh(ai[e] + xi[e]) + half
+            f = half * _tanh(af[e] + xf[e]) + half
+            g = _tanh(ag[e] + xg[e])
+            o = half * _tanh(ao[e] + xo[e]) + half
+            ce = f * cf[e] + i * g                                # c = f c + i g
+            te = _tanh(ce)
+            ai[e], af[e], ag[e], ao[e] = i, f, g, o
+            cf[e], tf[e], hf[e] = ce, te, o * te                  # h = o tanh(c)
         _scatter(tmp, acts, c0, b)
         _scatter(c, chist, c1, b)
         _scatter(tc, tanh_c, c0, b)
@@ -269,38 +311,32 @@ def _lstm_fwd(w_s, acts, hist, chist, tanh_c, tmp, bs, B, half):
 
 
 @_jit
-def _scatter_rows(src, r0, dst, d0, rows, c0, b):
-    """dst[d0:d0+rows, c0:c0+b] = src[r0:r0+rows, :b]."""
-    for r in range(rows):
-        for k in range(b):
-            dst[d0 + r, c0 + k] = src[r0 + r, k]
-
-
-@_jit
-def _gru_fwd(w_s, gx, hist, acts, tmp, b_hn, bs, B, half):
+def _gru_fwd(w_s, gx, scale, bias, hist, acts, tmp, b_hn, bs, B, half):
     G, H = w_s.shape
     HB = H * B
     one = half + half
     sgx = np.empty((G, B), gx.dtype)
     sh = np.empty((H, B), gx.dtype)
     sn = np.empty((H, B), gx.dtype)
-    a, g, h, n = tmp.reshape(G * B), sgx.reshape(G * B), sh.reshape(HB), sn.reshape(HB)
+    bn = np.empty((H, B), gx.dtype)                               # b_hn, one per row
+    for j in range(H):
+        bn[j, :] = b_hn[j]
+    a, x, h, n, bnf = (tmp.reshape(G * B), sgx.reshape(G * B), sh.reshape(HB),
+                       sn.reshape(HB), bn.reshape(HB))
+    ar, az, ahn = a[:HB], a[HB:2 * HB], a[2 * HB:]
+    xr, xz, xn = x[:HB], x[HB:2 * HB], x[2 * HB:]
     for s in range(bs.shape[0]):
         b, c0, c1 = bs[s], s * B, (s + 1) * B
         _gemm(G, b, H, w_s, 0, H, hist, c0, hist.shape[1], 0.0, tmp, 0, B)
-        _gather(gx, c0, b, sgx)
+        _gather_affine(gx, c0, b, sgx, scale, bias)
         _gather(hist, c0, b, sh)                                  # h_{t-1}
-        for e in range(2 * HB):
-            a[e] += g[e]
-        _sig_tanh(a, 0, 2 * HB, half)                             # r, z
-        for j in range(H):
-            for k in range(B):
-                tmp[2 * H + j, k] += b_hn[j]                      # gh_n
-        for e in range(HB):
-            n[e] = _tanh(g[2 * HB + e] + a[e] * a[2 * HB + e])    # n = tanh(gx_n + r gh_n)
-        for e in range(HB):
-            z = a[HB + e]
-            h[e] = (one - z) * n[e] + z * h[e]                    # h_t
+        for e in range(HB):                                       # one fused pass
+            r = half * _tanh(ar[e] + xr[e]) + half
+            z = half * _tanh(az[e] + xz[e]) + half
+            ghn = ahn[e] + bnf[e]                                 # gh_n = W_hn h + b_hn
+            ne = _tanh(xn[e] + r * ghn)                           # n = tanh(gx_n + r gh_n)
+            ar[e], az[e], ahn[e], n[e] = r, z, ghn, ne
+            h[e] = (one - z) * ne + z * h[e]                      # h_t
         _scatter_rows(tmp, 0, acts, 0, 2 * H, c0, b)              # r, z
         _scatter_rows(sn, 0, acts, 2 * H, H, c0, b)               # n
         _scatter_rows(tmp, 2 * H, acts, 3 * H, H, c0, b)          # gh_n
@@ -322,8 +358,7 @@ def _rnn_bwd(w_t, dout, hist, dg, dh_mat, dhn, bs, B, kind, one):
         _inject(dh_mat, dhn, bs[s + 1] if s + 1 < T else 0, b)
         _gather(dout, c0, b, sd)
         _gather(hist, c0 + B, b, sh)                              # h_t = f(a_t)
-        for e in range(HB):
-            dh[e] += d[e]
+        _add(dh, d)
         if kind == 0:
             for e in range(HB):
                 g[e] = dh[e] * (one - h[e] * h[e])
@@ -335,14 +370,6 @@ def _rnn_bwd(w_t, dout, hist, dg, dh_mat, dhn, bs, B, kind, one):
                 g[e] = dh[e] * h[e] * (one - h[e])
         _scatter(sg, dg, c0, b)
         _gemm(H, b, G, w_t, 0, G, sg, 0, B, 0.0, dh_mat, 0, B)
-
-
-@_jit
-def _inject(d, dn, lo, hi):
-    """Gradients on final states enter at each row's own last step."""
-    for r in range(d.shape[0]):
-        for k in range(lo, hi):
-            d[r, k] += dn[r, k]
 
 
 @_jit
@@ -358,6 +385,8 @@ def _lstm_bwd(w_t, dout, acts, tanh_c, chist, dg, dh_mat, dc, dhn, dcn, bs, B, o
     sg = np.zeros((G, B), dg.dtype)                               # dG_t
     a, t, cp, d = sa.reshape(G * B), st.reshape(HB), sc.reshape(HB), sd.reshape(HB)
     g, dh, dcf = sg.reshape(G * B), dh_mat.reshape(HB), dc.reshape(HB)
+    ai, af, ag, ao = a[:HB], a[HB:2 * HB], a[2 * HB:3 * HB], a[3 * HB:]
+    gi, gf, gg, go = g[:HB], g[HB:2 * HB], g[2 * HB:3 * HB], g[3 * HB:]
     for s in range(T - 1, -1, -1):
         b, c0 = bs[s], s * B
         lo = bs[s + 1] if s + 1 < T else 0
@@ -367,21 +396,15 @@ def _lstm_bwd(w_t, dout, acts, tanh_c, chist, dg, dh_mat, dc, dhn, dcn, bs, B, o
         _gather(tanh_c, c0, b, st)
         _gather(chist, c0, b, sc)
         _gather(dout, c0, b, sd)
-        for e in range(HB):
-            dh[e] += d[e]                                         # dL/dh_t
-        for e in range(HB):
-            o = a[3 * HB + e]
-            g[3 * HB + e] = dh[e] * t[e] * o * (one - o)          # da_o
-        for e in range(HB):
-            dcf[e] += dh[e] * a[3 * HB + e] * (one - t[e] * t[e])  # dL/dc_t
-        for e in range(HB):
-            i, gg = a[e], a[2 * HB + e]
-            g[e] = dcf[e] * gg * i * (one - i)                    # da_i
-            g[2 * HB + e] = dcf[e] * i * (one - gg * gg)          # da_g
-        for e in range(HB):
-            f = a[HB + e]
-            g[HB + e] = dcf[e] * cp[e] * f * (one - f)            # da_f
-            dcf[e] *= f                                           # dL/dc_{t-1}
+        for e in range(HB):                                       # one fused pass
+            dhe = dh[e] + d[e]                                    # dL/dh_t
+            i, f, gv, o, te = ai[e], af[e], ag[e], ao[e], t[e]
+            dct = dcf[e] + dhe * o * (one - te * te)              # dL/dc_t
+            go[e] = dhe * te * o * (one - o)
+            gi[e] = dct * gv * i * (one - i)
+            gg[e] = dct * i * (one - gv * gv)
+            gf[e] = dct * cp[e] * f * (one - f)
+            dcf[e] = dct * f                                      # dL/dc_{t-1}
         _scatter(sg, dg, c0, b)
         _gemm(H, b, G, w_t, 0, G, sg, 0, B, 0.0, dh_mat, 0, B)
 
@@ -398,26 +421,24 @@ def _gru_bwd(w_t, dout, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, B, one):
     a, h, d = sa.reshape(4 * HB), sh.reshape(HB), sd.reshape(HB)
     x, g = sx.reshape(G * B), sg.reshape(G * B)
     dh, dd = dh_mat.reshape(HB), dh_dir.reshape(HB)
+    ar, az, an, ahn = a[:HB], a[HB:2 * HB], a[2 * HB:3 * HB], a[3 * HB:]
+    xr, xz, xn = x[:HB], x[HB:2 * HB], x[2 * HB:]
+    gr, gz, gn = g[:HB], g[HB:2 * HB], g[2 * HB:]
     for s in range(T - 1, -1, -1):
         b, c0 = bs[s], s * B
         _inject(dh_dir, dhn, bs[s + 1] if s + 1 < T else 0, b)
         _gather(acts, c0, b, sa)
         _gather(hist, c0, b, sh)
         _gather(dout, c0, b, sd)
-        for e in range(HB):
-            dh[e] += dd[e] + d[e]                                 # dL/dh_t
-        for e in range(HB):
-            z, n = a[HB + e], a[2 * HB + e]
-            x[2 * HB + e] = dh[e] * (one - z) * (one - n * n)     # da_n
-            x[HB + e] = dh[e] * (h[e] - n) * z * (one - z)        # da_z
-        for e in range(HB):
-            r = a[e]
-            x[e] = x[2 * HB + e] * a[3 * HB + e] * r * (one - r)  # da_r
-            g[2 * HB + e] = x[2 * HB + e] * r                     # dL/d(gh_n)
-        for e in range(2 * HB):
-            g[e] = x[e]
-        for e in range(HB):
-            dd[e] = dh[e] * a[HB + e]                             # direct path dh * z
+        for e in range(HB):                                       # one fused pass
+            dhe = dh[e] + dd[e] + d[e]                            # dL/dh_t
+            r, z, ne = ar[e], az[e], an[e]
+            dan = dhe * (one - z) * (one - ne * ne)
+            daz = dhe * (h[e] - ne) * z * (one - z)
+            dar = dan * ahn[e] * r * (one - r)
+            xr[e], xz[e], xn[e] = dar, daz, dan
+            gr[e], gz[e], gn[e] = dar, daz, dan * r               # dL/d(W_hh h + b_hh)
+            dd[e] = dhe * z                                       # direct path dh * z
         _scatter(sx, dgx, c0, b)
         _scatter(sg, dgh, c0, b)
         _gemm(H, b, G, w_t, 0, G, sg, 0, B, 0.0, dh_mat, 0, B)
@@ -430,11 +451,12 @@ def _batch_sizes(batch_sizes, T, B):
 
 
 def _prologue(name, p, xT, TB, opts):
-    """gx = scaled (W_ih x + biases), (G, T*B): the layer's one input product.
+    """W_ih x for all steps, (G, T*B): the layer's one input product.
 
-    Rows of sigmoid gates are scaled by 1/2 (so sigmoid = (1 + tanh) / 2), and
-    so are those rows of the returned W_hh copy. GRU: b_hh's n block stays out
-    (the reset gate multiplies it), the r and z blocks are folded in.
+    Returns it with the per-row scale and bias the kernels apply as they read
+    each step: rows of sigmoid gates are scaled by 1/2 (so sigmoid = (1 + tanh)
+    / 2), and so are those rows of the returned W_hh copy. GRU: b_hh's n block
+    stays out (the reset gate multiplies it); its r and z blocks are folded in.
     """
     G, H = p.w_hh.shape
     scale = np.full(G, 0.5, xT.dtype)
@@ -445,18 +467,14 @@ def _prologue(name, p, xT, TB, opts):
     elif opts.get("nonlinearity", "tanh") != "sigmoid":
         scale[:] = 1.0
     gx = _buffer(G, TB, xT.dtype)
-    data = gx[:, :TB]
-    np.matmul(p.w_ih, xT[:, :TB], out=data)                       # (G, T*B)
+    np.matmul(p.w_ih, xT[:, :TB], out=gx[:, :TB])                 # (G, T*B)
     rows = 2 * H if name == "gru" else G
     bias = np.zeros(G, xT.dtype)
     if p.b_ih is not None:
         bias += p.b_ih
     if p.b_hh is not None:
         bias[:rows] += p.b_hh[:rows]
-    data += bias[:, None]
-    if np.any(scale != 1):
-        data *= scale[:, None]
-    return gx, np.ascontiguousarray(p.w_hh * scale[:, None])
+    return gx, scale, bias, np.ascontiguousarray(p.w_hh * scale[:, None])
 
 
 def _rnn_kind(opts):
@@ -472,7 +490,7 @@ def forward(cell, p, x, state0, batch_sizes, **opts):
     G, H = p.w_hh.shape
     dt, TB = x.dtype, T * B
     xT = _fm(x)                                                   # (I, T*B)
-    gx, w_s = _prologue(name, p, xT, TB, opts)
+    gx, scale, bias, w_s = _prologue(name, p, xT, TB, opts)
     bs = _batch_sizes(batch_sizes, T, B)
     hist = _buffer(H, (T + 1) * B, dt)
     hist[:, :B] = state0[0].T
@@ -481,14 +499,14 @@ def forward(cell, p, x, state0, batch_sizes, **opts):
     if name == "lstm":
         chist, tanh_c, acts = _buffer(H, (T + 1) * B, dt), _buffer(H, TB, dt, True), gx
         chist[:, :B] = state0[1].T
-        _lstm_fwd(w_s, acts, hist, chist, tanh_c, tmp, bs, B, half)
+        _lstm_fwd(w_s, acts, scale, bias, hist, chist, tanh_c, tmp, bs, B, half)
     elif name == "gru":
         acts = _buffer(4 * H, TB, dt, True)
         b_hn = p.b_hh[2 * H:].copy() if p.b_hh is not None else np.zeros(H, dt)
-        _gru_fwd(w_s, gx, hist, acts, tmp, b_hn, bs, B, half)
+        _gru_fwd(w_s, gx, scale, bias, hist, acts, tmp, b_hn, bs, B, half)
     else:
         acts = _buffer(0, TB, dt)
-        _rnn_fwd(w_s, gx, hist, tmp, bs, B, _rnn_kind(opts), half)
+        _rnn_fwd(w_s, gx, scale, bias, hist, tmp, bs, B, _rnn_kind(opts), half)
     states = (_tm(hist, T + 1, B),) + ((_tm(chist, T + 1, B),) if chist is not None else ())
     return states, _tm(acts, T, B), FM(xT, hist, chist, acts, tanh_c)
 

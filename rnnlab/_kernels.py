@@ -31,32 +31,31 @@ import numpy as np
 
 try:
     import numba
-    from numba.extending import overload
+    from llvmlite import ir as llir
+    from numba.core import types as nbtypes
+    from numba.extending import intrinsic, overload
 except ImportError:  # pragma: no cover - exercised where numba is absent
     numba = None
 
 
 def _load_gemm():
-    """(sgemm, dgemm) from the OpenBLAS that NumPy ships, as ctypes functions."""
+    """Addresses of cblas_sgemm and cblas_dgemm (64-bit integer interface) in the
+    OpenBLAS that NumPy ships, or None. The compiled loops receive them as plain
+    integers, which keeps them cacheable on disk (a ctypes object would not be)."""
     libdir = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
     for so in sorted(glob.glob(os.path.join(libdir, "*openblas*.so*"))):
         lib = ctypes.CDLL(so)
-        for pre, suf, idx in (("scipy_cblas_", "64_", ctypes.c_int64),
-                              ("cblas_", "64_", ctypes.c_int64), ("cblas_", "", ctypes.c_int)):
+        for pre in ("scipy_cblas_", "cblas_"):
             try:
-                s, d = getattr(lib, f"{pre}sgemm{suf}"), getattr(lib, f"{pre}dgemm{suf}")
+                fns = getattr(lib, f"{pre}sgemm64_"), getattr(lib, f"{pre}dgemm64_")
             except AttributeError:
                 continue
-            ptr, e = ctypes.c_size_t, ctypes.c_int      # pointers travel as integers
-            fns = []
-            for fn, real in ((s, ctypes.c_float), (d, ctypes.c_double)):
-                proto = ctypes.CFUNCTYPE(None, e, e, e, idx, idx, idx, real, ptr, idx,
-                                         ptr, idx, real, ptr, idx)
-                fns.append(proto(ctypes.cast(fn, ctypes.c_void_p).value))
-            return tuple(fns)
+            _LIBS.append(lib)                                     # keep it loaded
+            return tuple(ctypes.cast(f, ctypes.c_void_p).value for f in fns)
     return None
 
 
+_LIBS = []
 # RNNLAB_PURE_NUMPY=1 forces the generic loop (to compare, or to debug).
 _GEMM = (_load_gemm() if numba is not None and not os.environ.get("RNNLAB_PURE_NUMPY")
          else None)
@@ -117,10 +116,11 @@ def _tm(base, T, B):
 # error_model="numpy": float division without Python's ZeroDivisionError check,
 # which would otherwise stop LLVM from vectorising the gate loops. Only FMA
 # contraction is allowed beyond IEEE (NaN and Inf must still show up).
-_JIT_OPTIONS = {"nogil": True, "error_model": "numpy", "fastmath": {"contract"}}
+_JIT_OPTIONS = {"nogil": True, "error_model": "numpy", "fastmath": {"contract"}, "cache": True}
 
-def _gemm(m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
-    """C[m, n] = A[m, k] @ B[k, n] + beta C, row-major, offsets in elements."""
+def _gemm(addr, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
+    """C[m, n] = A[m, k] @ B[k, n] + beta C, row-major, offsets in elements,
+    through the cblas ?gemm at address addr."""
     raise NotImplementedError("only callable from compiled code")
 
 
@@ -138,16 +138,36 @@ _Q = [np.float32(v) for v in (1.0, 4.64172823e-01, 2.44949353e-02, 2.54605902e-0
 _CLAMP = np.float32(9.0)
 
 if numba is not None:
-    @overload(_gemm, jit_options=_JIT_OPTIONS)
-    def _gemm_impl(m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
-        single = a.dtype == numba.float32
-        fn, size = (_GEMM[0], 4) if single else (_GEMM[1], 8)
+    @intrinsic
+    def _call_gemm(typingctx, addr, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+        """cblas_?gemm(RowMajor, NoTrans, NoTrans, ...) called through its address."""
+        sig = nbtypes.void(addr, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 
-        def impl(m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
-            fn(101, 111, 111, m, n, k, 1.0,                       # row-major, no transposes
-               a.ctypes.data + np.uintp(size * a_off), lda,
-               b.ctypes.data + np.uintp(size * b_off), ldb, beta,
-               c.ctypes.data + np.uintp(size * c_off), ldc)
+        def codegen(context, builder, signature, args):
+            i32, i64 = llir.IntType(32), llir.IntType(64)
+            ptr, real = llir.IntType(8).as_pointer(), context.get_value_type(signature.args[4])
+            fnty = llir.FunctionType(llir.VoidType(), [i32, i32, i32, i64, i64, i64, real, ptr,
+                                                       i64, ptr, i64, real, ptr, i64])
+            fn = builder.inttoptr(args[0], fnty.as_pointer())
+            ints = [context.cast(builder, args[i], signature.args[i], nbtypes.int64)
+                    for i in (1, 2, 3, 6, 8, 11)]
+            ptrs = [builder.inttoptr(args[i], ptr) for i in (5, 7, 10)]
+            beta_ = context.cast(builder, args[9], signature.args[9], signature.args[4])
+            builder.call(fn, [i32(101), i32(111), i32(111), ints[0], ints[1], ints[2], args[4],
+                              ptrs[0], ints[3], ptrs[1], ints[4], beta_, ptrs[2], ints[5]])
+            return context.get_dummy_value()
+        return sig, codegen
+
+    @overload(_gemm, jit_options=_JIT_OPTIONS)
+    def _gemm_impl(addr, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
+        real = np.float32 if a.dtype == numba.float32 else np.float64
+        size = np.uintp(np.dtype(real).itemsize)
+
+        def impl(addr, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
+            _call_gemm(addr, m, n, k, real(1.0),
+                       a.ctypes.data + size * np.uintp(a_off), lda,
+                       b.ctypes.data + size * np.uintp(b_off), ldb, real(beta),
+                       c.ctypes.data + size * np.uintp(c_off), ldc)
         return impl
 
     @overload(_tanh, inline="always", jit_options=_JIT_OPTIONS)
@@ -253,13 +273,13 @@ def _tanh_(v):
 
 
 @_jit
-def _rnn_fwd(w_s, gx, scale, bias, hist, tmp, bs, B, kind, half):
+def _rnn_fwd(gemm, w_s, gx, scale, bias, hist, tmp, bs, B, kind, half):
     G, H = w_s.shape
     sg = np.empty((G, B), gx.dtype)
     a, g = tmp.reshape(G * B), sg.reshape(G * B)
     for s in range(bs.shape[0]):
         b, c0, c1 = bs[s], s * B, (s + 1) * B
-        _gemm(G, b, H, w_s, 0, H, hist, c0, hist.shape[1], 0.0, tmp, 0, B)
+        _gemm(gemm, G, b, H, w_s, 0, H, hist, c0, hist.shape[1], 0.0, tmp, 0, B)
         _gather_affine(gx, c0, b, sg, scale, bias)
         _add(a, g)
         if kind == 0:
@@ -275,7 +295,7 @@ def _rnn_fwd(w_s, gx, scale, bias, hist, tmp, bs, B, kind, half):
 
 
 @_jit
-def _lstm_fwd(w_s, acts, scale, bias, hist, chist, tanh_c, tmp, bs, B, half):
+def _lstm_fwd(gemm, w_s, acts, scale, bias, hist, chist, tanh_c, tmp, bs, B, half):
     """acts holds the input projection W_ih x on entry, i,f,g,o on exit."""
     G, H = w_s.shape
     HB = H * B
@@ -289,7 +309,7 @@ def _lstm_fwd(w_s, acts, scale, bias, hist, chist, tanh_c, tmp, bs, B, half):
     xi, xf, xg, xo = x[:HB], x[HB:2 * HB], x[2 * HB:3 * HB], x[3 * HB:]
     for s in range(bs.shape[0]):
         b, c0, c1 = bs[s], s * B, (s + 1) * B
-        _gemm(G, b, H, w_s, 0, H, hist, c0, hist.shape[1], 0.0, tmp, 0, B)
+        _gemm(gemm, G, b, H, w_s, 0, H, hist, c0, hist.shape[1], 0.0, tmp, 0, B)
         _gather_affine(acts, c0, b, gx, scale, bias)
         _gather(chist, c0, b, c)                                  # c_{t-1}
         for e in range(HB):                                       # one fused pass
@@ -311,7 +331,7 @@ def _lstm_fwd(w_s, acts, scale, bias, hist, chist, tanh_c, tmp, bs, B, half):
 
 
 @_jit
-def _gru_fwd(w_s, gx, scale, bias, hist, acts, tmp, b_hn, bs, B, half):
+def _gru_fwd(gemm, w_s, gx, scale, bias, hist, acts, tmp, b_hn, bs, B, half):
     G, H = w_s.shape
     HB = H * B
     one = half + half
@@ -327,7 +347,7 @@ def _gru_fwd(w_s, gx, scale, bias, hist, acts, tmp, b_hn, bs, B, half):
     xr, xz, xn = x[:HB], x[HB:2 * HB], x[2 * HB:]
     for s in range(bs.shape[0]):
         b, c0, c1 = bs[s], s * B, (s + 1) * B
-        _gemm(G, b, H, w_s, 0, H, hist, c0, hist.shape[1], 0.0, tmp, 0, B)
+        _gemm(gemm, G, b, H, w_s, 0, H, hist, c0, hist.shape[1], 0.0, tmp, 0, B)
         _gather_affine(gx, c0, b, sgx, scale, bias)
         _gather(hist, c0, b, sh)                                  # h_{t-1}
         for e in range(HB):                                       # one fused pass
@@ -346,7 +366,7 @@ def _gru_fwd(w_s, gx, scale, bias, hist, acts, tmp, b_hn, bs, B, half):
 
 
 @_jit
-def _rnn_bwd(w_t, dout, hist, dg, dh_mat, dhn, bs, B, kind, one):
+def _rnn_bwd(gemm, w_t, dout, hist, dg, dh_mat, dhn, bs, B, kind, one):
     H, G = w_t.shape
     HB, T = H * B, bs.shape[0]
     sd = np.zeros((H, B), dg.dtype)                               # zero: see _lstm_bwd
@@ -369,11 +389,11 @@ def _rnn_bwd(w_t, dout, hist, dg, dh_mat, dhn, bs, B, kind, one):
             for e in range(HB):
                 g[e] = dh[e] * h[e] * (one - h[e])
         _scatter(sg, dg, c0, b)
-        _gemm(H, b, G, w_t, 0, G, sg, 0, B, 0.0, dh_mat, 0, B)
+        _gemm(gemm, H, b, G, w_t, 0, G, sg, 0, B, 0.0, dh_mat, 0, B)
 
 
 @_jit
-def _lstm_bwd(w_t, dout, acts, tanh_c, chist, dg, dh_mat, dc, dhn, dcn, bs, B, one):
+def _lstm_bwd(gemm, w_t, dout, acts, tanh_c, chist, dg, dh_mat, dc, dhn, dcn, bs, B, one):
     H, G = w_t.shape
     HB, T = H * B, bs.shape[0]
     # Zero-filled: a row not yet started (backward runs time in reverse) is
@@ -406,11 +426,11 @@ def _lstm_bwd(w_t, dout, acts, tanh_c, chist, dg, dh_mat, dc, dhn, dcn, bs, B, o
             gf[e] = dct * cp[e] * f * (one - f)
             dcf[e] = dct * f                                      # dL/dc_{t-1}
         _scatter(sg, dg, c0, b)
-        _gemm(H, b, G, w_t, 0, G, sg, 0, B, 0.0, dh_mat, 0, B)
+        _gemm(gemm, H, b, G, w_t, 0, G, sg, 0, B, 0.0, dh_mat, 0, B)
 
 
 @_jit
-def _gru_bwd(w_t, dout, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, B, one):
+def _gru_bwd(gemm, w_t, dout, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, B, one):
     H, G = w_t.shape
     HB, T = H * B, bs.shape[0]
     sa = np.zeros((4 * H, B), dgx.dtype)                          # r, z, n, gh_n; zero: see _lstm_bwd
@@ -441,7 +461,7 @@ def _gru_bwd(w_t, dout, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, B, one):
             dd[e] = dhe * z                                       # direct path dh * z
         _scatter(sx, dgx, c0, b)
         _scatter(sg, dgh, c0, b)
-        _gemm(H, b, G, w_t, 0, G, sg, 0, B, 0.0, dh_mat, 0, B)
+        _gemm(gemm, H, b, G, w_t, 0, G, sg, 0, B, 0.0, dh_mat, 0, B)
 
 
 # ---------------------------------------------------------------- drivers
@@ -489,6 +509,7 @@ def forward(cell, p, x, state0, batch_sizes, **opts):
     T, B, _ = x.shape
     G, H = p.w_hh.shape
     dt, TB = x.dtype, T * B
+    gemm = _GEMM[0] if dt == np.float32 else _GEMM[1]
     xT = _fm(x)                                                   # (I, T*B)
     gx, scale, bias, w_s = _prologue(name, p, xT, TB, opts)
     bs = _batch_sizes(batch_sizes, T, B)
@@ -499,14 +520,14 @@ def forward(cell, p, x, state0, batch_sizes, **opts):
     if name == "lstm":
         chist, tanh_c, acts = _buffer(H, (T + 1) * B, dt), _buffer(H, TB, dt, True), gx
         chist[:, :B] = state0[1].T
-        _lstm_fwd(w_s, acts, scale, bias, hist, chist, tanh_c, tmp, bs, B, half)
+        _lstm_fwd(gemm, w_s, acts, scale, bias, hist, chist, tanh_c, tmp, bs, B, half)
     elif name == "gru":
         acts = _buffer(4 * H, TB, dt, True)
         b_hn = p.b_hh[2 * H:].copy() if p.b_hh is not None else np.zeros(H, dt)
-        _gru_fwd(w_s, gx, scale, bias, hist, acts, tmp, b_hn, bs, B, half)
+        _gru_fwd(gemm, w_s, gx, scale, bias, hist, acts, tmp, b_hn, bs, B, half)
     else:
         acts = _buffer(0, TB, dt)
-        _rnn_fwd(w_s, gx, scale, bias, hist, tmp, bs, B, _rnn_kind(opts), half)
+        _rnn_fwd(gemm, w_s, gx, scale, bias, hist, tmp, bs, B, _rnn_kind(opts), half)
     states = (_tm(hist, T + 1, B),) + ((_tm(chist, T + 1, B),) if chist is not None else ())
     return states, _tm(acts, T, B), FM(xT, hist, chist, acts, tanh_c)
 
@@ -520,6 +541,7 @@ def backward(cell, p, cache, dout, dstate_n, **opts):
     T, B, _ = cache.x.shape
     G, H = p.w_hh.shape
     dt, TB = fm.hist.dtype, T * B
+    gemm = _GEMM[0] if dt == np.float32 else _GEMM[1]
     bs = _batch_sizes(cache.batch_sizes, T, B)
     doutT = _fm(dout)                                             # (H, T*B)
     dg = _buffer(G, TB, dt, True)                                 # dL/d(gx), every step
@@ -530,13 +552,13 @@ def backward(cell, p, cache, dout, dstate_n, **opts):
     dc = None
     if name == "lstm":
         dc, dcn = np.zeros((H, B), dt), np.ascontiguousarray(dstate_n[1].T)
-        _lstm_bwd(w_t, doutT, fm.acts, fm.tanh_c, fm.chist, dg, dh_mat, dc, dhn, dcn, bs, B, one)
+        _lstm_bwd(gemm, w_t, doutT, fm.acts, fm.tanh_c, fm.chist, dg, dh_mat, dc, dhn, dcn, bs, B, one)
     elif name == "gru":
         dh_dir = np.zeros((H, B), dt)                             # dh * z, the direct path
-        _gru_bwd(w_t, doutT, fm.acts, fm.hist, dg, dgh, dh_mat, dh_dir, dhn, bs, B, one)
+        _gru_bwd(gemm, w_t, doutT, fm.acts, fm.hist, dg, dgh, dh_mat, dh_dir, dhn, bs, B, one)
         dh_mat += dh_dir
     else:
-        _rnn_bwd(w_t, doutT, fm.hist, dg, dh_mat, dhn, bs, B, _rnn_kind(opts), one)
+        _rnn_bwd(gemm, w_t, doutT, fm.hist, dg, dh_mat, dhn, bs, B, _rnn_kind(opts), one)
     dG, dGh = dg[:, :TB], dgh[:, :TB]
     dx = (p.w_ih.T @ dG).reshape(-1, T, B).transpose(1, 2, 0)     # (T, B, I), one product
     grads = (dG @ fm.xT[:, :TB].T,                                # dW_ih (G, I)

@@ -1,5 +1,7 @@
-"""``rnnlab demo``: train a tanh RNN, an LSTM and a GRU on the adding problem,
-check their gradients, and show how far back in time each one's gradient reaches.
+"""``rnnlab demo``, the tour: train a tanh RNN, an LSTM and a GRU on the adding
+problem, check their gradients, show how far back in time each one's gradient
+reaches (table, verdicts, figures and an HTML report), then train a small
+character-level language model on the embedded corpus and sample from it.
 
 The adding problem (Hochreiter & Schmidhuber 1997, section 5.4; Le et al. 2015):
 each step of a sequence of length T carries two inputs, a value drawn from
@@ -15,6 +17,7 @@ Everything is drawn from generators seeded by ``--seed``: same seed, same
 numbers (only the timings differ).
 """
 import importlib
+import os
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -37,9 +40,13 @@ class DemoConfig:
     lr: float = 1e-2
     clip: float = 1.0             # global gradient-norm clip
     eval_batch: int = 256         # held-out sequences for the test MSE and the gradient table
+    out: str = "rnnlab-demo"      # report.html, figures and the language model's run
+    report: bool = True           # figures and report.html (needs matplotlib)
+    lm_steps: int = 300           # language-model steps (0 = skip that part)
+    lm_hidden: int = 128
 
 
-QUICK = dict(steps=5, length=8, batch=4, hidden=4, eval_batch=8)
+QUICK = dict(steps=5, length=8, batch=4, hidden=4, eval_batch=8, lm_steps=3, lm_hidden=8)
 
 
 # ---------------------------------------------------------------- task
@@ -245,7 +252,7 @@ def run_demo(cfg, progress_out=None):
           f"{cfg.steps} Adam steps (lr {cfg.lr}, clip {cfg.clip}), seed {cfg.seed}")
     held_out = np.random.default_rng([cfg.seed, 1])
     x_test, y_test = adding_batch(held_out, cfg.length, cfg.eval_batch)
-    results, flows = [], {}
+    results, flows, trained = [], {}, {}
     for k, (mode, label) in enumerate(CELLS):
         rnn_cfg = layers.RNNConfig(mode, input_size=2, hidden_size=cfg.hidden)
         model, stats = train(rnn_cfg, cfg, label, np.random.default_rng([cfg.seed, 2, k]),
@@ -253,6 +260,7 @@ def run_demo(cfg, progress_out=None):
         test, _ = loss_and_grads(rnn_cfg, model, x_test, y_test)
         results.append((label, stats, test))
         flows[label] = gradient_flow(rnn_cfg, model, x_test, y_test)
+        trained[label] = (rnn_cfg, model)
     print()
     print(f"{'cell':<11} {'steps/s':>8} {'train loss':>18} {'test MSE':>9}"
           f"   (predicting 1.0 scores {BASELINE_MSE:.3f})")
@@ -267,19 +275,68 @@ def run_demo(cfg, progress_out=None):
     print(format_flow_table(flows, cfg.length))
     print("factor/step: the geometric-mean shrink per step back, "
           "(row d=T-1 / row d=0) ** (1/(T-1))")
+    tour_report(cfg, trained, x_test)
+    if cfg.lm_steps > 0:
+        language_model(cfg)
     return 0 if ok else 1
 
 
+def tour_report(cfg, trained, x_test):
+    """Verdicts for the trained cells; with matplotlib, figures and report.html."""
+    from . import gradflow
+    x = x_test[:, :32]
+    flows = {label: gradflow.measure(rc, {k: m[k] for k in layers.param_shapes(rc)}, x,
+                                     last_only=True)[(0, 0)] for label, (rc, m) in trained.items()}
+    print("\nverdicts (loss at the last step, trained weights):")
+    for label, f in flows.items():
+        print(f"  {label:<11} {f.verdict.describe()}")
+    if not cfg.report:
+        return
+    try:
+        from . import plots, report
+        plots._plt()
+    except ValueError as e:                                       # matplotlib missing
+        print(f"figures and report skipped: {e}")
+        return
+    os.makedirs(cfg.out, exist_ok=True)
+    figs = {"Gradient norm against distance, trained on the adding problem": plots.distance(
+                flows, os.path.join(cfg.out, "distance.png"),
+                title=f"Adding problem, T = {cfg.length}: gradient reaching d steps back"),
+            "Step Jacobian norms": plots.jacobians(flows, os.path.join(cfg.out, "jacobians.png"))}
+    meta = {"task": f"adding, T = {cfg.length}", "hidden": cfg.hidden, "steps": cfg.steps,
+            "seed": cfg.seed}
+    print("report:", report.write(os.path.join(cfg.out, "report.html"), flows, figs, meta=meta))
+
+
+def language_model(cfg):
+    """A character-level LSTM on the embedded corpus: perplexity and samples."""
+    from . import train as lm_train
+    print(f"\nLanguage model: a 1-layer {cfg.lm_hidden}-unit character LSTM on the Python "
+          f"language reference (it ships with CPython), {cfg.lm_steps} Adam steps")
+    tc = lm_train.TrainConfig(
+        corpus="python-docs", level="char", emb_size=min(64, cfg.lm_hidden),
+        hidden_size=cfg.lm_hidden, num_layers=1, optimizer="adam", lr=3e-3, clip=1.0,
+        schedule="constant", epochs=1, max_steps=cfg.lm_steps, batch_size=32, bptt=64,
+        seed=cfg.seed, out=os.path.join(cfg.out, "lm"), checkpoint_every=0,
+        samples=2, sample_len=160, progress=True)
+    *_, history = lm_train.fit(tc)
+    print(f"validation perplexity {history[-1]['valid_ppl']:.2f} per character; "
+          f"continue with: rnnlab train --resume {os.path.join(tc.out, 'last.npz')} --epochs 3")
+
+
 def _run(args):
-    cfg = DemoConfig(seed=args.seed)
+    cfg = DemoConfig(seed=args.seed, out=args.out, report=not args.no_report)
     if args.quick:
         cfg = replace(cfg, **QUICK)
-    given = {k: v for k, v in (("steps", args.steps), ("length", args.length)) if v is not None}
+    given = {k: v for k, v in (("steps", args.steps), ("length", args.length),
+                               ("lm_steps", args.lm_steps)) if v is not None}
     cfg = replace(cfg, **given)
     if cfg.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {cfg.steps}")
     if cfg.length < 2:
         raise ValueError(f"--length must be at least 2, got {cfg.length}")
+    if cfg.lm_steps < 0:
+        raise ValueError(f"--lm-steps must be 0 (skip) or more, got {cfg.lm_steps}")
     return run_demo(cfg)
 
 
@@ -296,5 +353,10 @@ def register(subparsers):
     p.add_argument("--length", type=int, default=None,
                    help=f"sequence length T (default {d.length}; {QUICK['length']} with --quick)")
     p.add_argument("--quick", action="store_true",
-                   help="tiny sizes and a few steps: a smoke test in about a second")
+                   help="tiny sizes and a few steps: a smoke test in seconds")
+    p.add_argument("--out", default=d.out,
+                   help=f"folder for report.html, the figures and the language model (default {d.out})")
+    p.add_argument("--no-report", action="store_true", help="skip the figures and report.html")
+    p.add_argument("--lm-steps", type=int, default=None,
+                   help=f"language-model training steps (default {d.lm_steps}; 0 skips it)")
     p.set_defaults(func=_run)

@@ -8,9 +8,27 @@ from rnnlab import cli, demo, layers, nn
 from rnnlab.truncation import as_hx
 
 
-def _run_quick(capsys, *extra):
-    assert cli.main(["demo", "--quick", *extra]) == 0
+def _run_quick(capsys, *extra, out=None):
+    """The quick demo, without the report and the language model unless asked."""
+    args = ["demo", "--quick", *extra]
+    if out is None:
+        args += ["--no-report", "--lm-steps", "0", "--out", "unused-demo-dir"]
+    else:
+        args += ["--out", str(out)]
+    assert cli.main(args) == 0
     return capsys.readouterr().out
+
+
+def test_quick_tour_writes_report_and_trains_a_language_model(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    out = _run_quick(capsys, out=tmp_path)
+    for label in ("RNN (tanh)", "LSTM", "GRU"):
+        assert re.search(rf"^  {re.escape(label)}\s+(vanishing|healthy|exploding)", out, flags=re.M)
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 2 and "LSTM" in page
+    assert (tmp_path / "distance.png").stat().st_size > 1000
+    assert re.search(r"validation perplexity \d+\.\d\d per character", out)
+    assert (tmp_path / "lm" / "last.npz").exists()
 
 
 def test_quick_demo_prints_a_table_for_each_cell(capsys):

@@ -29,6 +29,9 @@ _HELP = {
     "lr": "learning rate",
     "momentum": "SGD momentum",
     "clip": "clip gradients to this global norm (0: no clipping)",
+    "sum_over_time": "take the gradient of the loss summed over the bptt steps (Zaremba et "
+                     "al., TensorFlow's PTB tutorial; their lr and clip assume it) instead of "
+                     "the per-token mean",
     "schedule": "learning-rate schedule: constant, zaremba (decay after --decay-start "
                 "epochs) or plateau (decay when validation stops improving)",
     "lr_decay": "decay factor for the zaremba and plateau schedules",

@@ -44,6 +44,11 @@ class TrainConfig:
     lr: float = 1.0
     momentum: float = 0.0               # SGD only
     clip: float = 5.0                   # max global gradient norm; 0 = no clipping
+    # The gradient taken is of the NLL summed over the bptt steps and averaged
+    # over the batch, as in Zaremba et al. 2014 and TensorFlow's PTB tutorial
+    # (their lr 1 and clip 5 assume it); False: the per-token mean. Perplexity
+    # is per token either way.
+    sum_over_time: bool = True
     schedule: str = "zaremba"           # "constant" | "zaremba" | "plateau"
     lr_decay: float = 0.5               # zaremba / plateau factor
     decay_start: int = 4                # zaremba: epochs at the full rate
@@ -202,7 +207,9 @@ def _step(cfg, mcfg, opt, run, x, y, lr):
     """One truncated-BPTT chunk: forward, backward, clip, update; state carried."""
     loss, run.hidden, cache = lm.loss_forward(mcfg, run.params, x, y, run.hidden,
                                               training=True, rng=run.rng)
-    grads = lm.backward(mcfg, run.params, cache)
+    grads = lm.backward(mcfg, run.params, cache)                   # of the per-token mean
+    if cfg.sum_over_time:
+        grads = {k: g * g.dtype.type(y.shape[0]) for k, g in grads.items()}
     grads, norm, _ = optim.clip_by_global_norm(grads, cfg.clip or None)
     if not (np.isfinite(loss) and np.isfinite(norm)):
         raise ValueError(f"training diverged at epoch {run.epoch + 1}, step {run.step + 1} "

@@ -16,6 +16,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ._io import atomic_write
 from . import gradflow, init, tasks
 
 LABELS = {"rnn": "RNN (tanh)", "lstm": "LSTM", "gru": "GRU", "irnn": "IRNN (relu, identity)"}
@@ -183,7 +184,7 @@ def run_tasks(args):
     print(f"gradient flow: {g[0]['kind']} x{g[0]['rate']:.3f}/step at start, "
           f"{g[-1]['kind']} x{g[-1]['rate']:.3f}/step at the end")
     if args.json:
-        with open(args.json, "w") as f:
+        with atomic_write(args.json) as f:
             json.dump(res, f)
     if out:
         from . import plots

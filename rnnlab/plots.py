@@ -9,6 +9,8 @@ point is written on the figure.
 """
 import numpy as np
 
+from ._io import atomic_write
+
 COLORS = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green", "irnn": "tab:orange"}
 
 
@@ -29,7 +31,8 @@ def _color(label, k):
 
 def _save(fig, path):
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, dpi=110, format="png")
     _plt().close(fig)
     return str(path)
 

@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from ._io import atomic_write
+
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;
 color:#222;line-height:1.45}table{border-collapse:collapse;margin:1em 0}
 td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}
@@ -149,6 +151,6 @@ def write(path, flows, figures, results=None, meta=None, title="rnnlab gradient-
     for caption, png in figures.items():
         parts.append(f"<figure>{_img(png)}<figcaption>{html.escape(caption)}</figcaption></figure>")
     parts.append("</body></html>")
-    with open(path, "w", encoding="utf-8") as f:
+    with atomic_write(path) as f:
         f.write("\n".join(parts))
     return str(path)

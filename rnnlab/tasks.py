@@ -32,6 +32,7 @@ from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
+from ._io import atomic_write
 from . import gradflow, init, layers, nn, optim
 
 
@@ -380,7 +381,7 @@ def table_rows(results):
 def write_table(results, path):
     """CSV (``.csv``) or markdown (anything else) table of a sweep."""
     rows = table_rows(results)
-    with open(path, "w") as f:
+    with atomic_write(path) as f:
         if str(path).endswith(".csv"):
             f.write(",".join(COLUMNS) + "\n")
             f.writelines(",".join(map(str, r)) + "\n" for r in rows)

@@ -7,13 +7,14 @@ descending count, ties broken alphabetically, so building twice from the same
 text gives the same ids (exact resume depends on it).
 """
 import json
-import os
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 import numpy as np
+
+from ._io import atomic_write
 
 UNK, EOS = "<unk>", "<eos>"
 SENTENCE_START, SENTENCE_END = "SENTENCE_START", "SENTENCE_END"   # the tutorial's names
@@ -127,10 +128,8 @@ def unknown_in(vocab, text):
 
 
 def save(vocab, path):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_write(path) as f:
         json.dump(vocab.to_dict(), f, ensure_ascii=False)
-    os.replace(tmp, path)
 
 
 def load(path):

@@ -65,9 +65,9 @@ ENABLED = _GEMM is not None
 class FM(NamedTuple):
     """Feature-major buffers of one layer-direction (column = t*B + b).
 
-    Each is a padded C-contiguous base array; ``[:, :cols]`` is the data.
+    Each but xT is a padded C-contiguous base array; ``[:, :cols]`` is the data.
     """
-    xT: np.ndarray        # (I, T*B) the layer input
+    xT: np.ndarray        # (I, T*B) the layer input: a view of x, read only by BLAS
     hist: np.ndarray      # (H, (T+1)*B) hidden states; block 0 is the initial state
     chist: object         # (H, (T+1)*B) LSTM cell states, else None
     acts: np.ndarray      # (A, T*B) LSTM i,f,g,o | GRU r,z,n,gh_n | RNN none
@@ -99,11 +99,21 @@ def _buffer(rows, cols, dtype, zero=False):
 
 
 def _fm(a):
-    """(T, B, F) array -> padded feature-major base (F, T*B + 16)."""
+    """(T, B, F) array -> feature-major (F, T*B): a view when that is C-contiguous
+    (the gradient a layer above hands down is), else a padded copy."""
     T, B, F = a.shape
+    v = a.transpose(2, 0, 1).reshape(F, T * B)                    # a view where strides allow
+    if v.flags.c_contiguous:
+        return v
     out = _buffer(F, T * B, a.dtype)
     out[:, :T * B].reshape(F, T, B)[...] = a.transpose(2, 0, 1)
     return out
+
+
+def _fm_view(a):
+    """(T, B, F) -> (F, T*B) for BLAS only: any layout BLAS takes, copied only if not."""
+    T, B, F = a.shape
+    return a.transpose(2, 0, 1).reshape(F, T * B)
 
 
 def _tm(base, T, B):
@@ -510,7 +520,7 @@ def forward(cell, p, x, state0, batch_sizes, **opts):
     G, H = p.w_hh.shape
     dt, TB = x.dtype, T * B
     gemm = _GEMM[0] if dt == np.float32 else _GEMM[1]
-    xT = _fm(x)                                                   # (I, T*B)
+    xT = _fm_view(x)                          # (I, T*B); BLAS reads x's layout as is
     gx, scale, bias, w_s = _prologue(name, p, xT, TB, opts)
     bs = _batch_sizes(batch_sizes, T, B)
     hist = _buffer(H, (T + 1) * B, dt)

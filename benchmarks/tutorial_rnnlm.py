@@ -33,7 +33,8 @@ def sgd_step(cfg, params, ids, lr, truncate):
     loss, _, cache = lm.loss_forward(cfg, params, x, y, None)
     grads = lm.backward(cfg, params, cache, bptt_truncate=truncate)
     T = len(y)
-    params = {k: p - np.float32(lr * T) * grads[k] for k, p in params.items()}  # sum = T * mean
+    for k, p in params.items():                                   # in place: no copies
+        p -= np.float32(lr * T) * grads[k]                        # sum = T * mean
     return params, loss
 
 

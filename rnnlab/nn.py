@@ -56,17 +56,21 @@ def softmax_cross_entropy(logits, targets, weights=None):
 
     logits (N, V), targets (N,), optional weights (N,) (0 masks a row; the mean
     is over the weight sum). Returns (loss, dlogits) with dlogits (N, V).
+    One exp over the logits serves both the loss and its gradient.
     """
     N = logits.shape[0]
-    logp = log_softmax(logits)                                    # (N, V)
-    nll = -logp[np.arange(N), targets]                            # (N,)
+    rows = np.arange(N)
+    p = logits - logits.max(axis=-1, keepdims=True)               # (N, V), max 0: no overflow
+    z = p[rows, targets]                                          # target logits, shifted
+    np.exp(p, out=p)
+    total_e = p.sum(axis=-1)                                      # (N,)
+    nll = np.log(total_e) - z                                     # (N,)
     w = np.ones(N, dtype=logits.dtype) if weights is None else weights.astype(logits.dtype)
     total = max(float(w.sum()), 1e-12)
     loss = float((nll * w).sum() / total)
-    dlogits = np.exp(logp)                                        # softmax
-    dlogits[np.arange(N), targets] -= 1.0
-    dlogits *= (w / total)[:, None]
-    return loss, dlogits
+    p *= (w / (total * total_e))[:, None].astype(p.dtype)         # softmax * w / total
+    p[rows, targets] -= w / total
+    return loss, p
 
 
 def mse(pred, target):

@@ -55,7 +55,9 @@ def sgd(momentum=0.0, nesterov=False, weight_decay=0.0):
                 v = momentum * state[f"velocity/{k}"] + g
                 st[f"velocity/{k}"] = v
                 g = g + momentum * v if nesterov else v
-            new[k] = p - p.dtype.type(lr) * g
+            step = g * p.dtype.type(-lr)                          # one temporary, then in place
+            step += p
+            new[k] = step
         st["step"] = state["step"] + 1
         return new, st
     return Optimizer("sgd", init, update)

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from rnnlab import corpus, generate, lm, optim, schedules, vocab as vocab_mod
+from rnnlab import corpus, generate, lm, schedules, vocab as vocab_mod
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PTB = os.environ.get("RNNLAB_PTB", os.path.join(HERE, "..", "..", "shared", "data", "ptb"))

@@ -11,7 +11,7 @@ cache, ...)`` do the work; the ``RNN``/``LSTM``/``GRU`` classes hold parameters,
 the last forward's cache, and gradients.
 """
 from dataclasses import asdict, dataclass
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 

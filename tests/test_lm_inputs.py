@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from rnnlab import checkpoint, cli, corpus, train, vocab
+from rnnlab import checkpoint, cli, corpus, vocab
 
 
 def _main(capsys, *argv):

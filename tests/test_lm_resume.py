@@ -1,7 +1,6 @@
 """Exact resume: a real ``python -m rnnlab train`` killed with SIGKILL after a
 checkpoint, then resumed, ends with the same weights bit for bit as a run that
 never stopped."""
-import os
 import signal
 import subprocess
 import sys

@@ -42,11 +42,13 @@ class DemoConfig:
     eval_batch: int = 256         # held-out sequences for the test MSE and the gradient table
     out: str = "rnnlab-demo"      # report.html, figures and the language model's run
     report: bool = True           # figures and report.html (needs matplotlib)
-    lm_steps: int = 300           # language-model steps (0 = skip that part)
+    lm_steps: int = 1000          # language-model steps per epoch, at most (0 = skip it)
+    lm_epochs: int = 4            # epochs over the embedded corpus (204 steps each)
     lm_hidden: int = 128
 
 
-QUICK = dict(steps=5, length=8, batch=4, hidden=4, eval_batch=8, lm_steps=3, lm_hidden=8)
+QUICK = dict(steps=5, length=8, batch=4, hidden=4, eval_batch=8, lm_steps=3, lm_epochs=1,
+             lm_hidden=8)
 
 
 # ---------------------------------------------------------------- task
@@ -312,16 +314,17 @@ def language_model(cfg):
     """A character-level LSTM on the embedded corpus: perplexity and samples."""
     from . import train as lm_train
     print(f"\nLanguage model: a 1-layer {cfg.lm_hidden}-unit character LSTM on the Python "
-          f"language reference (it ships with CPython), {cfg.lm_steps} Adam steps")
+          f"language reference (it ships with CPython), {cfg.lm_epochs} epoch(s) of Adam")
     tc = lm_train.TrainConfig(
         corpus="python-docs", level="char", emb_size=min(64, cfg.lm_hidden),
         hidden_size=cfg.lm_hidden, num_layers=1, optimizer="adam", lr=3e-3, clip=1.0,
-        schedule="constant", epochs=1, max_steps=cfg.lm_steps, batch_size=32, bptt=64,
+        schedule="constant", epochs=cfg.lm_epochs, max_steps=cfg.lm_steps, batch_size=32, bptt=64,
         seed=cfg.seed, out=os.path.join(cfg.out, "lm"), checkpoint_every=0,
-        samples=2, sample_len=160, progress=True)
+        samples=1, sample_len=160, progress=True)
     *_, history = lm_train.fit(tc)
     print(f"validation perplexity {history[-1]['valid_ppl']:.2f} per character; "
-          f"continue with: rnnlab train --resume {os.path.join(tc.out, 'last.npz')} --epochs 3")
+          f"continue with: rnnlab train --resume {os.path.join(tc.out, 'last.npz')} "
+          f"--epochs {cfg.lm_epochs + 4}")
 
 
 def _run(args):

@@ -9,6 +9,11 @@ square product).
 
     python benchmarks/bench_layers.py            # the full table (~3 minutes)
     python benchmarks/bench_layers.py --quick    # one size, fewer repeats
+    python benchmarks/bench_layers.py --lengths  # variable-length batches only
+
+Variable lengths: the same layer on a batch whose rows have random lengths in
+1..T against the full-length batch; the time ratio should track the fraction of
+tokens actually present. torch runs the same batch through pack_padded_sequence.
 """
 import argparse
 import os
@@ -72,11 +77,50 @@ def torch_step(torch, mode, H, T, B):
     return f
 
 
+def lengths_table(torch, H=256, T=64, B=32, reps=7):
+    """Time of a variable-length batch relative to the full batch, both libraries."""
+    import rnnlab
+    lens = np.random.default_rng(2).integers(1, T + 1, size=B)
+    share = lens.sum() / (T * B)
+    x = np.random.default_rng(1).standard_normal((T, B, H)).astype(np.float32)
+    print(f"\n# variable lengths: B={B} T={T} H={H}, lengths uniform in 1..{T}: "
+          f"{share:.0%} of the T*B tokens are present; forward + full backward")
+    print("| cell | rnnlab full | rnnlab varlen | varlen / full | torch full | torch packed "
+          "| packed / full |")
+    print("|---|---|---|---|---|---|---|")
+    for mode in ("rnn", "gru", "lstm"):
+        m = {"rnn": rnnlab.RNN, "gru": rnnlab.GRU, "lstm": rnnlab.LSTM}[mode](H, H, seed=0)
+
+        def ours(lengths):
+            def f():
+                out, _ = m(x, lengths=lengths)
+                m.backward(np.ones_like(out))
+            return timeit(f, reps, 3)
+        full, var = ours(None), ours(lens)
+        row = f"| {mode} | {full * 1e3:.1f} ms | {var * 1e3:.1f} ms | {var / full:.2f} |"
+        if torch is not None:
+            tm = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[mode](H, H)
+            xt = torch.from_numpy(x).requires_grad_(True)
+
+            def theirs(packed):
+                def f():
+                    inp = (torch.nn.utils.rnn.pack_padded_sequence(
+                        xt, torch.from_numpy(lens), enforce_sorted=False) if packed else xt)
+                    out, _ = tm(inp)
+                    out = torch.nn.utils.rnn.pad_packed_sequence(out)[0] if packed else out
+                    out.sum().backward()
+                return timeit(f, reps, 3)
+            tf, tp = theirs(False), theirs(True)
+            row += f" {tf * 1e3:.1f} ms | {tp * 1e3:.1f} ms | {tp / tf:.2f} |"
+        print(row, flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="H=256 only, fewer repeats")
     ap.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512])
     ap.add_argument("--no-generic", action="store_true", help="skip the pure-NumPy path")
+    ap.add_argument("--lengths", action="store_true", help="only the variable-length table")
     args = ap.parse_args(argv)
     from threadpoolctl import threadpool_limits
     try:
@@ -89,6 +133,8 @@ def main(argv=None):
     sizes = [256] if args.quick else args.sizes
     reps = 3 if args.quick else 7
     with threadpool_limits(2):
+        if args.lengths:
+            return lengths_table(torch)
         peak = matmul_rate(torch)
         print(f"# {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
               f"{os.cpu_count()} cores, 2 threads; float32 matmul rate {peak:.0f} GFLOP/s")
@@ -110,6 +156,7 @@ def main(argv=None):
                 print(f"| {mode} | {H} | {T * B / ours:,.0f} | {T * B / theirs:,.0f} | "
                       f"{theirs / ours:.2f}x | {T * B / plain:,.0f} | {gf:.0f} | {gf / peak:.0%} |",
                       flush=True)
+        lengths_table(torch)
 
 
 if __name__ == "__main__":

@@ -173,15 +173,23 @@ def _tanh_(v):
         v[e] = _tanh(v[e])
 
 
+def _block(flat, rows, b):
+    """A compact (rows, b) view at the front of a flat scratch buffer."""
+    return flat[:rows * b].reshape(rows, b)
+
+
+_block = _jit(_block)
+
+
 @_jit
 def _rnn_fwd(gemm, w_s, gx, scale, bias, hist, tmp, bs, B, kind, half):
     G, H = w_s.shape
-    sg = np.empty((G, B), gx.dtype)
-    a, g = tmp.reshape(G * B), sg.reshape(G * B)
+    a_buf, g_buf = np.empty(G * B, gx.dtype), np.empty(G * B, gx.dtype)
     for s in range(bs.shape[0]):
         b, c0, c1 = bs[s], s * B, (s + 1) * B
-        _gemm(gemm, G, b, H, w_s, 0, H, hist, c0, hist.shape[1], 0.0, tmp, 0, B)
-        _gather_affine(gx, c0, b, sg, scale, bias)
+        _gemm(gemm, G, b, H, w_s, 0, H, hist, c0, hist.shape[1], 0.0, a_buf, 0, b)
+        _gather_affine(gx, c0, b, _block(g_buf, G, b), scale, bias)
+        a, g = a_buf[:G * b], g_buf[:G * b]
         _add(a, g)
         if kind == 0:
             _tanh_(a)
@@ -190,7 +198,7 @@ def _rnn_fwd(gemm, w_s, gx, scale, bias, hist, tmp, bs, B, kind, half):
                 a[e] = max(a[e], half - half)
         else:
             _sig_tanh(a, half)                                    # a was pre-scaled by 1/2
-        _scatter(tmp, hist, c1, b)
+        _scatter(_block(a_buf, G, b), hist, c1, b)
         if b < B:
             _carry(hist, c0, c1, b, B)
 
@@ -199,21 +207,19 @@ def _rnn_fwd(gemm, w_s, gx, scale, bias, hist, tmp, bs, B, kind, half):
 def _lstm_fwd(gemm, w_s, acts, scale, bias, hist, chist, tanh_c, tmp, bs, B, half):
     """acts holds the input projection W_ih x on entry, i,f,g,o on exit."""
     G, H = w_s.shape
-    HB = H * B
-    gx = np.empty((G, B), acts.dtype)
-    c = np.empty((H, B), acts.dtype)
-    tc = np.empty((H, B), acts.dtype)
-    h = np.empty((H, B), acts.dtype)
-    a, cf, tf, hf = tmp.reshape(G * B), c.reshape(HB), tc.reshape(HB), h.reshape(HB)
-    x = gx.reshape(G * B)
-    ai, af, ag, ao = a[:HB], a[HB:2 * HB], a[2 * HB:3 * HB], a[3 * HB:]
-    xi, xf, xg, xo = x[:HB], x[HB:2 * HB], x[2 * HB:3 * HB], x[3 * HB:]
+    dt = acts.dtype
+    a_buf, x_buf = np.empty(G * B, dt), np.empty(G * B, dt)
+    c_buf, t_buf, h_buf = np.empty(H * B, dt), np.empty(H * B, dt), np.empty(H * B, dt)
     for s in range(bs.shape[0]):
-        b, c0, c1 = bs[s], s * B, (s + 1) * B
-        _gemm(gemm, G, b, H, w_s, 0, H, hist, c0, hist.shape[1], 0.0, tmp, 0, B)
-        _gather_affine(acts, c0, b, gx, scale, bias)
-        _gather(chist, c0, b, c)                                  # c_{t-1}
-        for e in range(HB):                                       # one fused pass
+        b, c0, c1 = bs[s], s * B, (s + 1) * B                     # b rows still running
+        n = H * b
+        _gemm(gemm, G, b, H, w_s, 0, H, hist, c0, hist.shape[1], 0.0, a_buf, 0, b)
+        _gather_affine(acts, c0, b, _block(x_buf, G, b), scale, bias)
+        _gather(chist, c0, b, _block(c_buf, H, b))                # c_{t-1}
+        ai, af, ag, ao = a_buf[:n], a_buf[n:2 * n], a_buf[2 * n:3 * n], a_buf[3 * n:4 * n]
+        xi, xf, xg, xo = x_buf[:n], x_buf[n:2 * n], x_buf[2 * n:3 * n], x_buf[3 * n:4 * n]
+        cf, tf, hf = c_buf[:n], t_buf[:n], h_buf[:n]
+        for e in range(n):                                        # one fused pass
             i = half * _tanh(ai[e] + xi[e]) + half
             f = half * _tanh(af[e] + xf[e]) + half
             g = _tanh(ag[e] + xg[e])
@@ -222,10 +228,10 @@ def _lstm_fwd(gemm, w_s, acts, scale, bias, hist, chist, tanh_c, tmp, bs, B, hal
             te = _tanh(ce)
             ai[e], af[e], ag[e], ao[e] = i, f, g, o
             cf[e], tf[e], hf[e] = ce, te, o * te                  # h = o tanh(c)
-        _scatter(tmp, acts, c0, b)
-        _scatter(c, chist, c1, b)
-        _scatter(tc, tanh_c, c0, b)
-        _scatter(h, hist, c1, b)
+        _scatter(_block(a_buf, G, b), acts, c0, b)
+        _scatter(_block(c_buf, H, b), chist, c1, b)
+        _scatter(_block(t_buf, H, b), tanh_c, c0, b)
+        _scatter(_block(h_buf, H, b), hist, c1, b)
         if b < B:
             _carry(hist, c0, c1, b, B)
             _carry(chist, c0, c1, b, B)
@@ -234,34 +240,34 @@ def _lstm_fwd(gemm, w_s, acts, scale, bias, hist, chist, tanh_c, tmp, bs, B, hal
 @_jit
 def _gru_fwd(gemm, w_s, gx, scale, bias, hist, acts, tmp, b_hn, bs, B, half):
     G, H = w_s.shape
-    HB = H * B
+    dt = gx.dtype
     one = half + half
-    sgx = np.empty((G, B), gx.dtype)
-    sh = np.empty((H, B), gx.dtype)
-    sn = np.empty((H, B), gx.dtype)
-    bn = np.empty((H, B), gx.dtype)                               # b_hn, one per row
-    for j in range(H):
-        bn[j, :] = b_hn[j]
-    a, x, h, n, bnf = (tmp.reshape(G * B), sgx.reshape(G * B), sh.reshape(HB),
-                       sn.reshape(HB), bn.reshape(HB))
-    ar, az, ahn = a[:HB], a[HB:2 * HB], a[2 * HB:]
-    xr, xz, xn = x[:HB], x[HB:2 * HB], x[2 * HB:]
+    a_buf, x_buf = np.empty(G * B, dt), np.empty(G * B, dt)
+    h_buf, n_buf, bn_buf = np.empty(H * B, dt), np.empty(H * B, dt), np.empty(H * B, dt)
     for s in range(bs.shape[0]):
         b, c0, c1 = bs[s], s * B, (s + 1) * B
-        _gemm(gemm, G, b, H, w_s, 0, H, hist, c0, hist.shape[1], 0.0, tmp, 0, B)
-        _gather_affine(gx, c0, b, sgx, scale, bias)
-        _gather(hist, c0, b, sh)                                  # h_{t-1}
-        for e in range(HB):                                       # one fused pass
+        n = H * b
+        _gemm(gemm, G, b, H, w_s, 0, H, hist, c0, hist.shape[1], 0.0, a_buf, 0, b)
+        _gather_affine(gx, c0, b, _block(x_buf, G, b), scale, bias)
+        _gather(hist, c0, b, _block(h_buf, H, b))                 # h_{t-1}
+        bn = _block(bn_buf, H, b)
+        for j in range(H):
+            bn[j, :] = b_hn[j]                                    # b_hn, one per row
+        ar, az, ahn = a_buf[:n], a_buf[n:2 * n], a_buf[2 * n:3 * n]
+        xr, xz, xn = x_buf[:n], x_buf[n:2 * n], x_buf[2 * n:3 * n]
+        h, nn_, bnf = h_buf[:n], n_buf[:n], bn_buf[:n]
+        for e in range(n):                                        # one fused pass
             r = half * _tanh(ar[e] + xr[e]) + half
             z = half * _tanh(az[e] + xz[e]) + half
             ghn = ahn[e] + bnf[e]                                 # gh_n = W_hn h + b_hn
             ne = _tanh(xn[e] + r * ghn)                           # n = tanh(gx_n + r gh_n)
-            ar[e], az[e], ahn[e], n[e] = r, z, ghn, ne
+            ar[e], az[e], ahn[e], nn_[e] = r, z, ghn, ne
             h[e] = (one - z) * ne + z * h[e]                      # h_t
-        _scatter_rows(tmp, 0, acts, 0, 2 * H, c0, b)              # r, z
-        _scatter_rows(sn, 0, acts, 2 * H, H, c0, b)               # n
-        _scatter_rows(tmp, 2 * H, acts, 3 * H, H, c0, b)          # gh_n
-        _scatter(sh, hist, c1, b)
+        a2 = _block(a_buf, G, b)
+        _scatter_rows(a2, 0, acts, 0, 2 * H, c0, b)               # r, z
+        _scatter_rows(_block(n_buf, H, b), 0, acts, 2 * H, H, c0, b)   # n
+        _scatter_rows(a2, 2 * H, acts, 3 * H, H, c0, b)           # gh_n
+        _scatter(_block(h_buf, H, b), hist, c1, b)
         if b < B:
             _carry(hist, c0, c1, b, B)
 
@@ -269,55 +275,56 @@ def _gru_fwd(gemm, w_s, gx, scale, bias, hist, acts, tmp, b_hn, bs, B, half):
 @_jit
 def _rnn_bwd(gemm, w_t, dout, hist, dg, dh_mat, dhn, bs, B, kind, one):
     H, G = w_t.shape
-    HB, T = H * B, bs.shape[0]
-    sd = np.zeros((H, B), dg.dtype)                               # zero: see _lstm_bwd
-    sh = np.zeros((H, B), dg.dtype)
-    sg = np.zeros((H, B), dg.dtype)
-    d, h, g, dh = sd.reshape(HB), sh.reshape(HB), sg.reshape(HB), dh_mat.reshape(HB)
+    T = bs.shape[0]
+    dt = dg.dtype
+    d_buf, h_buf, g_buf, dh_buf = (np.empty(H * B, dt), np.empty(H * B, dt),
+                                   np.empty(H * B, dt), np.empty(H * B, dt))
     for s in range(T - 1, -1, -1):
         b, c0 = bs[s], s * B
+        n = H * b
         _inject(dh_mat, dhn, bs[s + 1] if s + 1 < T else 0, b)
-        _gather(dout, c0, b, sd)
-        _gather(hist, c0 + B, b, sh)                              # h_t = f(a_t)
+        _gather(dout, c0, b, _block(d_buf, H, b))
+        _gather(hist, c0 + B, b, _block(h_buf, H, b))             # h_t = f(a_t)
+        _gather(dh_mat, 0, b, _block(dh_buf, H, b))               # dL/dh_t from step t+1
+        d, h, g, dh = d_buf[:n], h_buf[:n], g_buf[:n], dh_buf[:n]
         _add(dh, d)
         if kind == 0:
-            for e in range(HB):
+            for e in range(n):
                 g[e] = dh[e] * (one - h[e] * h[e])
         elif kind == 1:
-            for e in range(HB):
+            for e in range(n):
                 g[e] = dh[e] if h[e] > 0 else (one - one) * dh[e]
         else:
-            for e in range(HB):
+            for e in range(n):
                 g[e] = dh[e] * h[e] * (one - h[e])
-        _scatter(sg, dg, c0, b)
-        _gemm(gemm, H, b, G, w_t, 0, G, sg, 0, B, 0.0, dh_mat, 0, B)
+        _scatter(_block(g_buf, H, b), dg, c0, b)
+        _gemm(gemm, H, b, G, w_t, 0, G, g_buf, 0, b, 0.0, dh_mat, 0, B)
 
 
 @_jit
 def _lstm_bwd(gemm, w_t, dout, acts, tanh_c, chist, dg, dh_mat, dc, dhn, dcn, bs, B, one):
     H, G = w_t.shape
-    HB, T = H * B, bs.shape[0]
-    # Zero-filled: a row not yet started (backward runs time in reverse) is
-    # never gathered, so its columns stay 0 and leave dh_mat and dc at 0.
-    sa = np.zeros((G, B), dg.dtype)                               # i, f, g, o
-    st = np.zeros((H, B), dg.dtype)                               # tanh(c_t)
-    sc = np.zeros((H, B), dg.dtype)                               # c_{t-1}
-    sd = np.zeros((H, B), dg.dtype)                               # dout_t
-    sg = np.zeros((G, B), dg.dtype)                               # dG_t
-    a, t, cp, d = sa.reshape(G * B), st.reshape(HB), sc.reshape(HB), sd.reshape(HB)
-    g, dh, dcf = sg.reshape(G * B), dh_mat.reshape(HB), dc.reshape(HB)
-    ai, af, ag, ao = a[:HB], a[HB:2 * HB], a[2 * HB:3 * HB], a[3 * HB:]
-    gi, gf, gg, go = g[:HB], g[HB:2 * HB], g[2 * HB:3 * HB], g[3 * HB:]
+    T = bs.shape[0]
+    dt = dg.dtype
+    a_buf, g_buf = np.empty(G * B, dt), np.empty(G * B, dt)      # i,f,g,o; dG_t
+    t_buf, c_buf, d_buf = np.empty(H * B, dt), np.empty(H * B, dt), np.empty(H * B, dt)
+    dh_buf, dc_buf = np.empty(H * B, dt), np.empty(H * B, dt)
     for s in range(T - 1, -1, -1):
-        b, c0 = bs[s], s * B
+        b, c0 = bs[s], s * B                                      # b rows running at step s
+        n = H * b
         lo = bs[s + 1] if s + 1 < T else 0
-        _inject(dh_mat, dhn, lo, b)
+        _inject(dh_mat, dhn, lo, b)                               # rows whose last step is s
         _inject(dc, dcn, lo, b)
-        _gather(acts, c0, b, sa)
-        _gather(tanh_c, c0, b, st)
-        _gather(chist, c0, b, sc)
-        _gather(dout, c0, b, sd)
-        for e in range(HB):                                       # one fused pass
+        _gather(acts, c0, b, _block(a_buf, G, b))
+        _gather(tanh_c, c0, b, _block(t_buf, H, b))
+        _gather(chist, c0, b, _block(c_buf, H, b))                # c_{t-1}
+        _gather(dout, c0, b, _block(d_buf, H, b))
+        _gather(dh_mat, 0, b, _block(dh_buf, H, b))               # from step t+1
+        _gather(dc, 0, b, _block(dc_buf, H, b))
+        ai, af, ag, ao = a_buf[:n], a_buf[n:2 * n], a_buf[2 * n:3 * n], a_buf[3 * n:4 * n]
+        gi, gf, gg, go = g_buf[:n], g_buf[n:2 * n], g_buf[2 * n:3 * n], g_buf[3 * n:4 * n]
+        t, cp, d, dh, dcf = t_buf[:n], c_buf[:n], d_buf[:n], dh_buf[:n], dc_buf[:n]
+        for e in range(n):                                        # one fused pass
             dhe = dh[e] + d[e]                                    # dL/dh_t
             i, f, gv, o, te = ai[e], af[e], ag[e], ao[e], t[e]
             dct = dcf[e] + dhe * o * (one - te * te)              # dL/dc_t
@@ -326,32 +333,33 @@ def _lstm_bwd(gemm, w_t, dout, acts, tanh_c, chist, dg, dh_mat, dc, dhn, dcn, bs
             gg[e] = dct * i * (one - gv * gv)
             gf[e] = dct * cp[e] * f * (one - f)
             dcf[e] = dct * f                                      # dL/dc_{t-1}
-        _scatter(sg, dg, c0, b)
-        _gemm(gemm, H, b, G, w_t, 0, G, sg, 0, B, 0.0, dh_mat, 0, B)
+        _scatter(_block(dc_buf, H, b), dc, 0, b)
+        _scatter(_block(g_buf, G, b), dg, c0, b)
+        _gemm(gemm, H, b, G, w_t, 0, G, g_buf, 0, b, 0.0, dh_mat, 0, B)
 
 
 @_jit
 def _gru_bwd(gemm, w_t, dout, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, B, one):
     H, G = w_t.shape
-    HB, T = H * B, bs.shape[0]
-    sa = np.zeros((4 * H, B), dgx.dtype)                          # r, z, n, gh_n; zero: see _lstm_bwd
-    sh = np.zeros((H, B), dgx.dtype)                              # h_{t-1}
-    sd = np.zeros((H, B), dgx.dtype)                              # dout_t
-    sx = np.zeros((G, B), dgx.dtype)                              # dGx_t
-    sg = np.zeros((G, B), dgx.dtype)                              # dGh_t
-    a, h, d = sa.reshape(4 * HB), sh.reshape(HB), sd.reshape(HB)
-    x, g = sx.reshape(G * B), sg.reshape(G * B)
-    dh, dd = dh_mat.reshape(HB), dh_dir.reshape(HB)
-    ar, az, an, ahn = a[:HB], a[HB:2 * HB], a[2 * HB:3 * HB], a[3 * HB:]
-    xr, xz, xn = x[:HB], x[HB:2 * HB], x[2 * HB:]
-    gr, gz, gn = g[:HB], g[HB:2 * HB], g[2 * HB:]
+    T = bs.shape[0]
+    dt = dgx.dtype
+    a_buf, x_buf, g_buf = np.empty(4 * H * B, dt), np.empty(G * B, dt), np.empty(G * B, dt)
+    h_buf, d_buf = np.empty(H * B, dt), np.empty(H * B, dt)
+    dh_buf, dd_buf = np.empty(H * B, dt), np.empty(H * B, dt)
     for s in range(T - 1, -1, -1):
         b, c0 = bs[s], s * B
+        n = H * b
         _inject(dh_dir, dhn, bs[s + 1] if s + 1 < T else 0, b)
-        _gather(acts, c0, b, sa)
-        _gather(hist, c0, b, sh)
-        _gather(dout, c0, b, sd)
-        for e in range(HB):                                       # one fused pass
+        _gather(acts, c0, b, _block(a_buf, 4 * H, b))             # r, z, n, gh_n
+        _gather(hist, c0, b, _block(h_buf, H, b))                 # h_{t-1}
+        _gather(dout, c0, b, _block(d_buf, H, b))
+        _gather(dh_mat, 0, b, _block(dh_buf, H, b))               # W_hh^T dGh from step t+1
+        _gather(dh_dir, 0, b, _block(dd_buf, H, b))               # dh * z from step t+1
+        ar, az, an, ahn = a_buf[:n], a_buf[n:2 * n], a_buf[2 * n:3 * n], a_buf[3 * n:4 * n]
+        xr, xz, xn = x_buf[:n], x_buf[n:2 * n], x_buf[2 * n:3 * n]
+        gr, gz, gn = g_buf[:n], g_buf[n:2 * n], g_buf[2 * n:3 * n]
+        h, d, dh, dd = h_buf[:n], d_buf[:n], dh_buf[:n], dd_buf[:n]
+        for e in range(n):                                        # one fused pass
             dhe = dh[e] + dd[e] + d[e]                            # dL/dh_t
             r, z, ne = ar[e], az[e], an[e]
             dan = dhe * (one - z) * (one - ne * ne)
@@ -360,8 +368,7 @@ def _gru_bwd(gemm, w_t, dout, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, B, 
             xr[e], xz[e], xn[e] = dar, daz, dan
             gr[e], gz[e], gn[e] = dar, daz, dan * r               # dL/d(W_hh h + b_hh)
             dd[e] = dhe * z                                       # direct path dh * z
-        _scatter(sx, dgx, c0, b)
-        _scatter(sg, dgh, c0, b)
-        _gemm(gemm, H, b, G, w_t, 0, G, sg, 0, B, 0.0, dh_mat, 0, B)
-
-
+        _scatter(_block(dd_buf, H, b), dh_dir, 0, b)
+        _scatter(_block(x_buf, G, b), dgx, c0, b)
+        _scatter(_block(g_buf, G, b), dgh, c0, b)
+        _gemm(gemm, H, b, G, w_t, 0, G, g_buf, 0, b, 0.0, dh_mat, 0, B)

@@ -49,8 +49,8 @@ def _train_config(args, **over):
         init=args.init, forget_bias=args.forget_bias, seed=args.seed,
         record_every=args.record_every)
     cfg = replace(cfg, **over)
-    if cfg.forget_bias is not None and cfg.cell != "lstm":
-        cfg = replace(cfg, forget_bias=None)        # forget bias only means something for LSTM
+    if cfg.forget_bias is not None and cfg.cell not in ("lstm", "gru"):
+        cfg = replace(cfg, forget_bias=None)        # only gated cells have a keep gate
     if cfg.init == "identity" and cfg.cell != "irnn":
         raise ValueError("--init identity is the IRNN: use --cell irnn (ReLU RNN)")
     return cfg.check()
@@ -201,7 +201,7 @@ def _run_sweep(args):
     out = _outputs(args)
     results = []
     for cell in cells:
-        b = replace(base, forget_bias=args.forget_bias if cell == "lstm" else None)
+        b = replace(base, forget_bias=args.forget_bias if cell in ("lstm", "gru") else None)
         results += tasks.sweep(b, [cell], lengths, seeds)
     table = args.table or "sweep.md"
     tasks.write_table(results, table)
@@ -226,7 +226,9 @@ def _common(p, steps):
     g.add_argument("--clip", type=float, default=1.0, help="global-norm clip; 0 = off")
     g.add_argument("--init", choices=init.SCHEMES, default=None,
                    help="recurrent initialisation (default: torch's; identity for irnn)")
-    g.add_argument("--forget-bias", type=float, default=None, help="LSTM forget-gate bias")
+    g.add_argument("--forget-bias", type=float, default=None,
+                   help="bias of the gate that keeps the old state: LSTM forget gate, "
+                        "GRU update gate")
     g.add_argument("--seed", type=int, default=0, help="seed for data and weights")
     g.add_argument("--record-every", type=int, default=100,
                    help="record gradient flow every N training steps")

@@ -12,10 +12,12 @@ so schemes compose: ``forget_bias(cfg, orthogonal(cfg, default(cfg, rng), rng))`
   recurrent networks of rectified linear units"): ReLU RNN with W_hh = I, zero
   biases and small input weights N(0, 0.001^2); at start h_t = h_{t-1} + relu
   input, so the gradient passes unchanged through every step.
-- ``forget_bias``: LSTM only: the forget-gate block of bias_ih is set to b and
-  that of bias_hh to 0, so the total forget bias is b (Gers et al. 2000;
-  Jozefowicz et al. 2015 recommend b = 1): f = sigmoid(b) ~ 0.73 at start
-  instead of 0.5, and the cell path c_{t-1} -> c_t loses less per step.
+- ``forget_bias``: the bias of the gate that keeps the old state: the LSTM's
+  forget gate f (Gers et al. 2000; Jozefowicz et al. 2015 recommend b = 1) and
+  the GRU's update gate z (h_t = (1 - z) n + z h_{t-1}). Its block of bias_ih is
+  set to b and that of bias_hh to 0, so the total is b: the gate starts at
+  sigmoid(b) ~ 0.73 instead of 0.5, and the state path loses less per step.
+  Both gates are rows H:2H (LSTM order i, f, g, o; GRU order r, z, n).
 
 Shapes: H hidden, G = gates * H; weight_hh (G, H), bias_* (G,).
 """
@@ -67,22 +69,23 @@ def identity(cfg, params, rng=None, input_std=1e-3):
 
 
 def forget_bias(cfg, params, value=1.0):
-    """LSTM: forget block of bias_ih = value and of bias_hh = 0 (total = value)."""
-    if cfg.mode != "lstm":
-        raise ValueError(f"forget_bias applies to LSTMs only, got mode={cfg.mode!r}")
+    """Keep-gate block (LSTM f, GRU z) of bias_ih = value, of bias_hh = 0 (total = value)."""
+    if cfg.mode not in ("lstm", "gru"):
+        raise ValueError(f"forget_bias applies to LSTMs (forget gate) and GRUs (update gate), "
+                         f"got mode={cfg.mode!r}")
     if not cfg.bias:
         raise ValueError("forget_bias needs bias=True")
     H, out = cfg.hidden_size, dict(params)
     for k, b in params.items():
         if k.startswith("bias_"):
             b = b.copy()
-            b[H:2 * H] = value if k.startswith("bias_ih") else 0.0   # gate order i, f, g, o
+            b[H:2 * H] = value if k.startswith("bias_ih") else 0.0   # f of i,f,g,o; z of r,z,n
             out[k] = b
     return out
 
 
 def initialize(cfg, scheme="default", rng=None, forget=None, dtype=np.float32):
-    """Fresh parameters by scheme name (``SCHEMES``), then the LSTM forget bias if given."""
+    """Fresh parameters by scheme name (``SCHEMES``), then the keep-gate bias if given."""
     if scheme not in SCHEMES:
         raise ValueError(f"init must be one of {SCHEMES}, got {scheme!r}")
     rng = np.random.default_rng(rng)

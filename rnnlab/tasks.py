@@ -161,7 +161,7 @@ class TrainConfig:
     optimizer: str = "adam"         # adam | sgd | rmsprop | adagrad
     clip: Optional[float] = 1.0     # global-norm clip; None = off
     init: Optional[str] = None      # default | orthogonal | identity; None: identity for irnn
-    forget_bias: Optional[float] = None   # LSTM total forget-gate bias
+    forget_bias: Optional[float] = None   # keep-gate bias: LSTM forget gate, GRU update gate
     nonlinearity: str = "tanh"      # RNN only (irnn forces relu)
     seed: int = 0
     eval_batch: int = 500

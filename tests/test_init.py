@@ -35,8 +35,20 @@ def test_forget_bias_total_and_pure():
     np.testing.assert_allclose((q["bias_ih_l0"] + q["bias_hh_l0"])[4:8], 1.5)
     np.testing.assert_array_equal(q["bias_ih_l0"][:4], p["bias_ih_l0"][:4])   # other gates kept
     assert not np.array_equal(p["bias_ih_l0"][4:8], q["bias_ih_l0"][4:8])       # input untouched
-    with pytest.raises(ValueError, match="LSTM"):
-        init.forget_bias(layers.RNNConfig("gru", 3, 4), {}, 1.0)
+    with pytest.raises(ValueError, match="LSTMs .forget gate. and GRUs"):
+        init.forget_bias(layers.RNNConfig("rnn", 3, 4), {}, 1.0)
+
+
+def test_gru_keep_gate_is_the_update_gate():
+    """The GRU's z (rows H:2H) starts near sigmoid(b): the old state is mostly kept."""
+    cfg = layers.RNNConfig("gru", 3, 4)
+    q = init.forget_bias(cfg, init.initialize(cfg, rng=0), 3.0)
+    np.testing.assert_allclose((q["bias_ih_l0"] + q["bias_hh_l0"])[4:8], 3.0)
+    x = np.zeros((1, 1, 3), np.float32)
+    h0 = np.ones((1, 1, 4), np.float32)
+    _, h1, cache = layers.forward(cfg, q, x, (h0,))
+    z = cache.seq[0][0].acts[0, 0, 4:8]                              # acts: r, z, n, gh_n
+    assert np.all(z > 0.9)
 
 
 def test_seeded_and_unknown_scheme():

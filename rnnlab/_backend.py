@@ -23,14 +23,6 @@ def namespace(*arrays):
     return array_api_compat.array_namespace(*arrays)
 
 
-def is_numpy(xp):
-    return xp is np
-
-
-def copy(xp, a):
-    return np.array(a, copy=True) if xp is np else xp.asarray(a, copy=True)
-
-
 def zeros(xp, shape, like):
     if xp is np:
         return np.zeros(shape, dtype=like.dtype)

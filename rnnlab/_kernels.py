@@ -172,19 +172,19 @@ def forward(cell, p, x, state0, batch_sizes, **opts):
     bs = _batch_sizes(batch_sizes, T, B)
     hist = _buffer(H, (T + 1) * B, dt)
     hist[:, :B] = state0[0].T
-    tmp, half = np.empty((G, B), dt), dt.type(0.5)
+    half = dt.type(0.5)
     chist = tanh_c = None
     if name == "lstm":
         chist, tanh_c, acts = _buffer(H, (T + 1) * B, dt), _buffer(H, TB, dt, True), gx
         chist[:, :B] = state0[1].T
-        _lstm_fwd(gemm, w_s, acts, scale, bias, hist, chist, tanh_c, tmp, bs, B, half)
+        _lstm_fwd(gemm, w_s, acts, scale, bias, hist, chist, tanh_c, bs, B, half)
     elif name == "gru":
-        acts = _buffer(4 * H, TB, dt, True)
+        acts = _buffer(cell.act_width(H), TB, dt, True)           # r, z, n, gh_n
         b_hn = p.b_hh[2 * H:].copy() if p.b_hh is not None else np.zeros(H, dt)
-        _gru_fwd(gemm, w_s, gx, scale, bias, hist, acts, tmp, b_hn, bs, B, half)
+        _gru_fwd(gemm, w_s, gx, scale, bias, hist, acts, b_hn, bs, B, half)
     else:
-        acts = _buffer(0, TB, dt)
-        _rnn_fwd(gemm, w_s, gx, scale, bias, hist, tmp, bs, B, _rnn_kind(opts), half)
+        acts = _buffer(cell.act_width(H), TB, dt)                 # none: h_t gives f'
+        _rnn_fwd(gemm, w_s, gx, scale, bias, hist, bs, B, _rnn_kind(opts), half)
     states = (_tm(hist, T + 1, B),) + ((_tm(chist, T + 1, B),) if chist is not None else ())
     return states, _tm(acts, T, B), FM(xT, hist, chist, acts, tanh_c)
 

@@ -100,8 +100,8 @@ def _jit(f):
 #
 # Every inner loop runs from 0 over 1-D slice views: an index like lo + i could
 # be negative as far as numba knows, and its wraparound branch would stop LLVM
-# from vectorising. Each step works in contiguous (rows, B) scratch: gathered
-# from the strided histories, flat loops over it, scattered back.
+# from vectorising. Each step works in compact (rows, b) scratch, b = rows still
+# running: gathered from the strided histories, flat loops over it, scattered back.
 
 @_jit
 def _gather(src, c0, b, dst):
@@ -173,16 +173,14 @@ def _tanh_(v):
         v[e] = _tanh(v[e])
 
 
+@_jit
 def _block(flat, rows, b):
     """A compact (rows, b) view at the front of a flat scratch buffer."""
     return flat[:rows * b].reshape(rows, b)
 
 
-_block = _jit(_block)
-
-
 @_jit
-def _rnn_fwd(gemm, w_s, gx, scale, bias, hist, tmp, bs, B, kind, half):
+def _rnn_fwd(gemm, w_s, gx, scale, bias, hist, bs, B, kind, half):
     G, H = w_s.shape
     a_buf, g_buf = np.empty(G * B, gx.dtype), np.empty(G * B, gx.dtype)
     for s in range(bs.shape[0]):
@@ -204,7 +202,7 @@ def _rnn_fwd(gemm, w_s, gx, scale, bias, hist, tmp, bs, B, kind, half):
 
 
 @_jit
-def _lstm_fwd(gemm, w_s, acts, scale, bias, hist, chist, tanh_c, tmp, bs, B, half):
+def _lstm_fwd(gemm, w_s, acts, scale, bias, hist, chist, tanh_c, bs, B, half):
     """acts holds the input projection W_ih x on entry, i,f,g,o on exit."""
     G, H = w_s.shape
     dt = acts.dtype
@@ -238,7 +236,7 @@ def _lstm_fwd(gemm, w_s, acts, scale, bias, hist, chist, tanh_c, tmp, bs, B, hal
 
 
 @_jit
-def _gru_fwd(gemm, w_s, gx, scale, bias, hist, acts, tmp, b_hn, bs, B, half):
+def _gru_fwd(gemm, w_s, gx, scale, bias, hist, acts, b_hn, bs, B, half):
     G, H = w_s.shape
     dt = gx.dtype
     one = half + half

@@ -49,7 +49,7 @@ def matmul_rate(torch, n=2048):
 
 def rnnlab_step(mode, H, T, B, generic=False):
     import rnnlab
-    from rnnlab import _kernels
+    from rnnlab.engine.fast import kernels as _kernels
     cls = {"rnn": rnnlab.RNN, "gru": rnnlab.GRU, "lstm": rnnlab.LSTM}[mode]
     m = cls(H, H, seed=0)
     rng = np.random.default_rng(1)

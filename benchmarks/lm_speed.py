@@ -16,7 +16,8 @@ import time
 
 import numpy as np
 
-from rnnlab import lm, optim
+from rnnlab.lm import model as lm
+from rnnlab import optim
 
 
 def rnnlab_stepper(cfg, B, seed=0):

@@ -21,7 +21,8 @@ import time
 
 import numpy as np
 
-from rnnlab import corpus, generate, lm, schedules, vocab as vocab_mod
+from rnnlab.lm import corpus, generate, model as lm, vocab as vocab_mod
+from rnnlab.optim import schedules
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PTB = os.environ.get("RNNLAB_PTB", os.path.join(HERE, "..", "..", "shared", "data", "ptb"))

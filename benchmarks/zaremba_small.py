@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from rnnlab import train, vocab as vocab_mod
+from rnnlab.lm import train, vocab as vocab_mod
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PTB = os.path.join(HERE, "..", "..", "shared", "data", "ptb")

@@ -6,9 +6,9 @@ and divide-by-zero raise too, since no test expects them.
 import numpy as np
 import pytest
 
-from rnnlab import _backend, layers
-from rnnlab.gradcheck import rel_error, variants
-from rnnlab.truncation import as_hx
+from rnnlab.engine import backend as _backend, layers
+from rnnlab.lab.gradcheck import rel_error, variants
+from rnnlab.engine.truncation import as_hx
 
 VARIANTS = variants()
 

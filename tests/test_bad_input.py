@@ -6,7 +6,8 @@ import re
 import numpy as np
 import pytest
 
-from rnnlab import GRU, LSTM, layers
+from rnnlab import GRU, LSTM
+from rnnlab.engine import layers
 
 CFG = layers.RNNConfig("lstm", 3, 4, num_layers=2)       # LD = 2, H = 4
 PARAMS = layers.init_params(CFG, 0, np.float64)

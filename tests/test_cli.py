@@ -3,6 +3,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import types
 from pathlib import Path
 
 import pytest
@@ -41,15 +42,17 @@ def test_bad_value_exits_2_without_traceback(capsys):
 
 
 @pytest.fixture
-def command_modules(tmp_path, monkeypatch):
-    """Write command modules into a temporary folder on sys.path; list them in cli."""
-    monkeypatch.syspath_prepend(str(tmp_path))
+def command_modules(monkeypatch):
+    """Replace the command list with modules built from source strings."""
+    from rnnlab.cli import command as cli_main
 
     def use(sources):
+        mods = []
         for name, src in sources.items():
-            (tmp_path / f"{name}.py").write_text(textwrap.dedent(src))
-            monkeypatch.delitem(sys.modules, name, raising=False)
-        monkeypatch.setattr(cli, "_COMMAND_MODULES", tuple(sources) + ("rnnlab_no_such_cmd",))
+            mod = types.ModuleType(name)
+            exec(textwrap.dedent(src), mod.__dict__)
+            mods.append(mod)
+        monkeypatch.setattr(cli_main, "COMMAND_MODULES", tuple(mods))
     return use
 
 
@@ -68,19 +71,13 @@ BOOM = """
 """
 
 
-def test_missing_command_module_is_skipped_and_errors_become_exit_2(command_modules, capsys):
+def test_command_errors_become_exit_2(command_modules, capsys):
     command_modules({"rnnlab_boom_cmd": BOOM})
     assert cli.main(["boom", "--kind", "value"]) == 2
     assert capsys.readouterr().err == "rnnlab boom: error: bad thing\n"
     assert cli.main(["boom", "--kind", "file"]) == 2
     assert capsys.readouterr().err == "rnnlab boom: error: no such file: x.npz\n"
     assert cli.main(["boom", "--kind", "other"]) == 3        # the command's own code
-
-
-def test_a_command_module_with_a_missing_dependency_is_not_hidden(command_modules):
-    command_modules({"rnnlab_broken_cmd": "import rnnlab_no_such_dependency\n"})
-    with pytest.raises(ModuleNotFoundError, match="rnnlab_no_such_dependency"):
-        cli.main(["--help"])
 
 
 def test_python_dash_m_and_console_script():

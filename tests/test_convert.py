@@ -4,7 +4,8 @@ import sys
 import numpy as np
 import pytest
 
-from rnnlab import GRU, LSTM, RNN, RNNConfig, convert, init_params
+from rnnlab import GRU, LSTM, RNN, RNNConfig, init_params
+from rnnlab.engine import convert
 
 torch = pytest.importorskip("torch")
 

@@ -4,8 +4,10 @@ import re
 import numpy as np
 import pytest
 
-from rnnlab import cli, demo, layers, nn
-from rnnlab.truncation import as_hx
+from rnnlab import cli, nn
+from rnnlab.cli import demo
+from rnnlab.engine import layers
+from rnnlab.engine.truncation import as_hx
 
 
 def _run_quick(capsys, *extra, out=None):

@@ -11,8 +11,10 @@ import json
 import numpy as np
 import pytest
 
-from rnnlab import cli, gradcheck as gc, layers, truncation
-from rnnlab.truncation import as_hx
+from rnnlab import cli
+from rnnlab.lab import gradcheck as gc
+from rnnlab.engine import layers, truncation
+from rnnlab.engine.truncation import as_hx
 
 
 def expected_names(cfg):

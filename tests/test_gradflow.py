@@ -3,7 +3,8 @@ per-distance norms vs explicit Jacobian products, verdicts, non-finite handling.
 import numpy as np
 import pytest
 
-from rnnlab import gradflow, init, layers
+from rnnlab.lab import gradflow, init
+from rnnlab.engine import layers
 
 CASES = [("rnn", {}), ("rnn", {"nonlinearity": "sigmoid"}), ("rnn", {"nonlinearity": "relu"}),
          ("lstm", {}), ("gru", {}), ("gru", {"reset_after": False})]

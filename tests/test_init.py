@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from rnnlab import init, layers
+from rnnlab.lab import init
+from rnnlab.engine import layers
 
 
 def test_orthogonal_blocks_have_unit_singular_values():

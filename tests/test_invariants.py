@@ -8,8 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnnlab import GRU, LSTM, RNN, gradcheck as gc, layers
-from rnnlab.truncation import as_hx
+from rnnlab import GRU, LSTM, RNN
+from rnnlab.lab import gradcheck as gc
+from rnnlab.engine import layers
+from rnnlab.engine.truncation import as_hx
 
 
 def row(res, b, cfg, length=None):

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from rnnlab._io import atomic_write
+from rnnlab.io.atomic import atomic_write
 
 
 def test_success_replaces_the_file(tmp_path):

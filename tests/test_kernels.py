@@ -1,4 +1,4 @@
-"""The compiled fast path (rnnlab/_kernels.py) against the generic loop it replaces.
+"""The compiled fast path (rnnlab/engine/fast/kernels.py) against the generic loop it replaces.
 
 The generic loop is itself checked against finite differences and torch, so
 equality here (to rounding) carries those checks over to the fast path.
@@ -6,10 +6,11 @@ equality here (to rounding) carries those checks over to the fast path.
 import numpy as np
 import pytest
 
-from rnnlab import _kernels, layers
+from rnnlab.engine.fast import kernels as _kernels
+from rnnlab.engine import layers
 
 if _kernels.ENABLED:
-    from rnnlab import _loops
+    from rnnlab.engine.fast import loops as _loops
 
 pytestmark = pytest.mark.skipif(not _kernels.ENABLED,
                                 reason="fast path unavailable (numba or cblas missing)")

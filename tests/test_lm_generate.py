@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from rnnlab import generate, lm, vocab as vocab_mod
+from rnnlab.lm import generate, model as lm, vocab as vocab_mod
 
 
 @pytest.fixture

@@ -6,7 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from rnnlab import checkpoint, cli, corpus, vocab
+from rnnlab.io import checkpoint
+from rnnlab import cli
+from rnnlab.lm import corpus, vocab
 
 
 def _main(capsys, *argv):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from rnnlab import lm
+from rnnlab.lm import model as lm
 
 
 def _fd_check(cfg, seed=0, T=4, B=3):

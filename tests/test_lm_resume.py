@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from rnnlab import checkpoint
+from rnnlab.io import checkpoint
 
 
 def _corpus(path, n=24000, seed=0):

@@ -3,7 +3,8 @@ embedding -> recurrent stack -> decoder (tied or not) -> mean cross-entropy."""
 import numpy as np
 import pytest
 
-from rnnlab import lm, nn
+from rnnlab.lm import model as lm
+from rnnlab import nn
 
 torch = pytest.importorskip("torch")
 

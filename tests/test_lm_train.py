@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from rnnlab import schedules, train
+from rnnlab.optim import schedules
+from rnnlab.lm import train
 
 
 def test_zaremba_schedule_decays_after_start():

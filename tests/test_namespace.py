@@ -5,8 +5,8 @@ back as torch tensors. Nothing here uses torch's autograd.
 import numpy as np
 import pytest
 
-from rnnlab import layers
-from rnnlab.truncation import as_hx, chunked_forward_backward
+from rnnlab.engine import layers
+from rnnlab.engine.truncation import as_hx, chunked_forward_backward
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("array_api_compat")

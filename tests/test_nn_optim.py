@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from rnnlab import nn, optim
-from rnnlab.gradcheck import check_grads
+from rnnlab.lab.gradcheck import check_grads
 
 RNG = np.random.default_rng(0)
 

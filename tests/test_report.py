@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnlab import gradflow, init, layers, tasks
+from rnnlab.lab import gradflow, init, tasks
+from rnnlab.engine import layers
 
 pytest.importorskip("matplotlib")
 
@@ -20,7 +21,7 @@ def _flows(T=12):
 
 
 def test_report_embeds_figures_numbers_and_reading(tmp_path):
-    from rnnlab import plots, report
+    from rnnlab.lab import plots, report
     flows = _flows()
     figs = {"distance": plots.distance(flows, tmp_path / "d.png"),
             "jacobians": plots.jacobians(flows, tmp_path / "j.png")}
@@ -40,7 +41,7 @@ def test_report_embeds_figures_numbers_and_reading(tmp_path):
 
 
 def test_exploding_model_is_reported_not_drawn_as_nan(tmp_path):
-    from rnnlab import plots, report
+    from rnnlab.lab import plots, report
     cfg = layers.RNNConfig("rnn", 2, 4, nonlinearity="relu")
     p = {k: v.astype(np.float64) for k, v in init.initialize(cfg, "orthogonal", 0).items()}
     p["weight_hh_l0"] = p["weight_hh_l0"] * 1e80
@@ -52,7 +53,7 @@ def test_exploding_model_is_reported_not_drawn_as_nan(tmp_path):
 
 
 def test_missing_matplotlib_is_a_clear_value_error(monkeypatch):
-    from rnnlab import plots
+    from rnnlab.lab import plots
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ValueError, match=r"rnnlab\[plot\]"):
         plots._plt()
@@ -99,7 +100,9 @@ def test_bad_input_exits_2_with_message(argv, match, capsys):
 
 
 def test_gradflow_on_a_language_model_checkpoint(tmp_path, capsys):
-    from rnnlab import checkpoint, cli, lm
+    from rnnlab.io import checkpoint
+    from rnnlab import cli
+    from rnnlab.lm import model as lm
     cfg = lm.LMConfig(vocab_size=7, emb_size=3, hidden_size=4, num_layers=2, mode="gru")
     path = tmp_path / "m.npz"
     checkpoint.save(path, lm.init_params(cfg, 0), meta={"model_config": cfg.to_dict()})

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from rnnlab import tasks
+from rnnlab.lab import tasks
 
 
 def _rng(seed=0):

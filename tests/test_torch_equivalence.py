@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnnlab import layers
-from rnnlab.gradcheck import variants
+from rnnlab.engine import layers
+from rnnlab.lab.gradcheck import variants
 
 torch = pytest.importorskip("torch")
 pack = torch.nn.utils.rnn

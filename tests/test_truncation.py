@@ -5,8 +5,8 @@ torch autograd with ``.detach()`` on the carried state.
 import numpy as np
 import pytest
 
-from rnnlab import layers
-from rnnlab.truncation import ChunkedResult, as_hx, chunk_slices, chunked_forward_backward
+from rnnlab.engine import layers
+from rnnlab.engine.truncation import ChunkedResult, as_hx, chunk_slices, chunked_forward_backward
 
 
 def mse_against(y, axis=0):

@@ -23,7 +23,10 @@ from typing import Optional
 
 import numpy as np
 
-from . import checkpoint, corpus as corpus_mod, lm, optim, schedules, vocab as vocab_mod
+from rnnlab.io import checkpoint
+from rnnlab.lm import corpus as corpus_mod, model as lm, vocab as vocab_mod
+from rnnlab import optim
+from rnnlab.optim import schedules
 
 
 @dataclass
@@ -244,7 +247,7 @@ def train_epoch(cfg, mcfg, vocab, opt, run, data, lr):
 
 
 def _samples(cfg, mcfg, vocab, params, epoch):
-    from . import generate
+    from rnnlab.lm import generate
     rng = np.random.default_rng([cfg.seed, epoch])   # own stream: training RNG untouched
     return generate.sample(mcfg, params, vocab, n=cfg.samples, max_len=cfg.sample_len,
                            rng=rng)

@@ -16,8 +16,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from ._io import atomic_write
-from . import gradflow, init, tasks
+from rnnlab.io.atomic import atomic_write
+from rnnlab.lab import gradflow, init, tasks
 
 LABELS = {"rnn": "RNN (tanh)", "lstm": "LSTM", "gru": "GRU", "irnn": "IRNN (relu, identity)"}
 
@@ -60,7 +60,7 @@ def _outputs(args):
     """Directory for the PNGs: --plots, else a temporary one when only --report is asked."""
     if not (args.plots or args.report):
         return None
-    from . import plots
+    from rnnlab.lab import plots
     plots._plt()                                       # fail early if matplotlib is missing
     d = args.plots or tempfile.mkdtemp(prefix="rnnlab-plots-")
     os.makedirs(d, exist_ok=True)
@@ -98,7 +98,8 @@ def _checkpoint_flows(args):
     Inputs are the embeddings of random token ids (T, B, E); the LM's loss sits at
     every step, so the every-step measurement is used.
     """
-    from . import checkpoint, lm
+    from rnnlab.io import checkpoint
+    from rnnlab.lm import model as lm
     ck = checkpoint.load(args.model)                  # clear errors for non-checkpoints
     cfg = lm.LMConfig(**ck["meta"]["model_config"])
     ids = np.random.default_rng(args.seed).integers(0, cfg.vocab_size, (args.length, args.batch))
@@ -138,7 +139,7 @@ def run_gradflow(args):
 
 
 def _figures_and_report(args, out, flows, after, results):
-    from . import plots, report
+    from rnnlab.lab import plots, report
     figs = {"Gradient norm against distance at initialisation (dashed: theory bound)":
             plots.distance(flows, os.path.join(out, "distance_init.png"),
                            f"At initialisation: gradient reaching d steps back (T={args.length})"),
@@ -187,7 +188,7 @@ def run_tasks(args):
         with atomic_write(args.json) as f:
             json.dump(res, f)
     if out:
-        from . import plots
+        from rnnlab.lab import plots
         print("plots:", plots.training([res], os.path.join(out, "training.png")),
               plots.clipping([res], os.path.join(out, "clipping.png")))
     return 0
@@ -208,7 +209,7 @@ def _run_sweep(args):
     with open(table) as f:
         print(f.read())
     if out:
-        from . import plots
+        from rnnlab.lab import plots
         print("figure:", plots.sweep(results, os.path.join(out, "sweep.png")))
     return 0
 

@@ -15,7 +15,7 @@ ImportError that names the ``torch`` extra.
 """
 import numpy as np
 
-from . import _backend, layers, modules
+from rnnlab.engine import backend as _backend, layers, modules
 
 _TORCH_CLASSES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
 _TORCH_MODES = {"RNN_TANH": ("rnn", "tanh"), "RNN_RELU": ("rnn", "relu"),

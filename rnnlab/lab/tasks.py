@@ -32,8 +32,10 @@ from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
-from ._io import atomic_write
-from . import gradflow, init, layers, nn, optim
+from rnnlab.io.atomic import atomic_write
+from rnnlab.lab import gradflow, init
+from rnnlab.engine import layers
+from rnnlab import nn, optim
 
 
 class Task(NamedTuple):

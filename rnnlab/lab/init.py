@@ -23,7 +23,7 @@ Shapes: H hidden, G = gates * H; weight_hh (G, H), bias_* (G,).
 """
 import numpy as np
 
-from . import layers
+from rnnlab.engine import layers
 
 SCHEMES = ("default", "orthogonal", "identity")
 

@@ -9,7 +9,7 @@ point is written on the figure.
 """
 import numpy as np
 
-from ._io import atomic_write
+from rnnlab.io.atomic import atomic_write
 
 COLORS = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green", "irnn": "tab:orange"}
 
@@ -168,7 +168,7 @@ def clipping(results, path):
 
 def sweep(results, path):
     """Success fraction (over seeds) and score against sequence length, per cell."""
-    from .tasks import success_by_length
+    from rnnlab.lab.tasks import success_by_length
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     for k, (cell, by_len) in enumerate(success_by_length(results).items()):

@@ -9,7 +9,7 @@ forward's cache and the last backward's gradients::
 """
 import numpy as np
 
-from . import layers
+from rnnlab.engine import layers
 
 
 class _Recurrent:

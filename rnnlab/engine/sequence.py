@@ -20,7 +20,8 @@ Jacobian together, as one product.
 """
 from typing import NamedTuple, Optional, Tuple
 
-from . import _backend, _kernels
+from rnnlab.engine import backend as _backend
+from rnnlab.engine.fast import kernels as _kernels
 
 
 class DirParams(NamedTuple):

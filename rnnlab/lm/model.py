@@ -18,7 +18,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from . import layers, nn
+from rnnlab.engine import layers
+from rnnlab import nn
 
 
 @dataclass(frozen=True)

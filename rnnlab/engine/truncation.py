@@ -14,7 +14,7 @@ Shapes: T time, B batch, I input, H hidden, L layers, D directions.
 """
 from typing import NamedTuple
 
-from . import _backend, layers
+from rnnlab.engine import backend as _backend, layers
 
 
 def chunk_slices(T, k):

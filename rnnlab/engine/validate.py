@@ -2,7 +2,7 @@
 what was given, before any array arithmetic can fail deep inside."""
 import numpy as np
 
-from . import _backend
+from rnnlab.engine import backend as _backend
 
 FLOAT_DTYPES = ("float32", "float64")
 

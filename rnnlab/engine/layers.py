@@ -15,8 +15,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _backend, sequence, validate
-from .cells import CELLS
+from rnnlab.engine import backend as _backend, sequence, validate
+from rnnlab.engine.cells import CELLS
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Optional
 
 import numpy as np
 
-from ._io import atomic_write
+from rnnlab.io.atomic import atomic_write
 
 UNK, EOS = "<unk>", "<eos>"
 SENTENCE_START, SENTENCE_END = "SENTENCE_START", "SENTENCE_END"   # the tutorial's names

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ._io import atomic_write
+from rnnlab.io.atomic import atomic_write
 
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;
 color:#222;line-height:1.45}table{border-collapse:collapse;margin:1em 0}

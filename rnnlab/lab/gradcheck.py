@@ -30,9 +30,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import layers
-from .cells import CELLS
-from .truncation import as_hx
+from rnnlab.engine import layers
+from rnnlab.engine.cells import CELLS
+from rnnlab.engine.truncation import as_hx
 
 TINY = np.finfo(np.float64).tiny
 HELP = "check every BPTT gradient against central finite differences (float64)"

@@ -12,7 +12,8 @@ import tomllib
 import typing
 from dataclasses import fields
 
-from . import checkpoint, corpus as corpus_mod, generate, lm, train, vocab as vocab_mod
+from rnnlab.io import checkpoint
+from rnnlab.lm import corpus as corpus_mod, generate, model as lm, train, vocab as vocab_mod
 
 _HELP = {
     "level": "token level: word, char, or auto (word for PTB/WikiText/CSV, char otherwise)",

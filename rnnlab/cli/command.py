@@ -1,38 +1,23 @@
 """The ``rnnlab`` command: one entry point, one subcommand per module.
 
-Each module named in ``_COMMAND_MODULES`` defines ``register(subparsers)``,
-which adds its own subparser(s) with help text and ``set_defaults(func=...)``;
-``func(args)`` does the work and returns the exit code. Adding a command is
-adding its module to the tuple; nothing else here changes.
+Each module in ``COMMAND_MODULES`` defines ``register(subparsers)``, which adds
+its own subparser(s) with help text and ``set_defaults(func=...)``; ``func(args)``
+does the work and returns the exit code. Adding a command is importing its
+module here and adding it to the tuple.
 
 Exit codes: 0 success, 1 a command's own failure (e.g. a gradient check above
 tolerance), 2 bad usage or bad input (printed as ``rnnlab <cmd>: error: ...``,
 no traceback), 130 interrupted.
 """
 import argparse
-import importlib
 import sys
 
-from . import __version__
+from rnnlab import __version__
+from rnnlab.cli import demo, gradflow, lm
+from rnnlab.lab import gradcheck
 
-_COMMAND_MODULES = ("rnnlab.demo", "rnnlab.gradcheck", "rnnlab.lm_cli", "rnnlab.gradflow_cli")
-
-
-def _command_modules():
-    """Import each command module; one that does not exist (yet) is skipped.
-
-    Only a ModuleNotFoundError for that very module is skipped: a module that
-    exists but fails to import (a missing dependency inside it, a syntax error)
-    is a bug and raises.
-    """
-    found = []
-    for name in _COMMAND_MODULES:
-        try:
-            found.append(importlib.import_module(name))
-        except ModuleNotFoundError as e:
-            if e.name != name:
-                raise
-    return found
+# every subcommand's module; each defines register(subparsers)
+COMMAND_MODULES = (demo, gradcheck, lm, gradflow)
 
 
 def build_parser():
@@ -42,7 +27,7 @@ def build_parser():
                     "backpropagation through time.")
     parser.add_argument("--version", action="version", version=f"rnnlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
-    for module in _command_modules():
+    for module in COMMAND_MODULES:
         module.register(sub)
     return parser
 

@@ -39,7 +39,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from . import layers
+from rnnlab.engine import layers
 
 GAMMA = {"tanh": 1.0, "relu": 1.0, "sigmoid": 0.25}   # max of f'
 QUANTILES = (0.1, 0.5, 0.9)

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from . import lm, vocab as vocab_mod
+from rnnlab.lm import model as lm, vocab as vocab_mod
 
 
 def _start(vocab):

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from . import vocab as vocab_mod
+from rnnlab.lm import vocab as vocab_mod
 
 DEFAULT_SOURCE = "python-docs"
 _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+|\n+")

@@ -58,7 +58,7 @@ _GEMM = (_load_gemm() if numba is not None and not os.environ.get("RNNLAB_PURE_N
          else None)
 ENABLED = _GEMM is not None
 if ENABLED:
-    from ._loops import (_gru_bwd, _gru_fwd, _lstm_bwd, _lstm_fwd, _rnn_bwd,  # noqa: E402
+    from rnnlab.engine.fast.loops import (_gru_bwd, _gru_fwd, _lstm_bwd, _lstm_fwd, _rnn_bwd,  # noqa: E402
                          _rnn_fwd)
 
 

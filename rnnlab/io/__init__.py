@@ -1,0 +1,1 @@
+"""Files: atomic writes and checkpoints (no pickle anywhere)."""

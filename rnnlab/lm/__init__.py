@@ -1,0 +1,1 @@
+"""Language models: the model, corpus readers, vocabularies, training, generation."""

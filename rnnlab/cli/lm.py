@@ -12,6 +12,7 @@ import tomllib
 import typing
 from dataclasses import fields
 
+from rnnlab.dist import mpi
 from rnnlab.io import checkpoint
 from rnnlab.lm import corpus as corpus_mod, generate, model as lm, train, vocab as vocab_mod
 
@@ -85,6 +86,7 @@ def register(subparsers):
     p.add_argument("--config", help="TOML file with training options")
     p.add_argument("--resume", help="checkpoint to continue from (e.g. OUT/last.npz)")
     _add_train_options(p)
+    mpi.add_arguments(p)
     p.set_defaults(func=run_train)
 
     e = subparsers.add_parser("eval", help="perplexity of a trained model on a corpus split",
@@ -127,14 +129,17 @@ def run_train(args):
     for k in ("func", "command"):
         opts.pop(k, None)
     resume = opts.pop("resume", None)
+    dp = mpi.pop_options(opts)
     settings = _load_toml(opts.pop("config")) if "config" in opts else {}
     settings.update(opts)
     if resume is None:
         cfg = train.config_from_dict(settings, "options")
     else:
         cfg = None
-    cfg, corp, vocab, mcfg, run, _ = train.fit(cfg, resume, settings if resume else None)
-    if corp.test:
+    with dp.fail_together():
+        cfg, corp, vocab, mcfg, run, _ = train.fit(cfg, resume, settings if resume else None,
+                                                   dp=None if dp.trivial else dp)
+    if corp.test and dp.writer:
         test = train.batchify(vocab_mod.encode(vocab, corp.test),
                               max(1, min(cfg.eval_batch_size, len(corp.test) // 2)), "test split")
         loss = train.evaluate(mcfg, run.params, test, cfg.bptt)

@@ -13,12 +13,13 @@ masks), the position (epoch, step), the schedule's state and the running sums.
 A run killed at any point and resumed from its last checkpoint therefore ends
 with the same weights, bit for bit, as one that never stopped.
 """
+import functools
 import json
 import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Optional
 
 import numpy as np
@@ -206,24 +207,34 @@ def _progress(cfg, total, initial, epoch):
                 unit="step", dynamic_ncols=True, leave=False)
 
 
-def _step(cfg, mcfg, opt, run, x, y, lr):
-    """One truncated-BPTT chunk: forward, backward, clip, update; state carried."""
-    loss, run.hidden, cache = lm.loss_forward(mcfg, run.params, x, y, run.hidden,
-                                              training=True, rng=run.rng)
+def _part(cfg, mcfg, run, x, y, cols):
+    """Loss, token count, gradients and final state of the streams ``cols`` (a slice)."""
+    hidden = tuple(h[:, cols] for h in run.hidden)                 # (L, B', H) each
+    loss, hidden, cache = lm.loss_forward(mcfg, run.params, x[:, cols], y[:, cols], hidden,
+                                          training=True, rng=run.rng)
     grads = lm.backward(mcfg, run.params, cache)                   # of the per-token mean
     if cfg.sum_over_time:
         grads = {k: g * g.dtype.type(y.shape[0]) for k, g in grads.items()}
+    return loss, int(y[:, cols].size), grads, hidden
+
+
+def _step(cfg, mcfg, opt, run, x, y, lr, dp=None):
+    """One truncated-BPTT chunk: forward, backward, clip, update; state carried.
+    ``dp`` (``rnnlab.dist.mpi``): this rank computes its share of the streams."""
+    part = functools.partial(_part, cfg, mcfg, run, x, y)
+    loss, count, grads, run.hidden = (part(slice(None)) if dp is None else
+                                      dp.step(part, x.shape[1], "--batch-size"))
     grads, norm, _ = optim.clip_by_global_norm(grads, cfg.clip or None)
     if not (np.isfinite(loss) and np.isfinite(norm)):
         raise ValueError(f"training diverged at epoch {run.epoch + 1}, step {run.step + 1} "
                          f"(loss {loss}, gradient norm {norm}); lower --lr or set --clip")
     run.params, run.opt_state = opt.update(run.params, grads, run.opt_state, lr)
-    run.loss_sum += loss * y.size
-    run.tokens += int(y.size)
+    run.loss_sum += loss * count
+    run.tokens += count
     return loss
 
 
-def train_epoch(cfg, mcfg, vocab, opt, run, data, lr):
+def train_epoch(cfg, mcfg, vocab, opt, run, data, lr, dp=None):
     """Run the rest of the current epoch from ``run.step``; checkpoints mid-way."""
     n = chunks(data.shape[0], cfg.bptt)
     if cfg.max_steps:
@@ -232,9 +243,10 @@ def train_epoch(cfg, mcfg, vocab, opt, run, data, lr):
     while run.step < n:
         i = run.step * cfg.bptt
         y = data[i + 1:i + 1 + cfg.bptt]                           # (T, B) targets
-        loss = _step(cfg, mcfg, opt, run, data[i:i + len(y)], y, lr)
+        loss = _step(cfg, mcfg, opt, run, data[i:i + len(y)], y, lr, dp)
         run.step += 1
-        if cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0 and run.step < n:
+        if (cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0 and run.step < n
+                and (dp is None or dp.writer)):
             save(os.path.join(cfg.out, "last.npz"), cfg, mcfg, vocab, run)
         if bar is not None:
             rate = (run.tokens - tok0) / max(time.perf_counter() - t0, 1e-9)
@@ -253,7 +265,7 @@ def _samples(cfg, mcfg, vocab, params, epoch):
                            rng=rng)
 
 
-def end_epoch(cfg, mcfg, vocab, run, valid, lr, rate, log):
+def end_epoch(cfg, mcfg, vocab, run, valid, lr, rate, log, writer=True):
     """Validation, schedule, early stopping, metrics, samples, checkpoints."""
     val = evaluate(mcfg, run.params, valid, cfg.bptt)
     record = {"epoch": run.epoch + 1, "lr": lr, "train_loss": run.loss_sum / max(run.tokens, 1),
@@ -271,6 +283,8 @@ def end_epoch(cfg, mcfg, vocab, run, valid, lr, rate, log):
         f"valid ppl {record['valid_ppl']:8.2f} | {rate:,.0f} tokens/s")
     for s in (_samples(cfg, mcfg, vocab, run.params, run.epoch) if cfg.samples else []):
         log(f"  sample: {s}")
+    if not writer:                                 # data parallel: rank 0 writes
+        return record
     with open(os.path.join(cfg.out, "metrics.jsonl"), "a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")
     if improved:
@@ -316,10 +330,20 @@ def make_optimizer(cfg):
     return optim.make(cfg.optimizer, **({"momentum": cfg.momentum} if cfg.optimizer == "sgd" else {}))
 
 
-def fit(cfg, resume=None, overrides=None, log=print):
-    """Train (or continue) a run; returns (cfg, vocab, mcfg, run, history)."""
+def fit(cfg, resume=None, overrides=None, log=print, dp=None):
+    """Train (or continue) a run; returns (cfg, vocab, mcfg, run, history).
+
+    ``dp``: a ``rnnlab.dist.mpi.DataParallel`` (mpiexec): rank 0's weights on
+    every rank, each computes its share of the streams, rank 0 logs and writes.
+    """
     cfg, corp, vocab, mcfg, train, valid, run = prepare(cfg, resume, overrides)
-    os.makedirs(cfg.out, exist_ok=True)
+    writer = dp is None or dp.writer
+    if dp is not None:
+        dp.broadcast(run.params)
+        log = log if writer else (lambda *a, **k: None)
+        cfg = cfg if writer else replace(cfg, progress=False)
+    if writer:
+        os.makedirs(cfg.out, exist_ok=True)
     opt = make_optimizer(cfg)
     log(f"corpus {corp.name}: {len(corp.train):,} train tokens, vocabulary {len(vocab):,} "
         f"({vocab.level}); {cfg.mode} {cfg.num_layers}x{cfg.hidden_size}, "
@@ -330,6 +354,6 @@ def fit(cfg, resume=None, overrides=None, log=print):
     while not run.finished and run.epoch < cfg.epochs:
         lr = schedules.lr_for_epoch(cfg.schedule, cfg.lr, run.epoch, run.plateau,
                                     cfg.lr_decay, cfg.decay_start)
-        rate = train_epoch(cfg, mcfg, vocab, opt, run, train, lr)
-        history.append(end_epoch(cfg, mcfg, vocab, run, valid, lr, rate, log))
+        rate = train_epoch(cfg, mcfg, vocab, opt, run, train, lr, dp)
+        history.append(end_epoch(cfg, mcfg, vocab, run, valid, lr, rate, log, writer))
     return cfg, corp, vocab, mcfg, run, history

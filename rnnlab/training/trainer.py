@@ -205,14 +205,14 @@ def _step(cfg, task, opt, st, lr, reduce_grads):
     return loss
 
 
-def _epoch(cfg, task, opt, st, lr, kind, app_meta, reduce_grads, unit):
+def _epoch(cfg, task, opt, st, lr, kind, app_meta, reduce_grads, unit, writer=True):
     n = task.steps(st.epoch)
     n = min(n, cfg.max_steps) if cfg.max_steps else n
-    bar = progress(n, f"epoch {st.epoch + 1}", enabled=cfg.progress, initial=st.step)
+    bar = progress(n, f"epoch {st.epoch + 1}", enabled=cfg.progress and writer, initial=st.step)
     t0, c0 = time.perf_counter(), st.count
     while st.step < n:
         loss = _step(cfg, task, opt, st, lr, reduce_grads)
-        if cfg.checkpoint_every and st.step % cfg.checkpoint_every == 0 and st.step < n:
+        if writer and cfg.checkpoint_every and st.step % cfg.checkpoint_every == 0 and st.step < n:
             save(os.path.join(cfg.out, "last.npz"), cfg, st, kind, app_meta)
         rate = (st.count - c0) / max(time.perf_counter() - t0, 1e-9)
         bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.3g}", **{f"{unit}_s": f"{rate:.0f}"})
@@ -244,32 +244,42 @@ def _end_epoch(cfg, task, st, lr, rate, unit, log):
     return improved
 
 
+def _write(cfg, st, kind, app_meta, improved, mpath):
+    if improved:
+        save(os.path.join(cfg.out, "best.npz"), cfg, st, kind, app_meta)
+    save(os.path.join(cfg.out, "last.npz"), cfg, st, kind, app_meta)
+    metrics.write(mpath, st.history)
+
+
 def fit(cfg, task, params=None, *, kind, app_meta=None, resume=None, log=print,
-        reduce_grads=None, unit="item", on_epoch=None):
+        reduce_grads=None, unit="item", on_epoch=None, writer=True):
     """Train ``params`` on ``task`` (or continue the checkpoint ``resume``).
 
     ``resume`` is a checkpoint loaded with ``checkpoint.load(path, kind)`` (with
     ``"path"`` added) whose config the caller already merged (``resume_config``).
     ``reduce_grads(loss, count, grads)`` combines a step's results across
-    processes (data parallelism); ``on_epoch(state, record)`` runs after each
-    epoch (samples, figures). Returns the final State; its ``history`` holds
-    one record per epoch.
+    processes (data parallelism: ``rnnlab.dist.mpi.DataParallel.reduce_grads``,
+    with ``writer`` False on every rank but rank 0, which alone logs and
+    writes); ``on_epoch(state, record)`` runs after each epoch (samples,
+    figures). Returns the final State; its ``history`` holds one record per epoch.
     """
-    check_out(cfg.out)
+    if writer:
+        check_out(cfg.out)
+    else:
+        log = lambda *a, **k: None                                 # noqa: E731
     st = restore(resume, resume["path"]) if resume is not None else new_state(cfg, params)
     st.finished = st.epoch >= cfg.epochs or (
         bool(cfg.early_stop) and st.bad_epochs >= cfg.early_stop)
     opt = make_optimizer(cfg)
     mpath = os.path.join(cfg.out, "metrics.jsonl")
-    metrics.write(mpath, st.history)                    # agree with the checkpoint
+    if writer:
+        metrics.write(mpath, st.history)                # agree with the checkpoint
     while not st.finished:
         lr = learning_rate(cfg, st)
-        rate = _epoch(cfg, task, opt, st, lr, kind, app_meta, reduce_grads, unit)
+        rate = _epoch(cfg, task, opt, st, lr, kind, app_meta, reduce_grads, unit, writer)
         improved = _end_epoch(cfg, task, st, lr, rate, unit, log)
-        if improved:
-            save(os.path.join(cfg.out, "best.npz"), cfg, st, kind, app_meta)
-        save(os.path.join(cfg.out, "last.npz"), cfg, st, kind, app_meta)
-        metrics.write(mpath, st.history)
+        if writer:
+            _write(cfg, st, kind, app_meta, improved, mpath)
         if on_epoch is not None:
             on_epoch(st, st.history[-1])
     return st

@@ -200,10 +200,17 @@ def _run_sweep(args):
     lengths, seeds = _ints(args.lengths, "lengths"), _ints(args.seeds, "seeds", 0)
     base = _train_config(args, task=args.sweep_task, cell=cells[0], length=lengths[0])
     out = _outputs(args)
-    results = []
+    results, configs, failed = [], [], {}
     for cell in cells:
         b = replace(base, forget_bias=args.forget_bias if cell in ("lstm", "gru") else None)
-        results += tasks.sweep(b, [cell], lengths, seeds)
+        if args.ray:                                   # the same runs, as Ray Tune trials
+            configs += [replace(b, cell=cell, length=T, seed=s) for T in lengths for s in seeds]
+        else:
+            results += tasks.sweep(b, [cell], lengths, seeds)
+    if args.ray:
+        from rnnlab.dist import tune
+        results, failed, _ = tune.run("tasks", tune.tasks_sweep(configs), args.out,
+                                      ray=True, address=args.address, cpus=args.trial_cpus)
     table = args.table or "sweep.md"
     tasks.write_table(results, table)
     with open(table) as f:
@@ -211,7 +218,7 @@ def _run_sweep(args):
     if out:
         from rnnlab.lab import plots
         print("figure:", plots.sweep(results, os.path.join(out, "sweep.png")))
-    return 0
+    return 1 if failed else 0
 
 
 # ---------------------------------------------------------------- argparse
@@ -265,4 +272,6 @@ def register(subparsers):
     s.add_argument("--seeds", default="0", help="seeds to sweep")
     s.add_argument("--table", default=None, help="table path (.csv or .md; default sweep.md)")
     _common(t, steps=1000)
+    from rnnlab.dist import tune
+    tune.add_arguments(t, "runs/tasks-sweep", asha=False)
     t.set_defaults(func=run_tasks)

@@ -42,7 +42,7 @@ class Regression:
         if self.dp.comm is not None:        # this rank's part; reduce_grads sums the ranks'
             return self.part(params, idx[self.dp.slices(self.batch)[0]])
         # one process: the K parts in turn, summed in order (what --ordered ranks give)
-        loss, count, grads, _ = self.dp.step(lambda c: self.part(params, idx[c]) + ((),),
+        loss, count, grads, _ = self.dp.step(lambda c, _: self.part(params, idx[c]) + ((),),
                                              self.batch)
         return loss, count, grads
 

@@ -53,7 +53,7 @@ def test_parts_give_the_whole_batch_mean():
     whole = _linear(x, y, w, slice(None))
     for parts in (2, 3, 4):
         loss, count, grads, _ = mpi.DataParallel(parts=parts).step(
-            lambda c: _linear(x, y, w, c), 12)
+            lambda c, _: _linear(x, y, w, c), 12)
         assert count == 12 and abs(loss - whole[0]) < 1e-12
         np.testing.assert_allclose(grads["w"], whole[2]["w"], rtol=1e-12)
 
@@ -61,7 +61,7 @@ def test_parts_give_the_whole_batch_mean():
 def test_carried_state_comes_back_whole():
     h = np.arange(2 * 6 * 3, dtype=np.float32).reshape(2, 6, 3)      # (L, B, H)
 
-    def part(cols):
+    def part(cols, rng):
         return 0.0, 1, {"w": np.zeros(1, np.float32)}, (h[:, cols] + 1,)
     *_, (state,) = mpi.DataParallel(parts=3).step(part, 6)
     assert state.dtype == h.dtype
@@ -70,7 +70,7 @@ def test_carried_state_comes_back_whole():
 
 def test_one_process_one_part_is_untouched():
     calls = []
-    out = mpi.DataParallel().step(lambda c: calls.append(c) or "as is", 5)
+    out = mpi.DataParallel().step(lambda c, r: calls.append(c) or "as is", 5)
     assert out == "as is" and calls == [slice(None)]
 
 
@@ -123,19 +123,34 @@ def _relative(a, b):
     return max(float(np.linalg.norm(a[k] - b[k]) / np.linalg.norm(b[k])) for k in b)
 
 
-def test_one_step_split_differs_from_whole_by_rounding_only(corpus, tmp_path):
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_one_step_split_differs_from_whole_by_rounding_only(corpus, tmp_path, dropout):
     from rnnlab.lm import train
     cfg = train.TrainConfig(corpus=corpus, level="char", emb_size=16, hidden_size=16,
-                            num_layers=1, batch_size=4, bptt=8, out=str(tmp_path))
+                            num_layers=2, dropout=dropout, batch_size=4, bptt=8,
+                            out=str(tmp_path))
     cfg, _, _, mcfg, data, _, run = train.prepare(cfg)
     x, y = data[:8], data[1:9]
-    whole = train._part(cfg, mcfg, run, x, y, slice(None))
+    start = run.rng.bit_generator.state
+    whole = train._part(cfg, mcfg, run, x, y, slice(None), run.rng)
+    after = run.rng.bit_generator.state
     for parts in (2, 4):
+        run.rng.bit_generator.state = start
         loss, count, grads, hidden = mpi.DataParallel(parts=parts).step(
-            lambda c: train._part(cfg, mcfg, run, x, y, c), 4)
+            lambda c, r: train._part(cfg, mcfg, run, x, y, c, r), 4, rng=run.rng)
+        assert run.rng.bit_generator.state == after      # as if the whole batch drew once
         assert count == whole[1] and abs(loss - whole[0]) < 1e-6 * whole[0]
         assert _relative(grads, whole[2]) < 1e-6                     # a few float32 ulps
-        assert all(np.array_equal(h, w) for h, w in zip(hidden, whole[3]))   # no reduction
+        for h, w in zip(hidden, whole[3]):                           # the same masks
+            np.testing.assert_allclose(h, w, rtol=1e-6, atol=1e-7)
+
+
+def test_columns_draw_the_whole_batch():
+    ref, rng = np.random.default_rng(3), np.random.default_rng(3)
+    whole = ref.random((2, 6, 3))                                    # (T, B, E)
+    got = mpi.Columns(rng, 6, slice(2, 4)).random((2, 2, 3))
+    np.testing.assert_array_equal(got, whole[:, 2:4])
+    assert rng.bit_generator.state == ref.bit_generator.state        # shared, advanced
 
 
 def test_two_ranks_equal_one_process_after_50_steps(corpus, tmp_path):
@@ -152,8 +167,9 @@ def test_two_ranks_equal_one_process_after_50_steps(corpus, tmp_path):
 
 def test_ordered_reduction_is_bit_identical_to_one_process(corpus, tmp_path):
     _need_mpi()
-    one = _train(corpus, tmp_path / "one", extra=["--parts", "2", "--ordered"])
-    two = _train(corpus, tmp_path / "two", n=2, extra=["--ordered"])
+    drop = ["--dropout", "0.2"]                    # masks drawn for the whole batch
+    one = _train(corpus, tmp_path / "one", extra=drop + ["--parts", "2", "--ordered"])
+    two = _train(corpus, tmp_path / "two", n=2, extra=drop + ["--ordered"])
     assert all(np.array_equal(two[k], one[k]) for k in one)
 
 

@@ -66,21 +66,33 @@ def world():
     return MPI.COMM_WORLD
 
 
-def flatten(loss, count, grads, keys):
-    """One part's row: [count * grads in key order (P) | count * loss | count], float64."""
+def flatten(loss, count, grads, keys, out=None):
+    """One part's row: [count * grads in key order (P) | count * loss | count], float64
+    (written into ``out`` when given); the products are exact for counts < 2**29."""
     c = float(count)
-    parts = [np.asarray(grads[k], np.float64).ravel() * c for k in keys]
-    return np.concatenate(parts + [np.array([c * float(loss), c])])
+    n = sum(grads[k].size for k in keys)
+    out = np.empty(n + 2, np.float64) if out is None else out
+    at = 0
+    for k in keys:
+        g = np.asarray(grads[k]).reshape(-1)
+        seg = out[at:at + g.size]
+        seg[...] = g                                     # float32 -> float64: exact
+        seg *= c
+        at += g.size
+    out[n:n + 2] = c * float(loss), c
+    return out
 
 
 def unflatten(total, like, keys):
-    """(mean loss, count, grads shaped and typed like ``like``) from a summed row."""
-    sizes = [like[k].size for k in keys]
-    n = sum(sizes)
-    count = total[n + 1]
-    grads, at = {}, 0
-    for k, size in zip(keys, sizes):
-        grads[k] = (total[at:at + size] / count).astype(like[k].dtype).reshape(like[k].shape)
+    """(mean loss, count, grads shaped and typed like ``like``) from a summed row:
+    each mean is computed in float64 and rounded once to the parameter's dtype."""
+    n = sum(like[k].size for k in keys)
+    count, grads, at = total[n + 1], {}, 0
+    for k in keys:
+        size = like[k].size
+        g = np.empty(size, like[k].dtype)
+        np.divide(total[at:at + size], count, out=g, dtype=np.float64, casting="same_kind")
+        grads[k] = g.reshape(like[k].shape)
         at += size
     return float(total[n] / count), int(round(count)), grads
 
@@ -91,6 +103,32 @@ def sum_rows(rows):
     for row in rows[1:]:
         total += row
     return total
+
+
+def _views(row, at, shapes):
+    """Consecutive views of ``row[at:]`` with the given shapes."""
+    views = []
+    for shape in shapes:
+        size = int(np.prod(shape))
+        views.append(row[at:at + size].reshape(shape))
+        at += size
+    return views
+
+
+class Columns(np.random.Generator):
+    """A view of ``rng`` (same bit generator) whose ``random(shape)`` draws the
+    whole batch's array (axis 1 of size n) and keeps the columns ``cols``."""
+
+    def __init__(self, rng, n, cols):
+        super().__init__(rng.bit_generator)
+        self.n, self.cols = n, cols
+
+    def random(self, size=None, dtype=np.float64, out=None):
+        shape = (size,) if np.isscalar(size) else tuple(size or ())
+        if out is not None or len(shape) < 2:
+            return super().random(size, dtype, out)
+        whole = (size[0], self.n) + tuple(size[2:])               # (T, n, ...)
+        return super().random(whole, dtype)[:, self.cols]
 
 
 class DataParallel:
@@ -129,33 +167,37 @@ class DataParallel:
         w, per = n // self.parts, self.parts // self.size
         return [slice(k * w, (k + 1) * w) for k in range(self.rank * per, (self.rank + 1) * per)]
 
-    def step(self, compute, n, what="batch size"):
+    def step(self, compute, n, what="batch size", rng=None):
         """Global (mean loss, count, grads, carried state) of one step.
 
-        compute(cols) -> (mean loss, count, grads, carry) for the items ``cols`` (a
-        slice of the n); carry is a tuple of arrays with the items on axis 1 (the
-        recurrent state, (L, n_part, H)) or (). One process with one part calls
-        ``compute(slice(None))`` and returns what it gives, untouched.
+        compute(cols, rng) -> (mean loss, count, grads, carry) for the items
+        ``cols`` (a slice of the n); carry is a tuple of arrays with the items on
+        axis 1 (the recurrent state, (L, n_part, H)) or (). Each part gets a
+        ``Columns`` view of ``rng`` (shared by every rank): its random draws are
+        those of the whole batch, cut to its columns, so dropout masks are the
+        ones one process draws. One process with one part calls
+        ``compute(slice(None), rng)`` and returns what it gives, untouched.
         """
         if self.trivial:
-            return compute(slice(None))
-        rows, keys, like, full = [], None, None, None
-        for cols in self.slices(n, what):
-            loss, count, grads, carry = compute(cols)
-            keys, like = keys or sorted(grads), like or grads
-            full = [np.zeros(c.shape[:1] + (n,) + c.shape[2:], np.float64) for c in carry]
-            for f, c in zip(full, carry):
-                f[:, cols] = c
-            rows.append(np.concatenate([flatten(loss, count, grads, keys)]
-                                       + [f.ravel() for f in full]))
-        total = self.reduce_rows(np.stack(rows))
-        m = sum(like[k].size for k in keys) + 2
-        loss, count, grads = unflatten(total[:m], like, keys)
-        at, states = m, []
-        for f, c in zip(full, carry):
-            states.append(total[at:at + f.size].reshape(f.shape).astype(c.dtype))
-            at += f.size
-        return loss, count, grads, tuple(states)
+            return compute(slice(None), rng)
+        parts, rows = self.slices(n, what), None
+        start = None if rng is None else rng.bit_generator.state
+        for i, cols in enumerate(parts):
+            if rng is not None:                  # every part draws from the same state
+                rng.bit_generator.state = start
+            loss, count, grads, carry = compute(cols, None if rng is None else Columns(rng, n, cols))
+            keys = sorted(grads)
+            m = sum(grads[k].size for k in keys) + 2
+            wholes = [c.shape[:1] + (n,) + c.shape[2:] for c in carry]     # (L, n, H)
+            if rows is None:                     # (local parts, P + 2 + C) float64
+                rows = np.zeros((len(parts), m + sum(int(np.prod(w)) for w in wholes)))
+            flatten(loss, count, grads, keys, rows[i, :m])
+            for view, c in zip(_views(rows[i], m, wholes), carry):
+                view[:, cols] = c                # zeros elsewhere: the sum is exact
+        total = self.reduce_rows(rows)
+        loss, count, means = unflatten(total[:m], grads, keys)
+        states = tuple(v.astype(c.dtype) for v, c in zip(_views(total, m, wholes), carry))
+        return loss, count, means, states
 
     def reduce_grads(self, loss, count, grads):
         """The shared trainer's hook (``fit(..., reduce_grads=dp.reduce_grads)``) for
@@ -174,7 +216,8 @@ class DataParallel:
         rows = np.ascontiguousarray(rows, np.float64)
         total = np.empty(rows.shape[1], np.float64)
         if not self.ordered:
-            self._wait(self.comm.Iallreduce(sum_rows(rows), total, op=MPI.SUM), "Allreduce")
+            mine = rows[0] if len(rows) == 1 else sum_rows(rows)
+            self._wait(self.comm.Iallreduce(mine, total, op=MPI.SUM), "Allreduce")
             return total
         every = np.empty((self.parts, rows.shape[1]), np.float64) if self.writer else None
         self._wait(self.comm.Igather(rows, every, root=0), "Gather")

@@ -207,11 +207,11 @@ def _progress(cfg, total, initial, epoch):
                 unit="step", dynamic_ncols=True, leave=False)
 
 
-def _part(cfg, mcfg, run, x, y, cols):
+def _part(cfg, mcfg, run, x, y, cols, rng):
     """Loss, token count, gradients and final state of the streams ``cols`` (a slice)."""
     hidden = tuple(h[:, cols] for h in run.hidden)                 # (L, B', H) each
     loss, hidden, cache = lm.loss_forward(mcfg, run.params, x[:, cols], y[:, cols], hidden,
-                                          training=True, rng=run.rng)
+                                          training=True, rng=rng)
     grads = lm.backward(mcfg, run.params, cache)                   # of the per-token mean
     if cfg.sum_over_time:
         grads = {k: g * g.dtype.type(y.shape[0]) for k, g in grads.items()}
@@ -222,8 +222,8 @@ def _step(cfg, mcfg, opt, run, x, y, lr, dp=None):
     """One truncated-BPTT chunk: forward, backward, clip, update; state carried.
     ``dp`` (``rnnlab.dist.mpi``): this rank computes its share of the streams."""
     part = functools.partial(_part, cfg, mcfg, run, x, y)
-    loss, count, grads, run.hidden = (part(slice(None)) if dp is None else
-                                      dp.step(part, x.shape[1], "--batch-size"))
+    loss, count, grads, run.hidden = (part(slice(None), run.rng) if dp is None else
+                                      dp.step(part, x.shape[1], "--batch-size", run.rng))
     grads, norm, _ = optim.clip_by_global_norm(grads, cfg.clip or None)
     if not (np.isfinite(loss) and np.isfinite(norm)):
         raise ValueError(f"training diverged at epoch {run.epoch + 1}, step {run.step + 1} "

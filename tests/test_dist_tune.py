@@ -113,3 +113,19 @@ def test_four_trials_on_a_local_ray(tmp_path, sequential):
     for name in _sweep():
         with open(tune.trial_dir(tmp_path, name) + "/result.json") as f:
             assert json.load(f)["name"] == name
+
+
+def test_lm_sweep_command_writes_table_figure_and_page(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from rnnlab.cli.command import main
+    (tmp_path / "c.txt").write_text("abc abd bca cab " * 200)
+    out = tmp_path / "sweep"
+    argv = ["dist", "lm-sweep", str(tmp_path / "c.txt"), "--level", "char", "--cells", "rnn",
+            "--hidden", "4,8", "--epochs", "1", "--max-steps", "3", "--batch-size", "2",
+            "--bptt", "4", "--out", str(out)]
+    assert main(argv) == 0
+    table = (out / "sweep.md").read_text()
+    assert "| rnn-h4-lr1-seed0 | rnn | 4 |" in table and "| rnn-h8-lr1-seed0 |" in table
+    assert (out / "sweep.png").stat().st_size > 0 and "<img" in (out / "sweep.html").read_text()
+    assert main(argv) == 0 and "2 of 2 trials already finished" in capsys.readouterr().out
+    assert main(argv[:-2] + ["--cells", "lstmx"]) == 2                     # a clear error

@@ -44,8 +44,22 @@ def run_lm_sweep(args):
         table = tune.write_lm_table(results, os.path.join(args.out, "sweep.md"))
         with open(table, encoding="utf-8") as f:
             print(f.read())
-        print("figure:", tune.lm_figure(results, os.path.join(args.out, "sweep.png")))
+        figure = tune.lm_figure(results, os.path.join(args.out, "sweep.png"))
+        print("page:", _page(args, results, failures, figure))
     return 1 if failures else 0
+
+
+def _page(args, results, failures, figure):
+    from rnnlab.io.page import Page
+    where = f"Ray Tune ({args.address or 'local ray.init()'})" if args.ray else "in turn"
+    page = Page("Language-model sweep").text(
+        f"Corpus {args.corpus}; {len(results)} trial(s) finished, run {where}; every "
+        f"trial's metrics.jsonl and checkpoints are in {args.out}/trials/.")
+    page.table(tune.lm_rows(results), header=tune.LM_COLUMNS).figure(
+        figure, "Validation perplexity after each epoch, one line per trial")
+    if failures:
+        page.heading("Failed trials").table(sorted(failures.items()), header=("trial", "error"))
+    return page.write(os.path.join(args.out, "sweep.html"))
 
 
 def register(subparsers):

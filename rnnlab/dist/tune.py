@@ -65,13 +65,14 @@ def tasks_trial(name, settings, root, report):
     metrics.write(os.path.join(out, "metrics.jsonl"), rows + [{"score": res["score"]}])
     checkpoint.save(os.path.join(out, "model.npz"), model, meta={"settings": settings},
                     kind="tasks")
-    report({"score": res["score"], "success": res["success"]})
     return res
 
 
 def lm_trial(name, settings, root, report):
     """One language model (``rnnlab.lm.train``), an epoch at a time from its last
-    checkpoint; every epoch's record goes to ``report``."""
+    checkpoint; every epoch's record but the last goes to ``report`` (the last
+    is reported once ``result.json`` is written, so a scheduler that stops the
+    trial then cannot lose it)."""
     from rnnlab.lm import train
     out = trial_dir(root, name)
     cfg = train.TrainConfig(**{**settings, "out": out, "progress": False, "samples": 0})
@@ -81,9 +82,10 @@ def lm_trial(name, settings, root, report):
         resume = last if os.path.exists(last) else None
         _, _, _, _, run, new = train.fit(replace(cfg, epochs=epoch) if resume is None else None,
                                          resume, {"epochs": epoch}, log=lambda *a: None)
-        report(dict(new[-1]))
         if cfg.early_stop and run.bad_epochs >= cfg.early_stop:
             break
+        if epoch < cfg.epochs:
+            report(dict(new[-1]))
     history = metrics.read(os.path.join(out, "metrics.jsonl"))
     ppl = [r["valid_ppl"] for r in history]
     return {"history": history, "valid_ppl": ppl[-1], "best_valid_ppl": min(ppl),
@@ -121,8 +123,9 @@ def _tune_trial(config, kind, sweep, root):
     from ray import tune
     name = config["name"]
     result = _run_one(kind, name, sweep[name], root, tune.report)
-    tune.report({"done": True, **{k: v for k, v in result.items()
-                                  if isinstance(v, (int, float, bool, str))}})
+    last = result["history"][-1] if "history" in result else {}
+    tune.report({**last, **{k: v for k, v in result.items()
+                            if isinstance(v, (int, float, bool, str))}})
 
 
 def _run_ray(kind, sweep, names, root, address, asha, cpus):
@@ -146,7 +149,7 @@ def _run_ray(kind, sweep, names, root, address, asha, cpus):
         name = r.config["name"]
         if r.error is not None:
             failures[name] = _last_line(r.error)
-        elif not (r.metrics or {}).get("done") and kind == "lm":    # stopped by ASHA
+        elif _load_done(root, name, sweep[name]) is None and kind == "lm":   # by ASHA
             _stopped(root, name, sweep[name])
     return failures
 
@@ -262,6 +265,7 @@ def lm_figure(results, path):
     for r in results:
         h = r["history"]
         ax.plot([x["epoch"] for x in h], [x["valid_ppl"] for x in h], marker="o", label=r["name"])
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set(xlabel="epoch", ylabel="validation perplexity", yscale="log",
            title="Language-model sweep: validation perplexity per trial")
     ax.legend(fontsize=7, ncol=2)

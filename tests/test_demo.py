@@ -7,7 +7,7 @@ import pytest
 from rnnlab import cli, nn
 from rnnlab.cli import demo
 from rnnlab.engine import layers
-from rnnlab.engine.truncation import as_hx
+from rnnlab.engine.layers import as_hx
 
 
 def _run_quick(capsys, *extra, out=None):

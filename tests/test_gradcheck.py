@@ -14,7 +14,7 @@ import pytest
 from rnnlab import cli
 from rnnlab.lab import gradcheck as gc
 from rnnlab.engine import layers, truncation
-from rnnlab.engine.truncation import as_hx
+from rnnlab.engine.layers import as_hx
 
 
 def expected_names(cfg):

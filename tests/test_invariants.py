@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from rnnlab import GRU, LSTM, RNN
 from rnnlab.lab import gradcheck as gc
 from rnnlab.engine import layers
-from rnnlab.engine.truncation import as_hx
+from rnnlab.engine.layers import as_hx
 
 
 def row(res, b, cfg, length=None):

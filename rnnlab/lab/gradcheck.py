@@ -32,7 +32,7 @@ import numpy as np
 
 from rnnlab.engine import layers
 from rnnlab.engine.cells import CELLS
-from rnnlab.engine.truncation import as_hx
+from rnnlab.engine.layers import as_hx
 
 TINY = np.finfo(np.float64).tiny
 HELP = "check every BPTT gradient against central finite differences (float64)"

@@ -56,11 +56,8 @@ class RNNConfig:
 
     @property
     def cell_opts(self):
-        if self.mode == "rnn":
-            return {"nonlinearity": self.nonlinearity}
-        if self.mode == "gru":
-            return {"reset_after": self.reset_after}
-        return {}
+        """The options this cell reads (its ``OPTIONS``), as keyword arguments."""
+        return {k: getattr(self, k) for k in getattr(self.cell, "OPTIONS", ())}
 
     def to_dict(self):
         return asdict(self)

@@ -220,16 +220,10 @@ def variants():
     Walks the cell registry, so a new cell module is enrolled in every test
     parametrised over this.
     """
-    def kw(mode, nonlinearity="tanh", reset_after=True):
-        return {"mode": mode, "nonlinearity": nonlinearity, "reset_after": reset_after}
     out = {}
-    for mode in CELLS:
-        if mode == "rnn":                # the nonlinearity changes the backward
-            out.update({f"rnn-{nl}": kw(mode, nl) for nl in CELLS["rnn"].NONLINEARITIES})
-        elif mode == "gru":              # so does where the reset gate acts
-            out.update({"gru": kw(mode), "gru-reset-before": kw(mode, reset_after=False)})
-        else:
-            out[mode] = kw(mode)
+    for mode, cell in CELLS.items():
+        for label, opts in getattr(cell, "VARIANTS", {mode: {}}).items():
+            out[label] = {"mode": mode, "nonlinearity": "tanh", "reset_after": True, **opts}
     return out
 
 

@@ -12,6 +12,9 @@ A cell module declares everything the rest of rnnlab needs to know about it:
   (``rnnlab.engine.sequence`` runs them).
 - ``step_jacobian(w_hh, states, acts, **opts)``: d state_s / d state_{s-1}
   for every step, for the gradient-flow lab (``lab.gradflow``).
+- optionally ``OPTIONS``: the ``RNNConfig`` fields its step functions take
+  (``nonlinearity``, ``reset_after``), and ``VARIANTS``: {label: options} for
+  the variants whose backward differs, each enrolled in the tests.
 - optionally ``fast_kernels()``: its fused kernels (``engine.fast.fused``);
   without it the cell runs on the reference loop. Optionally ``max_slope(**opts)``:
   gamma in the bound ||J_s|| <= gamma sigma_max(W_hh), for cells of that form.

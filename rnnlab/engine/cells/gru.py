@@ -36,6 +36,8 @@ GATE_NAMES = ("r", "z", "n")  # row blocks of weight_ih / weight_hh, each H rows
 GATES = len(GATE_NAMES)
 KEEP_GATE = "z"               # the update gate: h_t = (1 - z) n + z h_{t-1}
 STATE = ("h",)
+OPTIONS = ("reset_after",)    # RNNConfig fields the step functions take
+VARIANTS = {"gru": {"reset_after": True}, "gru-reset-before": {"reset_after": False}}
 
 
 def fast_kernels():

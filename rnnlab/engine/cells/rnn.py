@@ -30,6 +30,8 @@ GATES = len(GATE_NAMES)     # rows in units of H
 KEEP_GATE = None            # no gate keeps the old state
 STATE = ("h",)              # names of the recurrent state tensors
 NONLINEARITIES = ("tanh", "relu", "sigmoid")
+OPTIONS = ("nonlinearity",)  # RNNConfig fields the step functions take
+VARIANTS = {f"rnn-{nl}": {"nonlinearity": nl} for nl in NONLINEARITIES}  # each its own backward
 MAX_SLOPE = {"tanh": 1.0, "relu": 1.0, "sigmoid": 0.25}   # gamma = max f', for the bound
 
 

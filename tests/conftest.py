@@ -98,13 +98,17 @@ def make_case(cfg, T, B, seed=0, dtype=np.float64):
     return params, x, state0, dout, dstate_n
 
 
-def run_layer(cfg, params, x, state0, dout, dstate_n, lengths=None, bptt_truncate=None):
+def run_layer(cfg, params, x, state0, dout, dstate_n, lengths=None, bptt_truncate=None,
+              impl="auto"):
     """Forward and backward; every result in one flat dict: "output", "h_n"
     (and "c_n"), "input", "h_0" (and "c_0") gradients, and params' gradients.
-    state0=None runs from the default zero state."""
+    state0=None runs from the default zero state. impl: which implementation."""
     hx = None if state0 is None else as_hx(state0)
-    out, fin, cache = layers.forward(cfg, params, x, hx, lengths)
-    dx, dstate0, grads = layers.backward(cfg, params, cache, dout, dstate_n, bptt_truncate)
+    out, fin, cache = layers.forward(cfg, params, x, hx, lengths, impl=impl)
+    if impl == "fast":
+        assert all(c.fm is not None for layer in cache.seq for c in layer)   # fused ran
+    dx, dstate0, grads = layers.backward(cfg, params, cache, dout, dstate_n, bptt_truncate,
+                                         impl=impl)
     names = cfg.cell.STATE
     return {"output": out, **{f"{n}_n": s for n, s in zip(names, fin)}, "input": dx,
             **{f"{n}_0": d for n, d in zip(names, dstate0)}, **grads}

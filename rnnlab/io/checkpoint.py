@@ -16,37 +16,38 @@ import zipfile
 
 import numpy as np
 
-FORMAT, VERSION = "rnnlab-lm", 1
+from rnnlab.io.atomic import atomic_path
+
+# "rnnlab-<kind>": kind names the application (lm, music, translate, ...)
+PREFIX, VERSION = "rnnlab-", 1
+FORMAT = PREFIX + "lm"
+
+
+KINDS = {"lm": "language-model", "music": "music", "translate": "translation",
+         "forecast": "forecasting", "caption": "captioning"}
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be written or read; the message names the file."""
 
 
-def _arrays(params, opt_state, state, meta):
+def _arrays(params, opt_state, state, meta, kind):
     arrays = {f"param/{k}": v for k, v in params.items()}
     arrays.update({f"opt/{k}": np.asarray(v) for k, v in (opt_state or {}).items()})
     arrays.update({f"state/{i}": s for i, s in enumerate(state or ())})
-    blob = json.dumps({"format": FORMAT, "version": VERSION, **meta}, ensure_ascii=False)
+    blob = json.dumps({"format": PREFIX + kind, "version": VERSION, **meta}, ensure_ascii=False)
     arrays["meta"] = np.frombuffer(blob.encode("utf-8"), dtype=np.uint8)
     return arrays
 
 
-def save(path, params, opt_state=None, state=None, meta=None):
+def save(path, params, opt_state=None, state=None, meta=None, kind="lm"):
     """Write atomically; on failure raise CheckpointError and keep the old file."""
-    arrays = _arrays(params, opt_state, state, meta or {})
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    arrays = _arrays(params, opt_state, state, meta or {}, kind)
     try:
-        os.makedirs(folder, exist_ok=True)
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
     except OSError as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         why = e.strerror or str(e)
         raise CheckpointError(f"could not write checkpoint {path}: {why}; the previous "
                               "checkpoint (if any) is left intact") from None
@@ -58,7 +59,7 @@ def _read(path):
         return {k: z[k] for k in z.files}
 
 
-def load(path):
+def load(path, kind="lm"):
     """Returns {"params", "opt_state", "state", "meta"}; clear errors for bad files."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such checkpoint")
@@ -68,8 +69,10 @@ def load(path):
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path}: checkpoint is truncated or corrupt ({type(e).__name__}: "
                               f"{e}); use another one (e.g. best.npz or last.npz)") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not an rnnlab language-model checkpoint")
+    if not isinstance(meta, dict) or meta.get("format") != PREFIX + kind:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise CheckpointError(f"{path}: not an rnnlab {KINDS.get(kind, kind)} checkpoint"
+                              + (f" (it is {found!r})" if isinstance(found, str) else ""))
     if meta.get("version", 0) > VERSION:
         raise CheckpointError(f"{path}: checkpoint version {meta['version']} is newer than "
                               f"this rnnlab understands ({VERSION})")

@@ -1,0 +1,143 @@
+"""The shared trainer: exact resume, metrics that agree with the checkpoint,
+early stopping, divergence, option checks."""
+import io
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from rnnlab.io import checkpoint, metrics
+from rnnlab.io.progress import progress
+from rnnlab.training import options, trainer
+
+
+class Regression:
+    """y = x w + noise, minibatches in a (seed, epoch)-shuffled order."""
+
+    def __init__(self, seed=0, n=64, batch=8):
+        r = np.random.default_rng(seed)
+        self.x = r.standard_normal((n, 3))
+        self.y = self.x @ np.array([1.0, -2.0, 0.5]) + 0.01 * r.standard_normal(n)
+        self.batch, self.seed = batch, seed
+
+    def steps(self, epoch):
+        return len(self.x) // self.batch
+
+    def loss_and_grads(self, params, epoch, i, rng):
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.x))
+        idx = order[i * self.batch:(i + 1) * self.batch]
+        noise = rng.standard_normal(3) * 1e-3                     # uses the trainer's RNG
+        err = self.x[idx] @ (params["w"] + noise) - self.y[idx]
+        return float(np.mean(err ** 2)), len(idx), {"w": 2 * self.x[idx].T @ err / len(idx)}
+
+    def evaluate(self, params):
+        return {"valid_loss": float(np.mean((self.x @ params["w"] - self.y) ** 2))}
+
+
+def _cfg(tmp_path, **kw):
+    base = dict(out=str(tmp_path / "run"), epochs=4, lr=0.05, progress=False, batch_size=8)
+    base.update(kw)
+    return trainer.TrainOptions(**base)
+
+
+def _fit(cfg, resume=None, task=None):
+    return trainer.fit(cfg, task or Regression(), {"w": np.zeros(3)}, kind="test",
+                       resume=resume, log=lambda *a: None)
+
+
+class Kill(Exception):
+    pass
+
+
+def test_resume_after_a_kill_mid_epoch_is_bit_identical(tmp_path):
+    whole = _fit(_cfg(tmp_path / "a"))
+    task, calls = Regression(), []
+    real = task.loss_and_grads
+
+    def dying(params, epoch, i, rng):
+        calls.append((epoch, i))
+        if len(calls) == 13:                                      # in epoch 2, step 5
+            raise Kill
+        return real(params, epoch, i, rng)
+    task.loss_and_grads = dying
+    cfg = _cfg(tmp_path / "b", checkpoint_every=2)
+    with pytest.raises(Kill):
+        _fit(cfg, task=task)
+    path = str(tmp_path / "b" / "run" / "last.npz")
+    ck = checkpoint.load(path, kind="test")
+    ck["path"] = path
+    assert ck["meta"]["position"] == {"epoch": 1, "step": 4}     # saved at step 4 of epoch 2
+    assert len(metrics.read(tmp_path / "b" / "run" / "metrics.jsonl")) == 1
+    task2, steps_after = Regression(), []
+    real2 = task2.loss_and_grads
+    task2.loss_and_grads = lambda *a: steps_after.append(a[1:3]) or real2(*a)
+    resumed = _fit(cfg, resume=ck, task=task2)
+    assert steps_after[0] == (1, 4) and len(steps_after) == 4 * 8 - 12   # from the saved step
+    np.testing.assert_array_equal(resumed.params["w"], whole.params["w"])
+    rows = metrics.read(tmp_path / "b" / "run" / "metrics.jsonl")
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+    assert [r["valid_loss"] for r in rows] == [r["valid_loss"] for r in whole.history]
+
+
+def test_learns_and_keeps_best(tmp_path):
+    st = _fit(_cfg(tmp_path, epochs=6))
+    losses = [r["valid_loss"] for r in st.history]
+    assert losses[-1] < 0.05 * losses[0]
+    best = checkpoint.load(str(tmp_path / "run" / "best.npz"), kind="test")
+    assert best["meta"]["best"] == min(losses)
+
+
+def test_early_stop_and_plateau(tmp_path):
+    class Flat(Regression):
+        def evaluate(self, params):
+            return {"valid_loss": 1.0}
+    st = _fit(_cfg(tmp_path, epochs=10, early_stop=2, schedule="plateau"), task=Flat())
+    assert len(st.history) == 3                    # best at 1, two bad epochs, stop
+    assert [r["lr"] for r in st.history] == [0.05, 0.05, 0.025]   # decays after a bad epoch
+
+
+def test_divergence_names_the_fix(tmp_path):
+    with pytest.raises(trainer.TrainingDiverged, match="lower --lr"):
+        _fit(_cfg(tmp_path, lr=1e6, clip=0.0, optimizer="sgd"))
+
+
+@pytest.mark.parametrize("kw, words", [
+    (dict(lr=-1.0), "--lr: expected a number > 0, got -1"),
+    (dict(clip=-1.0), "--clip: expected a number >= 0"),
+    (dict(lr_decay=float("nan")), "--lr-decay"),
+    (dict(epochs=0), "--epochs: expected an integer >= 1"),
+    (dict(max_steps=-3), "--max-steps"),
+    (dict(optimizer="adamw"), "--optimizer: expected one of"),
+    (dict(batch_size=2.5), "--batch-size: expected an integer"),
+])
+def test_options_are_checked_once_for_every_front_end(kw, words):
+    with pytest.raises(ValueError, match=words.replace("(", r"\(")):
+        trainer.TrainOptions(**kw)
+    with pytest.raises(ValueError, match="run.toml"):
+        options.from_mapping(trainer.TrainOptions, kw, "run.toml")
+
+
+def test_out_that_is_a_file_fails_before_training(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ValueError, match="exists and is not a folder"):
+        _fit(_cfg(tmp_path, out=str(tmp_path / "f")))
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    meta = {"train_config": {"lr": 0.1, "epochs": 2}}
+    with pytest.raises(ValueError, match="--lr: checkpoint 0.1 vs given 0.2"):
+        trainer.resume_config(trainer.TrainOptions, meta, {"lr": 0.2}, "x.npz")
+
+
+def test_progress_line_shows_rate_and_loss():
+    out = io.StringIO()
+    bar = progress(4, "epoch 1", file=out, plain=True)
+    bar.set_postfix(loss="0.500")
+    for _ in range(4):
+        bar.update(1)
+    bar.close()
+    line = out.getvalue().split("\r")[-3]                    # the last update, before the clearing
+    assert line.startswith("epoch 1  4/4  ") and " step/s  loss=0.500" in line
+    rate = float(line.split()[3])
+    assert rate > 0

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from rnnlab import cli
+from rnnlab.cli import gradcheck as gradcheck_cli
 from rnnlab.lab import gradcheck as gc
 from rnnlab.engine import layers, truncation
 from rnnlab.engine.layers import as_hx
@@ -150,7 +151,7 @@ def test_docstring_examples(module):
 
 def _cli(argv):
     parser = argparse.ArgumentParser()
-    gc.register(parser.add_subparsers())
+    gradcheck_cli.register(parser.add_subparsers())
     args = parser.parse_args(["gradcheck", *argv])
     return args.func(args)
 

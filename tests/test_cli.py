@@ -100,7 +100,8 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_second():
     text = (ROOT / "README.md").read_text()
     first = re.search(r"```\w*\n(.*?)```", text, flags=re.S).group(1).strip().splitlines()
     assert first == ['pip install -e ".[fast,plot]" && rnnlab demo',
-                     'pip install -e ".[dev]" && python -m pytest -q']
+                     'pip install -e ".[dev]" && python -m pytest -q && '
+                     'RNNLAB_IMPL=reference python -m pytest -q']      # both paths
     ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert ci.replace("pip install -q ", "pip install ") == first[1]
 

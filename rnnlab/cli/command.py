@@ -13,8 +13,7 @@ import argparse
 import sys
 
 from rnnlab import __version__
-from rnnlab.cli import demo, dist, gradflow, lm
-from rnnlab.lab import gradcheck
+from rnnlab.cli import demo, dist, gradcheck, gradflow, lm
 
 # every subcommand's module; each defines register(subparsers)
 COMMAND_MODULES = (demo, gradcheck, lm, gradflow, dist)

@@ -3,7 +3,8 @@
 Warnings are errors (pyproject's filterwarnings); here NumPy overflow, invalid
 and divide-by-zero raise too, since no test expects them.
 
-Oracle and fast-path tests carry a marker (``needs_torch``, ``needs_numba``;
+Oracle, fast-path and distributed tests carry a marker (``needs_torch``,
+``needs_numba``, ``needs_mpi``, ``needs_ray``;
 a test using the ``torch_twin`` fixture gets ``needs_torch`` by itself). They
 are skipped where torch or the fast path is missing, except when the
 environment variable ``CI`` is set: there a skipped one is a failure, so a
@@ -20,7 +21,8 @@ from rnnlab.lab.gradcheck import rel_error, variants
 from rnnlab.engine.layers import as_hx
 
 VARIANTS = variants()
-NEEDS = {"needs_torch": "torch", "needs_numba": "numba"}
+NEEDS = {"needs_torch": "torch", "needs_numba": "numba", "needs_mpi": "mpi4py",
+         "needs_ray": "ray"}
 
 
 def _missing(mark):

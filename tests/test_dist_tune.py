@@ -100,9 +100,9 @@ def test_a_cut_language_model_trial_continues_exactly(tmp_path):
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.needs_ray
 def test_four_trials_on_a_local_ray(tmp_path, sequential):
-    ray = pytest.importorskip("ray", reason="the dist extra is not installed "
-                              "(pip install \"rnnlab[dist]\"): no Ray")
+    import ray
     try:
         results, failures, ran = tune.run("tasks", _sweep(broken=True), tmp_path, ray=True,
                                           log=lambda s: None)

@@ -57,8 +57,7 @@ def run_trainer(out, ordered, parts):
     params = dp.broadcast({"w": np.zeros(3, np.float32)})
     with dp.fail_together():
         trainer.fit(cfg, Regression(dp), params, kind="test", log=lambda *a: None,
-                    reduce_grads=None if dp.comm is None else dp.reduce_grads,
-                    writer=dp.writer)
+                    **dp.fit_hooks())
 
 
 def main(argv):

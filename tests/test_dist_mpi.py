@@ -76,7 +76,7 @@ def test_one_process_one_part_is_untouched():
 def test_flatten_and_unflatten_are_inverse():
     g = {"b": np.arange(3, dtype=np.float32), "a": np.ones((2, 2), np.float32)}
     row = mpi.flatten(0.5, 4, g, sorted(g))
-    assert row.dtype == np.float64 and row.shape == (7 + 2,)
+    assert row.dtype == np.float32 and row.shape == (7 + 2,)          # the grads' dtype
     loss, count, back = mpi.unflatten(row, g, sorted(g))
     assert (loss, count) == (0.5, 4)
     assert all(back[k].dtype == g[k].dtype and (back[k] == g[k]).all() for k in g)

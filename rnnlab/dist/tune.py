@@ -184,11 +184,12 @@ def run(kind, sweep, root, ray=False, address=None, asha=False, cpus=1, log=prin
     failures = {}
     if todo and ray:
         failures = _run_ray(kind, sweep, todo, root, address, asha, cpus)
-    for name in todo if not ray else ():
-        try:
-            _run_one(kind, name, sweep[name], root, lambda record: None)
-        except Exception as e:                       # reported; the others go on
-            failures[name] = f"{type(e).__name__}: {e}"
+    elif todo:
+        for name in todo:
+            try:
+                _run_one(kind, name, sweep[name], root, lambda record: None)
+            except Exception as e:                   # reported; the others go on
+                failures[name] = f"{type(e).__name__}: {e}"
     for name, why in failures.items():
         log(f"trial {name} failed: {why}")
     results = [_load_done(root, n, s) for n, s in sweep.items()]

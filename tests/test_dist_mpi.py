@@ -3,8 +3,10 @@ gives with the whole batch (within 1e-6, or bit for bit with --ordered); rank 0
 alone writes; resume is exact; a dead or hanging rank ends the job."""
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -184,6 +186,40 @@ def test_resume_under_mpi_is_exact(corpus, tmp_path):
                 "--epochs", "2", "--no-progress"], 2)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.count("epoch   2") == 1                        # rank 0 alone logs
+    resumed = checkpoint.load(str(tmp_path / "cut" / "last.npz"))["params"]
+    assert all(np.array_equal(resumed[k], whole[k]) for k in whole)
+
+
+def _kill_mid_epoch(corpus, out, extra):
+    """Start 2 ranks, SIGKILL the job once a mid-epoch checkpoint is on disk."""
+    cmd = [_mpiexec(), "-n", "2", sys.executable, "-m", "rnnlab", "train", corpus, *LM,
+           "--out", str(out), *extra]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    job = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    last, deadline = out / "last.npz", time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline and job.poll() is None:
+            if last.exists() and checkpoint.load(str(last))["meta"]["position"]["step"] > 0:
+                return checkpoint.load(str(last))["meta"]["position"]
+            time.sleep(0.05)
+        pytest.fail("no mid-epoch checkpoint appeared before the run ended")
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+
+
+@pytest.mark.needs_mpi
+def test_a_job_killed_mid_epoch_resumes_exactly(corpus, tmp_path):
+    # mid-epoch, the checkpoint must hold every rank's carried state, not rank 0's
+    _need_mpi()
+    extra = ["--max-steps", "120", "--checkpoint-every", "3", "--dropout", "0.2"]
+    whole = _train(corpus, tmp_path / "whole", n=2, extra=extra)
+    at = _kill_mid_epoch(corpus, tmp_path / "cut", extra)
+    assert at["epoch"] == 0 and 0 < at["step"] < 120
+    res = _run(["-m", "rnnlab", "train", "--resume", str(tmp_path / "cut" / "last.npz"),
+                "--no-progress"], 2)
+    assert res.returncode == 0, res.stderr[-2000:]
     resumed = checkpoint.load(str(tmp_path / "cut" / "last.npz"))["params"]
     assert all(np.array_equal(resumed[k], whole[k]) for k in whole)
 

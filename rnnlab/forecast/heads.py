@@ -79,9 +79,11 @@ def loss(head, out, y):
 def quantiles(head, out, calibration=1.0):
     """Predicted quantiles at QUANTILES: out (..., K) -> (..., P), sorted along P.
 
-    ``calibration`` widens (> 1) or narrows the spread around the median; for the
-    point head every quantile is the forecast itself.
+    ``calibration`` (a number, or one factor per level in QUANTILES) widens (> 1)
+    or narrows the spread around the median; for the point head every quantile
+    is the forecast itself.
     """
+    calibration = np.asarray(calibration, dtype=np.float64)
     if head == "point":
         return np.repeat(out[..., :1], len(QUANTILES), axis=-1)
     if head == "gaussian":

@@ -38,8 +38,8 @@ class ForecastOptions(trainer.TrainOptions):
                        "or none", choices=("seasonal", "first", "none"))
     valid: int = option(12, "last training origins held out for best epoch and calibration",
                         lo=0)
-    calibrate: bool = option(True, "scale the intervals to 80%% coverage on the held-out "
-                             "origins")
+    calibrate: bool = option(True, "scale each interval to its coverage on the held-out "
+                             "origins (split conformal)")
     refit: bool = option(True, "after choosing the epoch count and the calibration on the "
                          "held-out origins, train again on every origin for that many epochs")
     ensemble: int = option(1, "seeds averaged (seed, seed+1, ...)", lo=1)
@@ -122,30 +122,37 @@ def build(opts, series_list):
 
 
 def calibration(mcfg, params, valid):
-    """The factor that gives the 80% interval 80% coverage on the held-out windows."""
+    """Per-quantile factors (P,) on the spread around the median, so that each
+    central interval covers its level of the held-out windows (split conformal,
+    Romano et al. 2019, in ratio form: the ceil((n + 1) level)-th smallest ratio
+    |y - median| / half-width, n held-out values)."""
     x, cov, y = valid
     out, _ = model.forward(mcfg, params, x, cov)
     q = heads.quantiles(mcfg.head, out)                                      # (N, Hz, P)
-    lo, hi = heads.LEVELS[0.8]
     med = q[..., heads.MEDIAN]
-    half = np.where(y >= med, q[..., hi] - med, med - q[..., lo])
-    ratio = np.abs(y - med) / np.maximum(half, 1e-12)
-    return float(np.quantile(ratio, 0.8)) if mcfg.head != "point" else 1.0
+    factors = np.ones(len(heads.QUANTILES))
+    if mcfg.head == "point":
+        return factors.tolist()
+    for level, (lo, hi) in heads.LEVELS.items():
+        half = np.where(y >= med, q[..., hi] - med, med - q[..., lo])
+        ratio = np.sort((np.abs(y - med) / np.maximum(half, 1e-12)).ravel())
+        k = min(len(ratio) - 1, int(np.ceil((len(ratio) + 1) * level)) - 1)
+        factors[[lo, hi]] = ratio[k]
+    return factors.tolist()
 
 
-def _member(opts, mcfg, pool, meta, log, resume):
+def _member(opts, mcfg, pool, meta, log):
     """One trained network: (params, calibration factor)."""
     from dataclasses import replace
     if pool["valid"] is None:
         st = trainer.fit(opts, Task(opts, mcfg, pool["train"], None),
-                         model.init_params(mcfg, opts.seed), kind=KIND, app_meta=meta,
-                         resume=resume, log=log)
-        return st.params, 1.0
+                         model.init_params(mcfg, opts.seed), kind=KIND, app_meta=meta, log=log)
+        return st.params, [1.0] * len(heads.QUANTILES)
     st = trainer.fit(opts, Task(opts, mcfg, pool["train"], pool["valid"]),
-                     model.init_params(mcfg, opts.seed), kind=KIND, app_meta=meta,
-                     resume=resume, log=log)
+                     model.init_params(mcfg, opts.seed), kind=KIND, app_meta=meta, log=log)
     params = checkpoint.load(f"{opts.out}/best.npz", kind=KIND)["params"]
-    calib = calibration(mcfg, params, pool["valid"]) if opts.calibrate else 1.0
+    calib = calibration(mcfg, params, pool["valid"]) if opts.calibrate \
+        else [1.0] * len(heads.QUANTILES)
     if opts.refit:
         values = [r[opts.monitor] for r in st.history]
         epochs = 1 + int(np.argmin(values) if not trainer.higher_is_better(opts.monitor)
@@ -157,7 +164,7 @@ def _member(opts, mcfg, pool, meta, log, resume):
     return params, calib
 
 
-def fit(opts, series_list, log=print, resume=None):
+def fit(opts, series_list, log=print):
     """Train ``opts.ensemble`` members; returns a ``Forecaster``."""
     from dataclasses import replace
     mcfg, scalings, pool = build(opts, series_list)
@@ -167,7 +174,7 @@ def fit(opts, series_list, log=print, resume=None):
     for k in range(opts.ensemble):
         o = replace(opts, seed=opts.seed + k,
                     out=opts.out if opts.ensemble == 1 else f"{opts.out}/member{k}")
-        members.append(_member(o, mcfg, pool, meta, log, resume))
+        members.append(_member(o, mcfg, pool, meta, log))
     return Forecaster(mcfg, members, scalings, opts.input_len)
 
 
@@ -229,7 +236,7 @@ def load_forecaster(path):
         for k, calib in enumerate(m["calibration"]):
             p = {n[len(f"m{k}."):]: v for n, v in ck["params"].items() if n.startswith(f"m{k}.")}
             model.check_params(mcfg, p)
-            members.append((p, float(calib)))
+            members.append((p, [float(c) for c in calib]))
         scalings = [transform.Scaling(**s) for s in m["scalings"]]
         return Forecaster(mcfg, members, scalings, int(m["input_len"])), m["series"]
     except (KeyError, TypeError) as e:

@@ -57,13 +57,15 @@ def test_gaussian_quantiles_are_mean_plus_z_sigma():
 
 @pytest.mark.parametrize("arch", ["direct", "seq2seq"])
 @pytest.mark.parametrize("mode", ["rnn", "lstm", "gru"])
-@pytest.mark.parametrize("head", ["gaussian", "quantile"])
-def test_model_gradients_match_finite_differences(arch, mode, head):
+@pytest.mark.parametrize("head, ar", [("gaussian", 0), ("quantile", 0), ("gaussian", 2)])
+def test_model_gradients_match_finite_differences(arch, mode, head, ar):
     cfg = model.ForecastConfig(n_features=3, n_covariates=2, horizon=3, arch=arch, mode=mode,
-                               hidden_size=3, head=head)
+                               hidden_size=3, head=head, ar=ar)
     rng = np.random.default_rng(2)
     params = model.init_params(cfg, rng)
     params["head.weight"] *= 10                      # a head far from zero exercises more
+    if ar:
+        params["ar.weight"] = rng.standard_normal(params["ar.weight"].shape)
     B, L = 2, 4
     x, cov = rng.standard_normal((B, L, 3)), rng.standard_normal((B, 3, 2))
     y = rng.standard_normal((B, 3)) * 3

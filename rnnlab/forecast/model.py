@@ -16,8 +16,15 @@ covariates and h / Hz; a linear layer shared over the steps reads its output:
 
 The decoder's inputs are known in advance (no feedback of its own forecasts),
 so training and forecasting run the same computation and intervals stay
-calibrated along the horizon. Parameters: ``encoder.<torch name>``,
-``decoder.<torch name>`` (seq2seq), ``head.weight``, ``head.bias``.
+calibrated along the horizon.
+
+Optional linear highway (LSTNet, Lai et al. 2018): with ``ar = p > 0`` the last
+p values of the first input feature (the differenced series) also reach every
+output linearly, out += (x[:, -p:, 0] A^T) reshaped to (B, Hz, K), so the linear
+(ARIMA-like) part of the forecast need not pass through the recurrent state.
+
+Parameters: ``encoder.<torch name>``, ``decoder.<torch name>`` (seq2seq),
+``head.weight``, ``head.bias``, ``ar.weight`` (Hz * K, p) when ar > 0.
 """
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
@@ -40,6 +47,7 @@ class ForecastConfig:
     hidden_size: int = 32
     num_layers: int = 1
     head: str = "gaussian"          # "point" | "gaussian" | "quantile"
+    ar: int = 0                     # p, inputs on the linear highway (0: none)
 
     def __post_init__(self):
         if self.arch not in ("direct", "seq2seq"):
@@ -74,6 +82,8 @@ def param_shapes(cfg):
     else:
         shapes["head.weight"] = (cfg.horizon * cfg.K, cfg.hidden_size)
         shapes["head.bias"] = (cfg.horizon * cfg.K,)
+    if cfg.ar:
+        shapes["ar.weight"] = (cfg.horizon * cfg.K, cfg.ar)
     return shapes
 
 
@@ -85,6 +95,8 @@ def init_params(cfg, rng=None):
     params = {n: rng.uniform(-k, k, s) for n, s in param_shapes(cfg).items()}
     params["head.weight"] *= 0.1
     params["head.bias"][:] = 0.0
+    if cfg.ar:
+        params["ar.weight"][:] = 0.0
     return params
 
 
@@ -104,11 +116,20 @@ class Cache(NamedTuple):
     dec: object                # the decoder's layers cache (seq2seq) or None
     h: np.ndarray              # what the head read: (B, H) direct, (Hz, B, H) seq2seq
     L: int
+    x_ar: object = None        # (B, p) the highway's inputs, or None
 
 
 def forward(cfg, params, x, cov):
     """x (B, L, F) past features, cov (B, Hz, C) future covariates ->
     out (B, Hz, K) and the cache for ``backward``."""
+    out, cache = _recurrent_forward(cfg, params, x, cov)
+    if cfg.ar:
+        B = x.shape[0]
+        out = out + (x[:, -cfg.ar:, 0] @ params["ar.weight"].T).reshape(B, cfg.horizon, cfg.K)
+    return out, cache._replace(x_ar=x[:, -cfg.ar:, 0] if cfg.ar else None)
+
+
+def _recurrent_forward(cfg, params, x, cov):
     xt = x.transpose(1, 0, 2)                                        # (L, B, F)
     out, h_n, enc = layers.forward(cfg.encoder, _sub(params, "encoder."), xt)
     B = x.shape[0]
@@ -126,6 +147,8 @@ def forward(cfg, params, x, cov):
 def backward(cfg, params, cache, dout):
     """dout (B, Hz, K) = dL/d out -> grads with the params' keys."""
     grads = {}
+    if cfg.ar:
+        grads["ar.weight"] = dout.reshape(dout.shape[0], -1).T @ cache.x_ar     # (Hz*K, p)
     if cfg.arch == "direct":
         B = dout.shape[0]
         dh, grads["head.weight"], grads["head.bias"] = nn.linear_backward(

@@ -32,6 +32,8 @@ class ForecastOptions(trainer.TrainOptions):
     head: str = option("gaussian", "output: point (MSE), gaussian (NLL) or quantile (pinball)",
                        choices=tuple(heads.HEADS))
     input_len: int = option(24, "input window L (observations)", lo=1)
+    ar: int = option(0, "last differenced values also fed linearly to the output "
+                     "(LSTNet's highway; 0: off, at most --input-len)", lo=0)
     horizon: int = option(12, "forecast horizon Hz", lo=1)
     log: bool = option(False, "model log values (positive series only)")
     diff: str = option("seasonal", "difference the series: seasonal (lag m), first (lag 1) "
@@ -117,7 +119,7 @@ def build(opts, series_list):
             for k, v in parts.items()}
     F, C = pool["train"][0].shape[2], pool["train"][1].shape[2]
     mcfg = model.ForecastConfig(F, C, opts.horizon, opts.arch, opts.mode, opts.hidden_size,
-                                opts.num_layers, opts.head)
+                                opts.num_layers, opts.head, min(opts.ar, opts.input_len))
     return mcfg, scalings, pool
 
 
@@ -151,6 +153,7 @@ def _member(opts, mcfg, pool, meta, log):
     st = trainer.fit(opts, Task(opts, mcfg, pool["train"], pool["valid"]),
                      model.init_params(mcfg, opts.seed), kind=KIND, app_meta=meta, log=log)
     params = checkpoint.load(f"{opts.out}/best.npz", kind=KIND)["params"]
+    model.check_params(mcfg, params)
     calib = calibration(mcfg, params, pool["valid"]) if opts.calibrate \
         else [1.0] * len(heads.QUANTILES)
     if opts.refit:

@@ -20,16 +20,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from rnnlab.cli import forecast as cli                      # noqa: E402
 from rnnlab.forecast import backtest, data, report, train  # noqa: E402
+from rnnlab.io.atomic import atomic_write                  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 MODELS = ("naive", "snaive", "drift", "ets", "arima", "rnn")
 # per series: the network's options (log is used by ARIMA too) and whether the
 # network is trained anew at every origin
 SETTINGS = {
-    "airline": (dict(log=False), True),
-    "co2": (dict(log=False), True),
+    "airline": (dict(log=False, head="quantile"), True),
+    "co2": (dict(log=False, head="quantile", ar=12), True),
     "sunspots": (dict(log=False, diff="first", input_len=48, batch_size=64, epochs=60,
-                      early_stop=10), False),
+                      early_stop=10, ar=24), False),
 }
 
 
@@ -83,16 +84,17 @@ def main(argv=None):
         runs = [run_one(s, 12, 12, args.origins, os.path.join(args.out, "backtest"), args.seed)
                 for s in args.series]
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"# forecast {args.what}", "", f"date: {stamp}; machine: {machine()}; command: "
-             f"`python benchmarks/forecast_backtest.py {' '.join(argv or sys.argv[1:])}`", ""]
-    for r in runs:
-        lines += markdown(*r)
-        print("\n".join(markdown(*r)))
-    name = "forecast_airline_split.md" if args.what == "airline-split" else \
-        f"forecast_backtest_{'_'.join(args.series)}.md"
+    head = f"date: {stamp}; machine: {machine()}; command: " \
+        f"`python benchmarks/forecast_backtest.py {' '.join(argv or sys.argv[1:])}`"
     os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, name), "w") as f:
-        f.write("\n".join(lines) + "\n")
+    for r in runs:                                     # one record per series and protocol
+        body = markdown(*r)
+        print("\n".join(body))
+        name = "forecast_airline_split.md" if args.what == "airline-split" else \
+            f"forecast_backtest_{r[0].series.name}.md"
+        with atomic_write(os.path.join(RESULTS, name)) as f:
+            f.write("\n".join([f"# forecast {args.what}: {r[0].series.name}", "", head, ""]
+                              + body) + "\n")
     page = report.write_page([r[0] for r in runs], os.path.join(args.out, args.what),
                              title=f"rnnlab forecast: {args.what}")
     print(f"page: {page}")

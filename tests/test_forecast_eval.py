@@ -104,3 +104,20 @@ def test_global_model_over_two_series(tmp_path):
     qa, qb = f.predict(a, 0), f.predict(b, 1)
     assert qa.shape == qb.shape == (6, len(heads.QUANTILES))
     assert np.all(np.diff(qb, axis=1) >= 0) and qb[:, 2].mean() > 2 * qa[:, 2].mean()
+
+
+def test_classical_baselines_in_the_same_harness():
+    pytest.importorskip("statsmodels")
+    from rnnlab.forecast import classical
+    y = data.airline().values
+    spec = dict(p=1, d=1, q=0, P=0, D=1, Q=0, m=12, log=False)
+    assert classical.describe("arima", spec) == "ARIMA(1,1,0)(0,1,0)12"
+    q = classical.arima_forecast(y[:108], 36, 12, spec)
+    assert q.shape == (36, len(heads.QUANTILES)) and np.all(np.diff(q, axis=1) > 0)
+    assert metrics.mape(y[108:], q[:, heads.MEDIAN]) < 0.045          # sktime: 0.0436
+    ets = {"error": "mul", "trend": "add", "damped_trend": False, "seasonal": "mul"}
+    q1 = classical.ets_forecast(y[:120], 12, 12, ets)
+    q2 = classical.ets_forecast(y[:120], 12, 12, ets)
+    np.testing.assert_array_equal(q1, q2)                               # seeded simulation
+    snaive = baselines.seasonal_naive(y[:120], 12, 12)[:, heads.MEDIAN]
+    assert metrics.mape(y[120:132], q1[:, heads.MEDIAN]) < metrics.mape(y[120:132], snaive)

@@ -66,7 +66,8 @@ def markdown(bt, seconds, opts, retrain):
     net = {k: v for k, v in vars(opts).items() if k in (
         "arch", "mode", "hidden_size", "head", "input_len", "log", "diff", "epochs", "lr",
         "batch_size", "valid", "refit", "ensemble", "seed")}
-    lines += ["", f"network: {net}, {'retrained at every origin' if retrain else 'trained once at the first origin'}", ""]
+    how = "retrained at every origin" if retrain else "trained once at the first origin"
+    lines += ["", f"network: {net}, {how}", ""]
     return lines
 
 

@@ -30,7 +30,8 @@ def test_backtest_writes_results_and_page_and_plot_rebuilds_it(tmp_path, capsys)
     text = capsys.readouterr().out
     assert "snaive" in text and "report:" in text
     d = json.loads((tmp_path / "bt" / "backtest.json").read_text())
-    assert set(d["models"]) == {"naive", "snaive", "drift"} and d["origins"] == ["1958-12", "1959-12"]
+    assert set(d["models"]) == {"naive", "snaive", "drift"}
+    assert d["origins"] == ["1958-12", "1959-12"]
     (tmp_path / "bt" / "report.html").unlink()
     assert main(["forecast", "plot", out]) == 0
     html = (tmp_path / "bt" / "report.html").read_text()

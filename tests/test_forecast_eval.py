@@ -32,7 +32,8 @@ def test_pinball_by_hand():
     u = 2.5 - q[0]
     want = np.mean(np.maximum(taus * u, (taus - 1) * u))
     assert metrics.pinball(y, q) == pytest.approx(want)
-    assert want == pytest.approx((0.025 * 2.5 + 0.1 * 1.5 + 0.5 * 0.5 + 0.1 * 0.5 + 0.025 * 1.5) / 5)
+    by_hand = (0.025 * 2.5 + 0.1 * 1.5 + 0.5 * 0.5 + 0.1 * 0.5 + 0.025 * 1.5) / 5
+    assert want == pytest.approx(by_hand)
 
 
 def test_baselines_follow_their_formulas():

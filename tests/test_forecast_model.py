@@ -89,8 +89,9 @@ def test_seq2seq_model_against_torch_autograd():
                  rng.standard_normal((2, 3)))
     loss, grads = model.loss_and_grads(cfg, params, x, cov, y)
     enc, dec = torch.nn.LSTM(3, 4).double(), torch.nn.LSTM(3, 4).double()
-    enc.load_state_dict({k[8:]: torch.tensor(v) for k, v in params.items() if k.startswith("encoder.")})
-    dec.load_state_dict({k[8:]: torch.tensor(v) for k, v in params.items() if k.startswith("decoder.")})
+    for net, prefix in ((enc, "encoder."), (dec, "decoder.")):
+        net.load_state_dict({k[len(prefix):]: torch.tensor(v) for k, v in params.items()
+                             if k.startswith(prefix)})
     W = torch.tensor(params["head.weight"], requires_grad=True)
     b = torch.tensor(params["head.bias"], requires_grad=True)
     _, state = enc(torch.tensor(x.transpose(1, 0, 2)))

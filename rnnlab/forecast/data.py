@@ -131,7 +131,8 @@ def read_csv(path, time_col=None, value_col=None, *, name=None, period=None,
     for n, r in enumerate(rows, start=2):
         where = f"{path}, line {n}"
         if len(r) != len(header):
-            raise ValueError(f"{where}: expected {len(header)} fields as the header, found {len(r)}")
+            raise ValueError(f"{where}: expected {len(header)} fields as the header, "
+                             f"found {len(r)}")
         text = f"{r[lower.index('year')].strip()}-{int(r[lower.index('month')]):02d}" if ym \
             else r[ti]
         times.append(_parse_time(text, f"{where}, column {header[ti] if not ym else 'YEAR/MONTH'}"))

@@ -64,7 +64,7 @@ def markdown(bt, seconds, opts, retrain):
         lines.append(f"| {name} | {label} | " + " | ".join(f"{m[k]:.4f}" for k in report.METRICS)
                      + " |")
     net = {k: v for k, v in vars(opts).items() if k in (
-        "arch", "mode", "hidden_size", "head", "input_len", "log", "diff", "epochs", "lr",
+        "arch", "mode", "hidden_size", "head", "input_len", "ar", "log", "diff", "epochs", "lr",
         "batch_size", "valid", "refit", "ensemble", "seed")}
     how = "retrained at every origin" if retrain else "trained once at the first origin"
     lines += ["", f"network: {net}, {how}", ""]

@@ -29,10 +29,11 @@ def _data_args(p, many=False):
 
 
 def _load(args, name):
-    kw = dict(time_col=args.time_col, value_col=args.value_col, interpolate=args.interpolate)
-    if name in data.DATASETS or name == "airline":
-        kw = {"interpolate": args.interpolate} if name not in ("co2",) else {}
-    return data.load(name, **kw)
+    """A named data set (co2 is averaged by month, never interpolated) or a CSV file."""
+    if name in data.DATASETS:
+        return data.load(name, **({} if name == "co2" else {"interpolate": args.interpolate}))
+    return data.load(name, time_col=args.time_col, value_col=args.value_col,
+                     interpolate=args.interpolate)
 
 
 def register(subparsers):

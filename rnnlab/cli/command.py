@@ -13,10 +13,10 @@ import argparse
 import sys
 
 from rnnlab import __version__
-from rnnlab.cli import demo, dist, gradcheck, gradflow, lm
+from rnnlab.cli import demo, dist, forecast, gradcheck, gradflow, lm
 
 # every subcommand's module; each defines register(subparsers)
-COMMAND_MODULES = (demo, gradcheck, lm, gradflow, dist)
+COMMAND_MODULES = (demo, gradcheck, gradflow, lm, forecast, dist)
 
 
 def build_parser():

@@ -20,8 +20,7 @@ import os
 import sys
 
 from rnnlab import __version__
-from rnnlab.cli import demo, gradflow, lm
-from rnnlab.lab import gradcheck
+from rnnlab.cli import demo, gradcheck, gradflow, lm
 
 # every subcommand's module; each defines register(subparsers)
 COMMAND_MODULES = (demo, gradcheck, lm, gradflow)

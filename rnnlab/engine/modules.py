@@ -19,7 +19,7 @@ as every optimiser step does.
 """
 import numpy as np
 
-from rnnlab.engine import layers, validate
+from rnnlab.engine import dispatch, layers, validate
 
 
 class _Recurrent:
@@ -27,7 +27,7 @@ class _Recurrent:
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, nonlinearity="tanh", reset_after=True,
-                 dtype=np.float32, seed=None, params=None):
+                 dtype=np.float32, seed=None, params=None, impl="auto"):
         validate.check_module_args(dropout, seed, params)
         self.config = layers.RNNConfig(self.MODE, input_size, hidden_size, num_layers, bias,
                                        batch_first, float(dropout), bidirectional,
@@ -41,18 +41,19 @@ class _Recurrent:
         self.params = (layers.init_params(self.config, self.rng, dtype)
                        if params is None else dict(params))
         validate.check_params(self.config, self.params)   # finite too: NaN weights are an error
+        self.impl = dispatch.check(impl)   # "auto" | "reference" | "fast"
         self.training = True
         self.grads = None
         self._cache = None
 
     @classmethod
-    def from_config(cls, config, params):
+    def from_config(cls, config, params, impl="auto"):
         """Rebuild a layer from a saved RNNConfig (or its dict) and parameters."""
         c = layers.RNNConfig(**config) if isinstance(config, dict) else config
         kind = {"rnn": RNN, "lstm": LSTM, "gru": GRU}[c.mode]
         return kind(c.input_size, c.hidden_size, c.num_layers, c.bias, c.batch_first,
                     c.dropout, c.bidirectional, nonlinearity=c.nonlinearity,
-                    reset_after=c.reset_after, params=params)
+                    reset_after=c.reset_after, params=params, impl=impl)
 
     def train(self, mode=True):
         self.training = mode
@@ -65,7 +66,7 @@ class _Recurrent:
         """Forward. Returns (output, h_n), or (output, (h_n, c_n)) for an LSTM."""
         hx = None if hx is None else (tuple(hx) if self.MODE == "lstm" else (hx,))
         out, fin, self._cache = layers.forward(self.config, self.params, x, hx, lengths,
-                                               self.training, self.rng)
+                                               self.training, self.rng, self.impl)
         return out, (fin if self.MODE == "lstm" else fin[0])
 
     forward = __call__
@@ -77,7 +78,7 @@ class _Recurrent:
         if dh_n is not None and self.MODE != "lstm":
             dh_n = (dh_n,)
         dx, dhx, self.grads = layers.backward(self.config, self.params, self._cache,
-                                              doutput, dh_n, bptt_truncate)
+                                              doutput, dh_n, bptt_truncate, impl=self.impl)
         return dx, (dhx if self.MODE == "lstm" else dhx[0])
 
     def __repr__(self):

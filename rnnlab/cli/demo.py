@@ -188,7 +188,7 @@ def language_model(cfg):
     from rnnlab.lm import train as lm_train
     print(f"\nLanguage model: a 1-layer {cfg.lm_hidden}-unit character LSTM on the Python "
           f"language reference (it ships with CPython), {cfg.lm_epochs} epoch(s) of Adam")
-    tc = lm_train.TrainConfig(
+    tc = lm_train.LMTrainConfig(
         corpus="python-docs", level="char", emb_size=min(64, cfg.lm_hidden),
         hidden_size=cfg.lm_hidden, num_layers=1, optimizer="adam", lr=3e-3, clip=1.0,
         schedule="constant", epochs=cfg.lm_epochs, max_steps=cfg.lm_steps, batch_size=32, bptt=64,

@@ -98,13 +98,11 @@ def _checkpoint_flows(args):
     Inputs are the embeddings of random token ids (T, B, E); the LM's loss sits at
     every step, so the every-step measurement is used.
     """
-    from rnnlab.io import checkpoint
     from rnnlab.lm import model as lm
-    ck = checkpoint.load(args.model)                  # clear errors for non-checkpoints
-    cfg = lm.LMConfig(**ck["meta"]["model_config"])
+    cfg, params, _ = lm.load_weights(args.model)      # clear errors for non-checkpoints
     ids = np.random.default_rng(args.seed).integers(0, cfg.vocab_size, (args.length, args.batch))
-    x = ck["params"]["encoder.weight"][ids]                                # (T, B, E)
-    flow = gradflow.measure(cfg.rnn, lm.rnn_params(ck["params"]), x, rng=args.seed)
+    x = params["encoder.weight"][ids]                                      # (T, B, E)
+    flow = gradflow.measure(cfg.rnn, lm.rnn_params(params), x, rng=args.seed)
     return {f"{cfg.mode.upper()} checkpoint layer {l}" + (" reverse" if d else ""): f
             for (l, d), f in flow.items()}
 

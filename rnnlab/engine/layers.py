@@ -34,6 +34,7 @@ class RNNConfig:
     reset_after: bool = True      # GRU only: True = PyTorch/cuDNN, False = Cho et al.
 
     def __post_init__(self):
+        validate.check_config_args(self)     # types of the flags and of dropout
         if self.mode not in CELLS:
             raise ValueError(f"mode must be one of {sorted(CELLS)}, got {self.mode!r}")
         for name in ("input_size", "hidden_size", "num_layers"):
@@ -85,7 +86,7 @@ def param_shapes(cfg):
 
 def init_params(cfg, rng=None, dtype=np.float32):
     """U(-1/sqrt(H), 1/sqrt(H)) for every tensor, as torch.nn does."""
-    rng = np.random.default_rng(rng)
+    rng, dtype = np.random.default_rng(rng), validate.check_dtype("dtype", dtype)
     k = 1.0 / np.sqrt(cfg.hidden_size)
     return {n: rng.uniform(-k, k, size=s).astype(dtype) for n, s in param_shapes(cfg).items()}
 
@@ -111,8 +112,9 @@ class StackCache(NamedTuple):
 
 def _prepare(cfg, params, x, hx, lengths):
     """Validate and bring inputs to time-major, length-sorted (T, B, ·) form."""
-    dtype = validate.dtype_name(params["weight_ih_l0"])
+    dtype = validate.check_params(cfg, params, finite=False)   # NaN weights propagate
     validate.check_array("input", x, (2, 3), dtype)
+    x = validate.detach(x)               # the caller may edit x before backward
     unbatched = len(x.shape) == 2
     given = tuple(x.shape)                                        # as the caller sees it
     xp = _backend.namespace(x)
@@ -261,7 +263,7 @@ def forward(cfg, params, x, hx=None, lengths=None, training=False, rng=None, imp
         seq.append(caches)
         masks.append(drop)
     h_n = tuple(_finish(cfg, xp, xp.stack(f, axis=0), order, unbatched, True) for f in finals)
-    output = _finish(cfg, xp, layer_in, order, unbatched)
+    output = validate.detach(_finish(cfg, xp, layer_in, order, unbatched))   # not the cache's
     cache = StackCache(seq, masks, order, lens, rev, unbatched, tuple(x.shape))
     return output, h_n, cache
 
@@ -310,6 +312,8 @@ def backward(cfg, params, cache, doutput=None, dh_n=None, bptt_truncate=None, on
     T, B, _ = cache.input_shape
     D, H, L = cfg.num_directions, cfg.hidden_size, cfg.num_layers
     like = cache.seq[0][0].x
+    validate.check_params(cfg, params, validate.dtype_name(like), finite=False)
+    dh_n = validate.check_state_grads(cfg.cell.STATE, dh_n)
     xp = _backend.namespace(like)
     dy = (_backend.zeros(xp, (T, B, D * H), like) if doutput is None
           else _to_internal(cfg, xp, doutput, cache, "doutput", (T, B, D * H)))

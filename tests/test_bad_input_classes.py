@@ -620,6 +620,8 @@ def test_the_returned_output_is_the_callers_own():
     (("gradflow", "--batch", "0"), ("--batch",)),
     (("gradflow", "--cells", "foo"), ("foo", "rnn, lstm")),
     (("gradflow", "--length", "1"), ("--length",)),
+    (("gradflow", "--seed", "-1"), ("--seed", ">= 0")),
+    (("demo", "--seed", "-1"), ("--seed", ">= 0")),
 ])
 def test_lab_commands_check_every_value(capsys, argv, words):
     refused(capsys, *argv, words=words)

@@ -117,6 +117,8 @@ def run_gradflow(args):
                          f"only), got {args.steps}")
     if args.batch < 1:
         raise ValueError(f"--batch: expected an integer >= 1, got {args.batch}")
+    if args.seed < 0:
+        raise ValueError(f"--seed: expected an integer >= 0, got {args.seed}")
     if args.model:
         out = _outputs(args)
         flows = _checkpoint_flows(args)

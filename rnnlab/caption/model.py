@@ -136,7 +136,8 @@ def encode_backward(cfg, params, caches, dfeats):
         cc, r, pc = caches[i]
         d = conv.relu_backward(conv.maxpool_backward(d, pc), r)
         w = params[f"conv{i + 1}.weight"]
-        d, grads[f"conv{i + 1}.weight"], grads[f"conv{i + 1}.bias"] = conv.conv2d_backward(d, w, cc)
+        d, grads[f"conv{i + 1}.weight"], grads[f"conv{i + 1}.bias"] = conv.conv2d_backward(
+            d, w, cc, need_dx=i > 0)
     return grads
 
 

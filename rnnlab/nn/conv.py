@@ -61,20 +61,27 @@ def conv2d_forward(x, w, b=None, stride=1, pad=0):
     return np.ascontiguousarray(y), ConvCache(cols, x.shape, pad, stride)
 
 
-def conv2d_backward(dy, w, cache, with_bias=True):
-    """(dx (B, C, H, W), dw (O, C, K, K), db (O,) or None) for dy (B, O, Ho, Wo)."""
+def conv2d_backward(dy, w, cache, with_bias=True, need_dx=True):
+    """(dx (B, C, H, W) or None, dw (O, C, K, K), db (O,) or None) for dy (B, O, Ho, Wo).
+
+    ``need_dx=False`` skips the input gradient (the first layer's input is the image).
+    """
     cols, (B, C, H, W), pad, s = cache
     O, _, K, _ = w.shape
     Ho, Wo = dy.shape[2], dy.shape[3]
     dy2 = dy.transpose(0, 2, 3, 1).reshape(B * Ho * Wo, O)                          # (N, O)
     dw = (dy2.T @ cols).reshape(w.shape)
-    dcols = (dy2 @ w.reshape(O, -1)).reshape(B, Ho, Wo, C, K, K)
-    dxp = np.zeros((B, C, H + 2 * pad, W + 2 * pad), dy.dtype)
+    db = dy2.sum(axis=0) if with_bias else None
+    if not need_dx:
+        return None, dw, db
+    # dcols^T, laid out (C, K, K, B, Ho, Wo) so that each (i, j) slice is contiguous
+    dcols = (w.reshape(O, -1).T @ dy2.T).reshape(C, K, K, B, Ho, Wo)
+    dxp = np.zeros((C, B, H + 2 * pad, W + 2 * pad), dy.dtype)
     for i in range(K):                    # col2im: patch element (i, j) came from here
         for j in range(K):
-            dxp[:, :, i:i + s * Ho:s, j:j + s * Wo:s] += dcols[:, :, :, :, i, j].transpose(0, 3, 1, 2)
+            dxp[:, :, i:i + s * Ho:s, j:j + s * Wo:s] += dcols[:, i, j]
     dx = dxp[:, :, pad:pad + H, pad:pad + W] if pad else dxp
-    return dx, dw, (dy2.sum(axis=0) if with_bias else None)
+    return np.ascontiguousarray(dx.transpose(1, 0, 2, 3)), dw, db
 
 
 def relu_forward(x):

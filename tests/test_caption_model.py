@@ -67,7 +67,7 @@ def test_decoder_and_attention_against_torch_autograd():
         i, fg, g, o = gates.chunk(4, 1)
         c = torch.sigmoid(fg) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
-        logits = h @ t["out.weight"].T + t["out.bias"]
+        logits = h @ t["out.weight"].T + t["out.bias"] + x[:, cfg.embed:] @ t["out_ctx.weight"].T
         ce = ce + torch.nn.functional.cross_entropy(logits, tgt[:, s], ignore_index=0, reduction="sum")
         alphas.append(a * (tgt[:, s] != 0)[:, None])
     ce = ce / (tgt != 0).sum()

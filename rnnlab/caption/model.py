@@ -16,7 +16,8 @@ Decoders (``decoder`` in the config):
 - ``attend`` (Show, Attend and Tell, Xu et al. 2015): h_0, c_0 = tanh(W mean_s feats);
   at every step additive attention over the grid with query h_{t-1} gives the
   weights alpha_t (B, S) and context z_t = sum_s alpha_ts feats_s; the LSTM reads
-  [embed(w_{t-1}), z_t]; logits_t = W_o h_t. Loss: cross-entropy plus the doubly
+  [embed(w_{t-1}), z_t]; logits_t = W_o h_t + W_z z_t (the paper's deep output,
+  so the attended cell speaks to the word directly). Loss: cross-entropy plus the doubly
   stochastic regulariser alpha_c * mean_b sum_s (1 - sum_t alpha_ts)^2, which
   asks every cell to be looked at about once over the caption.
 - ``show-tell`` (Vinyals et al. 2015): h_0, c_0 = tanh(W flatten(feats)) (the whole
@@ -88,6 +89,8 @@ def init_params(cfg, rng=None, dtype=np.float32):
     if cfg.decoder == "attend":
         p.update(attention.init_params("additive", H, F, cfg.attention, rng, dtype))
     p["out.weight"], p["out.bias"] = u((V, H), H), np.zeros(V, dtype)
+    if cfg.decoder == "attend":
+        p["out_ctx.weight"] = u((V, F), F)
     return p
 
 
@@ -178,6 +181,8 @@ def step(cfg, params, p, pk, feats, word, state):
     gx = linear_forward(x, p.w_ih, p.b_ih)                                 # (B, 4H)
     new, acts = cell.step_forward(np, p, gx, state)
     logits = linear_forward(new[0], params["out.weight"], params["out.bias"])
+    if ac is not None:
+        logits += ctx @ params["out_ctx.weight"].T                        # (B, V)
     return logits, new, alpha, (x, acts, ac)
 
 
@@ -233,13 +238,15 @@ def backward(cfg, params, caches):
         gx_all[t] = da
         dh = dh_prev
         if dec.att:
-            dctx = da @ p.w_ih[:, cfg.embed:]                              # (B, F)
+            dctx = da @ p.w_ih[:, cfg.embed:] + dlogits[t] @ params["out_ctx.weight"]  # (B, F)
             dq, dk, dpk_t, ga = attention.backward(
                 "additive", params, dec.att[t], dctx,
                 dweights=None if dalpha is None else dalpha[t])
             dh, dfeats, dpk = dh + dq, dfeats + dk, dpk + dpk_t
             att_g = {k: att_g.get(k, 0) + v for k, v in ga.items()}
     xs = np.stack(dec.xs)                                                  # (T, B, I)
+    if dec.att:
+        g["out_ctx.weight"] = np.einsum("tbv,tbf->vf", dlogits, xs[..., cfg.embed:])
     dxs, g["lstm.weight_ih"], g["lstm.bias_ih"] = linear_backward(gx_all, xs, p.w_ih)
     g["lstm.weight_hh"] = np.einsum("tbg,tbh->gh", gx_all, hs_prev(dec))
     g["lstm.bias_hh"] = gx_all.sum(axis=(0, 1))

@@ -1,0 +1,111 @@
+"""Caption metrics and the evidence that the model reads the image.
+
+- ``exact``: the generated caption is one of the image's true phrasings.
+- ``slots``: per-slot accuracy (size, colour, shape, relation) against the
+  reference phrasing that agrees with the output at the most positions.
+- ``bleu4``: corpus BLEU-4 with sacrebleu over every reference phrasing.
+- ``hit_rate``: each time the decoder emits an object's noun, is the centre of
+  the grid cell with the most attention inside that object's box? (The object
+  is the one at that place of the aligned reference; a box always contains at
+  least one cell centre, so 100% is reachable.)
+- ``colour_edits``: recolour one object and decode again: the caption should
+  change in the colour word and nowhere else.
+"""
+import itertools
+
+import numpy as np
+
+from rnnlab.caption import scenes
+
+SLOT_OF = {**{w: "size" for w in scenes.SIZES}, **{w: "colour" for w in scenes.COLOURS},
+           **{w: "shape" for w in scenes.SHAPES}, **{str(d): "shape" for d in range(10)},
+           "above": "relation", "below": "relation", "left": "relation", "right": "relation"}
+SLOTS = ("size", "colour", "shape", "relation")
+
+
+def exact(preds, scenes_):
+    return float(np.mean([p in s.captions for p, s in zip(preds, scenes_)]))
+
+
+def aligned(pred, refs):
+    """The reference agreeing with ``pred`` at the most word positions."""
+    w = pred.split()
+    return max(refs, key=lambda r: sum(a == b for a, b in zip(w, r.split())))
+
+
+def slots(preds, scenes_):
+    """{slot: accuracy} over the slots of the aligned references (missing words count wrong)."""
+    right, total = dict.fromkeys(SLOTS, 0), dict.fromkeys(SLOTS, 0)
+    for p, s in zip(preds, scenes_):
+        w = p.split()
+        for i, word in enumerate(aligned(p, s.captions).split()):
+            slot = SLOT_OF.get(word)
+            if slot:
+                total[slot] += 1
+                right[slot] += i < len(w) and w[i] == word
+    return {k: right[k] / total[k] for k in SLOTS if total[k]}
+
+
+def bleu4(preds, scenes_):
+    """(score, signature) of sacrebleu's corpus BLEU-4 over all reference phrasings."""
+    import sacrebleu
+    n = max(len(s.captions) for s in scenes_)
+    refs = [[s.captions[i] if i < len(s.captions) else None for s in scenes_] for i in range(n)]
+    b = sacrebleu.metrics.BLEU()
+    return b.corpus_score(list(preds), refs).score, str(b.get_signature())
+
+
+def ordering(scene, text):
+    """The objects in the order that reference ``text`` names them."""
+    for perm in itertools.permutations(scene.objects):
+        if scenes.caption(perm) == text:
+            return perm
+    raise ValueError(f"{text!r} is not a phrasing of this scene")
+
+
+def cell_centre(s, grid, size=scenes.SIZE):
+    step = size / grid
+    r, c = divmod(int(s), grid)
+    return (r + 0.5) * step, (c + 0.5) * step
+
+
+def hit_rate(preds, alphas, scenes_, grid):
+    """(hits / nouns emitted, number of nouns) for the attention decoder."""
+    hits = n = 0
+    for p, a, s in zip(preds, alphas, scenes_):
+        objs = ordering(s, aligned(p, s.captions))
+        nouns = [t for t, w in enumerate(p.split()) if SLOT_OF.get(w) == "shape"]
+        for k, t in enumerate(nouns[:len(objs)]):
+            y, x = cell_centre(np.argmax(a[t]), grid)
+            y0, x0, y1, x1 = objs[k].box
+            hits += y0 <= y < y1 and x0 <= x < x1
+            n += 1
+    return hits / max(n, 1), n
+
+
+def edited_scenes(scenes_, seed=0):
+    """One recoloured copy per scene: object 0 in another allowed colour."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in scenes_:
+        o = s.objects[0]
+        options = [c for c in scenes.COLOURS if c != o.colour
+                   and (c, o.shape) not in scenes.HELDOUT]
+        out.append(scenes.recolour(s, 0, options[rng.integers(len(options))], seed))
+    return out
+
+
+def colour_edits(before, after, originals, edited):
+    """{"followed": edited caption true of the edited image, when the original
+    caption was true; "only_colour": captions differ in exactly one word, the
+    recoloured object's colour}."""
+    followed, only, n = 0, 0, 0
+    for b, a, s, e in zip(before, after, originals, edited):
+        if b not in s.captions:
+            continue
+        n += 1
+        followed += a in e.captions
+        diff = [(x, y) for x, y in zip(b.split(), a.split()) if x != y]
+        only += (len(b.split()) == len(a.split()) and
+                 diff == [(s.objects[0].colour, e.objects[0].colour)])
+    return {"followed": followed / max(n, 1), "only_colour": only / max(n, 1), "n": n}

@@ -9,6 +9,7 @@
 Every ``train`` option is a field of ``train.CaptionOptions`` (also settable in a
 ``--config`` TOML file); ``--resume`` continues a run exactly.
 """
+import argparse
 import json
 
 import numpy as np
@@ -69,6 +70,7 @@ def _positive(v, flag):
 
 
 def run_train(args):
+    args = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "action"})
     cfg, ck = trainer.config_from_args(train.CaptionOptions, args, train.KIND)
     st, mcfg, vocab = train.fit(cfg, ck)
     test = data.make_split(cfg.source, 200, "test", cfg.seed + 1, cfg.max_objects)

@@ -111,3 +111,12 @@ def test_metrics_on_known_answers():
         alphas[t, r * grid + c] = 1.0
     assert metrics.hit_rate([good], [alphas], [s], grid) == (1.0, 2)
     assert metrics.hit_rate([good], [alphas[:, ::-1]], [s], grid)[0] < 1.0   # mirrored: misses
+
+
+def test_digits_source_trains_and_has_no_heldout_split(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    out = tmp_path / "d"
+    assert main(["caption", "train", "--source", "digits", "--out", str(out), *TINY]) == 0
+    assert "test exact match" in capsys.readouterr().out
+    assert main(["caption", "eval", str(out / "best.npz"), "-n", "4", "--split", "heldout"]) == 2
+    assert "no held-out composition split" in capsys.readouterr().err

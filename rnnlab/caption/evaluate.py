@@ -70,8 +70,9 @@ def format_report(r):
             v = r[key]
             lines.append(f"{label:44s} {v:8.2f}" if key == "bleu4" else f"{label:44s} {100 * v:7.1f}%")
     if "bleu_signature" in r:
-        lines.append(f"(sacrebleu {r['bleu_signature']}; {r['images']} images"
+        lines.append(f"({r['images']} images"
                      + (f", {r['hit_nouns']} nouns for the hit rate" if "hit_nouns" in r else "")
                      + (f", {r['edit_n']} correctly captioned images edited" if "edit_n" in r else "")
                      + ")")
+        lines.append(f"(sacrebleu {r['bleu_signature']})")
     return "\n".join(lines)

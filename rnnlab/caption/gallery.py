@@ -22,23 +22,27 @@ def _plt():
     return plt
 
 
-def overlay_figure(path, image, caption, alphas, grid):
-    """image, then one panel per word with its attention map (upsampled) on top."""
+def overlay_figure(path, image, caption, alphas, grid, per_row=8):
+    """image, then one panel per word with its attention map (upsampled) on top;
+    one colour scale per caption, so a flat map looks dark and a peak bright."""
     plt = _plt()
     words = caption.split()
     n = 1 + (len(words) if alphas is not None else 0)
-    fig, axes = plt.subplots(1, n, figsize=(1.35 * n, 1.6), squeeze=False)
-    axes = axes[0]
+    rows, cols = -(-n // per_row), min(n, per_row)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.35 * cols, 1.5 * rows), squeeze=False)
+    axes = axes.ravel()
     axes[0].imshow(image, interpolation="nearest")
     axes[0].set_title("image", fontsize=8)
+    top = max((float(a.max()) for a in alphas), default=1.0) if alphas is not None else 1.0
     for k in range(1, n):
-        a = alphas[k - 1].reshape(grid, grid)
-        up = np.kron(a / max(a.max(), 1e-12), np.ones((image.shape[0] // grid,) * 2))
+        up = np.kron(alphas[k - 1].reshape(grid, grid), np.ones((image.shape[0] // grid,) * 2))
         axes[k].imshow(image, interpolation="nearest")
-        axes[k].imshow(up, cmap="magma", alpha=0.6, vmin=0, vmax=1, interpolation="bilinear")
+        axes[k].imshow(up, cmap="magma", alpha=0.65, vmin=0, vmax=top, interpolation="bilinear")
         axes[k].set_title(words[k - 1], fontsize=8)
     for ax in axes:
         ax.set_xticks([]), ax.set_yticks([])
+    for ax in axes[n:]:
+        ax.axis("off")
     fig.tight_layout(pad=0.3)
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -30,7 +30,7 @@ class CaptionOptions(trainer.TrainOptions):
                          "composites", choices=data.SOURCES)
     decoder: str = option("attend", "attend (Show, Attend and Tell) or show-tell (image as the "
                           "initial state)", choices=model.DECODERS)
-    train_size: int = option(4000, "generated training images", lo=1)
+    train_size: int = option(3000, "generated training images", lo=1)
     valid_size: int = option(200, "generated validation images", lo=1)
     max_objects: int = option(3, "objects per scene: 1 to this", lo=1, hi=3)
     phrasing: str = option("random", "training caption per image: a random true phrasing, "

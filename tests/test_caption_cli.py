@@ -120,3 +120,15 @@ def test_digits_source_trains_and_has_no_heldout_split(tmp_path, capsys):
     assert "test exact match" in capsys.readouterr().out
     assert main(["caption", "eval", str(out / "best.npz"), "-n", "4", "--split", "heldout"]) == 2
     assert "no held-out composition split" in capsys.readouterr().err
+
+
+def test_resume_continues_to_the_same_weights(tmp_path):
+    from rnnlab.io import checkpoint
+    a, b = tmp_path / "a", tmp_path / "b"
+    two = [*TINY[:4], "--epochs", "2", *TINY[6:]]
+    assert main(["caption", "train", "--out", str(a), *two]) == 0
+    assert main(["caption", "train", "--out", str(b), *TINY]) == 0
+    assert main(["caption", "train", "--resume", str(b / "last.npz"), "--epochs", "2"]) == 0
+    wa = checkpoint.load(str(a / "last.npz"), kind="caption")["params"]
+    wb = checkpoint.load(str(b / "last.npz"), kind="caption")["params"]
+    assert all((wa[k] == wb[k]).all() for k in wa)

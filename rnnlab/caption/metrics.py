@@ -4,10 +4,10 @@
 - ``slots``: per-slot accuracy (size, colour, shape, relation) against the
   reference phrasing that agrees with the output at the most positions.
 - ``bleu4``: corpus BLEU-4 with sacrebleu over every reference phrasing.
-- ``hit_rate``: each time the decoder emits an object's noun, is the centre of
-  the grid cell with the most attention inside that object's box? (The object
-  is the one at that place of the aligned reference; a box always contains at
-  least one cell centre, so 100% is reachable.)
+- ``hit_rate``: each time the decoder emits an object's noun, does the grid
+  cell with the most attention overlap that object's box? (The object is the
+  one at that place of the aligned reference.) Also the stricter share whose
+  peak cell's centre lies inside the box (a box always holds a cell centre).
 - ``colour_edits``: recolour one object and decode again: the caption should
   change in the colour word and nowhere else.
 """
@@ -63,24 +63,28 @@ def ordering(scene, text):
     raise ValueError(f"{text!r} is not a phrasing of this scene")
 
 
-def cell_centre(s, grid, size=scenes.SIZE):
+def cell_box(s, grid, size=scenes.SIZE):
+    """(y0, x0, y1, x1) pixels of grid cell ``s``."""
     step = size / grid
     r, c = divmod(int(s), grid)
-    return (r + 0.5) * step, (c + 0.5) * step
+    return r * step, c * step, (r + 1) * step, (c + 1) * step
 
 
 def hit_rate(preds, alphas, scenes_, grid):
-    """(hits / nouns emitted, number of nouns) for the attention decoder."""
-    hits = n = 0
+    """{"hit": peak cell overlaps the named object's box, "centre": the peak
+    cell's centre lies inside the box (stricter), "n": nouns emitted}."""
+    hits = centre = n = 0
     for p, a, s in zip(preds, alphas, scenes_):
         objs = ordering(s, aligned(p, s.captions))
         nouns = [t for t, w in enumerate(p.split()) if SLOT_OF.get(w) == "shape"]
         for k, t in enumerate(nouns[:len(objs)]):
-            y, x = cell_centre(np.argmax(a[t]), grid)
+            cy0, cx0, cy1, cx1 = cell_box(np.argmax(a[t]), grid)
             y0, x0, y1, x1 = objs[k].box
-            hits += y0 <= y < y1 and x0 <= x < x1
+            hits += cy0 < y1 and y0 < cy1 and cx0 < x1 and x0 < cx1
+            cy, cx = (cy0 + cy1) / 2, (cx0 + cx1) / 2
+            centre += y0 <= cy < y1 and x0 <= cx < x1
             n += 1
-    return hits / max(n, 1), n
+    return {"hit": hits / max(n, 1), "centre": centre / max(n, 1), "n": n}
 
 
 def edited_scenes(scenes_, seed=0):

@@ -66,7 +66,11 @@ ROWS = (("exact", "test exact match"), ("exact_1obj", "  1 object"),
         ("heldout_exact", "held-out compositions: exact"), ("slot_size", "slot: size"),
         ("slot_colour", "slot: colour"), ("slot_shape", "slot: shape"),
         ("slot_relation", "slot: relation"), ("bleu4", "BLEU-4"),
-        ("hit_rate", "attention hit rate"), ("shuffled_exact", "shuffled images: exact"),
+        ("hit_rate", "attention hit rate (at the noun)"),
+        ("hit_centre", "  noun: peak cell centre inside the box"),
+        ("hit_size", "  at the size word"), ("hit_colour", "  at the colour word"),
+        ("hit_phrase", "  attention summed over the phrase"),
+        ("shuffled_exact", "shuffled images: exact"),
         ("edit_followed", "colour edit: caption follows"),
         ("edit_only_colour", "colour edit: only the colour word changed"))
 

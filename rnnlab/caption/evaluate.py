@@ -41,7 +41,8 @@ def report(mcfg, params, vocab, scenes_, beam=0, seed=0, controls=True):
     out["bleu4"], out["bleu_signature"] = metrics.bleu4(caps, scenes_)
     if maps is not None:
         h = metrics.hit_rate(caps, maps, scenes_, mcfg.grid)
-        out["hit_rate"], out["hit_centre"], out["hit_nouns"] = h["hit"], h["centre"], h["n"]
+        out["hit_rate"], out["hit_nouns"] = h.get("hit", 0.0), h["n"]
+        out.update({f"hit_{k}": v for k, v in h.items() if k not in ("hit", "n")})
     if controls:
         perm = np.random.default_rng(seed).permutation(len(scenes_))
         shuffled, _ = decode(mcfg, params, vocab, x[perm], beam)
@@ -60,7 +61,9 @@ ROWS = (("exact", "exact match"), ("exact_1obj", "  1 object"), ("exact_2obj", "
         ("exact_3obj", "  3 objects"), ("slot_size", "slot: size"), ("slot_colour", "slot: colour"),
         ("slot_shape", "slot: shape"), ("slot_relation", "slot: relation"),
         ("bleu4", "BLEU-4"), ("hit_rate", "attention hit rate"),
-        ("hit_centre", "  peak cell centre inside the box"),
+        ("hit_centre", "  noun: peak cell centre inside the box"),
+        ("hit_size", "  at the size word"), ("hit_colour", "  at the colour word"),
+        ("hit_phrase", "  attention summed over the phrase"),
         ("shuffled_exact", "shuffled images: exact"), ("edit_followed", "colour edit followed"),
         ("edit_only_colour", "colour edit: only the colour word changed"))
 

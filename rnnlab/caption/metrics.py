@@ -70,21 +70,46 @@ def cell_box(s, grid, size=scenes.SIZE):
     return r * step, c * step, (r + 1) * step, (c + 1) * step
 
 
+def _overlaps(cell, box):
+    cy0, cx0, cy1, cx1 = cell
+    y0, x0, y1, x1 = box
+    return cy0 < y1 and y0 < cy1 and cx0 < x1 and x0 < cx1
+
+
 def hit_rate(preds, alphas, scenes_, grid):
-    """{"hit": peak cell overlaps the named object's box, "centre": the peak
-    cell's centre lies inside the box (stricter), "n": nouns emitted}."""
-    hits = centre = n = 0
+    """Where the attention peaks while the decoder names each object.
+
+    Per object phrase of the output ("a size colour noun", aligned with the
+    reference's objects): "hit" (the issue's measure): at the noun, the peak
+    cell overlaps the object's box; "centre": the peak cell's centre lies in
+    the box (stricter); "size", "colour": the overlap at those words;
+    "phrase": the peak of the attention summed over the phrase's words;
+    "n": nouns counted.
+    """
+    counts = dict.fromkeys(("hit", "centre", "size", "colour", "phrase"), 0)
+    totals = dict.fromkeys(counts, 0)
     for p, a, s in zip(preds, alphas, scenes_):
-        objs = ordering(s, aligned(p, s.captions))
-        nouns = [t for t, w in enumerate(p.split()) if SLOT_OF.get(w) == "shape"]
-        for k, t in enumerate(nouns[:len(objs)]):
-            cy0, cx0, cy1, cx1 = cell_box(np.argmax(a[t]), grid)
-            y0, x0, y1, x1 = objs[k].box
-            hits += cy0 < y1 and y0 < cy1 and cx0 < x1 and x0 < cx1
-            cy, cx = (cy0 + cy1) / 2, (cx0 + cx1) / 2
-            centre += y0 <= cy < y1 and x0 <= cx < x1
-            n += 1
-    return {"hit": hits / max(n, 1), "centre": centre / max(n, 1), "n": n}
+        objs, words = ordering(s, aligned(p, s.captions)), p.split()
+        starts = [t for t, w in enumerate(words) if w == "a"][:len(objs)]
+        for o, t0 in zip(objs, starts):
+            span = range(t0, min(t0 + 4, len(words)))
+            for t in span:
+                slot = SLOT_OF.get(words[t])
+                cell = cell_box(np.argmax(a[t]), grid)
+                if slot == "shape":
+                    cy, cx = (cell[0] + cell[2]) / 2, (cell[1] + cell[3]) / 2
+                    counts["hit"] += _overlaps(cell, o.box)
+                    counts["centre"] += _overlaps((cy, cx, cy + 1e-9, cx + 1e-9), o.box)
+                    totals["hit"] += 1
+                    totals["centre"] += 1
+                elif slot in ("size", "colour"):
+                    counts[slot] += _overlaps(cell, o.box)
+                    totals[slot] += 1
+            counts["phrase"] += _overlaps(cell_box(np.argmax(a[list(span)].sum(0)), grid), o.box)
+            totals["phrase"] += 1
+    out = {k: counts[k] / totals[k] for k in counts if totals[k]}
+    out["n"] = totals["hit"]
+    return out
 
 
 def edited_scenes(scenes_, seed=0):

@@ -12,11 +12,11 @@ recorded in the result); this script evaluates the resulting checkpoints on
 fresh generated test and held-out scenes (data seed 12345, never used for
 training) and writes ``benchmarks/results/caption.md``:
 
-    python -m rnnlab caption train --out runs/bench_attend --train-size 8000 \
-        --epochs 20 --schedule step --decay-start 10 --lr-decay 0.8
-    python -m rnnlab caption train --decoder show-tell --out runs/bench_showtell ...
-    python benchmarks/caption_targets.py --attend runs/bench_attend/best.npz \
-        --show-tell runs/bench_showtell/best.npz --train-command "..."
+    python -m rnnlab caption train --out runs/read_attend --train-size 8000 \
+        --epochs 12 --schedule step --decay-start 6 --lr-decay 0.7
+    python -m rnnlab caption train --decoder show-tell --out runs/read_showtell ...
+    python benchmarks/caption_targets.py --attend runs/read_attend/best.npz \
+        --show-tell runs/read_showtell/best.npz --train-command "..."
 """
 import argparse
 import datetime

@@ -79,7 +79,7 @@ def _overlaps(cell, box):
 def hit_rate(preds, alphas, scenes_, grid):
     """Where the attention peaks while the decoder names each object.
 
-    Per object phrase of the output ("a size colour noun", aligned with the
+    Per object phrase of the output ("a size colour noun" or "a 7", aligned with the
     reference's objects): "hit" (the issue's measure): at the noun, the peak
     cell overlaps the object's box; "centre": the peak cell's centre lies in
     the box (stricter); "size", "colour": the overlap at those words;
@@ -92,7 +92,9 @@ def hit_rate(preds, alphas, scenes_, grid):
         objs, words = ordering(s, aligned(p, s.captions)), p.split()
         starts = [t for t, w in enumerate(words) if w == "a"][:len(objs)]
         for o, t0 in zip(objs, starts):
-            span = range(t0, min(t0 + 4, len(words)))
+            end = next((t for t in range(t0, len(words)) if SLOT_OF.get(words[t]) == "shape"),
+                       len(words) - 1)
+            span = range(t0, end + 1)                              # "a ... noun"
             for t in span:
                 slot = SLOT_OF.get(words[t])
                 cell = cell_box(np.argmax(a[t]), grid)

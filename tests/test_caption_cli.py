@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from rnnlab.caption import data, metrics, model, scenes, search, train
+from rnnlab.caption import data, metrics, model, scenes, search
 from rnnlab.cli.command import main
 
 TINY = ["--train-size", "24", "--valid-size", "6", "--epochs", "1", "--batch-size", "8",

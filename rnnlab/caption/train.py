@@ -26,14 +26,14 @@ KIND = "caption"
 class CaptionOptions(trainer.TrainOptions):
     # the shared options whose defaults differ here (a one-minute run by default)
     lr: float = option(3e-3, "learning rate", lo=0, lo_open=True)
-    epochs: int = option(3, "number of epochs", lo=1)
+    epochs: int = option(4, "number of epochs", lo=1)
     monitor: str = option("valid_exact", "validation metric for best.npz and early stopping")
     out: str = option("runs/caption", "output folder: last.npz, best.npz, metrics.jsonl")
     source: str = option("scenes", "data: generated shape scenes, or scikit-learn digit "
                          "composites", choices=data.SOURCES)
     decoder: str = option("attend", "attend (Show, Attend and Tell) or show-tell (image as the "
                           "initial state)", choices=model.DECODERS)
-    train_size: int = option(3000, "generated training images", lo=1)
+    train_size: int = option(4000, "generated training images", lo=1)
     valid_size: int = option(200, "generated validation images", lo=1)
     max_objects: int = option(3, "objects per scene: 1 to this", lo=1, hi=3)
     phrasing: str = option("reading", "training caption per image: the reading-order phrasing "

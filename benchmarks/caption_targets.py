@@ -133,7 +133,8 @@ def main(argv=None):
         "training:", "```", a.train_command or "(not given)", "```",
         "evaluation:", "```",
         f"python benchmarks/caption_targets.py --attend {a.attend} --show-tell {a.show_tell} "
-        f"-n {a.n} --heldout {a.heldout} --beam {a.beam}", "```", "",
+        f"-n {a.n} --heldout {a.heldout} --beam {a.beam}"
+        + (f" --digits {a.digits}" if a.digits else ""), "```", "",
         table(res), "",
         f"attention beats show-and-tell on 3-object scenes: "
         f"{'yes' if a3 > s3 else 'NO'} ({100 * a3:.1f}% vs {100 * s3:.1f}% exact match)",

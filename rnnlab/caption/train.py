@@ -43,9 +43,10 @@ class CaptionOptions(trainer.TrainOptions):
     embed: int = option(32, "word embedding size E", lo=1)
     attention_size: int = option(64, "attention size A", lo=1)
     channels: str = option("16,32,32", "CNN channels per conv-ReLU-pool block (comma list)")
-    alpha_c: float = option(0.02, "weight of the doubly stochastic attention regulariser "
-                            "(small: with fewer words than grid cells it pulls attention "
-                            "toward the background)", lo=0)
+    alpha_c: float = option(0.0, "weight of the doubly stochastic attention regulariser "
+                            "(off by default: with fewer words than grid cells it pulls the "
+                            "attention of the nouns onto the background; measured in "
+                            "benchmarks/results/caption*.md)", lo=0)
     dtype: str = option("float32", "parameter dtype", choices=("float32", "float64"))
 
     def __post_init__(self):

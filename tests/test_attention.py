@@ -84,3 +84,19 @@ def test_bad_kind_and_empty_rows_are_refused():
     mask[0] = False
     with pytest.raises(ValueError, match="at least one real key"):
         attention.forward("dot", {}, x["q"], x["keys"], x["keys"], mask)
+
+
+@pytest.mark.parametrize("kind", attention.KINDS)
+def test_a_loss_on_the_weights_is_backpropagated(kind):
+    x, mask, up = _case(kind, seed=5)
+    wup = np.random.default_rng(6).standard_normal((B, S))
+
+    def f(x):
+        p = {k: v for k, v in x.items() if k.startswith("attention.")}
+        pk = attention.project_keys(kind, p, x["keys"])
+        ctx, a, cache = attention.forward(kind, p, x["q"], x["keys"], pk, mask)
+        dq, dkeys, dpk, g = attention.backward(kind, p, cache, up, dweights=wup)
+        dk2, g2 = attention.project_keys_backward(kind, p, x["keys"], dpk)
+        return float((ctx * up).sum() + (a * wup).sum()), {"q": dq, "keys": dkeys + dk2, **g, **g2}
+    errors = check_grads(f, x)
+    assert max(errors.values()) < 1e-8, errors

@@ -102,11 +102,18 @@ def forward(kind, params, q, keys, pk, mask=None, prefix="attention."):
     return ctx, a, Cache(q, keys, pk, a, e)
 
 
-def backward(kind, params, cache, dctx, prefix="attention."):
-    """(dq (B, Hq), dkeys (B, S, Hk) direct part, dpk, grads) for dctx (B, Hk)."""
+def backward(kind, params, cache, dctx, prefix="attention.", dweights=None):
+    """(dq (B, Hq), dkeys (B, S, Hk) direct part, dpk, grads) for dctx (B, Hk).
+
+    ``dweights`` (B, S): an optional gradient on the weights themselves (a loss
+    on the attention map, e.g. the doubly stochastic regulariser of Show, Attend
+    and Tell); it joins ``da`` below.
+    """
     q, keys, pk, a, e = cache
     dkeys = a[:, :, None] * dctx[:, None, :]                           # (B, S, Hk)
     da = np.einsum("bsh,bh->bs", keys, dctx)                           # (B, S)
+    if dweights is not None:
+        da = da + dweights
     ds = a * (da - (a * da).sum(axis=1, keepdims=True))                # (B, S); 0 at padding
     grads = {}
     if kind == "additive":

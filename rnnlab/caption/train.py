@@ -1,0 +1,150 @@
+"""Training a captioner on the shared trainer, and loading one back.
+
+The data is generated from ``--seed`` (train, valid; test and heldout for
+evaluation), so a run needs no download. Each step draws ``batch_size`` scenes
+in a (seed, epoch)-shuffled order and, per scene, its reading-order phrasing
+(objects row by row, left to right; ``--phrasing reading``, the default) or
+one of its true phrasings at random (``--phrasing random``; every phrasing
+counts as correct at evaluation either way, but the random targets learn more
+slowly: 39% against 80% validation exact match after two epochs of 8000 images).
+Validation reports the loss on reading-order captions and the greedy exact
+match (``valid_exact``, the default ``--monitor``).
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from rnnlab.caption import data, metrics, model, search
+from rnnlab.io import checkpoint
+from rnnlab.training import trainer
+from rnnlab.training.options import option
+
+KIND = "caption"
+
+
+@dataclass
+class CaptionOptions(trainer.TrainOptions):
+    # the shared options whose defaults differ here (a one-minute run by default)
+    lr: float = option(3e-3, "learning rate", lo=0, lo_open=True)
+    epochs: int = option(4, "number of epochs", lo=1)
+    monitor: str = option("valid_exact", "validation metric for best.npz and early stopping")
+    out: str = option("runs/caption", "output folder: last.npz, best.npz, metrics.jsonl")
+    source: str = option("scenes", "data: generated shape scenes, or scikit-learn digit "
+                         "composites", choices=data.SOURCES)
+    decoder: str = option("attend", "attend (Show, Attend and Tell) or show-tell (image as the "
+                          "initial state)", choices=model.DECODERS)
+    train_size: int = option(4000, "generated training images", lo=1)
+    valid_size: int = option(200, "generated validation images", lo=1)
+    max_objects: int = option(3, "objects per scene: 1 to this", lo=1, hi=3)
+    phrasing: str = option("reading", "training caption per image: the reading-order phrasing "
+                           "(objects row by row), or a random true phrasing (slower to learn)",
+                           choices=("reading", "random"))
+    hidden: int = option(128, "decoder LSTM size H", lo=1)
+    embed: int = option(32, "word embedding size E", lo=1)
+    attention_size: int = option(64, "attention size A", lo=1)
+    channels: str = option("16,32,32", "CNN channels per conv-ReLU-pool block (comma list)")
+    alpha_c: float = option(0.0, "weight of the doubly stochastic attention regulariser "
+                            "(off by default: with fewer words than grid cells it pulls the "
+                            "attention of the nouns onto the background; measured in "
+                            "benchmarks/results/caption*.md)", lo=0)
+    dtype: str = option("float32", "parameter dtype", choices=("float32", "float64"))
+
+    def __post_init__(self):
+        super().__post_init__()
+        parse_channels(self.channels)
+
+
+def parse_channels(text):
+    try:
+        ch = tuple(int(c) for c in text.split(","))
+    except ValueError:
+        ch = ()
+    if not ch or min(ch) < 1 or len(ch) > 4:
+        raise ValueError(f"--channels: expected 1 to 4 positive integers like 16,32,32, "
+                         f"got {text!r}")
+    return ch
+
+
+def model_config(cfg, vocab):
+    return model.ModelConfig(cfg.decoder, len(vocab), parse_channels(cfg.channels), cfg.embed,
+                             cfg.hidden, cfg.attention_size, cfg.alpha_c)
+
+
+class Task:
+    """The trainer's task: batches of (images, one phrasing each)."""
+
+    def __init__(self, cfg, mcfg, vocab, train, valid):
+        self.cfg, self.mcfg, self.vocab = cfg, mcfg, vocab
+        dt = np.dtype(cfg.dtype)
+        self.x = data.as_input(np.stack([s.image for s in train])).astype(dt)
+        self.ids = data.encode_all(vocab, train, "train")
+        self.valid = valid
+        self.vx = data.as_input(np.stack([s.image for s in valid])).astype(dt)
+        self.vids = data.pad([data.encode_all(vocab, [s], "valid")[0][0] for s in valid])
+
+    def steps(self, epoch):
+        return max(1, len(self.x) // self.cfg.batch_size)
+
+    def loss_and_grads(self, params, epoch, i, rng):
+        B = self.cfg.batch_size
+        order = np.random.default_rng([self.cfg.seed, epoch]).permutation(len(self.x))
+        idx = order[i * B:(i + 1) * B]
+        pick = np.random.default_rng([self.cfg.seed, epoch, i]).integers(0, 720, len(idx))
+        seqs = [self.ids[j][k % len(self.ids[j])] if self.cfg.phrasing == "random"
+                else self.ids[j][0] for j, k in zip(idx, pick)]
+        loss, parts, caches = model.loss_forward(self.mcfg, params, self.x[idx], data.pad(seqs))
+        return loss, parts["tokens"], model.backward(self.mcfg, params, caches)
+
+    def evaluate(self, params):
+        loss, _, _ = model.loss_forward(self.mcfg, params, self.vx, self.vids)
+        preds = describe(self.mcfg, params, self.vocab, self.vx)[0]
+        return {"valid_loss": loss, "valid_exact": metrics.exact(preds, self.valid)}
+
+
+def describe(mcfg, params, vocab, x, batch=100):
+    """(captions, attention maps or None) by greedy decoding, ``batch`` images at a time."""
+    caps, maps = [], []
+    for i in range(0, len(x), batch):
+        ids, al = search.greedy(mcfg, params, x[i:i + batch])
+        caps += [vocab.decode(s) for s in ids]
+        maps += al if al is not None else [None] * len(ids)
+    return caps, (maps if mcfg.decoder == "attend" else None)
+
+
+def app_meta(cfg, mcfg, vocab):
+    return {"model_config": mcfg.to_dict(), "vocab": vocab.to_list(), "source": cfg.source}
+
+
+def fit(cfg, resume=None, log=print):
+    """Generate the data, train, return (state, model config, vocab)."""
+    vocab = data.source_vocab(cfg.source)
+    mcfg = model_config(cfg, vocab)
+    train = data.make_split(cfg.source, cfg.train_size, "train", cfg.seed, cfg.max_objects)
+    valid = data.make_split(cfg.source, cfg.valid_size, "valid", cfg.seed, cfg.max_objects)
+    task = Task(cfg, mcfg, vocab, train, valid)
+    params = None if resume else model.init_params(mcfg, cfg.seed, np.dtype(cfg.dtype))
+    log(f"{cfg.source}: {len(train)} train / {len(valid)} valid images, vocabulary "
+        f"{len(vocab)}; {cfg.decoder} decoder, "
+        f"{sum(v.size for v in (params or resume['params']).values()):,} parameters")
+    st = trainer.fit(cfg, task, params, kind=KIND, app_meta=app_meta(cfg, mcfg, vocab),
+                     resume=resume, log=log, unit="token")
+    return st, mcfg, vocab
+
+
+def load(path):
+    """(model config, params, vocab, meta) from a checkpoint, checked."""
+    ck = checkpoint.load(path, kind=KIND)
+    m = ck["meta"].get("app") or {}
+    try:
+        mcfg = model.ModelConfig.from_dict(m["model_config"])
+        vocab = data.Vocab(m["vocab"])
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"{path}: checkpoint metadata is incomplete ({e})") from None
+    if len(vocab) != mcfg.vocab_size:
+        raise ValueError(f"{path}: vocabulary has {len(vocab)} words but the model expects "
+                         f"{mcfg.vocab_size}")
+    try:
+        model.check_params(mcfg, ck["params"])
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    return mcfg, ck["params"], vocab, ck["meta"]

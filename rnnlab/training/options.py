@@ -175,8 +175,9 @@ def load_toml(path):
     return {k.replace("-", "_"): v for k, v in d.items()}
 
 
-def settings(args, drop=("func", "command", "config", "resume")):
-    """Defaults < TOML file (``--config``) < command line, as one dict."""
+def settings(args, drop=("func", "command", "action", "config", "resume")):
+    """Defaults < TOML file (``--config``) < command line, as one dict (without the
+    parser's own keys: the command, an application's sub-command ``action``, ...)."""
     given = {k: v for k, v in vars(args).items() if k not in drop}
     merged = load_toml(args.config) if getattr(args, "config", None) else {}
     merged.update(given)

@@ -54,12 +54,16 @@ def test_length_normalisation_on_a_hand_built_model():
     p["out.weight"][:] = 0.0
     p["out.bias"][:] = np.log(np.maximum(probs, 1e-30))
     b = batch(0, B=2)
-    raw = decode.beam_search(cfg, p, b.src, b.src_len, width=2, alpha=0.0)
-    norm = decode.beam_search(cfg, p, b.src, b.src_len, width=2, alpha=1.0)
-    for (r,), (n,) in zip(raw, norm):
-        assert r.tokens == [data.EOS_ID] and abs(r.score - np.log(0.3)) < 1e-9
-        assert n.tokens == [4, data.EOS_ID]
-        assert abs(n.norm - (np.log(0.6) + np.log(0.3)) / 2) < 1e-9
+    lp4, lpe = np.log(0.6), np.log(0.3)
+    raw = decode.beam_search(cfg, p, b.src, b.src_len, width=3, alpha=0.0, nbest=3)
+    norm = decode.beam_search(cfg, p, b.src, b.src_len, width=3, alpha=1.0, nbest=3)
+    for r, n, L in zip(raw, norm, decode.max_lengths(b.src_len)):
+        assert [h.tokens for h in r] == [[4] * k + [data.EOS_ID] for k in (0, 1, 2)]
+        np.testing.assert_allclose([h.score for h in r], [lpe, lp4 + lpe, 2 * lp4 + lpe])
+        # per-token mean: longer is better here; greedy (4 until the cap) comes first
+        assert [len(h.tokens) for h in n] == [L, 3, 2]
+        np.testing.assert_allclose([h.norm for h in n], [((L - 1) * lp4 + lpe) / L,
+                                                         (2 * lp4 + lpe) / 3, (lp4 + lpe) / 2])
 
 
 def test_output_length_is_capped_relative_to_the_source():

@@ -15,7 +15,7 @@ import numpy as np
 
 from rnnlab.training import trainer
 from rnnlab.training.options import option
-from rnnlab.translate import bleu, data, decode, loss as tloss, model
+from rnnlab.translate import bleu, data, decode, loss as tloss, model, text
 
 KIND = "translate"
 MODEL_FIELDS = tuple(f.name for f in fields(model.Seq2SeqConfig)
@@ -24,7 +24,12 @@ MODEL_FIELDS = tuple(f.name for f in fields(model.Seq2SeqConfig)
 
 @dataclass
 class TranslateOptions(trainer.TrainOptions):
-    """Every ``rnnlab translate train`` option."""
+    """Every ``rnnlab translate train`` option; defaults train the date task in about a minute."""
+    lr: float = option(0.005, "learning rate", lo=0, lo_open=True)
+    epochs: int = option(3, "number of epochs", lo=1)
+    batch_size: int = option(64, "sentence pairs per step", lo=1)
+    out: str = option("runs/translate", "output folder: last.npz, best.npz, metrics.jsonl, "
+                      "report.html")
     data: str = option("dates", "dates (generated, no download), multi30k, tatoeba, or a "
                        "prefix PATH/name with name.train.SRC, name.train.TGT, name.valid.* files")
     src_lang: str = option("src", "source language suffix (multi30k: de or en; tatoeba: en or fr)")
@@ -32,8 +37,8 @@ class TranslateOptions(trainer.TrainOptions):
     short: bool = option(True, "tatoeba: keep the PyTorch tutorial's short-sentence filter")
     min_count: int = option(1, "tokens seen fewer times in training become <unk>", lo=1)
     max_train: int = option(0, "use only the first N training pairs (0: all)", lo=0)
-    emb_size: int = option(64, "embedding size E (both sides)", lo=1)
-    enc_hidden: int = option(64, "encoder hidden size He per direction", lo=1)
+    emb_size: int = option(32, "embedding size E (both sides)", lo=1)
+    enc_hidden: int = option(48, "encoder hidden size He per direction", lo=1)
     enc_layers: int = option(1, "stacked bidirectional encoder layers", lo=1)
     enc_mode: str = option("gru", "encoder cell", choices=("rnn", "lstm", "gru"))
     dec_hidden: int = option(64, "decoder hidden size Hd", lo=1)
@@ -63,7 +68,8 @@ def model_config(cfg, vocabs):
 
 def app_meta(cfg, mcfg, vocabs):
     return {"model": mcfg.to_dict(), "src_vocab": vocabs[0].itos, "tgt_vocab": vocabs[1].itos,
-            "src_lang": cfg.src_lang, "tgt_lang": cfg.tgt_lang, "data": cfg.data}
+            "src_lang": cfg.src_lang, "tgt_lang": cfg.tgt_lang, "data": cfg.data,
+            "tokenizer": text.tokenizer_for(cfg.data)}
 
 
 def load_data(cfg):

@@ -40,7 +40,7 @@ def register(subparsers):
     r = sub.add_parser("translate", help="translate sentences with a checkpoint")
     r.add_argument("checkpoint")
     r.add_argument("--input", help="file of source sentences, one per line (default: stdin)")
-    r.add_argument("--nbest", type=int, default=1, help="print the N best translations")
+    r.add_argument("--nbest", type=int, default=1, help="print the N best translations (N <= --beam)")
     r.add_argument("--score", metavar="FILE", help="score these translations of --input "
                    "(one per line) instead of translating")
     _decoding(r)
@@ -118,7 +118,7 @@ def cmd_translate(args):
         return _score(mcfg, params, vocabs, tok, src, data.read_lines(args.score), args)
     for i in range(0, len(src), args.batch_size):
         b = data.pad_batch(src[i:i + args.batch_size])
-        nbest = decode.beam_search(mcfg, params, b.src, b.src_len, max(args.beam, args.nbest),
+        nbest = decode.beam_search(mcfg, params, b.src, b.src_len, args.beam,
                                    args.alpha, args.nbest, args.max_len_a, args.max_len_b)
         for k, hyps in enumerate(nbest):
             for h in hyps:

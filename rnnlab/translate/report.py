@@ -45,6 +45,7 @@ def history_png(history, path, keys=("train_loss", "valid_loss")):
         ax.plot(ep, [r[k] for r in history], marker="o", label=k)
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
+    ax.set_xticks(ep)
     ax.legend()
     return _save(fig, path)
 
@@ -59,7 +60,9 @@ def write_page(path, title, intro, results, history, examples, extra=None):
         page.heading("Attention").text(
             "Each row is one output token; dark cells are the source positions the decoder "
             "looked at when it wrote that token (weights sum to 1 over the real source).")
-        page.gallery(examples)
+        page.figure(*examples[0])
+        if len(examples) > 1:
+            page.gallery(examples[1:])
     if extra is not None:
         extra(page)
     return page.write(path)

@@ -51,7 +51,9 @@ def _recurrent(mcfg, params, enc, dh0):
 
 
 def measure(mcfg, params, pair, vocabs):
-    """(attention path (T, S), recurrent chain (T, S)) gradient norms for one pair."""
+    """(attention path (T, S), recurrent chain (T, S)) gradient norms for one pair,
+    each divided by ||dL_t/do_t||, the gradient at the decoder's output at step t,
+    so that models with different losses compare (a fraction of what enters)."""
     b = data.make_batch([pair], *vocabs)
     _, _, cache = tloss.forward(mcfg, params, b)
     T, S = len(cache.steps), b.src.shape[0]
@@ -61,11 +63,12 @@ def measure(mcfg, params, pair, vocabs):
     att, rec = np.zeros((T, S)), np.zeros((T, S))
     grads = {k: np.zeros_like(v) for k, v in params.items()}               # not read
     for t in range(T):
+        top = (p[t] @ W)[None]                                         # dL_t/do_t (1, O)
         dmem = [np.zeros_like(cache.mem.keys),
                 None if cache.mem.pk is None else np.zeros_like(cache.mem.pk)]
         dstate = DecState(np.zeros_like(cache.steps[0].prev[0]))
         for s in reversed(range(t + 1)):
-            do = (p[t] @ W)[None] if s == t else np.zeros_like(cache.o[s])
+            do = top if s == t else np.zeros_like(cache.o[s])
             _, dstate = decoder.step_backward(mcfg, params, cache.steps[s], do, dstate, grads,
                                               dmem)
         if mcfg.attends:
@@ -73,11 +76,15 @@ def measure(mcfg, params, pair, vocabs):
                                                      dmem[1])
             att[t] = np.linalg.norm((dmem[0] + dk2)[0], axis=1)
         rec[t] = np.linalg.norm(_recurrent(mcfg, params, cache.enc, dstate.h), axis=1)
+        scale = max(np.linalg.norm(top), 1e-300)
+        att[t], rec[t] = att[t] / scale, rec[t] / scale
     return att, rec
 
 
 def collect(path, pairs):
-    """Rows (distance |t-j|, source length, attention norm, recurrent norm) of a model."""
+    """Rows (|t-j|, source length, attention norm, recurrent norm, chain length) of a
+    model; the chain length t + 1 + min(j, S-1-j) counts the recurrent steps from
+    the loss at t down to h_j (decoder steps, then the nearer encoder direction)."""
     mcfg, params, vocabs, _ = train.load_model(path)
     params = {k: v.astype(np.float64) for k, v in params.items()}
     rows = []
@@ -85,8 +92,9 @@ def collect(path, pairs):
         att, rec = measure(mcfg, params, pair, vocabs)
         T, S = att.shape
         t, j = np.meshgrid(np.arange(T), np.arange(S), indexing="ij")
+        chain = t + 1 + np.minimum(j, S - 1 - j)
         rows.append(np.stack([np.abs(t - j).ravel(), np.full(T * S, S), att.ravel(),
-                              rec.ravel()], 1))
+                              rec.ravel(), chain.ravel()], 1))
     return np.concatenate(rows)
 
 
@@ -111,6 +119,9 @@ def run(with_path, without_path, n, out):
     lens = np.unique(np.quantile(a[:, 1], np.linspace(0, 1, 6)).round().astype(int))
     lens[-1] += 1
     length = (by(a, 1, lens), by(z, 1, lens))
+    top = int(max(a[:, 4].max(), z[:, 4].max())) + 1
+    chain = (by(a, 4, np.arange(1, top + 1)), by(z, 4, np.arange(1, top + 1)))
     os.makedirs(out, exist_ok=True)
-    png = report.paths_png(dist, length, os.path.join(out, "gradient_paths.png"))
-    return report.paths_page(os.path.join(out, "paths.html"), png, dist, length, a, z, len(pairs))
+    png = report.paths_png((dist, length, chain), os.path.join(out, "gradient_paths.png"))
+    return report.paths_page(os.path.join(out, "paths.html"), png, dist, length, chain, a,
+                             len(pairs))

@@ -19,7 +19,14 @@ def _loss_t(cfg, p, keys, mask, state0, y_in, t, gold):
     for s in range(t + 1):
         o, state, _, _ = decoder.step_forward(cfg, p, mem, y_in[s], state)
     lp = nn.log_softmax(o @ p["out.weight"].T + p["out.bias"])
-    return -lp[0, gold]
+    return -lp[0, gold], o
+
+
+def _output_gradient_norm(p, o, gold):
+    """||dL_t/do_t||, the scale ``measure`` divides by."""
+    q = np.exp(nn.log_softmax(o @ p["out.weight"].T + p["out.bias"]))[0]
+    q[gold] -= 1.0
+    return np.linalg.norm(q @ p["out.weight"])
 
 
 def test_attention_path_is_the_exact_key_gradient():
@@ -36,8 +43,10 @@ def test_attention_path_is_the_exact_key_gradient():
             k1[i] += 1e-6
             k2[i] -= 1e-6
             f = lambda k: _loss_t(cfg, p, k, mem.mask, state0, b.tgt[:-1], t, b.tgt[t + 1, 0])
-            num[i] = (f(k1) - f(k2)) / 2e-6
-        np.testing.assert_allclose(att[t], np.linalg.norm(num[0], axis=1), rtol=1e-6, atol=1e-10)
+            num[i] = (f(k1)[0] - f(k2)[0]) / 2e-6
+        scale = _output_gradient_norm(p, f(mem.keys)[1], b.tgt[t + 1, 0])
+        np.testing.assert_allclose(att[t] * scale, np.linalg.norm(num[0], axis=1), rtol=1e-6,
+                                   atol=1e-10)
 
 
 def test_without_attention_only_the_recurrent_chain_remains():

@@ -1,8 +1,9 @@
 """The training loss of a batch, forward and backward.
 
     encode -> T decoder steps (teacher forcing, or the model's own argmax with
-    probability 1 - teacher_forcing per step) -> logits (T, B, V) in one product
-    -> cross-entropy over real target tokens (padding weight 0).
+    probability 1 - teacher_forcing per step) -> logits (N, V) in one product
+    -> cross-entropy over real target tokens (padding positions get no logits at
+    all: the output layer, the model's largest product, runs on real rows only).
 
 ``forward`` returns the mean loss over real tokens, their count and a cache;
 ``backward`` returns the gradient of that mean for every parameter.
@@ -23,7 +24,8 @@ class LossCache(NamedTuple):
     steps: list            # T decoder.StepCache
     y_in: np.ndarray       # (T, B) the decoder's input tokens
     o: np.ndarray          # (T, B, O) output features
-    dlogits: np.ndarray    # (T*B, V) gradient of the mean loss
+    rows: np.ndarray       # (N,) flat (t, b) positions of the N real target tokens
+    dlogits: np.ndarray    # (N, V) gradient of the mean loss
 
 
 def forward(cfg, params, batch, training=False, rng=None, teacher_forcing=1.0, smoothing=0.0):
@@ -45,11 +47,11 @@ def forward(cfg, params, batch, training=False, rng=None, teacher_forcing=1.0, s
                                               drop((B, E)), drop((B, O)))
         o_all[t] = o
         steps.append(c)
-    logits = nn.linear_forward(o_all, W, b).reshape(T * B, -1)        # (T*B, V)
     gold = tgt[1:].reshape(-1)
-    weights = (gold != PAD_ID)
-    loss, dlogits = nn.softmax_cross_entropy(logits, gold, weights, smoothing)
-    return loss, int(weights.sum()), LossCache(enc, mem, steps, y_in, o_all, dlogits)
+    rows = np.flatnonzero(gold != PAD_ID)                              # padding: no logits at all
+    logits = nn.linear_forward(o_all.reshape(T * B, O)[rows], W, b)    # (N, V)
+    loss, dlogits = nn.softmax_cross_entropy(logits, gold[rows], None, smoothing)
+    return loss, len(rows), LossCache(enc, mem, steps, y_in, o_all, rows, dlogits)
 
 
 def backward(cfg, params, cache):
@@ -57,7 +59,10 @@ def backward(cfg, params, cache):
     grads = {k: np.zeros_like(v) for k, v in params.items()}
     T, B, O = cache.o.shape
     W = out_weight(cfg, params)
-    do, dW, db = nn.linear_backward(cache.dlogits.reshape(T, B, -1), cache.o, W)
+    d_real, dW, db = nn.linear_backward(cache.dlogits, cache.o.reshape(T * B, O)[cache.rows], W)
+    do = np.zeros((T * B, O), W.dtype)
+    do[cache.rows] = d_real
+    do = do.reshape(T, B, O)
     grads["tgt_emb.weight" if cfg.tie_embeddings else "out.weight"] += dW
     grads["out.bias"] += db
     dmem = [np.zeros_like(cache.mem.keys),

@@ -15,7 +15,6 @@ training tokens/s = real target tokens / median step time.
 import argparse
 import datetime
 import os
-import platform
 import statistics
 import sys
 import time
@@ -24,6 +23,7 @@ import numpy as np
 
 from rnnlab import optim
 from rnnlab.translate import data, loss as tloss, model
+from translate_multi30k import cpu_model
 
 
 def rnnlab_stepper(cfg, params):
@@ -119,9 +119,7 @@ def main(argv=None):
                 times[name].append(time.perf_counter() - t0)
         i += a.block
     rate = {k: statistics.median(np.array(toks[k]) / np.array(times[k])) for k in times}
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), platform.processor())
-    lines = [f"date {datetime.date.today()}, machine: {cpu}, {os.cpu_count()} cpus (shared), "
+    lines = [f"date {datetime.date.today()}, machine: {cpu_model()}, {os.cpu_count()} cpus (shared), "
              f"numpy {np.__version__}, torch {torch.__version__}, {a.threads} thread(s)",
              f"command: python {' '.join(sys.argv)}",
              f"model: E={a.emb} He=Hd={a.hidden} additive attention, V={len(vs[0])}/{len(vs[1])}, "

@@ -71,6 +71,8 @@ def test_translate_nbest_and_score(trained, tmp_path, capsys, monkeypatch):
     (["translate", "train", "--resume", "{ck}", "--src-lang", "de", "--no-progress"],
      "cannot resume with different settings"),
     (["translate", "eval", "{missing}"], "no such checkpoint"),
+    (["translate", "translate", "{ck}", "--input", "{src}", "--src-lang", "de"],
+     "checkpoint translates src->tgt, not de->tgt"),
     (["translate", "train", "--data", "{missing}"], "expected dates, multi30k, tatoeba or a prefix"),
     (["translate", "train", "--teacher-forcing", "1.5"], "--teacher-forcing: expected a number"),
 ])

@@ -60,6 +60,17 @@ def _decoding(p):
     p.add_argument("--max-len-a", type=float, default=1.5, help="output length cap a*|src|+b")
     p.add_argument("--max-len-b", type=float, default=10, help="output length cap a*|src|+b")
     p.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
+    p.add_argument("--src-lang", help="refuse a checkpoint for another source language")
+    p.add_argument("--tgt-lang", help="refuse a checkpoint for another target language")
+
+
+def _load(args):
+    """The checkpoint's model, refusing one trained for another language pair."""
+    mcfg, params, vocabs, meta = train.load_model(args.checkpoint)
+    if args.src_lang or args.tgt_lang:
+        train.check_pair(meta, args.src_lang or meta["src_lang"],
+                         args.tgt_lang or meta["tgt_lang"], args.checkpoint)
+    return mcfg, params, vocabs, meta
 
 
 def cmd_train(args):
@@ -72,7 +83,7 @@ def cmd_train(args):
 
 
 def cmd_eval(args):
-    mcfg, params, vocabs, meta = train.load_model(args.checkpoint)
+    mcfg, params, vocabs, meta = _load(args)
     splits = data.load_pair(meta["data"], meta["src_lang"], meta["tgt_lang"],
                             **_split_args(args.checkpoint))
     pairs = splits[args.split]
@@ -107,7 +118,7 @@ def _read_input(path):
 
 
 def cmd_translate(args):
-    mcfg, params, vocabs, meta = train.load_model(args.checkpoint)
+    mcfg, params, vocabs, meta = _load(args)
     tok = meta.get("tokenizer", "words")
     lines = _read_input(args.input)
     src = [vocabs[0].encode(text.tokenize(line, tok)) for line in lines]

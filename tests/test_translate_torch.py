@@ -3,7 +3,7 @@ weights: loss and every gradient (float64, variable source lengths)."""
 import numpy as np
 import pytest
 
-from rnnlab.translate import loss as tloss, model
+from rnnlab.translate import loss as tloss
 
 from test_translate_model import VARIANTS, batch, tiny
 

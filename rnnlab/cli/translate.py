@@ -12,8 +12,6 @@
 - ``paths WITH.npz WITHOUT.npz``: the attention-vs-recurrence gradient study
   (``translate.gradpaths``), a figure and a page.
 """
-import argparse
-import os
 import sys
 
 import numpy as np

@@ -7,9 +7,7 @@ encoder and an additive-attention GRU decoder learn to rewrite dates written
 """
 import os
 
-import numpy as np
-
-from rnnlab.translate import bleu, data, decode, report, text, train
+from rnnlab.translate import data, decode, report, text, train
 
 
 def finish(cfg, st, task, log=print, examples=4):

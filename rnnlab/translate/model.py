@@ -39,10 +39,9 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from rnnlab import nn
-from rnnlab.engine import layers, sequence
+from rnnlab.engine import layers
 from rnnlab.engine.cells import CELLS
 from rnnlab.nn import attention
-from rnnlab.translate.data import PAD_ID
 
 
 @dataclass(frozen=True)

@@ -57,14 +57,16 @@ def test_every_gradient_matches_finite_differences_along_random_directions(name)
         assert max(errors.values()) < 1e-4, errors
 
 
-def test_dropout_and_label_smoothing_gradients_are_exact():
+def test_dropout_label_smoothing_and_teacher_forcing_gradients_are_exact():
     cfg, p = tiny(dropout=0.3, enc_layers=2)
     b = batch(1)
 
-    def f(q):                                            # the same masks every call
-        loss, _, g = tloss.loss_and_grads(cfg, q, b, training=True,
+    def f(q):                                            # the same masks and coins every call
+        loss, _, g = tloss.loss_and_grads(cfg, q, b, training=True, teacher_forcing=0.5,
                                           rng=np.random.default_rng(5), smoothing=0.1)
         return loss, g
+    _, _, cache = tloss.forward(cfg, p, b, True, np.random.default_rng(5), 0.5, 0.1)
+    assert (cache.y_in[1:] != b.tgt[1:-1]).any()         # some steps fed the model's guess
     errors = check_directional(f, p, eps=1e-4)
     assert max(errors.values()) < 1e-4, errors
 

@@ -31,6 +31,16 @@ def test_parallel_files_refuse_mismatched_counts_and_empty_lines(tmp_path):
         data.read_parallel(tmp_path / "nope.en", a)
 
 
+def test_user_files_by_prefix(tmp_path):
+    for split in ("train", "valid"):
+        _write(tmp_path, f"c.{split}.xx", ["a b", "c"])
+        _write(tmp_path, f"c.{split}.yy", ["d", "e f"])
+    s = data.load_pair(str(tmp_path / "c"), "xx", "yy")
+    assert s["valid"] == [(["a", "b"], ["d"]), (["c"], ["e", "f"])] and "test" not in s
+    with pytest.raises(FileNotFoundError, match=r"c\.train\.zz: no such file"):
+        data.load_pair(str(tmp_path / "c"), "xx", "zz")
+
+
 def test_vocab_min_count_unknowns_and_decoding():
     v = data.build_vocab([["a", "b", "a"], ["c", "a", "b"]], min_count=2)
     assert v.itos == list(data.SPECIALS) + ["a", "b"]

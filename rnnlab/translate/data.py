@@ -12,7 +12,8 @@ Sources (``load_pair``):
   s", ...). The corpus has no split: a seeded permutation gives train / valid /
   test (90 / 5 / 5 %), so the same seed gives the same split.
 - ``dates``: the generated date-normalisation task (``dates.py``), no download.
-- a prefix ``PATH/name`` with files ``name.SRC`` and ``name.TGT`` for each split.
+- a prefix ``PATH/name``: files ``PATH/name.{train,valid,test}.{SRC,TGT}``
+  (whitespace-separated tokens, one sentence per line; test optional).
 
 Vocabularies (``build_vocab``): ``<pad>`` 0, ``<unk>`` 1, ``<bos>`` 2, ``<eos>``
 3, then tokens seen at least ``min_count`` times in the training side, by

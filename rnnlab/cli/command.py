@@ -13,8 +13,7 @@ import argparse
 import sys
 
 from rnnlab import __version__
-from rnnlab.cli import demo, gradflow, lm, translate
-from rnnlab.lab import gradcheck
+from rnnlab.cli import demo, gradcheck, gradflow, lm, translate
 
 # every subcommand's module; each defines register(subparsers)
 COMMAND_MODULES = (demo, gradcheck, lm, gradflow, translate)

@@ -9,7 +9,7 @@ forward's cache and the last backward's gradients::
 """
 import numpy as np
 
-from rnnlab.engine import layers
+from rnnlab.engine import dispatch, layers
 
 
 class _Recurrent:
@@ -17,7 +17,7 @@ class _Recurrent:
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, nonlinearity="tanh", reset_after=True,
-                 dtype=np.float32, seed=None, params=None):
+                 dtype=np.float32, seed=None, params=None, impl="auto"):
         self.config = layers.RNNConfig(self.MODE, input_size, hidden_size, num_layers, bias,
                                        batch_first, float(dropout), bidirectional,
                                        nonlinearity, reset_after)
@@ -28,18 +28,19 @@ class _Recurrent:
         self.rng = np.random.default_rng(seed)
         self.params = (layers.init_params(self.config, self.rng, np.dtype(dtype))
                        if params is None else dict(params))
+        self.impl = dispatch.check(impl)   # "auto" | "reference" | "fast"
         self.training = True
         self.grads = None
         self._cache = None
 
     @classmethod
-    def from_config(cls, config, params):
+    def from_config(cls, config, params, impl="auto"):
         """Rebuild a layer from a saved RNNConfig (or its dict) and parameters."""
         c = layers.RNNConfig(**config) if isinstance(config, dict) else config
         kind = {"rnn": RNN, "lstm": LSTM, "gru": GRU}[c.mode]
         return kind(c.input_size, c.hidden_size, c.num_layers, c.bias, c.batch_first,
                     c.dropout, c.bidirectional, nonlinearity=c.nonlinearity,
-                    reset_after=c.reset_after, params=params)
+                    reset_after=c.reset_after, params=params, impl=impl)
 
     def train(self, mode=True):
         self.training = mode
@@ -52,7 +53,7 @@ class _Recurrent:
         """Forward. Returns (output, h_n), or (output, (h_n, c_n)) for an LSTM."""
         hx = None if hx is None else (tuple(hx) if self.MODE == "lstm" else (hx,))
         out, fin, self._cache = layers.forward(self.config, self.params, x, hx, lengths,
-                                               self.training, self.rng)
+                                               self.training, self.rng, self.impl)
         return out, (fin if self.MODE == "lstm" else fin[0])
 
     forward = __call__
@@ -64,7 +65,7 @@ class _Recurrent:
         if dh_n is not None and self.MODE != "lstm":
             dh_n = (dh_n,)
         dx, dhx, self.grads = layers.backward(self.config, self.params, self._cache,
-                                              doutput, dh_n, bptt_truncate)
+                                              doutput, dh_n, bptt_truncate, impl=self.impl)
         return dx, (dhx if self.MODE == "lstm" else dhx[0])
 
     def __repr__(self):

@@ -26,6 +26,7 @@ import platform
 import sys
 import time
 
+from rnnlab.io import checkpoint
 from rnnlab.translate import bleu, data, train
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "translate_multi30k.md")
@@ -51,6 +52,8 @@ def main(argv=None):
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--out", default="runs/multi30k")
     p.add_argument("--results", default=RESULTS)
+    p.add_argument("--eval-only", metavar="CHECKPOINT",
+                   help="skip training: score this checkpoint (e.g. a run stopped early)")
     a = p.parse_args(argv)
     cfg = train.TranslateOptions(
         data="multi30k", src_lang="de", tgt_lang="en", min_count=2, emb_size=a.emb,
@@ -59,9 +62,13 @@ def main(argv=None):
         batch_size=a.batch, teacher_forcing=a.teacher_forcing, monitor="valid_loss",
         bleu_sentences=0, max_train=a.max_train, out=a.out, progress=False)
     t0 = time.time()
-    st, task = train.run(cfg)
+    if not a.eval_only:
+        train.run(cfg)
     minutes = (time.time() - t0) / 60
-    mcfg, params, vocabs, _ = train.load_model(os.path.join(a.out, "best.npz"))
+    best = a.eval_only or os.path.join(a.out, "best.npz")
+    meta = checkpoint.load(best, kind=train.KIND)["meta"]
+    history, tc = meta["history"], meta["train_config"]
+    mcfg, params, vocabs, _ = train.load_model(best)
     test = data.load_pair("multi30k", "de", "en")["test"]
     res = train.evaluate(mcfg, params, test, vocabs, 64, 0)
     refs = [t for _, t in test]
@@ -69,16 +76,17 @@ def main(argv=None):
     beam = train.translate_pairs(mcfg, params, test, vocabs, 64, a.beam, 1.0)
     raw = data.read_lines(data.DATA_ROOT / "multi30k" / "raw" / "test_2016_flickr.en")
     sacre, sig = bleu.sacrebleu_score([bleu.detokenize(h) for h in greedy], raw, lowercase=True)
-    rate = sum(r["tok_per_s"] for r in st.history) / len(st.history)
+    rate = sum(r["tok_per_s"] for r in history) / len(history)
     lines = [
         f"date {datetime.date.today()}, machine: {cpu_model()}, {os.cpu_count()} cpus "
         "(shared with other jobs)",
         f"command: python {' '.join(sys.argv)}",
-        f"model: emb {a.emb}, bi-GRU {a.hidden}, GRU decoder {a.hidden}, additive attention, "
-        f"dropout {a.dropout}, teacher forcing {a.teacher_forcing}, batch {a.batch}, "
-        f"train pairs {len(task.train):,}, vocab {len(vocabs[0]):,} / {len(vocabs[1]):,}",
-        f"epochs run {len(st.history)} in {minutes:.1f} min ({rate:,.0f} target tokens/s); best "
-        f"valid loss {min(r['valid_loss'] for r in st.history):.4f}",
+        f"model: emb {mcfg.emb_size}, bi-GRU {mcfg.enc_hidden}, GRU decoder {mcfg.dec_hidden}, "
+        f"additive attention, dropout {mcfg.dropout}, teacher forcing {tc['teacher_forcing']}, "
+        f"batch {tc['batch_size']}, train pairs {tc['max_train'] or 29000:,}, vocab {len(vocabs[0]):,} / {len(vocabs[1]):,}",
+        f"epochs run {len(history)}" + ("" if a.eval_only else f" in {minutes:.1f} min")
+        + f" ({rate:,.0f} target tokens/s); valid loss per epoch "
+        + ", ".join(f"{r['valid_loss']:.3f}" for r in history) + f"; scored: {best}",
         f"test 2016: loss {res['loss']:.4f}, ppl {res['ppl']:.2f}",
         f"BLEU (lowercased tokens, torchtext/multi-bleu convention), greedy: "
         f"{bleu.token_bleu(greedy, refs):.2f}",

@@ -54,25 +54,34 @@ def log_softmax(logits):
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
-def softmax_cross_entropy(logits, targets, weights=None):
+def softmax_cross_entropy(logits, targets, weights=None, smoothing=0.0):
     """Mean negative log-likelihood of integer targets.
 
     logits (N, V), targets (N,), optional weights (N,) (0 masks a row; the mean
-    is over the weight sum). Returns (loss, dlogits) with dlogits (N, V).
+    is over the weight sum). ``smoothing`` eps > 0 is label smoothing as in
+    torch.nn.CrossEntropyLoss: the target is (1 - eps) one-hot + eps / V
+    everywhere, so each row's loss is (1 - eps) nll + eps mean_v(-log p_v).
+    Returns (loss, dlogits) with dlogits (N, V).
     One exp over the logits serves both the loss and its gradient.
     """
-    N = logits.shape[0]
+    N, V = logits.shape
     rows = np.arange(N)
     p = logits - logits.max(axis=-1, keepdims=True)               # (N, V), max 0: no overflow
     z = p[rows, targets]                                          # target logits, shifted
+    zmean = p.mean(axis=-1) if smoothing else None                # (N,)
     np.exp(p, out=p)
     total_e = p.sum(axis=-1)                                      # (N,)
-    nll = np.log(total_e) - z                                     # (N,)
+    lse = np.log(total_e)
+    nll = lse - z                                                 # (N,)
+    if smoothing:
+        nll = (1.0 - smoothing) * nll + smoothing * (lse - zmean)
     w = np.ones(N, dtype=logits.dtype) if weights is None else weights.astype(logits.dtype)
     total = max(float(w.sum()), 1e-12)
     loss = float((nll * w).sum() / total)
     p *= (w / (total * total_e))[:, None].astype(p.dtype)         # softmax * w / total
-    p[rows, targets] -= w / total
+    p[rows, targets] -= (1.0 - smoothing) * w / total
+    if smoothing:
+        p -= (smoothing / V * w / total)[:, None].astype(p.dtype)
     return loss, p
 
 

@@ -1,0 +1,184 @@
+"""Training a translation model on the shared trainer (``rnnlab.training``).
+
+``TranslateOptions`` adds data, vocabulary, model and decoding options to the
+shared ones; ``Task`` gives the trainer its steps (length-bucketed batches in
+a (seed, epoch)-shuffled order, so resume is exact), the loss and gradients,
+and validation metrics: ``valid_loss``, ``valid_ppl`` and, on up to
+``bleu_sentences`` validation sentences decoded greedily, ``valid_bleu``
+(lowercased tokens) and ``valid_exact`` (whole-sentence accuracy). Any of them
+can be ``--monitor``ed (BLEU and exact match: higher is better).
+"""
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from rnnlab.training import trainer
+from rnnlab.training.options import option
+from rnnlab.translate import bleu, data, decode, loss as tloss, model, text
+
+KIND = "translate"
+MODEL_FIELDS = tuple(f.name for f in fields(model.Seq2SeqConfig)
+                     if f.name not in ("src_vocab", "tgt_vocab"))
+
+
+@dataclass
+class TranslateOptions(trainer.TrainOptions):
+    """Every ``rnnlab translate train`` option; defaults train the date task in about a minute."""
+    lr: float = option(0.005, "learning rate", lo=0, lo_open=True)
+    epochs: int = option(3, "number of epochs", lo=1)
+    batch_size: int = option(64, "sentence pairs per step", lo=1)
+    out: str = option("runs/translate", "output folder: last.npz, best.npz, metrics.jsonl, "
+                      "report.html")
+    data: str = option("dates", "dates (generated, no download), multi30k, tatoeba, or a "
+                       "prefix PATH/name with name.train.SRC, name.train.TGT, name.valid.* files")
+    src_lang: str = option("src", "source language suffix (multi30k: de or en; tatoeba: en or fr)")
+    tgt_lang: str = option("tgt", "target language suffix")
+    short: bool = option(True, "tatoeba: keep the PyTorch tutorial's short-sentence filter")
+    min_count: int = option(1, "tokens seen fewer times in training become <unk>", lo=1)
+    max_train: int = option(0, "use only the first N training pairs (0: all)", lo=0)
+    emb_size: int = option(32, "embedding size E (both sides)", lo=1)
+    enc_hidden: int = option(48, "encoder hidden size He per direction", lo=1)
+    enc_layers: int = option(1, "stacked bidirectional encoder layers", lo=1)
+    enc_mode: str = option("gru", "encoder cell", choices=("rnn", "lstm", "gru"))
+    dec_hidden: int = option(64, "decoder hidden size Hd", lo=1)
+    dec_mode: str = option("gru", "decoder cell", choices=("gru", "lstm"))
+    attention: str = option("additive", "attention: additive (Bahdanau), dot or general "
+                            "(Luong), none", choices=("additive", "dot", "general", "none"))
+    attn_size: int = option(0, "additive attention size A (0: dec_hidden)", lo=0)
+    style: str = option("bahdanau", "decoder: bahdanau (attend, then step) or luong (step, "
+                        "then attend)", choices=("bahdanau", "luong"))
+    input_feed: bool = option(False, "luong: feed the attentional state to the next step")
+    dropout: float = option(0.0, "dropout on embeddings, outputs, between encoder layers",
+                            lo=0, hi=1, hi_open=True)
+    tie_embeddings: bool = option(False, "output layer shares the target embeddings")
+    init_scale: float = option(0.1, "initial weights uniform in [-s, s]", lo=0, lo_open=True)
+    teacher_forcing: float = option(1.0, "probability of feeding the true previous token",
+                                    lo=0, hi=1)
+    label_smoothing: float = option(0.0, "label smoothing eps", lo=0, hi=1, hi_open=True)
+    bleu_sentences: int = option(500, "validation sentences decoded for valid_bleu (0: none)",
+                                 lo=0)
+    dtype: str = option("float32", "parameter dtype", choices=("float32", "float64"))
+
+
+def model_config(cfg, vocabs):
+    return model.Seq2SeqConfig(len(vocabs[0]), len(vocabs[1]),
+                               **{k: getattr(cfg, k) for k in MODEL_FIELDS})
+
+
+def app_meta(cfg, mcfg, vocabs):
+    return {"model": mcfg.to_dict(), "src_vocab": vocabs[0].itos, "tgt_vocab": vocabs[1].itos,
+            "src_lang": cfg.src_lang, "tgt_lang": cfg.tgt_lang, "data": cfg.data,
+            "tokenizer": text.tokenizer_for(cfg.data)}
+
+
+def load_data(cfg):
+    splits = data.load_pair(cfg.data, cfg.src_lang, cfg.tgt_lang, cfg.seed, cfg.short)
+    if cfg.max_train:
+        splits["train"] = splits["train"][:cfg.max_train]
+    if "valid" not in splits or not splits["valid"]:
+        raise ValueError(f"--data {cfg.data}: no validation pairs found")
+    return splits
+
+
+def vocabularies(cfg, train_pairs):
+    return (data.build_vocab((s for s, _ in train_pairs), cfg.min_count),
+            data.build_vocab((t for _, t in train_pairs), cfg.min_count))
+
+
+class Task:
+    """What the shared trainer needs: steps, loss and gradients, validation."""
+
+    def __init__(self, cfg, mcfg, splits, vocabs):
+        self.cfg, self.mcfg, self.vocabs = cfg, mcfg, vocabs
+        self.train, self.valid = splits["train"], splits["valid"]
+        self._orders = {}
+
+    def _order(self, epoch):
+        if epoch not in self._orders:
+            self._orders = {epoch: data.bucket_order(self.train, self.cfg.batch_size,
+                                                     self.cfg.seed, epoch)}
+        return self._orders[epoch]
+
+    def steps(self, epoch):
+        return len(self._order(epoch))
+
+    def loss_and_grads(self, params, epoch, i, rng):
+        b = data.make_batch([self.train[j] for j in self._order(epoch)[i]], *self.vocabs)
+        return tloss.loss_and_grads(self.mcfg, params, b, True, rng,
+                                    self.cfg.teacher_forcing, self.cfg.label_smoothing)
+
+    def evaluate(self, params):
+        return evaluate(self.mcfg, params, self.valid, self.vocabs, self.cfg.batch_size,
+                        self.cfg.bleu_sentences, "valid_")
+
+
+def evaluate(mcfg, params, pairs, vocabs, batch_size=64, bleu_sentences=None, prefix=""):
+    """Teacher-forced loss and perplexity; greedy BLEU and exact match on a prefix."""
+    total = count = 0
+    for i in range(0, len(pairs), batch_size):
+        b = data.make_batch(pairs[i:i + batch_size], *vocabs)
+        loss, n, _ = tloss.forward(mcfg, params, b)
+        total, count = total + loss * n, count + n
+    out = {prefix + "loss": total / count, prefix + "ppl": math.exp(min(total / count, 50))}
+    n = len(pairs) if bleu_sentences is None else min(bleu_sentences, len(pairs))
+    if n:
+        hyps = translate_pairs(mcfg, params, pairs[:n], vocabs, batch_size)
+        refs = [t for _, t in pairs[:n]]
+        out[prefix + "bleu"] = bleu.token_bleu(hyps, refs)
+        out[prefix + "exact"] = float(np.mean([h == r for h, r in zip(hyps, refs)]))
+    return out
+
+
+def translate_pairs(mcfg, params, pairs, vocabs, batch_size=64, beam=1, alpha=0.0):
+    """Target tokens of the best translation of every pair's source side."""
+    out = []
+    for i in range(0, len(pairs), batch_size):
+        b = data.make_batch(pairs[i:i + batch_size], *vocabs)
+        if beam == 1:
+            hyps = decode.greedy(mcfg, params, b.src, b.src_len, alpha=alpha)
+        else:
+            hyps = [h[0] for h in decode.beam_search(mcfg, params, b.src, b.src_len, beam, alpha)]
+        out += [vocabs[1].decode(h.tokens) for h in hyps]
+    return out
+
+
+def run(cfg, resume=None, log=print):
+    """Train from scratch (or continue ``resume``); returns (State, Task)."""
+    splits = load_data(cfg)
+    if resume is not None:
+        meta = resume["meta"]["app"]
+        check_pair(meta, cfg.src_lang, cfg.tgt_lang, resume["path"])
+        vocabs = (data.Vocab(meta["src_vocab"]), data.Vocab(meta["tgt_vocab"]))
+    else:
+        vocabs = vocabularies(cfg, splits["train"])
+    mcfg = model_config(cfg, vocabs)
+    params = None if resume else model.init_params(mcfg, cfg.seed, np.dtype(cfg.dtype))
+    log(f"data {cfg.data} {cfg.src_lang}->{cfg.tgt_lang}: {len(splits['train']):,} train / "
+        f"{len(splits['valid']):,} valid pairs; vocabularies {len(vocabs[0]):,} / "
+        f"{len(vocabs[1]):,}; {sum(int(np.prod(s)) for s in model.param_shapes(mcfg).values()):,} "
+        "parameters")
+    task = Task(cfg, mcfg, splits, vocabs)
+    st = trainer.fit(cfg, task, params, kind=KIND, app_meta=app_meta(cfg, mcfg, vocabs),
+                     resume=resume, log=log, unit="tok")
+    return st, task
+
+
+def check_pair(meta, src_lang, tgt_lang, path):
+    """Refuse a checkpoint trained for another language pair."""
+    if (meta["src_lang"], meta["tgt_lang"]) != (src_lang, tgt_lang):
+        raise ValueError(f"{path}: checkpoint translates {meta['src_lang']}->{meta['tgt_lang']}"
+                         f", not {src_lang}->{tgt_lang}")
+
+
+def load_model(path):
+    """(Seq2SeqConfig, params, (src vocab, tgt vocab), app meta) of a checkpoint."""
+    from rnnlab.io import checkpoint
+    ck = checkpoint.load(path, kind=KIND)
+    meta = ck["meta"].get("app") or {}
+    try:
+        mcfg = model.Seq2SeqConfig(**meta["model"])
+        vocabs = (data.Vocab(meta["src_vocab"]), data.Vocab(meta["tgt_vocab"]))
+    except (KeyError, TypeError) as e:
+        raise checkpoint.CheckpointError(f"{path}: translation metadata is incomplete ({e})") from None
+    return mcfg, ck["params"], vocabs, meta

@@ -1,6 +1,7 @@
 """Data parallelism on MPI: N ranks with the batch split give what one process
 gives with the whole batch (within 1e-6, or bit for bit with --ordered); rank 0
 alone writes; resume is exact; a dead or hanging rank ends the job."""
+import functools
 import os
 import shutil
 import signal
@@ -127,19 +128,20 @@ def _relative(a, b):
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
 def test_one_step_split_differs_from_whole_by_rounding_only(corpus, tmp_path, dropout):
     from rnnlab.lm import train
-    cfg = train.TrainConfig(corpus=corpus, level="char", emb_size=16, hidden_size=16,
-                            num_layers=2, dropout=dropout, batch_size=4, bptt=8,
-                            out=str(tmp_path))
-    cfg, _, _, mcfg, data, _, run = train.prepare(cfg)
-    x, y = data[:8], data[1:9]
-    start = run.rng.bit_generator.state
-    whole = train._part(cfg, mcfg, run, x, y, slice(None), run.rng)
-    after = run.rng.bit_generator.state
+    cfg = train.LMTrainConfig(corpus=corpus, level="char", emb_size=16, hidden_size=16,
+                              num_layers=2, dropout=dropout, batch_size=4, bptt=8,
+                              out=str(tmp_path))
+    p = train.prepare(cfg)
+    task = train.LMTask(cfg, p.mcfg, p.train, p.valid)
+    x, y = p.train[:8], p.train[1:9]
+    part = functools.partial(task._part, p.params, x, y)
+    start = p.rng.bit_generator.state
+    whole = part(slice(None), p.rng)
+    after = p.rng.bit_generator.state
     for parts in (2, 4):
-        run.rng.bit_generator.state = start
-        loss, count, grads, hidden = mpi.DataParallel(parts=parts).step(
-            lambda c, r: train._part(cfg, mcfg, run, x, y, c, r), 4, rng=run.rng)
-        assert run.rng.bit_generator.state == after      # as if the whole batch drew once
+        p.rng.bit_generator.state = start
+        loss, count, grads, hidden = mpi.DataParallel(parts=parts).step(part, 4, rng=p.rng)
+        assert p.rng.bit_generator.state == after        # as if the whole batch drew once
         assert count == whole[1] and abs(loss - whole[0]) < 1e-6 * whole[0]
         assert _relative(grads, whole[2]) < 1e-6                     # a few float32 ulps
         for h, w in zip(hidden, whole[3]):                           # the same masks

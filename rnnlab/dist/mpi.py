@@ -228,11 +228,14 @@ class DataParallel:
         total = self.reduce_rows(flatten(loss, count, grads, keys)[None])
         return unflatten(total, grads, keys)
 
-    def fit_hooks(self):
+    def fit_hooks(self, reduced=False):
         """Keyword arguments for the shared trainer's ``fit``: the reduction and
         who writes. The task computes this rank's part of each batch
-        (``dp.slices(batch)[0]``) and rank 0's weights go in (``broadcast``)."""
-        return {"reduce_grads": None if self.comm is None else self.reduce_grads,
+        (``dp.slices(batch)[0]``) and rank 0's weights go in (``broadcast``).
+        ``reduced``: the task sums its steps itself (``step``: several parts per
+        rank, a carried state, dropout masks), so the trainer only learns who
+        writes."""
+        return {"reduce_grads": None if self.comm is None or reduced else self.reduce_grads,
                 "writer": self.writer}
 
     def reduce_rows(self, rows):

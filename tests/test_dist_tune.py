@@ -84,8 +84,8 @@ def test_a_cut_language_model_trial_continues_exactly(tmp_path):
     from rnnlab.lm import train
     text = " ".join(np.random.default_rng(0).choice(list("abcde fgh"), 3000))
     (tmp_path / "c.txt").write_text(text)
-    base = train.TrainConfig(corpus=str(tmp_path / "c.txt"), level="char", num_layers=1,
-                             batch_size=4, bptt=8, max_steps=6, epochs=2, checkpoint_every=0)
+    base = train.LMTrainConfig(corpus=str(tmp_path / "c.txt"), level="char", num_layers=1,
+                               batch_size=4, bptt=8, max_steps=6, epochs=2, checkpoint_every=0)
     (name, settings), = tune.lm_sweep(base, ["gru"], [8], [0.5], [0]).items()
     whole, _, _ = tune.run("lm", {name: settings}, tmp_path / "whole")
     cut = tmp_path / "cut"                         # one epoch done, then killed

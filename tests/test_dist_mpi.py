@@ -148,6 +148,42 @@ def test_one_step_split_differs_from_whole_by_rounding_only(corpus, tmp_path, dr
             np.testing.assert_allclose(h, w, rtol=1e-6, atol=1e-7)
 
 
+def test_a_non_finite_part_keeps_the_ranks_in_step(corpus, tmp_path, monkeypatch):
+    # a part whose backward fails still fills its row (NaN), so no rank leaves the
+    # collective early, and every rank hands the trainer NaN gradients: a
+    # non-finite norm, which it reports as a divergence
+    from rnnlab.lm import model, train
+    cfg = train.LMTrainConfig(corpus=corpus, level="char", emb_size=8, hidden_size=8,
+                              num_layers=1, batch_size=4, bptt=8, out=str(tmp_path))
+    p = train.prepare(cfg)
+    task = train.LMTask(cfg, p.mcfg, p.train, p.valid, dp=mpi.DataParallel(parts=2))
+
+    def overflow(*a, **k):
+        raise FloatingPointError("overflow encountered in matmul")
+    monkeypatch.setattr(model, "backward", overflow)
+    loss, count, grads = task.loss_and_grads(p.params, 0, 0, p.rng)
+    assert count == 8 * 4 and all(np.isnan(g).all() for g in grads.values())
+    assert sorted(grads) == sorted(p.params)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--parts", "3"], "--batch-size 4 does not split into 3 equal parts"),
+    (["--parts", "-1"], "--parts"), (["--mpi-timeout", "0"], "--mpi-timeout")])
+def test_bad_parallel_options_are_clear_errors(corpus, tmp_path, capsys, extra, message):
+    from rnnlab.cli.command import main
+    assert main(["train", corpus, *LM, "--out", str(tmp_path / "o"), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_parts_without_a_data_parallel_is_refused(corpus, tmp_path):
+    from rnnlab.lm import train
+    cfg = train.LMTrainConfig(corpus=corpus, level="char", batch_size=4, parts=2,
+                              out=str(tmp_path))
+    with pytest.raises(ValueError, match="--parts 2: needs a DataParallel"):
+        train.fit(cfg, log=lambda *a: None)
+
+
 def test_columns_draw_the_whole_batch():
     ref, rng = np.random.default_rng(3), np.random.default_rng(3)
     whole = ref.random((2, 6, 3))                                    # (T, B, E)

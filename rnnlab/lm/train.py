@@ -100,7 +100,7 @@ class LMTrainConfig(TrainOptions):
     ordered: bool = option(False, "deterministic reduction under MPI: every part's gradients "
                            "summed on rank 0 in part order (the same bits for any N)")
     mpi_timeout: float = option(300.0, "under MPI: abort the job when the other ranks do not "
-                                "answer within S seconds", lo=0, lo_open=True)
+                                "answer within this many seconds", lo=0, lo_open=True)
 
     # options that may change when resuming; everything else must match the checkpoint
     # (how a step is shared out too: a run may resume on any number of ranks)

@@ -228,6 +228,20 @@ def test_resume_under_mpi_is_exact(corpus, tmp_path):
     assert all(np.array_equal(resumed[k], whole[k]) for k in whole)
 
 
+@pytest.mark.needs_mpi
+def test_resume_on_another_number_of_ranks_is_exact(corpus, tmp_path):
+    # with --ordered the bits do not depend on the ranks: 2 ranks, then 1 process
+    _need_mpi()
+    short = ["--max-steps", "12", "--lr", "0.5", "--ordered", "--dropout", "0.2"]
+    whole = _train(corpus, tmp_path / "whole", n=2, extra=short + ["--epochs", "2"])
+    _train(corpus, tmp_path / "cut", n=2, extra=short)
+    res = _run(["-m", "rnnlab", "train", "--resume", str(tmp_path / "cut" / "last.npz"),
+                "--epochs", "2", "--parts", "2", "--no-progress"], 1)
+    assert res.returncode == 0, res.stderr[-2000:]
+    resumed = checkpoint.load(str(tmp_path / "cut" / "last.npz"))["params"]
+    assert all(np.array_equal(resumed[k], whole[k]) for k in whole)
+
+
 def _kill_mid_epoch(corpus, out, extra):
     """Start 2 ranks, SIGKILL the job once a mid-epoch checkpoint is on disk."""
     cmd = [_mpiexec(), "-n", "2", sys.executable, "-m", "rnnlab", "train", corpus, *LM,

@@ -18,6 +18,11 @@ resumed from its last checkpoint ends with the same weights, bit for bit, as
 one that never stopped. This module adds what is particular to language
 models: the corpus, the vocabulary, the model, the chunked task, validation
 perplexity and samples.
+
+Under ``mpiexec -n N`` (``rnnlab.dist.mpi``) every rank reads the same corpus
+and computes its parts of the B streams each step; the task sums them across
+ranks with the carried state (``DataParallel.step``), so every rank ends each
+step with the state one process would have, and rank 0 alone logs and writes.
 """
 import functools
 import math
@@ -328,13 +333,11 @@ def fit(cfg=None, resume=None, overrides=None, log=print, dp=None):
     if dp is None and cfg.parts > 1:
         raise ValueError(f"--parts {cfg.parts}: needs a DataParallel (dp=rnnlab.dist.mpi."
                          "from_options(cfg.parts, cfg.ordered, cfg.mpi_timeout))")
-    hooks = {} if dp is None else dp.fit_hooks(reduced=True)   # the task sums its steps
+    writer = dp is None or dp.writer
     if dp is not None and p.params is not None:
-        dp.broadcast(p.params)
-    if not hooks.get("writer", True):
-        log = lambda *a, **k: None                                  # noqa: E731
-    task = LMTask(cfg, p.mcfg, p.train, p.valid, cfg.progress and hooks.get("writer", True),
-                  log, dp)
+        dp.broadcast(p.params)                       # rank 0's initial weights everywhere
+    log = log if writer else (lambda *a, **k: None)
+    task = LMTask(cfg, p.mcfg, p.train, p.valid, cfg.progress and writer, log, dp)
     nparams = sum(v.size for v in (p.params or p.resume["params"]).values())
     log(f"corpus {p.corpus.name}: {len(p.corpus.train):,} train tokens, vocabulary "
         f"{len(p.vocab):,} ({p.vocab.level}); {cfg.mode} {cfg.num_layers}x{cfg.hidden_size}, "
@@ -348,6 +351,7 @@ def fit(cfg=None, resume=None, overrides=None, log=print, dp=None):
             log(f"  sample: {s}")
 
     app_meta = {"model_config": p.mcfg.to_dict(), "vocab": p.vocab.to_dict()}
+    hooks = {} if dp is None else dp.fit_hooks(reduced=True)    # the task sums its steps
     st = trainer.fit(cfg, task, p.params, kind=KIND, app_meta=app_meta, resume=p.resume,
                      log=log, unit="tokens", on_epoch=on_epoch, rng=p.rng, show=show, **hooks)
     return Trained(cfg, p.corpus, p.vocab, p.mcfg, st, task.steps_run, st.history)

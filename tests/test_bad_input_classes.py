@@ -601,3 +601,33 @@ def test_the_returned_output_is_the_callers_own():
         for b in (cache.x, *cache.states):
             assert not np.shares_memory(a, b)
     assert not np.shares_memory(x, cache.x)
+
+
+# ---------------------------------------------------------------- the lab's commands
+
+@pytest.mark.parametrize("argv, words", [
+    (("tasks", "adding", "--clip", "-1"), ("--clip", ">= 0", "-1")),
+    (("tasks", "adding", "--lr", "nan"), ("--lr", "> 0", "nan")),
+    (("tasks", "adding", "--lr", "-0.1"), ("--lr", "> 0")),
+    (("tasks", "adding", "--batch", "0"), ("--batch", ">= 1")),
+    (("tasks", "adding", "--steps", "-5"), ("--steps", ">= 1")),
+    (("tasks", "adding", "--record-every", "-1"), ("--record-every", ">= 0")),
+    (("tasks", "adding", "--forget-bias", "inf", "--cell", "lstm"), ("--forget-bias",)),
+    (("tasks", "nope"), ("unknown task", "nope", "adding")),
+    (("tasks", "adding", "--cell", "lstmm"), ("--cell", "lstm")),
+    (("tasks", "sweep", "--seeds", "-1"), ("--seeds",)),
+    (("gradflow", "--steps", "-3"), ("--steps", ">= 0")),
+    (("gradflow", "--batch", "0"), ("--batch",)),
+    (("gradflow", "--cells", "foo"), ("foo", "rnn, lstm")),
+    (("gradflow", "--length", "1"), ("--length",)),
+    (("gradflow", "--seed", "-1"), ("--seed", ">= 0")),
+    (("demo", "--seed", "-1"), ("--seed", ">= 0")),
+])
+def test_lab_commands_check_every_value(capsys, argv, words):
+    refused(capsys, *argv, words=words)
+
+
+def test_lab_divergence_names_the_fix(capsys):
+    refused(capsys, "tasks", "adding", "--cell", "irnn", "--lr", "1e9", "--clip", "0",
+            "--optimizer", "sgd", "--steps", "60", "--hidden", "8", "--length", "10",
+            "--record-every", "0", words=("training diverged", "lower --lr"))

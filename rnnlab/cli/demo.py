@@ -213,6 +213,8 @@ def _run(args):
         raise ValueError(f"--length must be at least 2, got {cfg.length}")
     if cfg.lm_steps < 0:
         raise ValueError(f"--lm-steps must be 0 (skip) or more, got {cfg.lm_steps}")
+    if cfg.seed < 0:
+        raise ValueError(f"--seed: expected an integer >= 0, got {cfg.seed}")
     return run_demo(cfg)
 
 

@@ -42,18 +42,20 @@ def _ints(text, what, minimum=1):
 
 
 def _train_config(args, **over):
-    cfg = tasks.TrainConfig(
-        task=args.task, cell=getattr(args, "cell", "lstm"), length=args.length,
-        steps=args.steps, batch=args.batch, hidden=args.hidden, lr=args.lr,
-        optimizer=args.optimizer, clip=args.clip if args.clip and args.clip > 0 else None,
-        init=args.init, forget_bias=args.forget_bias, seed=args.seed,
-        record_every=args.record_every)
-    cfg = replace(cfg, **over)
-    if cfg.forget_bias is not None and cfg.cell not in ("lstm", "gru"):
-        cfg = replace(cfg, forget_bias=None)        # only gated cells have a keep gate
-    if cfg.init == "identity" and cfg.cell != "irnn":
+    """The task's TrainConfig from the flags (checked there: one rule for every front end)."""
+    if not args.clip >= 0:
+        raise ValueError(f"--clip: expected a number >= 0 (0: off), got {args.clip}")
+    kw = dict(task=args.task, cell=getattr(args, "cell", "lstm"), length=args.length,
+              steps=args.steps, batch=args.batch, hidden=args.hidden, lr=args.lr,
+              optimizer=args.optimizer, clip=None if args.clip == 0 else args.clip,
+              init=args.init, forget_bias=args.forget_bias, seed=args.seed,
+              record_every=args.record_every)
+    kw.update(over)
+    if kw["forget_bias"] is not None and kw["cell"] not in ("lstm", "gru"):
+        kw["forget_bias"] = None                    # only gated cells have a keep gate
+    if kw["init"] == "identity" and kw["cell"] != "irnn":
         raise ValueError("--init identity is the IRNN: use --cell irnn (ReLU RNN)")
-    return cfg.check()
+    return tasks.TrainConfig(**kw)
 
 
 def _outputs(args):
@@ -110,6 +112,13 @@ def _checkpoint_flows(args):
 def run_gradflow(args):
     if args.length < 2:
         raise ValueError(f"--length must be at least 2, got {args.length}")
+    if args.steps < 0:
+        raise ValueError(f"--steps: expected an integer >= 0 (0: measure at initialisation "
+                         f"only), got {args.steps}")
+    if args.batch < 1:
+        raise ValueError(f"--batch: expected an integer >= 1, got {args.batch}")
+    if args.seed < 0:
+        raise ValueError(f"--seed: expected an integer >= 0, got {args.seed}")
     if args.model:
         out = _outputs(args)
         flows = _checkpoint_flows(args)

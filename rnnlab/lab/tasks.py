@@ -37,6 +37,7 @@ from rnnlab.io.progress import progress as progress_bar
 from rnnlab.lab import gradflow, init
 from rnnlab.engine import layers
 from rnnlab import nn, optim
+from rnnlab.training.options import check as check_options, option
 
 
 class Task(NamedTuple):
@@ -152,39 +153,43 @@ def get_task(name):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training run (saved in the result dict)."""
-    task: str = "adding"
-    cell: str = "lstm"              # rnn | lstm | gru | irnn (ReLU RNN, identity init)
-    length: int = 100               # T (copy: the delay; digits: fixed 64)
-    steps: int = 1000
-    batch: int = 32
-    hidden: int = 64
-    num_layers: int = 1
-    lr: float = 1e-3
-    optimizer: str = "adam"         # adam | sgd | rmsprop | adagrad
-    clip: Optional[float] = 1.0     # global-norm clip; None = off
-    init: Optional[str] = None      # default | orthogonal | identity; None: identity for irnn
-    forget_bias: Optional[float] = None   # keep-gate bias: LSTM forget gate, GRU update gate
-    nonlinearity: str = "tanh"      # RNN only (irnn forces relu)
-    seed: int = 0
-    eval_batch: int = 500
-    record_every: int = 100         # gradient-flow snapshot period (0 = only start and end)
-    record_rows: int = 8            # rows of the probe batch the snapshot uses
+    """One training run on a long-range task (saved in the result dict).
+
+    Every field is declared with its allowed values (``rnnlab.training.options``),
+    so the command line, the Python API and a sweep refuse the same bad values
+    with the same message.
+    """
+    task: str = option("adding", "long-range task", choices=tuple(TASKS))
+    cell: str = option("lstm", "cell (irnn: ReLU RNN with identity init)", choices=CELL_CHOICES)
+    length: int = option(100, "sequence length T (copy: the delay; digits: fixed 64)", lo=1)
+    steps: int = option(1000, "training steps", lo=1)
+    batch: int = option(32, "batch size B", lo=1)
+    hidden: int = option(64, "hidden size H", lo=1)
+    num_layers: int = option(1, "stacked layers", lo=1)
+    lr: float = option(1e-3, "learning rate", lo=0, lo_open=True)
+    optimizer: str = option("adam", "optimiser", choices=tuple(sorted(optim.OPTIMIZERS)))
+    clip: Optional[float] = option(1.0, "global-norm clip (None: off)", lo=0, lo_open=True)
+    init: Optional[str] = option(None, "initialisation (None: identity for irnn)",
+                                 choices=(None,) + tuple(init.SCHEMES))
+    forget_bias: Optional[float] = option(None, "keep-gate bias: LSTM forget gate, GRU "
+                                          "update gate")
+    nonlinearity: str = option("tanh", "RNN nonlinearity (irnn forces relu)",
+                               choices=("tanh", "relu", "sigmoid"))
+    seed: int = option(0, "seed for data and weights", lo=0)
+    eval_batch: int = option(500, "test sequences", lo=1)
+    record_every: int = option(100, "gradient-flow snapshot period (0: start and end only)",
+                               lo=0)
+    record_rows: int = option(8, "rows of the probe batch the snapshot uses", lo=1)
+
+    def __post_init__(self):
+        check_options(self)
+        if self.task == "adding" and self.length < 2:
+            raise ValueError(f"--length: adding needs length >= 2, got {self.length}")
+        if self.task == "temporal_order" and self.length < 10:
+            raise ValueError(f"--length: temporal_order needs length >= 10, got {self.length}")
 
     def check(self):
-        get_task(self.task)
-        if self.cell not in CELL_CHOICES:
-            raise ValueError(f"unknown cell {self.cell!r}; choose from {', '.join(CELL_CHOICES)}")
-        for name in ("length", "steps", "batch", "hidden", "num_layers", "eval_batch"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if self.task == "adding" and self.length < 2:
-            raise ValueError(f"adding needs length >= 2, got {self.length}")
-        if self.task == "temporal_order" and self.length < 10:
-            raise ValueError(f"temporal_order needs length >= 10, got {self.length}")
-        if self.clip is not None and not self.clip > 0:
-            raise ValueError(f"clip must be positive (or None for off), got {self.clip!r}")
+        """Checked at construction already; kept so callers can chain it."""
         return self
 
 
@@ -232,6 +237,8 @@ def loss_and_grads(task, rc, model, x, y, need_grads=True):
     loss, pred, h, dpred = _readout(task, model, out, y)
     if not need_grads:
         return loss, None, pred
+    if not math.isfinite(loss):
+        return loss, None, pred                                   # diverged: no backward
     dh, dw, db = nn.linear_backward(dpred, h, model["readout.weight"])
     dout = dh if task.readout == "every" else np.zeros_like(out)
     if task.readout == "last":
@@ -329,6 +336,10 @@ def train(cfg, progress=sys.stderr, seeds=None, desc=None):
         x, y = task.sample(seeds.data, T, cfg.batch)
         with np.errstate(all="ignore"):
             loss, grads, _ = loss_and_grads(task, rc, model, x, y)
+        if grads is None:
+            bar.close()
+            raise ValueError(f"training diverged at step {step} (loss {loss}): the weights "
+                             f"are no longer finite; lower --lr (now {cfg.lr:g}) or set --clip")
         model, state = _step(opt, model, state, grads, cfg, clip_log)
         losses.append(loss)
         bar.set_postfix(loss=f"{loss:.4f}", refresh=False)

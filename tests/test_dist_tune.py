@@ -46,7 +46,8 @@ def test_in_turn_equals_the_sequential_sweep_and_failures_are_reported(tmp_path,
     logged = []
     results, failures, ran = tune.run("tasks", _sweep(broken=True), tmp_path, log=logged.append)
     _same(results, sequential)
-    assert list(failures) == ["broken"] and "--hidden: expected an integer >= 1" in failures["broken"]
+    assert list(failures) == ["broken"]
+    assert "--hidden: expected an integer >= 1" in failures["broken"]
     assert any(line.startswith("trial broken failed: ValueError") for line in logged)
     assert ran == list(_sweep(broken=True))
     t = tune.trial_dir(tmp_path, "adding-gru-T8-seed1")
@@ -109,7 +110,8 @@ def test_four_trials_on_a_local_ray(tmp_path, sequential):
     finally:
         ray.shutdown()
     _same(results, sequential)                     # the order Ray ran them in is lost
-    assert list(failures) == ["broken"] and "--hidden: expected an integer >= 1" in failures["broken"]
+    assert list(failures) == ["broken"]
+    assert "--hidden: expected an integer >= 1" in failures["broken"]
     for name in _sweep():
         with open(tune.trial_dir(tmp_path, name) + "/result.json") as f:
             assert json.load(f)["name"] == name

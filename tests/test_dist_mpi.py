@@ -1,6 +1,7 @@
 """Data parallelism on MPI: N ranks with the batch split give what one process
 gives with the whole batch (within 1e-6, or bit for bit with --ordered); rank 0
 alone writes; resume is exact; a dead or hanging rank ends the job."""
+import functools
 import os
 import shutil
 import signal
@@ -127,23 +128,60 @@ def _relative(a, b):
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
 def test_one_step_split_differs_from_whole_by_rounding_only(corpus, tmp_path, dropout):
     from rnnlab.lm import train
-    cfg = train.TrainConfig(corpus=corpus, level="char", emb_size=16, hidden_size=16,
-                            num_layers=2, dropout=dropout, batch_size=4, bptt=8,
-                            out=str(tmp_path))
-    cfg, _, _, mcfg, data, _, run = train.prepare(cfg)
-    x, y = data[:8], data[1:9]
-    start = run.rng.bit_generator.state
-    whole = train._part(cfg, mcfg, run, x, y, slice(None), run.rng)
-    after = run.rng.bit_generator.state
+    cfg = train.LMTrainConfig(corpus=corpus, level="char", emb_size=16, hidden_size=16,
+                              num_layers=2, dropout=dropout, batch_size=4, bptt=8,
+                              out=str(tmp_path))
+    p = train.prepare(cfg)
+    task = train.LMTask(cfg, p.mcfg, p.train, p.valid)
+    x, y = p.train[:8], p.train[1:9]
+    part = functools.partial(task._part, p.params, x, y)
+    start = p.rng.bit_generator.state
+    whole = part(slice(None), p.rng)
+    after = p.rng.bit_generator.state
     for parts in (2, 4):
-        run.rng.bit_generator.state = start
-        loss, count, grads, hidden = mpi.DataParallel(parts=parts).step(
-            lambda c, r: train._part(cfg, mcfg, run, x, y, c, r), 4, rng=run.rng)
-        assert run.rng.bit_generator.state == after      # as if the whole batch drew once
+        p.rng.bit_generator.state = start
+        loss, count, grads, hidden = mpi.DataParallel(parts=parts).step(part, 4, rng=p.rng)
+        assert p.rng.bit_generator.state == after        # as if the whole batch drew once
         assert count == whole[1] and abs(loss - whole[0]) < 1e-6 * whole[0]
         assert _relative(grads, whole[2]) < 1e-6                     # a few float32 ulps
         for h, w in zip(hidden, whole[3]):                           # the same masks
             np.testing.assert_allclose(h, w, rtol=1e-6, atol=1e-7)
+
+
+def test_a_non_finite_part_keeps_the_ranks_in_step(corpus, tmp_path, monkeypatch):
+    # a part whose backward fails still fills its row (NaN), so no rank leaves the
+    # collective early, and every rank hands the trainer NaN gradients: a
+    # non-finite norm, which it reports as a divergence
+    from rnnlab.lm import model, train
+    cfg = train.LMTrainConfig(corpus=corpus, level="char", emb_size=8, hidden_size=8,
+                              num_layers=1, batch_size=4, bptt=8, out=str(tmp_path))
+    p = train.prepare(cfg)
+    task = train.LMTask(cfg, p.mcfg, p.train, p.valid, dp=mpi.DataParallel(parts=2))
+
+    def overflow(*a, **k):
+        raise FloatingPointError("overflow encountered in matmul")
+    monkeypatch.setattr(model, "backward", overflow)
+    loss, count, grads = task.loss_and_grads(p.params, 0, 0, p.rng)
+    assert count == 8 * 4 and all(np.isnan(g).all() for g in grads.values())
+    assert sorted(grads) == sorted(p.params)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--parts", "3"], "--batch-size 4 does not split into 3 equal parts"),
+    (["--parts", "-1"], "--parts"), (["--mpi-timeout", "0"], "--mpi-timeout")])
+def test_bad_parallel_options_are_clear_errors(corpus, tmp_path, capsys, extra, message):
+    from rnnlab.cli.command import main
+    assert main(["train", corpus, *LM, "--out", str(tmp_path / "o"), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_parts_without_a_data_parallel_is_refused(corpus, tmp_path):
+    from rnnlab.lm import train
+    cfg = train.LMTrainConfig(corpus=corpus, level="char", batch_size=4, parts=2,
+                              out=str(tmp_path))
+    with pytest.raises(ValueError, match="--parts 2: needs a DataParallel"):
+        train.fit(cfg, log=lambda *a: None)
 
 
 def test_columns_draw_the_whole_batch():
@@ -186,6 +224,20 @@ def test_resume_under_mpi_is_exact(corpus, tmp_path):
                 "--epochs", "2", "--no-progress"], 2)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.count("epoch   2") == 1                        # rank 0 alone logs
+    resumed = checkpoint.load(str(tmp_path / "cut" / "last.npz"))["params"]
+    assert all(np.array_equal(resumed[k], whole[k]) for k in whole)
+
+
+@pytest.mark.needs_mpi
+def test_resume_on_another_number_of_ranks_is_exact(corpus, tmp_path):
+    # with --ordered the bits do not depend on the ranks: 2 ranks, then 1 process
+    _need_mpi()
+    short = ["--max-steps", "12", "--lr", "0.5", "--ordered", "--dropout", "0.2"]
+    whole = _train(corpus, tmp_path / "whole", n=2, extra=short + ["--epochs", "2"])
+    _train(corpus, tmp_path / "cut", n=2, extra=short)
+    res = _run(["-m", "rnnlab", "train", "--resume", str(tmp_path / "cut" / "last.npz"),
+                "--epochs", "2", "--parts", "2", "--no-progress"], 1)
+    assert res.returncode == 0, res.stderr[-2000:]
     resumed = checkpoint.load(str(tmp_path / "cut" / "last.npz"))["params"]
     assert all(np.array_equal(resumed[k], whole[k]) for k in whole)
 

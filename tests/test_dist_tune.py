@@ -46,7 +46,8 @@ def test_in_turn_equals_the_sequential_sweep_and_failures_are_reported(tmp_path,
     logged = []
     results, failures, ran = tune.run("tasks", _sweep(broken=True), tmp_path, log=logged.append)
     _same(results, sequential)
-    assert list(failures) == ["broken"] and "hidden must be a positive integer" in failures["broken"]
+    assert list(failures) == ["broken"]
+    assert "--hidden: expected an integer >= 1" in failures["broken"]
     assert any(line.startswith("trial broken failed: ValueError") for line in logged)
     assert ran == list(_sweep(broken=True))
     t = tune.trial_dir(tmp_path, "adding-gru-T8-seed1")
@@ -84,8 +85,8 @@ def test_a_cut_language_model_trial_continues_exactly(tmp_path):
     from rnnlab.lm import train
     text = " ".join(np.random.default_rng(0).choice(list("abcde fgh"), 3000))
     (tmp_path / "c.txt").write_text(text)
-    base = train.TrainConfig(corpus=str(tmp_path / "c.txt"), level="char", num_layers=1,
-                             batch_size=4, bptt=8, max_steps=6, epochs=2, checkpoint_every=0)
+    base = train.LMTrainConfig(corpus=str(tmp_path / "c.txt"), level="char", num_layers=1,
+                               batch_size=4, bptt=8, max_steps=6, epochs=2, checkpoint_every=0)
     (name, settings), = tune.lm_sweep(base, ["gru"], [8], [0.5], [0]).items()
     whole, _, _ = tune.run("lm", {name: settings}, tmp_path / "whole")
     cut = tmp_path / "cut"                         # one epoch done, then killed
@@ -109,7 +110,8 @@ def test_four_trials_on_a_local_ray(tmp_path, sequential):
     finally:
         ray.shutdown()
     _same(results, sequential)                     # the order Ray ran them in is lost
-    assert list(failures) == ["broken"] and "hidden must be a positive integer" in failures["broken"]
+    assert list(failures) == ["broken"]
+    assert "--hidden: expected an integer >= 1" in failures["broken"]
     for name in _sweep():
         with open(tune.trial_dir(tmp_path, name) + "/result.json") as f:
             assert json.load(f)["name"] == name

@@ -32,10 +32,10 @@ def run_lm_sweep(args):
     bad = [c for c in cells if c not in ("rnn", "lstm", "gru")]
     if bad:
         raise ValueError(f"--cells: unknown cell(s) {bad}; choose from rnn, lstm, gru")
-    base = train.TrainConfig(corpus=args.corpus, level=args.level, num_layers=args.layers,
-                             epochs=args.epochs, batch_size=args.batch_size, bptt=args.bptt,
-                             max_steps=args.max_steps, optimizer=args.optimizer,
-                             dropout=args.dropout, checkpoint_every=args.checkpoint_every)
+    base = train.LMTrainConfig(corpus=args.corpus, level=args.level, num_layers=args.layers,
+                               epochs=args.epochs, batch_size=args.batch_size, bptt=args.bptt,
+                               max_steps=args.max_steps, optimizer=args.optimizer,
+                               dropout=args.dropout, checkpoint_every=args.checkpoint_every)
     sweep = tune.lm_sweep(base, cells, _list(args.hidden, int, "hidden"),
                           _list(args.lrs, float, "lrs"), _list(args.seeds, int, "seeds"))
     results, failures, _ = tune.run("lm", sweep, args.out, ray=args.ray,

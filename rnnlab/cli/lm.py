@@ -7,11 +7,14 @@ declared once with their ranges: the flags, the TOML file and the Python API
 share the same checks. ``train --config run.toml`` reads any training option
 (keys as the option names with underscores); precedence: defaults < TOML file <
 command line. ``--resume`` takes the settings from the checkpoint; only options
-in ``LMTrainConfig.RESUMABLE`` may differ.
+in ``LMTrainConfig.RESUMABLE`` may differ. ``mpiexec -n N python -m rnnlab train
+...`` trains one model on N processes (``rnnlab.dist.mpi``; ``--parts``,
+``--ordered``, ``--mpi-timeout``).
 """
 import argparse
 import math
 
+from rnnlab.dist import mpi
 from rnnlab.lm import evaluate, generate, train, vocab as vocab_mod
 from rnnlab.training.options import add_arguments, from_args, settings
 
@@ -42,11 +45,19 @@ def register(subparsers):
 
 
 def run_train(args):
+    """Train; under ``mpiexec -n N`` every rank runs this, rank 0 alone prints and
+    writes, and an error on one rank ends them all (``rnnlab.dist.mpi``)."""
     resume = getattr(args, "resume", None)
     if resume:
-        result = train.fit(resume=train.load_resume(resume, settings(args)))
+        resume = train.load_resume(resume, settings(args))         # (config, checkpoint)
+        cfg = resume[0]
     else:
-        result = train.fit(from_args(train.LMTrainConfig, args))
+        cfg = from_args(train.LMTrainConfig, args)
+    dp = mpi.from_options(cfg.parts, cfg.ordered, cfg.mpi_timeout)
+    with dp.fail_together():
+        result = train.fit(cfg, resume, dp=None if dp.trivial else dp)
+    if not dp.writer:
+        return 0
     cfg, corp = result.cfg, result.corpus
     print(f"{result.steps_run:,} training steps in this run")
     if corp.test:

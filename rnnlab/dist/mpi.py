@@ -228,11 +228,14 @@ class DataParallel:
         total = self.reduce_rows(flatten(loss, count, grads, keys)[None])
         return unflatten(total, grads, keys)
 
-    def fit_hooks(self):
+    def fit_hooks(self, reduced=False):
         """Keyword arguments for the shared trainer's ``fit``: the reduction and
         who writes. The task computes this rank's part of each batch
-        (``dp.slices(batch)[0]``) and rank 0's weights go in (``broadcast``)."""
-        return {"reduce_grads": None if self.comm is None else self.reduce_grads,
+        (``dp.slices(batch)[0]``) and rank 0's weights go in (``broadcast``).
+        ``reduced``: the task sums its steps itself (``step``: several parts per
+        rank, a carried state, dropout masks), so the trainer only learns who
+        writes."""
+        return {"reduce_grads": None if self.comm is None or reduced else self.reduce_grads,
                 "writer": self.writer}
 
     def reduce_rows(self, rows):
@@ -279,6 +282,7 @@ class DataParallel:
         print(f"rnnlab: rank {self.rank} of {self.size}: {why}; aborting the job",
               file=sys.stderr, flush=True)
         self.comm.Abort(1)
+        os._exit(1)                  # MPI_Abort may return before the launcher kills us
 
     @contextlib.contextmanager
     def fail_together(self):
@@ -294,24 +298,3 @@ class DataParallel:
 def from_options(parts=0, ordered=False, timeout=DEFAULT_TIMEOUT):
     """The DataParallel of this process: MPI's world under mpiexec, else one process."""
     return DataParallel(world(), parts, ordered, timeout)
-
-
-def add_arguments(parser):
-    """The data-parallel flags (``rnnlab train`` and the applications' trainers)."""
-    g = parser.add_argument_group(
-        "data parallelism (under mpiexec -n N; see rnnlab.dist.mpi)")
-    g.add_argument("--parts", type=int, default=0, metavar="K",
-                   help="cut each step's batch into K equal parts (default: one per rank); "
-                        "one process with --parts K --ordered gives the bits N ranks give")
-    g.add_argument("--ordered", action="store_true",
-                   help="deterministic reduction: gather every part's gradients to rank 0, "
-                        "sum them in part order, broadcast (same bits for any N)")
-    g.add_argument("--mpi-timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
-                   help="abort the job when the other ranks do not answer within S "
-                        f"seconds (default {DEFAULT_TIMEOUT:g})")
-
-
-def pop_options(opts):
-    """The DataParallel from a dict of parsed options, removing its keys."""
-    return from_options(opts.pop("parts", 0), opts.pop("ordered", False),
-                        opts.pop("mpi_timeout", DEFAULT_TIMEOUT))

@@ -21,6 +21,7 @@ stop the worst trials early on ``valid_ppl``; a stopped trial is kept with the
 epochs it ran. On a cluster, ROOT must be on a file system every node sees.
 """
 import json
+import math
 import os
 import time
 from dataclasses import asdict, replace
@@ -75,21 +76,22 @@ def lm_trial(name, settings, root, report):
     trial then cannot lose it)."""
     from rnnlab.lm import train
     out = trial_dir(root, name)
-    cfg = train.TrainConfig(**{**settings, "out": out, "progress": False, "samples": 0})
+    cfg = train.LMTrainConfig(**{**settings, "out": out, "progress": False, "samples": 0})
     last, start = os.path.join(out, "last.npz"), time.perf_counter()
-    done = checkpoint.load(last)["meta"]["position"]["epoch"] if os.path.exists(last) else 0
+    done = (checkpoint.load(last, kind=train.KIND)["meta"]["position"]["epoch"]
+            if os.path.exists(last) else 0)
     for epoch in range(done + 1, cfg.epochs + 1):
         resume = last if os.path.exists(last) else None
-        _, _, _, _, run, new = train.fit(replace(cfg, epochs=epoch) if resume is None else None,
-                                         resume, {"epochs": epoch}, log=lambda *a: None)
-        if cfg.early_stop and run.bad_epochs >= cfg.early_stop:
+        r = train.fit(replace(cfg, epochs=epoch) if resume is None else None, resume,
+                      {"epochs": epoch}, log=lambda *a: None)
+        if cfg.early_stop and r.state.bad_epochs >= cfg.early_stop:
             break
         if epoch < cfg.epochs:
-            report(dict(new[-1]))
+            report(dict(r.history[-1]))
     history = metrics.read(os.path.join(out, "metrics.jsonl"))
     ppl = [r["valid_ppl"] for r in history]
     return {"history": history, "valid_ppl": ppl[-1], "best_valid_ppl": min(ppl),
-            "train_ppl": history[-1]["train_ppl"], "epochs": len(history),
+            "train_ppl": train_ppl(history[-1]), "epochs": len(history),
             "seconds": time.perf_counter() - start}
 
 
@@ -165,7 +167,7 @@ def _stopped(root, name, settings):
     ppl = [r["valid_ppl"] for r in history]
     _finish(root, name, settings, {"history": history, "valid_ppl": ppl[-1],
                                    "best_valid_ppl": min(ppl), "epochs": len(history),
-                                   "train_ppl": history[-1]["train_ppl"], "stopped": "asha"})
+                                   "train_ppl": train_ppl(history[-1]), "stopped": "asha"})
 
 
 # ---------------------------------------------------------------- the sweep
@@ -201,9 +203,14 @@ def tasks_sweep(configs):
     return {f"{c.task}-{c.cell}-T{c.length}-seed{c.seed}": asdict(c) for c in configs}
 
 
+def train_ppl(record):
+    """The training perplexity of an epoch's record (its mean train loss, in nats)."""
+    return math.exp(min(record["train_loss"], 700))
+
+
 def lm_sweep(base, cells, hiddens, lrs, seeds):
     """{name: settings}: every cell x hidden size x learning rate x seed over ``base``
-    (a ``rnnlab.lm.train.TrainConfig``); the embedding follows the hidden size."""
+    (a ``rnnlab.lm.train.LMTrainConfig``); the embedding follows the hidden size."""
     out = {}
     for cell in cells:
         for h in hiddens:

@@ -18,7 +18,13 @@ resumed from its last checkpoint ends with the same weights, bit for bit, as
 one that never stopped. This module adds what is particular to language
 models: the corpus, the vocabulary, the model, the chunked task, validation
 perplexity and samples.
+
+Under ``mpiexec -n N`` (``rnnlab.dist.mpi``) every rank reads the same corpus
+and computes its parts of the B streams each step; the task sums them across
+ranks with the carried state (``DataParallel.step``), so every rank ends each
+step with the state one process would have, and rank 0 alone logs and writes.
 """
+import functools
 import math
 from dataclasses import dataclass
 from typing import NamedTuple, Optional
@@ -92,10 +98,19 @@ class LMTrainConfig(TrainOptions):
     samples: int = option(3, "samples printed after every epoch", lo=0, hi=MAX_SAMPLES)
     sample_len: int = option(60, "maximum length of those samples, in tokens", lo=1,
                              hi=MAX_SAMPLE_LEN)
+    # data parallelism under mpiexec -n N (rnnlab.dist.mpi)
+    parts: int = option(0, "cut each step's B streams into K equal parts (0: one per MPI "
+                        "rank); one process with --parts K --ordered gives the bits N ranks "
+                        "give", lo=0, hi=100_000)
+    ordered: bool = option(False, "deterministic reduction under MPI: every part's gradients "
+                           "summed on rank 0 in part order (the same bits for any N)")
+    mpi_timeout: float = option(300.0, "under MPI: abort the job when the other ranks do not "
+                                "answer within this many seconds", lo=0, lo_open=True)
 
     # options that may change when resuming; everything else must match the checkpoint
+    # (how a step is shared out too: a run may resume on any number of ranks)
     RESUMABLE = ("epochs", "out", "checkpoint_every", "samples", "sample_len", "progress",
-                 "early_stop")
+                 "early_stop", "parts", "ordered", "mpi_timeout")
 
     def __post_init__(self):
         check(self)
@@ -129,11 +144,15 @@ class LMTask:
     """The language model as a task of the shared trainer (see its docstring).
 
     ``carry`` is the recurrent state between chunks; the trainer checkpoints it.
+    ``dp`` (a ``rnnlab.dist.mpi.DataParallel``, or None: the whole batch here)
+    shares every step out: this process computes its parts of the B streams
+    (``_part``) and ``dp.step`` sums them with every rank's, the carried state
+    included, so every rank holds the whole step's result.
     """
 
-    def __init__(self, cfg, mcfg, train, valid, progress=False, log=print):
+    def __init__(self, cfg, mcfg, train, valid, progress=False, log=print, dp=None):
         self.cfg, self.mcfg, self.train, self.valid = cfg, mcfg, train, valid
-        self.progress, self.log, self.steps_run = progress, log, 0
+        self.progress, self.log, self.steps_run, self.dp = progress, log, 0, dp
         # a uniform guess scores log V nats per token; 20 times that is a broken model
         self.max_loss = 20 * max(math.log(mcfg.vocab_size), 1.0)
         self._carry = lm.zero_state(mcfg, cfg.batch_size)
@@ -160,19 +179,34 @@ class LMTask:
             self._carry = lm.zero_state(self.mcfg, self.cfg.batch_size,
                                         params["decoder.bias"].dtype)
         x, y = _chunk(self.train, i, self.cfg.bptt)
-        loss, state, cache = lm.loss_forward(self.mcfg, params, x, y, self._carry,
-                                             training=True, rng=rng)
+        part = functools.partial(self._part, params, x, y)
+        loss, count, grads, state = (part(slice(None), rng) if self.dp is None else
+                                     self.dp.step(part, x.shape[1], "--batch-size", rng))
         self.steps_run += 1
-        if not math.isfinite(loss):
-            return loss, int(y.size), None                  # the trainer reports it
-        try:
-            grads = lm.backward(self.mcfg, params, cache)    # of the per-token mean
-        except FloatingPointError:
-            return loss, int(y.size), None                  # the trainer reports it
-        if self.cfg.sum_over_time:
-            grads = {k: g * g.dtype.type(y.shape[0]) for k, g in grads.items()}
+        if grads is None or not math.isfinite(loss):
+            return loss, count, None                        # the trainer reports it
         self._carry = state
-        return loss, int(y.size), grads
+        return loss, count, grads
+
+    def _part(self, params, x, y, cols, rng):
+        """Mean loss, token count, gradients (None when not finite) and final state
+        of the streams ``cols`` (a slice of the B)."""
+        carry = tuple(h[:, cols] for h in self._carry)                # (L, B', H) each
+        x, y = x[:, cols], y[:, cols]
+        loss, state, cache = lm.loss_forward(self.mcfg, params, x, y, carry,
+                                             training=True, rng=rng)
+        grads = None
+        if math.isfinite(loss):
+            try:
+                grads = lm.backward(self.mcfg, params, cache)    # of the per-token mean
+            except FloatingPointError:
+                pass
+        if grads is not None and self.cfg.sum_over_time:
+            grads = {k: g * g.dtype.type(y.shape[0]) for k, g in grads.items()}
+        if grads is None and self.dp is not None and not self.dp.trivial:
+            # NaN keeps every rank in the collective; the sum is NaN on all of them
+            grads = {k: np.full_like(v, np.nan) for k, v in params.items()}
+        return loss, int(y.size), grads, state
 
     def evaluate(self, params):
         val = evaluate(self.mcfg, params, self.valid, self.cfg.bptt, self.cfg.max_eval_tokens,
@@ -284,16 +318,26 @@ def _bytes_needed(cfg, mcfg):
     return 4 * (n * (4 + slots) + per_token * rows * cfg.bptt)
 
 
-def fit(cfg=None, resume=None, overrides=None, log=print):
+def fit(cfg=None, resume=None, overrides=None, log=print, dp=None):
     """Train (or continue) a run; returns a ``Trained`` (its last field: the history).
 
     ``cfg``: an ``LMTrainConfig``; ``resume``: a checkpoint path (its settings,
     with ``overrides`` where ``LMTrainConfig.RESUMABLE`` allows), or the pair
-    ``load_resume`` returns.
+    ``load_resume`` returns. ``dp``: a ``rnnlab.dist.mpi.DataParallel`` (``rnnlab
+    train`` makes it from ``--parts``, ``--ordered`` and ``--mpi-timeout``): rank
+    0's initial weights go to every rank, each computes its parts of every step,
+    rank 0 alone logs and writes. Without it one process takes the whole batch.
     """
     p = prepare(cfg, resume, overrides, log)
     cfg = p.cfg
-    task = LMTask(cfg, p.mcfg, p.train, p.valid, cfg.progress, log)
+    if dp is None and cfg.parts > 1:
+        raise ValueError(f"--parts {cfg.parts}: needs a DataParallel (dp=rnnlab.dist.mpi."
+                         "from_options(cfg.parts, cfg.ordered, cfg.mpi_timeout))")
+    writer = dp is None or dp.writer
+    if dp is not None and p.params is not None:
+        dp.broadcast(p.params)                       # rank 0's initial weights everywhere
+    log = log if writer else (lambda *a, **k: None)
+    task = LMTask(cfg, p.mcfg, p.train, p.valid, cfg.progress and writer, log, dp)
     nparams = sum(v.size for v in (p.params or p.resume["params"]).values())
     log(f"corpus {p.corpus.name}: {len(p.corpus.train):,} train tokens, vocabulary "
         f"{len(p.vocab):,} ({p.vocab.level}); {cfg.mode} {cfg.num_layers}x{cfg.hidden_size}, "
@@ -307,6 +351,7 @@ def fit(cfg=None, resume=None, overrides=None, log=print):
             log(f"  sample: {s}")
 
     app_meta = {"model_config": p.mcfg.to_dict(), "vocab": p.vocab.to_dict()}
+    hooks = {} if dp is None else dp.fit_hooks(reduced=True)    # the task sums its steps
     st = trainer.fit(cfg, task, p.params, kind=KIND, app_meta=app_meta, resume=p.resume,
-                     log=log, unit="tokens", on_epoch=on_epoch, rng=p.rng, show=show)
+                     log=log, unit="tokens", on_epoch=on_epoch, rng=p.rng, show=show, **hooks)
     return Trained(cfg, p.corpus, p.vocab, p.mcfg, st, task.steps_run, st.history)

@@ -13,11 +13,11 @@ import argparse
 import sys
 
 from rnnlab import __version__
-from rnnlab.cli import demo, gradflow, lm
+from rnnlab.cli import demo, gradflow, lm, music
 from rnnlab.lab import gradcheck
 
 # every subcommand's module; each defines register(subparsers)
-COMMAND_MODULES = (demo, gradcheck, lm, gradflow)
+COMMAND_MODULES = (demo, gradcheck, lm, gradflow, music)
 
 
 def build_parser():

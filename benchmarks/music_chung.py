@@ -12,7 +12,10 @@ epochs, at most ``--epochs``), the test NLL of the best-validation weights.
 Seed 0, float32.
 
     python benchmarks/music_chung.py --sets jsb nottingham [--cells rnn gru lstm]
-        [--epochs 200] [--out runs/music_chung] [--speed]
+        [--epochs 200] [--out runs/music_chung]
+
+The speed comparison is ``benchmarks/speed_music.py``; it writes into the same
+files.
 
 Each finished cell is appended to ``benchmarks/results/music_chung.jsonl``
 (raw records) and the table ``benchmarks/results/music_chung.md`` is rewritten
@@ -140,20 +143,15 @@ def main(argv=None):
     p.add_argument("--units", type=int, help="override the hidden units (NADE runs)")
     p.add_argument("--nade-hidden", type=int, default=50)
     p.add_argument("--out", default="runs/music_chung")
-    p.add_argument("--speed", action="store_true", help="only the rnnlab vs torch speed test")
     args = p.parse_args(argv)
     command = "python benchmarks/music_chung.py " + " ".join(argv or sys.argv[1:])
     for name in args.sets:
         sets = data.load(name)
         for cell in args.cells:
-            if args.speed:
-                from speed_music import compare                         # benchmarks/
-                rec = compare(name, cell, UNITS[cell], sets["train"])
-            else:
-                kw = {"output": args.output, "nade_hidden": args.nade_hidden}
-                if args.units:
-                    kw["hidden_size"] = args.units
-                rec = run_cell(name, cell, sets, args.epochs, args.out, **kw)
+            kw = {"output": args.output, "nade_hidden": args.nade_hidden}
+            if args.units:
+                kw["hidden_size"] = args.units
+            rec = run_cell(name, cell, sets, args.epochs, args.out, **kw)
             stamp(rec, command)
             write_table()
             print(json.dumps(rec), flush=True)

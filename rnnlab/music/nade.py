@@ -26,37 +26,54 @@ from rnnlab.nn import sigmoid
 
 
 class NadeCache(NamedTuple):
-    v: np.ndarray          # (N, D) the frame's notes
-    h: np.ndarray          # (N, D, Hn) hidden activations, one per pitch
+    v: np.ndarray          # (D, N) the frames' notes, pitch-major
+    h: np.ndarray          # (D, N, Hn) hidden activations, one per pitch
     logits: np.ndarray     # (N, D)
 
 
+def _sigmoid_inplace(a):
+    """s(a) = (1 + tanh(a / 2)) / 2, in place: one transcendental, never overflows."""
+    a *= 0.5
+    np.tanh(a, out=a)
+    a += 1.0
+    a *= 0.5
+    return a
+
+
 def nade_forward(b, c, W, V, v):
-    """Per-row NLL (N,) of frames v (N, D) given biases b (N, D), c (N, Hn)."""
-    v = v.astype(b.dtype)
-    N, D = v.shape
-    contrib = v[:, :, None] * W.T[None]                           # (N, D, Hn): W[:, j] v_j
-    a = np.empty_like(contrib)
-    a[:, 0] = c
-    np.cumsum(contrib[:, :-1], axis=1, out=a[:, 1:])              # sum over j < i
-    a[:, 1:] += c[:, None, :]
-    h = sigmoid(a)                                                # (N, D, Hn)
-    logits = b + np.einsum("ndh,dh->nd", h, V)                    # (N, D)
-    nll = (np.maximum(logits, 0) - logits * v + np.log1p(np.exp(-np.abs(logits)))).sum(1)
-    return nll, NadeCache(v, h, logits)
+    """Per-row NLL (N,) of frames v (N, D) given biases b (N, D), c (N, Hn).
+
+    Pitch-major inside, (D, N, Hn), so the running sum over pitches adds whole
+    contiguous (N, Hn) slabs and the per-pitch products are batched matmuls.
+    """
+    vt = np.ascontiguousarray(v.T, dtype=b.dtype)                 # (D, N)
+    contrib = vt[:, :, None] * W.T[:, None, :]                    # (D, N, Hn): W[:, j] v_j
+    h = np.empty_like(contrib)
+    h[0] = c
+    for i in range(1, len(h)):                                    # a_i = a_{i-1} + W[:, i-1] v_{i-1}
+        np.add(h[i - 1], contrib[i - 1], out=h[i])                # (numpy's cumsum: 20x slower)
+    _sigmoid_inplace(h)                                           # (D, N, Hn)
+    logits = b + np.matmul(h, V[:, :, None])[..., 0].T            # (N, D)
+    y = vt.T
+    nll = (np.maximum(logits, 0) - logits * y + np.log1p(np.exp(-np.abs(logits)))).sum(1)
+    return nll, NadeCache(vt, h, logits)
 
 
 def nade_backward(cache, W, V, g):
     """Gradients (db (N, D), dc (N, Hn), dW (Hn, D), dV (D, Hn)) of sum_n g_n nll_n."""
-    v, h = cache.v, cache.h
-    dlogits = (sigmoid(cache.logits) - v) * g[:, None]            # (N, D)
-    dV = np.matmul(dlogits.T[:, None, :], h.transpose(1, 0, 2))[:, 0]   # (D, Hn)
-    da = dlogits[:, :, None] * V[None]                            # (N, D, Hn): dh
-    da *= h * (1 - h)                                             # through the sigmoid
-    dc = da.sum(axis=1)                                           # (N, Hn)
-    after = np.zeros_like(da)                                     # sum over i > j
-    np.cumsum(da[:, :0:-1], axis=1, out=after[:, -2::-1])
-    dW = np.einsum("nd,ndh->hd", v, after)                        # (Hn, D)
+    vt, h = cache.v, cache.h
+    dlogits = (sigmoid(cache.logits) - vt.T) * g[:, None]        # (N, D)
+    dlt = np.ascontiguousarray(dlogits.T)                         # (D, N)
+    dV = np.matmul(dlt[:, None, :], h)[:, 0]                      # (D, Hn)
+    da = dlt[:, :, None] * V[:, None, :]                          # (D, N, Hn): dh
+    da *= h
+    da -= da * h                                                  # dh * h * (1 - h)
+    dc = da.sum(axis=0)                                           # (N, Hn)
+    after = np.empty_like(da)                                     # sum over i > j
+    after[-1] = 0
+    for j in range(len(da) - 2, -1, -1):
+        np.add(after[j + 1], da[j + 1], out=after[j])
+    dW = np.matmul(vt[:, None, :], after)[:, 0].T                 # (Hn, D)
     return dlogits, dc, dW, dV
 
 

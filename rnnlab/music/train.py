@@ -55,8 +55,8 @@ class MusicOptions(trainer.TrainOptions):
     optimizer: str = option("rmsprop", "optimiser", choices=("adagrad", "adam", "rmsprop", "sgd"))
     lr: float = option(1e-3, "learning rate", lo=0, lo_open=True)
     clip: float = option(1.0, "clip gradients to this global norm (0: off)", lo=0)
-    epochs: int = option(200, "maximum number of epochs", lo=1)
-    batch_size: int = option(8, "pieces per step", lo=1)
+    epochs: int = option(100, "maximum number of epochs", lo=1)
+    batch_size: int = option(1, "pieces per step (Chung et al.: one piece per update)", lo=1)
     early_stop: int = option(20, "stop after N epochs without a better --monitor (0: off)",
                              lo=0)
     monitor: str = option("valid_nll", "validation metric for best.npz and early stopping "

@@ -26,11 +26,14 @@ def _primer(spec, sets, k, steps, spb):
 
 
 def _write_piece(roll, stem, spb, title):
-    """stem.mid, stem.png, stem.wav for one roll; returns (png, wav)."""
+    """stem.mid, stem.png, stem.wav for one roll; returns the WAV's path."""
     midi.write_midi(roll, stem + ".mid", spb, BPM)
-    png = plots.piano_roll(roll, stem + ".png", title, f"time step (1/{spb} beat)")
-    wav = synth.write_wav(stem + ".wav", synth.render(roll, 60.0 / BPM / spb))
-    return png, wav
+    plots.piano_roll(roll, stem + ".png", title, _step_label(spb))
+    return synth.write_wav(stem + ".wav", synth.render(roll, 60.0 / BPM / spb))
+
+
+def _step_label(spb):
+    return "time step (one beat)" if spb == 1 else f"time step (1/{spb} beat)"
 
 
 def sample_run(path, out, num, length, temperature, primer, primer_steps, seed):
@@ -42,7 +45,7 @@ def sample_run(path, out, num, length, temperature, primer, primer_steps, seed):
     scores = {s: train.evaluate(mcfg, params, sets[s]) for s in ("valid", "test")}
     page = Page(f"rnnlab music: {mcfg.mode} H={mcfg.hidden_size}, {mcfg.output} output, "
                 f"{source}")
-    page.text(f"checkpoint {path}; {len(meta.get('history') or [])} epochs; samples of "
+    page.text(f"checkpoint {path} (after epoch {len(meta.get('history') or [])}); samples of "
               f"{length} steps at temperature {temperature:g}, seed {seed}, primer {primer} "
               f"({primer_steps} steps).")
     page.heading("Negative log-likelihood per time step")
@@ -56,14 +59,18 @@ def sample_run(path, out, num, length, temperature, primer, primer_steps, seed):
     for k in range(num):
         prime, real, label = _primer(primer, sets, k, primer_steps, spb)
         roll = generate.sample(mcfg, params, length, prime, temperature, seed + k)[0]
-        gen = _write_piece(roll, os.path.join(out, f"sample_{k}"), spb,
-                           f"sample {k} (primer: {label})")
-        items, audio = [(gen[0], f"generated sample {k}")], [(gen[1], f"sample {k}")]
-        if real is not None:
-            ref = _write_piece(real[:length], os.path.join(out, f"real_{k}"), spb, label)
-            items.insert(0, (ref[0], f"real: {label}"))
-            audio.insert(0, (ref[1], f"real: {label}"))
-        page.gallery(items)
+        audio = [(_write_piece(roll, os.path.join(out, f"sample_{k}"), spb,
+                               f"sample {k} (primer: {label})"), f"generated sample {k}")]
+        if real is None:
+            page.figure(os.path.join(out, f"sample_{k}.png"), f"generated sample {k}")
+        else:
+            audio.insert(0, (_write_piece(real[:length], os.path.join(out, f"real_{k}"), spb,
+                                          label), f"real: {label}"))
+            png = plots.real_vs_generated(
+                real[:length], roll, os.path.join(out, f"pair_{k}.png"), len(prime),
+                (f"real: {label}", f"generated sample {k}, primed with its first "
+                 f"{len(prime)} steps"), _step_label(spb))
+            page.figure(png, f"piece {k}: real (top) and generated (bottom)")
         for wav, caption in audio:
             page.audio(wav, caption)
     return page.write(os.path.join(out, "report.html"))

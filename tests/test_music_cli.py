@@ -97,3 +97,18 @@ def test_sample_rejects_a_bad_temperature(tmp_path, capsys):
     assert main(["music", "sample", str(tmp_path / "a" / "best.npz"), "--temperature", "0",
                  "--out", str(tmp_path / "s")]) == 2
     assert "--temperature: expected a number > 0" in capsys.readouterr().err
+
+
+def test_chung_recipe_from_a_toml_file(tmp_path):
+    from rnnlab.cli.command import build_parser
+    from rnnlab.training import trainer
+    toml = tmp_path / "chung.toml"
+    toml.write_text('mode = "rnn"\nhidden-size = 100\noptimizer = "rmsprop"\nlr = 1e-3\n'
+                    'clip = 1.0\nweight-noise = 0.075\nearly-stop = 20\nbatch-size = 1\n')
+    args = build_parser().parse_args(["music", "train", "jsb", "--config", str(toml),
+                                      "--epochs", "200"])
+    del args.music_command
+    cfg, _ = trainer.config_from_args(train.MusicOptions, args, train.KIND)
+    assert (cfg.data, cfg.mode, cfg.hidden_size, cfg.optimizer, cfg.clip, cfg.weight_noise,
+            cfg.early_stop, cfg.epochs, cfg.monitor) == (
+        "jsb", "rnn", 100, "rmsprop", 1.0, 0.075, 20, 200, "valid_nll")

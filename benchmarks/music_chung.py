@@ -17,7 +17,9 @@ Seed 0, float32.
 The speed comparison is ``benchmarks/speed_music.py``; it writes into the same
 files.
 
-Each finished cell is appended to ``benchmarks/results/music_chung.jsonl``
+A cell whose ``OUT/<set>-<cell>-<output>/last.npz`` exists is resumed from it
+(same recipe; ``--epochs`` and ``--early-stop`` may grow), so a longer run
+continues a shorter one exactly. Each finished cell is appended to ``benchmarks/results/music_chung.jsonl``
 (raw records) and the table ``benchmarks/results/music_chung.md`` is rewritten
 from the latest record of every (set, cell).
 """
@@ -32,8 +34,10 @@ from datetime import datetime, timezone
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from rnnlab.io import checkpoint                                       # noqa: E402
 from rnnlab.io.atomic import atomic_write                              # noqa: E402
 from rnnlab.music import data, train                                   # noqa: E402
+from rnnlab.training import trainer                                    # noqa: E402
 
 PAPER = {"nottingham": {"rnn": 3.13, "gru": 3.23, "lstm": 3.20},
          "jsb": {"rnn": 9.10, "gru": 8.54, "lstm": 8.67},
@@ -65,10 +69,21 @@ def recipe(name, cell, epochs, out, **kw):
     return train.MusicOptions(**base)
 
 
+def _resumable(cfg):
+    """The run's last.npz, to continue (with a new --epochs or --early-stop), or None."""
+    from dataclasses import asdict
+    path = os.path.join(cfg.out, "last.npz")
+    if not os.path.exists(path):
+        return cfg, None
+    ck = checkpoint.load(path, kind=train.KIND)
+    ck["path"] = path
+    return trainer.resume_config(train.MusicOptions, ck["meta"], asdict(cfg), path), ck
+
+
 def run_cell(name, cell, sets, epochs, out, **kw):
-    cfg = recipe(name, cell, epochs, out, **kw)
+    cfg, ck = _resumable(recipe(name, cell, epochs, out, **kw))
     t0 = time.time()
-    mcfg, st = train.fit(cfg, sets, log=lambda s: None)
+    mcfg, st = train.fit(cfg, sets, resume=ck, log=lambda s: None)
     best = train.load_model(os.path.join(cfg.out, "best.npz"))[1]
     test = train.evaluate(mcfg, best, sets["test"])
     valid = min(r["valid_nll"] for r in st.history)

@@ -170,6 +170,7 @@ def main(argv=None):
     p.add_argument("--units", type=int, help="override the hidden units (NADE runs)")
     p.add_argument("--nade-hidden", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=1, help="pieces per update")
+    p.add_argument("--lr", type=float, default=1e-3, help="RMSProp learning rate")
     p.add_argument("--weight-noise", type=float, default=0.075)
     p.add_argument("--early-stop", type=int, default=20)
     p.add_argument("--out", default="runs/music_chung")
@@ -179,7 +180,7 @@ def main(argv=None):
         sets = data.load(name)
         for cell in args.cells:
             kw = {"output": args.output, "nade_hidden": args.nade_hidden,
-                  "batch_size": args.batch_size, "weight_noise": args.weight_noise,
+                  "batch_size": args.batch_size, "weight_noise": args.weight_noise, "lr": args.lr,
                   "early_stop": args.early_stop}
             if args.units:
                 kw["hidden_size"] = args.units

@@ -168,19 +168,15 @@ def backward(cfg, params, cache):
     return {k: grads[k].astype(params[k].dtype, copy=False) for k in params}
 
 
-def predict(cfg, params, batch, sample=False, rng=None, temperature=1.0):
+def predict(cfg, params, batch):
     """Frames (N, 88) bool for every valid frame given the true frames before it:
-    p >= 0.5 per note (Bernoulli), the greedy pitch-by-pitch pass (NADE), or a
-    draw (``sample``)."""
+    p >= 0.5 per note (Bernoulli), or the greedy pitch-by-pitch pass (NADE)."""
     h, _, _ = _states(cfg, params, batch)
     b = nn.linear_forward(h, params["out.weight"], params["out.bias"])
     if cfg.output == "bernoulli":
-        if sample:
-            return rng.random(b.shape) < nn.sigmoid(b / temperature)
         return b >= 0
     c = nn.linear_forward(h, params["nade.cond.weight"], params["nade.cond.bias"])
-    return nade_sample(b, c, params["nade.W"], params["nade.V"], rng, temperature,
-                       greedy=not sample)
+    return nade_sample(b, c, params["nade.W"], params["nade.V"], greedy=True)
 
 
 def check_params(cfg, params):

@@ -2,9 +2,9 @@
 
 One step = a minibatch of whole pieces (full BPTT, no truncation), in an order
 that is a function of (seed, epoch). With ``weight_noise`` σ > 0 the gradient
-of each step is taken at weights + N(0, σ²) noise drawn afresh for the step
-(Graves 2011; Chung et al. 2014 use σ = 0.075), and applied to the clean
-weights. Validation after every epoch: ``valid_nll`` (the early-stopping and
+of each step is taken at parameters + N(0, σ²) noise (every tensor, biases
+too), drawn afresh for the step from the trainer's RNG (Graves 2011; Chung et
+al. 2014 use σ = 0.075), and applied to the clean parameters. Validation after every epoch: ``valid_nll`` (the early-stopping and
 best-checkpoint metric by default) and ``valid_acc``.
 
 Metrics (``evaluate``):

@@ -142,7 +142,9 @@ def load(source=None, steps_per_beat=2, seed=0):
 
 
 def split_pieces(pieces, seed=0):
-    """80/10/10 train/valid/test in a seeded order; at least one piece in train."""
+    """80/10/10 train/valid/test in a seeded order. With fewer than 10 pieces
+    valid or test would be empty; they then reuse the first training piece, so
+    a tiny folder still trains (its scores are then training scores)."""
     order = np.random.default_rng(seed).permutation(len(pieces))
     n = len(pieces)
     n_test = n // 10

@@ -110,3 +110,16 @@ def test_padding_is_invisible_to_the_pooled_loss():
     together, n, _ = model.loss_forward(cfg, params, model.make_batch(rolls, np.float64))
     parts = [model.loss_forward(cfg, params, model.make_batch([r], np.float64))[:2] for r in rolls]
     assert n == 9 and together == pytest.approx(sum(l * k for l, k in parts) / n, rel=1e-12)
+
+
+@pytest.mark.parametrize("output", ["bernoulli", "nade"])
+def test_sampling_keeps_the_primer_and_repeats_with_the_seed(output):
+    from rnnlab.music import generate
+    cfg = model.MusicConfig(mode="lstm", hidden_size=3, output=output, nade_hidden=3)
+    params = model.init_params(cfg, 0, np.float32)
+    primer = _rolls(5)[0][:3]
+    a = generate.sample(cfg, params, 6, primer, temperature=0.8, seed=1, num=2)
+    b = generate.sample(cfg, params, 6, primer, temperature=0.8, seed=1, num=2)
+    assert a.shape == (2, 6, 88) and (a == b).all() and (a[:, :3] == primer).all()
+    with pytest.raises(ValueError, match="--temperature"):
+        generate.sample(cfg, params, 6, temperature=-1.0)

@@ -123,3 +123,22 @@ def test_sampling_keeps_the_primer_and_repeats_with_the_seed(output):
     assert a.shape == (2, 6, 88) and (a == b).all() and (a[:, :3] == primer).all()
     with pytest.raises(ValueError, match="--temperature"):
         generate.sample(cfg, params, 6, temperature=-1.0)
+
+
+def test_nade_matches_a_torch_autograd_twin():
+    torch = pytest.importorskip("torch")
+    p = _nade_case(D=6, Hn=4, N=3, seed=7)
+    v = np.random.default_rng(8).random((3, 6)) < 0.5
+    g = np.array([0.2, 0.5, 1.0])
+    nll, cache = nade_forward(p["b"], p["c"], p["W"], p["V"], v)
+    ours = dict(zip("bcWV", nade_backward(cache, p["W"], p["V"], g)))
+    t = {k: torch.tensor(x, requires_grad=True) for k, x in p.items()}
+    tv = torch.tensor(v, dtype=torch.float64)
+    contrib = tv[:, :, None] * t["W"].T[None]                   # (N, D, Hn)
+    a = t["c"][:, None, :] + torch.cumsum(contrib, 1) - contrib  # sum over j < i
+    logits = t["b"] + (torch.sigmoid(a) * t["V"][None]).sum(-1)
+    tnll = torch.nn.functional.binary_cross_entropy_with_logits(logits, tv, reduction="none").sum(1)
+    (tnll * torch.tensor(g)).sum().backward()
+    np.testing.assert_allclose(nll, tnll.detach().numpy(), rtol=1e-12)
+    for k in "bcWV":
+        np.testing.assert_allclose(ours[k], t[k].grad.numpy(), rtol=1e-9, atol=1e-12)

@@ -109,3 +109,15 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys, case, words):
     err = _error(capsys, ["music", "train", str(folder), "--out", str(tmp_path / "r"),
                           "--epochs", "1", "--no-progress"])
     assert err.startswith("rnnlab music: error: ") and words in err, err
+
+
+def test_a_folder_of_midi_files_trains(tmp_path, capsys):
+    pytest.importorskip("mido")
+    from rnnlab.music import midi
+    for k in range(3):
+        midi.write_midi(_piece(k, 10), tmp_path / "in" / f"sub{k % 2}" / f"p{k}.mid", 2)
+    sets = data.load(str(tmp_path / "in"), steps_per_beat=2)
+    assert sum(len(v) for v in sets.values()) == 5           # 3 to train; valid, test reuse one
+    assert main(["music", "train", str(tmp_path / "in"), "--out", str(tmp_path / "r"),
+                 "--epochs", "1", "--hidden-size", "3", "--no-progress"]) == 0
+    assert "test NLL" in capsys.readouterr().out

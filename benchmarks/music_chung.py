@@ -65,7 +65,9 @@ def recipe(name, cell, epochs, out, **kw):
                 clip=1.0, weight_noise=0.075, batch_size=1, epochs=epochs, early_stop=20,
                 seed=0, progress=False)
     base.update(kw)
-    base["out"] = os.path.join(out, f"{name}-{cell}-{base.get('output', 'bernoulli')}")
+    base["out"] = os.path.join(out, f"{name}-{cell}-{base.get('output', 'bernoulli')}"
+                               + ("" if base["hidden_size"] == UNITS[cell] else
+                                  f"-{base['hidden_size']}"))
     return train.MusicOptions(**base)
 
 
@@ -115,7 +117,8 @@ def latest():
         with open(RAW) as f:
             for line in f:
                 r = json.loads(line)
-                recs[(r.get("kind", "nll"), r["set"], r["cell"], r.get("output", "bernoulli"))] = r
+                key = (r.get("kind", "nll"), r["set"], r["cell"], r.get("output", "bernoulli"))
+                recs[key + (r["units"], r.get("recipe", {}).get("batch_size"))] = r
     return recs
 
 
@@ -138,7 +141,7 @@ def write_table():
              "| set | cell | output | units | params | best epoch / run | valid NLL | test NLL "
              "| paper | diff | test frame acc | recipe | date | machine | command |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for (kind, s, c, o), r in sorted(recs.items()):
+    for (kind, s, c, o, *_), r in sorted(recs.items()):
         if kind != "nll":
             continue
         diff = f"{r['test_nll'] - r['paper']:+.2f}" if r.get("paper") else "–"

@@ -42,17 +42,18 @@ def real_vs_generated(real, generated, path, primer_steps=0, titles=("real", "ge
         _draw_roll(ax, roll, lo, hi, title, step_label)
     if primer_steps:
         axes[1].axvline(primer_steps, color="tab:red", linestyle="--", linewidth=1)
-        axes[1].text(primer_steps + 0.3, hi + LOWEST - 1, "primer | sampled", color="tab:red",
-                     fontsize=8, va="top")
+        axes[1].text(primer_steps + 0.3, 0.03, "primer | sampled", color="tab:red", fontsize=8,
+                     va="bottom", transform=axes[1].get_xaxis_transform(),
+                     bbox=dict(facecolor="white", edgecolor="none", pad=1))
     return _save(fig, path)
 
 
-def curves(history, path, title="training"):
+def curves(history, path, title="training", train_label="train"):
     """Train and validation NLL per epoch, and validation frame accuracy."""
     plt = _plt()
     ep = [r["epoch"] for r in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3))
-    a.plot(ep, [r["train_loss"] for r in history], label="train (with weight noise)")
+    a.plot(ep, [r["train_loss"] for r in history], label=train_label)
     a.plot(ep, [r["valid_nll"] for r in history], label="valid")
     a.set_xlabel("epoch")
     a.set_ylabel("NLL per time step (nats)")

@@ -53,7 +53,9 @@ def sample_run(path, out, num, length, temperature, primer, primer_steps, seed):
                header=["split", "NLL (nats)", "frame accuracy", "frames"])
     history = meta.get("history") or []
     if history:
-        page.figure(plots.curves(history, os.path.join(out, "curves.png"), source),
+        noise = meta.get("train_config", {}).get("weight_noise")
+        label = f"train (at noisy weights, σ = {noise:g})" if noise else "train"
+        page.figure(plots.curves(history, os.path.join(out, "curves.png"), source, label),
                     "training curves (validation after every epoch)")
     page.heading("Real vs generated")
     for k in range(num):

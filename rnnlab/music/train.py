@@ -68,10 +68,18 @@ class MusicOptions(trainer.TrainOptions):
                                  self.nade_hidden)
 
 
-def _length_batches(rolls, size):
-    """Pieces sorted by length, cut into batches of ``size`` (less padding)."""
+def _length_batches(rolls, size, max_frames=4096):
+    """Pieces sorted by length, cut into batches of at most ``size`` pieces and
+    (unless one piece is longer) ``max_frames`` padded frames: less padding,
+    and NADE's (88, N, Hn) activations stay small."""
     order = sorted(range(len(rolls)), key=lambda i: len(rolls[i]))
-    return [[rolls[i] for i in order[k:k + size]] for k in range(0, len(order), size)]
+    batches, cur = [], []
+    for i in order:
+        if cur and (len(cur) == size or (len(cur) + 1) * len(rolls[i]) > max_frames):
+            batches.append(cur)
+            cur = []
+        cur.append(rolls[i])
+    return batches + [cur] if cur else batches
 
 
 def evaluate(mcfg, params, rolls, batch=64, accuracy=True):

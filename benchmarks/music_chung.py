@@ -67,7 +67,8 @@ def recipe(name, cell, epochs, out, **kw):
     base.update(kw)
     base["out"] = os.path.join(out, f"{name}-{cell}-{base.get('output', 'bernoulli')}"
                                + ("" if base["hidden_size"] == UNITS[cell] else
-                                  f"-{base['hidden_size']}"))
+                                  f"-{base['hidden_size']}")
+                               + (f"-phase2-{base['lr']:g}" if base.get("init_from") else ""))
     return train.MusicOptions(**base)
 
 
@@ -100,7 +101,7 @@ def run_cell(name, cell, sets, epochs, out, **kw):
             "recipe": {k: getattr(cfg, k) for k in ("optimizer", "lr", "clip", "weight_noise",
                                                      "batch_size", "epochs", "early_stop",
                                                      "freq_init", "seed", "dtype",
-                                                     "nade_hidden")}}
+                                                     "nade_hidden", "init_from")}}
 
 
 def stamp(rec, command):
@@ -118,7 +119,8 @@ def latest():
             for line in f:
                 r = json.loads(line)
                 key = (r.get("kind", "nll"), r["set"], r["cell"], r.get("output", "bernoulli"))
-                recs[key + (r["units"], r.get("recipe", {}).get("batch_size"))] = r
+                c = r.get("recipe", {})
+                recs[key + (r["units"], c.get("batch_size"), c.get("init_from", ""))] = r
     return recs
 
 
@@ -126,7 +128,8 @@ def _recipe(r):
     c = r["recipe"]
     text = (f"{c['optimizer']} {c['lr']:g}, clip {c['clip']:g}, noise {c['weight_noise']:g}, "
             f"batch {c['batch_size']}, patience {c['early_stop']}, max {c['epochs']}")
-    return text + (f", NADE {c['nade_hidden']}" if r.get("output") == "nade" else "")
+    text += f", NADE {c['nade_hidden']}" if r.get("output") == "nade" else ""
+    return text + (f", from {c['init_from']}" if c.get("init_from") else "")
 
 
 def write_table():
@@ -174,6 +177,8 @@ def main(argv=None):
     p.add_argument("--nade-hidden", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=1, help="pieces per update")
     p.add_argument("--lr", type=float, default=1e-3, help="RMSProp learning rate")
+    p.add_argument("--phase2", type=float, metavar="LR",
+                   help="second phase: start from the cell's best.npz at this lower lr")
     p.add_argument("--weight-noise", type=float, default=0.075)
     p.add_argument("--early-stop", type=int, default=20)
     p.add_argument("--out", default="runs/music_chung")
@@ -187,6 +192,9 @@ def main(argv=None):
                   "early_stop": args.early_stop}
             if args.units:
                 kw["hidden_size"] = args.units
+            if args.phase2:
+                first = recipe(name, cell, args.epochs, args.out, **kw).out
+                kw.update(lr=args.phase2, init_from=os.path.join(first, "best.npz"))
             rec = run_cell(name, cell, sets, args.epochs, args.out, **kw)
             stamp(rec, command)
             write_table()

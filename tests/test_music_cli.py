@@ -112,3 +112,18 @@ def test_chung_recipe_from_a_toml_file(tmp_path):
     assert (cfg.data, cfg.mode, cfg.hidden_size, cfg.optimizer, cfg.clip, cfg.weight_noise,
             cfg.early_stop, cfg.epochs, cfg.monitor) == (
         "jsb", "rnn", 100, "rmsprop", 1.0, 0.075, 20, 200, "valid_nll")
+
+
+def test_init_from_starts_at_the_given_weights(tmp_path, capsys):
+    assert _train(tmp_path, tmp_path / "a", "--epochs", "1") == 0
+    start = str(tmp_path / "a" / "best.npz")
+    assert _train(tmp_path, tmp_path / "b", "--epochs", "1", "--init-from", start,
+                  "--lr", "1e-12") == 0
+    a = checkpoint.load(start, kind="music")["params"]
+    b = checkpoint.load(str(tmp_path / "b" / "last.npz"), kind="music")["params"]
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], atol=1e-9)
+    capsys.readouterr()
+    assert _train(tmp_path, tmp_path / "c", "--epochs", "1", "--init-from", start,
+                  "--hidden-size", "5") == 2
+    assert "--init-from" in capsys.readouterr().err

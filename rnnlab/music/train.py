@@ -52,6 +52,8 @@ class MusicOptions(trainer.TrainOptions):
     steps_per_beat: int = option(2, "MIDI folders: time steps per quarter note", lo=1)
     dtype: str = option("float32", "floating-point type", choices=("float32", "float64"))
     eval_batch: int = option(64, "pieces per evaluation batch", lo=1)
+    init_from: str = option("", "start from the weights of this music checkpoint (same "
+                            "architecture; e.g. a second phase at a lower --lr)")
     optimizer: str = option("rmsprop", "optimiser", choices=("adagrad", "adam", "rmsprop", "sgd"))
     lr: float = option(1e-3, "learning rate", lo=0, lo_open=True)
     clip: float = option(1.0, "clip gradients to this global norm (0: off)", lo=0)
@@ -139,7 +141,13 @@ def fit(cfg, sets=None, resume=None, log=print):
     sets = sets if sets is not None else load_sets(cfg)
     mcfg = cfg.model_config()
     params = None
-    if resume is None:
+    if resume is None and cfg.init_from:
+        start, saved = load_model(cfg.init_from)[:2]
+        if start != mcfg:
+            raise ValueError(f"--init-from {cfg.init_from}: architecture {start.to_dict()} "
+                             f"differs from {mcfg.to_dict()}")
+        params = {k: v.astype(cfg.dtype) for k, v in saved.items()}
+    elif resume is None:
         freqs = model.note_frequencies(sets["train"]) if cfg.freq_init else None
         params = model.init_params(mcfg, cfg.seed, np.dtype(cfg.dtype), freqs)
     task = MusicTask(cfg, mcfg, sets)

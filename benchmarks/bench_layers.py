@@ -23,6 +23,8 @@ import time
 
 import numpy as np
 
+from rnnlab.engine.cells import CELLS
+
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
@@ -48,21 +50,18 @@ def matmul_rate(torch, n=2048):
 
 
 def rnnlab_step(mode, H, T, B, generic=False):
+    """One forward + backward; generic=True: the reference loop, else impl='auto'
+    (the fused kernels when numba is installed and RNNLAB_IMPL does not say otherwise)."""
     import rnnlab
-    from rnnlab.engine.fast import kernels as _kernels
     cls = {"rnn": rnnlab.RNN, "gru": rnnlab.GRU, "lstm": rnnlab.LSTM}[mode]
-    m = cls(H, H, seed=0)
+    m = cls(H, H, seed=0, impl="reference" if generic else "auto")
     rng = np.random.default_rng(1)
     x = rng.standard_normal((T, B, H)).astype(np.float32)
     dout = np.ones((T, B, H), np.float32)
 
     def f():
-        _kernels.ENABLED = not generic and _kernels.numba is not None
-        try:
-            m(x)
-            m.backward(dout)
-        finally:
-            _kernels.ENABLED = _kernels.numba is not None
+        m(x)
+        m.backward(dout)
     return f
 
 
@@ -144,7 +143,7 @@ def main(argv=None):
         print("|---|---|---|---|---|---|---|---|")
         for H in sizes:
             for mode in ("rnn", "gru", "lstm"):
-                G = {"rnn": 1, "gru": 3, "lstm": 4}[mode] * H
+                G = CELLS[mode].GATES * H
                 flops = 6 * 2 * T * B * H * G                     # 2 products fwd, 4 bwd
                 number = max(1, int(2e9 / flops))
                 ours = timeit(rnnlab_step(mode, H, T, B), reps, number)

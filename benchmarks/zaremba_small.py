@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from rnnlab.lm import train, vocab as vocab_mod
+from rnnlab.lm import evaluate, train, vocab as vocab_mod
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PTB = os.path.join(HERE, "..", "..", "shared", "data", "ptb")
@@ -32,15 +32,16 @@ def main(argv=None):
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                    help="progress bar")
     a = p.parse_args(argv)
-    cfg = train.TrainConfig(corpus=a.data, epochs=a.epochs, max_steps=a.max_steps, out=a.out,
-                            samples=1, sample_len=20, progress=a.progress,
-                            checkpoint_every=500)
+    cfg = train.LMTrainConfig(corpus=a.data, epochs=a.epochs, max_steps=a.max_steps,
+                              out=a.out, samples=1, sample_len=20, progress=a.progress,
+                              checkpoint_every=500)
     t0 = time.perf_counter()
-    cfg, corp, vocab, mcfg, run, hist = train.fit(cfg)
+    r = train.fit(cfg)
+    cfg, corp, vocab, mcfg, run, hist = r.cfg, r.corpus, r.vocab, r.mcfg, r.state, r.history
     wall = time.perf_counter() - t0
     test = train.batchify(vocab_mod.encode(vocab, corp.test), 1, "test")
     t1 = time.perf_counter()
-    test_ppl = math.exp(train.evaluate(mcfg, run.params, test, cfg.bptt))
+    test_ppl = math.exp(evaluate.evaluate(mcfg, run.params, test, cfg.bptt))
     steps = train.chunks(len(corp.train) // cfg.batch_size, cfg.bptt)
     done = min(steps, a.max_steps or steps)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "

@@ -100,7 +100,8 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_second():
     text = (ROOT / "README.md").read_text()
     first = re.search(r"```\w*\n(.*?)```", text, flags=re.S).group(1).strip().splitlines()
     assert first == ['pip install -e ".[fast,plot]" && rnnlab demo',
-                     'pip install -e ".[dev]" && python -m pytest -q']
+                     'pip install -e ".[dev]" && python -m pytest -q && '
+                     'RNNLAB_IMPL=reference python -m pytest -q']      # both paths
     ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert ci.replace("pip install -q ", "pip install ") == first[1]
 
@@ -112,3 +113,22 @@ def test_readme_python_examples_run():
         if "import torch" in src:
             pytest.importorskip("torch")
         exec(compile(src, "README.md", "exec"), {})
+
+
+def test_readme_layout_table_names_every_folder_and_module():
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Layout"):]
+    section = section[:section.index("\n## ", 5)]
+    pkg = ROOT / "rnnlab"
+    missing = []
+    for path in sorted(pkg.rglob("*.py")):
+        rel = path.relative_to(pkg)
+        if path.name in ("__init__.py", "__main__.py"):
+            continue
+        if path.name not in section:
+            missing.append(str(rel))
+    for folder in sorted(p for p in pkg.rglob("*") if p.is_dir() and p.name != "__pycache__"):
+        rel = folder.relative_to(pkg).as_posix()
+        if f"{rel}/" not in section:
+            missing.append(rel + "/")
+    assert not missing, f"README layout table does not name: {missing}"

@@ -1,5 +1,7 @@
 """``rnnlab demo``: runs, is deterministic, and its gradient-flow table is exact."""
+import io
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -7,7 +9,8 @@ import pytest
 from rnnlab import cli, nn
 from rnnlab.cli import demo
 from rnnlab.engine import layers
-from rnnlab.engine.truncation import as_hx
+from rnnlab.engine.layers import as_hx
+from rnnlab.lab import tasks
 
 
 def _run_quick(capsys, *extra, out=None):
@@ -55,14 +58,6 @@ def test_same_seed_same_numbers(capsys):
     assert numbers(a) != numbers(_run_quick(capsys, "--seed", "4"))
 
 
-def test_adding_batch_marks_one_step_in_each_half():
-    x, y = demo.adding_batch(np.random.default_rng(0), T=10, B=64)
-    assert x.shape == (10, 64, 2) and y.shape == (64, 1) and x.dtype == np.float32
-    marks = x[..., 1]
-    assert (marks[:5].sum(0) == 1).all() and (marks[5:].sum(0) == 1).all()
-    np.testing.assert_allclose(y[:, 0], (x[..., 0] * marks).sum(0), rtol=1e-6)
-
-
 @pytest.mark.parametrize("T,expected", [(2, [0, 1]), (8, [0, 1, 2, 5, 7]), (11, [0, 1, 2, 5, 10]),
                                         (40, [0, 1, 2, 5, 10, 20, 39])])
 def test_distances(T, expected):
@@ -86,19 +81,38 @@ def _suffix_grad(cfg, model, x, y, d):
 
 @pytest.mark.parametrize("mode", ["rnn", "lstm", "gru"])
 def test_gradient_flow_equals_the_gradient_of_a_restarted_run(mode):
-    cfg = layers.RNNConfig(mode, input_size=2, hidden_size=3)
-    model = demo.init_model(cfg, np.random.default_rng(0), np.float64)
-    x, y = demo.adding_batch(np.random.default_rng(1), T=6, B=2, dtype=np.float64)
-    norms = demo.gradient_flow(cfg, model, x, y)
-    w = model["readout.weight"]
-    out, _, _ = layers.forward(cfg, {k: model[k] for k in layers.param_shapes(cfg)}, x)
-    _, dpred = nn.mse(nn.linear_forward(out[-1], w, model["readout.bias"]), y)
-    assert norms[0] == pytest.approx(np.linalg.norm(dpred @ w), rel=1e-12)
+    """The table's entry at d is the mean over rows of ||dL/dh_{T-d}||, the real
+    loss's gradient, as a run restarted at step T-d computes it."""
+    tc = tasks.TrainConfig(cell=mode, hidden=3)
+    cfg = tasks.rnn_config(tc, tasks.get_task("adding"))
+    model = tasks.init_model(tc, tasks.get_task("adding"), np.random.default_rng(0))
+    model = {k: v.astype(np.float64) for k, v in model.items()}
+    x, y = (a.astype(np.float64) for a in tasks.adding(np.random.default_rng(1), 6, 2))
+    curve = demo.gradient_flow(None, cfg, model, x, y).curve.mean
+    dh_last = tasks.last_step_gradient(tasks.get_task("adding"), cfg, model, x, y)
+    assert curve[0] == pytest.approx(np.linalg.norm(dh_last, axis=-1).mean(), rel=1e-12)
     for d in range(1, 6):
-        want = np.linalg.norm(_suffix_grad(cfg, model, x, y, d))
-        assert norms[d] == pytest.approx(want, rel=1e-10), d
+        want = np.linalg.norm(_suffix_grad(cfg, model, x, y, d), axis=-1).mean()
+        assert curve[d] == pytest.approx(want, rel=1e-10), d
 
 
-def test_decay_factor_is_the_geometric_mean_ratio():
-    assert demo.decay_factor(np.array([1.0, 0.5, 0.25])) == pytest.approx(0.5)
-    assert np.isnan(demo.decay_factor(np.array([1.0, 0.0])))
+def test_table_rate_is_the_verdict_rate(capsys):
+    """One decay metric: the table's factor/step is the number the verdicts print."""
+    out = _run_quick(capsys)
+    table = [float(v) for v in re.search(r"^factor/step((\s+\d\.\d{3}){3})$", out,
+                                         flags=re.M).group(1).split()]
+    verdicts = [float(v) for v in re.findall(r"^  .*: x(\d\.\d{3}) per step", out, flags=re.M)]
+    assert table == verdicts and len(table) == 3
+
+
+def test_progress_bar_shows_rate_and_loss(monkeypatch):
+    """The one bar (rnnlab.io.progress), as the lab's training loop drives it;
+    tqdm hidden so the plain line, whose format is ours, is what is drawn."""
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    buf = io.StringIO()
+    res, _ = tasks.train(tasks.TrainConfig(cell="rnn", length=8, steps=5, batch=4, hidden=4,
+                                           eval_batch=8, record_every=0), progress=buf)
+    line = buf.getvalue().split("\r")[-3]            # the last drawn state (then: cleared)
+    m = re.fullmatch(r"adding rnn T=8  5/5  (\d+\.\d) step/s  loss=(\d\.\d{4})", line)
+    assert m, buf.getvalue()
+    assert float(m.group(1)) > 0 and float(m.group(2)) == pytest.approx(res["losses"][-1], abs=1e-4)

@@ -36,7 +36,7 @@ def test_forget_bias_total_and_pure():
     np.testing.assert_allclose((q["bias_ih_l0"] + q["bias_hh_l0"])[4:8], 1.5)
     np.testing.assert_array_equal(q["bias_ih_l0"][:4], p["bias_ih_l0"][:4])   # other gates kept
     assert not np.array_equal(p["bias_ih_l0"][4:8], q["bias_ih_l0"][4:8])       # input untouched
-    with pytest.raises(ValueError, match="LSTMs .forget gate. and GRUs"):
+    with pytest.raises(ValueError, match="keeps the old state .LSTM forget gate, GRU update gate"):
         init.forget_bias(layers.RNNConfig("rnn", 3, 4), {}, 1.0)
 
 

@@ -3,6 +3,8 @@ batch are independent, a sequence split in two with the state carried is the
 same sequence, variable lengths mean running each row alone, truncation past
 the sequence's length is no truncation, and seeds reproduce.
 """
+from unittest import mock
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -10,8 +12,8 @@ from hypothesis import strategies as st
 
 from rnnlab import GRU, LSTM, RNN
 from rnnlab.lab import gradcheck as gc
-from rnnlab.engine import layers
-from rnnlab.engine.truncation import as_hx
+from rnnlab.engine import layers, truncation
+from rnnlab.engine.layers import as_hx
 
 
 def row(res, b, cfg, length=None):
@@ -133,6 +135,33 @@ def test_dropout_rng_argument_is_reproducible(case):
     assert not np.array_equal(run[0], run[2])
     np.testing.assert_array_equal(layers.forward(cfg, params, x)[0],
                                   layers.forward(cfg, params, x, training=False, rng=1)[0])
+
+
+def test_integer_seed_gives_each_layer_and_chunk_its_own_mask():
+    """Regression (issue 7): an int rng made a fresh generator per layer, so every
+    layer (and every truncation chunk) drew the same dropout mask."""
+    cfg = layers.RNNConfig("rnn", 4, 4, num_layers=3, dropout=0.5)
+    params = layers.init_params(cfg, 0, np.float64)
+    x = np.ones((6, 2, 4))
+    _, _, cache = layers.forward(cfg, params, x, training=True, rng=3)
+    m0, m1 = cache.masks[0], cache.masks[1]
+    assert not np.array_equal(m0, m1)                              # layers differ
+    _, _, again = layers.forward(cfg, params, x, training=True, rng=3)
+    assert all(np.array_equal(a, b) for a, b in zip(cache.masks[:2], again.masks[:2]))
+    masks = []
+    real_forward = layers.forward
+
+    def spy(*args, **kw):
+        out = real_forward(*args, **kw)
+        masks.append(out[2].masks[0])
+        return out
+    with mock.patch.object(layers, "forward", spy):
+        for _ in range(2):                                         # reproducible from the seed
+            truncation.chunked_forward_backward(
+                cfg, params, x, 3, lambda out, sl: (0.0, np.zeros_like(out)), training=True, rng=3)
+    assert not np.array_equal(masks[0], masks[1])                 # chunks differ
+    np.testing.assert_array_equal(masks[0], masks[2])
+    np.testing.assert_array_equal(masks[1], masks[3])
 
 
 # ---------------------------------------------------------------- the modules' hx

@@ -67,5 +67,6 @@ def test_untied_needs_no_equal_sizes_but_tied_does():
 def test_check_params_names_the_mismatch():
     cfg = lm.LMConfig(vocab_size=5, emb_size=2, hidden_size=2, num_layers=1)
     params = lm.init_params(lm.LMConfig(vocab_size=6, emb_size=2, hidden_size=2, num_layers=1))
-    with pytest.raises(ValueError, match="encoder.weight has shape"):
+    with pytest.raises(ValueError, match=r"'encoder.weight'\] must have shape \(5, 2\), "
+                                         r"got \(6, 2\)"):
         lm.check_params(cfg, params)

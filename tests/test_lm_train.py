@@ -35,15 +35,15 @@ def _fit(tmp_path, name, **kw):
     opts = dict(corpus=str(text), level="char", emb_size=4, hidden_size=6, num_layers=2,
                 dropout=0.3, batch_size=3, bptt=6, epochs=2, samples=1, sample_len=5,
                 progress=False, out=str(tmp_path / name))
-    cfg = train.TrainConfig(**{**opts, **kw})
+    cfg = train.LMTrainConfig(**{**opts, **kw})
     return train.fit(cfg, log=lambda *a: None)
 
 
 @pytest.mark.parametrize("opt", ["sgd", "adam", "rmsprop", "adagrad"])
 def test_same_seed_same_run(tmp_path, opt):
     kw = dict(optimizer=opt, lr=0.01 if opt != "sgd" else 0.5, schedule="plateau")
-    *_, a, ha = _fit(tmp_path, "a", **kw)
-    *_, b, hb = _fit(tmp_path, "b", **kw)
+    a, ha = _fit(tmp_path, "a", **kw)[4::2]
+    b, hb = _fit(tmp_path, "b", **kw)[4::2]
     for k in a.params:
         np.testing.assert_array_equal(a.params[k], b.params[k])
     assert [h["valid_loss"] for h in ha] == [h["valid_loss"] for h in hb]
@@ -53,5 +53,6 @@ def test_same_seed_same_run(tmp_path, opt):
 
 def test_early_stop_after_no_improvement(tmp_path, monkeypatch):
     monkeypatch.setattr(train, "evaluate", lambda *a: 1.0)      # validation never improves
-    *_, run, hist = _fit(tmp_path, "e", early_stop=2, epochs=9)
+    r = _fit(tmp_path, "e", early_stop=2, epochs=9)
+    run, hist = r.state, r.history
     assert run.finished and len(hist) == 3

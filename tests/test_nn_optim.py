@@ -68,3 +68,104 @@ def test_clip_by_global_norm():
 def test_unknown_optimizer_is_a_clear_error():
     with pytest.raises(ValueError, match="optimizer must be one of"):
         optim.make("lbfgs")
+
+
+# ---------------------------------------------------------------- optimisers, several steps
+
+STEPS = 6
+
+
+def _grads(k):
+    """A different gradient each step, with tiny and large entries, float64."""
+    rng = np.random.default_rng(100 + k)
+    return {"w": rng.standard_normal((3, 4)) * np.array([1e-6, 1e-2, 1.0, 30.0]),
+            "b": rng.standard_normal(4)}
+
+
+def _params():
+    rng = np.random.default_rng(7)
+    return {"w": rng.standard_normal((3, 4)), "b": rng.standard_normal(4)}
+
+
+def _ours(opt, lr):
+    p, s = _params(), None
+    s = opt.init(p)
+    for k in range(STEPS):
+        p, s = opt.update(p, _grads(k), s, lr)
+    return p, s
+
+
+def _rule(name, lr, **hp):
+    """The update rule written out once more, by the book, per parameter."""
+    out = {}
+    for key, p in _params().items():
+        p, a, b = p.copy(), np.zeros_like(p), np.zeros_like(p)
+        for k in range(STEPS):
+            g = _grads(k)[key]
+            if name == "sgd":
+                a = hp["momentum"] * a + g
+                p -= lr * a
+            elif name == "adam":
+                a = hp["beta1"] * a + (1 - hp["beta1"]) * g
+                b = hp["beta2"] * b + (1 - hp["beta2"]) * g * g
+                mhat, vhat = a / (1 - hp["beta1"] ** (k + 1)), b / (1 - hp["beta2"] ** (k + 1))
+                p -= lr * mhat / (np.sqrt(vhat) + hp["eps"])
+            elif name == "rmsprop":
+                a = hp["decay"] * a + (1 - hp["decay"]) * g * g
+                p -= lr * g / (np.sqrt(a) + hp["eps"])
+            else:                                                 # adagrad
+                a = a + g * g
+                p -= lr * g / (np.sqrt(a) + hp["eps"])
+        out[key] = p
+    return out
+
+
+OPT_CASES = [  # name, our hyper-parameters, torch class and its arguments
+    ("sgd", {"momentum": 0.9}, "SGD", {"momentum": 0.9}),
+    ("adam", {"beta1": 0.8, "beta2": 0.99, "eps": 1e-8}, "Adam",
+     {"betas": (0.8, 0.99), "eps": 1e-8}),
+    ("rmsprop", {"decay": 0.99, "eps": 1e-8}, "RMSprop", {"alpha": 0.99, "eps": 1e-8}),
+    ("adagrad", {"eps": 1e-10}, "Adagrad", {"eps": 1e-10}),
+]
+
+
+@pytest.mark.parametrize("name, hp, _cls, _targs", OPT_CASES, ids=[c[0] for c in OPT_CASES])
+def test_optimizer_follows_its_rule_over_several_steps(name, hp, _cls, _targs):
+    p, s = _ours(optim.make(name, **hp), 0.05)
+    want = _rule(name, 0.05, **hp)
+    for k in want:
+        np.testing.assert_allclose(p[k], want[k], rtol=1e-13, atol=1e-15)
+    assert int(s["step"]) == STEPS
+
+
+@pytest.mark.needs_torch
+@pytest.mark.parametrize("name, hp, cls, targs", OPT_CASES, ids=[c[0] for c in OPT_CASES])
+def test_optimizer_matches_torch_optim(name, hp, cls, targs):
+    """Same hyper-parameters, same gradients, float64: torch.optim lands on the
+    same parameters (eps outside the square root in both; see optim's docstrings)."""
+    import torch
+    tp = {k: torch.tensor(v, requires_grad=True) for k, v in _params().items()}
+    opt = getattr(torch.optim, cls)(list(tp.values()), lr=0.05, **targs)
+    for k in range(STEPS):
+        for key, g in _grads(k).items():
+            tp[key].grad = torch.tensor(g)
+        opt.step()
+    p, _ = _ours(optim.make(name, **hp), 0.05)
+    for key in p:
+        np.testing.assert_allclose(p[key], tp[key].detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_default_eps_placement_differs_from_inside_the_root():
+    """eps outside the root: a gradient of 1e-6 still moves a parameter by about lr
+    (inside, sqrt(g^2 + 1e-8) ~ 1e-4 would shrink the step a hundredfold)."""
+    p = {"w": np.zeros(1)}
+    for opt in (optim.rmsprop(decay=0.0), optim.adagrad()):
+        new, _ = opt.update(p, {"w": np.array([1e-6])}, opt.init(p), 1.0)
+        assert new["w"][0] == pytest.approx(-1.0, rel=2e-2)               # not -0.01
+
+
+def test_log_softmax_is_normalised_and_shift_invariant():
+    z = RNG.standard_normal((3, 5)) * 50
+    lp = nn.log_softmax(z)
+    np.testing.assert_allclose(np.exp(lp).sum(-1), 1.0)
+    np.testing.assert_allclose(nn.log_softmax(z + 1000.0), lp, atol=1e-10)

@@ -117,14 +117,26 @@ def test_irnn_uses_relu_and_identity():
     np.testing.assert_array_equal(tasks.init_model(cfg, task, _rng())["weight_hh_l0"], np.eye(4))
 
 
-@pytest.mark.parametrize("bad,match", [(dict(task="nope"), "unknown task"),
-                                       (dict(cell="lstmm"), "unknown cell"),
-                                       (dict(length=0), "length"),
-                                       (dict(steps=-1), "steps"),
-                                       (dict(clip=-1.0), "clip")])
+@pytest.mark.parametrize("bad,match", [(dict(task="nope"), "--task: expected one of adding"),
+                                       (dict(cell="lstmm"), "--cell: expected one of rnn"),
+                                       (dict(length=0), "--length: expected an integer >= 1"),
+                                       (dict(steps=-1), "--steps"),
+                                       (dict(clip=-1.0), "--clip: expected a number > 0"),
+                                       (dict(lr=float("nan")), "--lr: expected a number > 0"),
+                                       (dict(record_every=-2), "--record-every"),
+                                       (dict(forget_bias=float("inf")), "--forget-bias"),
+                                       (dict(task="temporal_order", length=5), "length >= 10")])
 def test_bad_config_is_a_clear_value_error(bad, match):
     with pytest.raises(ValueError, match=match):
-        tasks.TrainConfig(**bad).check()
+        tasks.TrainConfig(**bad)
+
+
+def test_divergence_is_reported_with_the_fix():
+    cfg = tasks.TrainConfig(task="adding", cell="rnn", nonlinearity="relu", length=10,
+                            steps=60, hidden=8, lr=1e9, clip=None, eval_batch=10,
+                            record_every=0, optimizer="sgd")
+    with pytest.raises(ValueError, match=r"training diverged at step \d+ .*lower --lr"):
+        tasks.train(cfg, progress=None)
 
 
 def test_sweep_table_and_success_by_length(tmp_path):

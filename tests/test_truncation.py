@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from rnnlab.engine import layers
-from rnnlab.engine.truncation import ChunkedResult, as_hx, chunk_slices, chunked_forward_backward
+from rnnlab.engine.layers import as_hx
+from rnnlab.engine.truncation import ChunkedResult, chunk_slices, chunked_forward_backward
 
 
 def mse_against(y, axis=0):

@@ -42,18 +42,20 @@ def _ints(text, what, minimum=1):
 
 
 def _train_config(args, **over):
-    cfg = tasks.TrainConfig(
-        task=args.task, cell=getattr(args, "cell", "lstm"), length=args.length,
-        steps=args.steps, batch=args.batch, hidden=args.hidden, lr=args.lr,
-        optimizer=args.optimizer, clip=args.clip if args.clip and args.clip > 0 else None,
-        init=args.init, forget_bias=args.forget_bias, seed=args.seed,
-        record_every=args.record_every)
-    cfg = replace(cfg, **over)
-    if cfg.forget_bias is not None and cfg.cell not in ("lstm", "gru"):
-        cfg = replace(cfg, forget_bias=None)        # only gated cells have a keep gate
-    if cfg.init == "identity" and cfg.cell != "irnn":
+    """The task's TrainConfig from the flags (checked there: one rule for every front end)."""
+    if not args.clip >= 0:
+        raise ValueError(f"--clip: expected a number >= 0 (0: off), got {args.clip}")
+    kw = dict(task=args.task, cell=getattr(args, "cell", "lstm"), length=args.length,
+              steps=args.steps, batch=args.batch, hidden=args.hidden, lr=args.lr,
+              optimizer=args.optimizer, clip=None if args.clip == 0 else args.clip,
+              init=args.init, forget_bias=args.forget_bias, seed=args.seed,
+              record_every=args.record_every)
+    kw.update(over)
+    if kw["forget_bias"] is not None and kw["cell"] not in ("lstm", "gru"):
+        kw["forget_bias"] = None                    # only gated cells have a keep gate
+    if kw["init"] == "identity" and kw["cell"] != "irnn":
         raise ValueError("--init identity is the IRNN: use --cell irnn (ReLU RNN)")
-    return cfg.check()
+    return tasks.TrainConfig(**kw)
 
 
 def _outputs(args):
@@ -98,13 +100,11 @@ def _checkpoint_flows(args):
     Inputs are the embeddings of random token ids (T, B, E); the LM's loss sits at
     every step, so the every-step measurement is used.
     """
-    from rnnlab.io import checkpoint
     from rnnlab.lm import model as lm
-    ck = checkpoint.load(args.model)                  # clear errors for non-checkpoints
-    cfg = lm.LMConfig(**ck["meta"]["model_config"])
+    cfg, params, _ = lm.load_weights(args.model)      # clear errors for non-checkpoints
     ids = np.random.default_rng(args.seed).integers(0, cfg.vocab_size, (args.length, args.batch))
-    x = ck["params"]["encoder.weight"][ids]                                # (T, B, E)
-    flow = gradflow.measure(cfg.rnn, lm.rnn_params(ck["params"]), x, rng=args.seed)
+    x = params["encoder.weight"][ids]                                      # (T, B, E)
+    flow = gradflow.measure(cfg.rnn, lm.rnn_params(params), x, rng=args.seed)
     return {f"{cfg.mode.upper()} checkpoint layer {l}" + (" reverse" if d else ""): f
             for (l, d), f in flow.items()}
 
@@ -112,6 +112,13 @@ def _checkpoint_flows(args):
 def run_gradflow(args):
     if args.length < 2:
         raise ValueError(f"--length must be at least 2, got {args.length}")
+    if args.steps < 0:
+        raise ValueError(f"--steps: expected an integer >= 0 (0: measure at initialisation "
+                         f"only), got {args.steps}")
+    if args.batch < 1:
+        raise ValueError(f"--batch: expected an integer >= 1, got {args.batch}")
+    if args.seed < 0:
+        raise ValueError(f"--seed: expected an integer >= 0, got {args.seed}")
     if args.model:
         out = _outputs(args)
         flows = _checkpoint_flows(args)
@@ -200,10 +207,17 @@ def _run_sweep(args):
     lengths, seeds = _ints(args.lengths, "lengths"), _ints(args.seeds, "seeds", 0)
     base = _train_config(args, task=args.sweep_task, cell=cells[0], length=lengths[0])
     out = _outputs(args)
-    results = []
+    results, configs, failed = [], [], {}
     for cell in cells:
         b = replace(base, forget_bias=args.forget_bias if cell in ("lstm", "gru") else None)
-        results += tasks.sweep(b, [cell], lengths, seeds)
+        if args.ray:                                   # the same runs, as Ray Tune trials
+            configs += [replace(b, cell=cell, length=T, seed=s) for T in lengths for s in seeds]
+        else:
+            results += tasks.sweep(b, [cell], lengths, seeds)
+    if args.ray:
+        from rnnlab.dist import tune
+        results, failed, _ = tune.run("tasks", tune.tasks_sweep(configs), args.out,
+                                      ray=True, address=args.address, cpus=args.trial_cpus)
     table = args.table or "sweep.md"
     tasks.write_table(results, table)
     with open(table) as f:
@@ -211,7 +225,7 @@ def _run_sweep(args):
     if out:
         from rnnlab.lab import plots
         print("figure:", plots.sweep(results, os.path.join(out, "sweep.png")))
-    return 0
+    return 1 if failed else 0
 
 
 # ---------------------------------------------------------------- argparse
@@ -265,4 +279,6 @@ def register(subparsers):
     s.add_argument("--seeds", default="0", help="seeds to sweep")
     s.add_argument("--table", default=None, help="table path (.csv or .md; default sweep.md)")
     _common(t, steps=1000)
+    from rnnlab.dist import tune
+    tune.add_arguments(t, "runs/tasks-sweep", asha=False)
     t.set_defaults(func=run_tasks)

@@ -1,3 +1,4 @@
-"""The recurrent engine: cells (one file each), the reference BPTT loop, stacking,
-bidirectional layers and variable lengths, the ``RNN``/``LSTM``/``GRU`` modules,
-truncation, input checks, the array namespace and the compiled fast path."""
+"""The recurrent engine: cells (one file each, ``cells/``), the reference BPTT loop
+(``sequence``), the choice between it and the compiled fast path (``dispatch``,
+``fast/``), stacking, bidirectional layers and variable lengths (``layers``), the
+``RNN``/``LSTM``/``GRU`` modules, truncation, input checks and the array namespace."""

@@ -1,9 +1,9 @@
 """Array namespaces: the engine takes its array library from its inputs.
 
-NumPy arrays run on NumPy (with the fused kernels of ``_kernels`` when numba is
+NumPy arrays run on NumPy (with the fused kernels of ``fast`` when numba is
 installed); any other array (a torch tensor, later a GPU array) runs through
 ``array_api_compat``'s standard namespace, on the same engine code. Everything
-that only works on NumPy lives here and in ``_kernels``.
+that only works on NumPy lives here and in ``fast``.
 """
 import numpy as np
 

@@ -15,7 +15,7 @@ ImportError that names the ``torch`` extra.
 """
 import numpy as np
 
-from rnnlab.engine import backend as _backend, layers, modules
+from rnnlab.engine import backend as _backend, layers, modules, validate
 
 _TORCH_CLASSES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
 _TORCH_MODES = {"RNN_TANH": ("rnn", "tanh"), "RNN_RELU": ("rnn", "relu"),
@@ -45,21 +45,9 @@ def _check_convertible(cfg):
 
 
 def _check_params(cfg, params):
-    """Every key of the config present with its shape, nothing extra, one float dtype."""
-    want = layers.param_shapes(cfg)
-    missing = [k for k in want if k not in params]
-    extra = [k for k in params if k not in want]
-    if missing or extra:
-        raise ValueError(f"params do not match the config: missing {missing}, "
-                         f"unexpected {extra}")
-    for k, shape in want.items():
-        if tuple(params[k].shape) != shape:
-            raise ValueError(f"params[{k!r}] must have shape {shape}, "
-                             f"got {tuple(params[k].shape)}")
-    dtypes = sorted({str(_backend.to_numpy(v).dtype) for v in params.values()})
-    if len(dtypes) != 1 or dtypes[0] not in ("float32", "float64"):
-        raise ValueError(f"params must all be float32 or all float64, got {dtypes}")
-    return dtypes[0]
+    """Every key of the config present with its shape, nothing extra, one float dtype
+    (the one check every entry point shares: ``validate.check_params``)."""
+    return validate.check_params(cfg, params, finite=False)
 
 
 def to_state_dict(params):

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rnnlab.engine import backend as _backend, sequence, validate
+from rnnlab.engine import backend as _backend, dispatch, sequence, validate
 from rnnlab.engine.cells import CELLS
 
 
@@ -34,6 +34,7 @@ class RNNConfig:
     reset_after: bool = True      # GRU only: True = PyTorch/cuDNN, False = Cho et al.
 
     def __post_init__(self):
+        validate.check_config_args(self)     # types of the flags and of dropout
         if self.mode not in CELLS:
             raise ValueError(f"mode must be one of {sorted(CELLS)}, got {self.mode!r}")
         for name in ("input_size", "hidden_size", "num_layers"):
@@ -56,11 +57,8 @@ class RNNConfig:
 
     @property
     def cell_opts(self):
-        if self.mode == "rnn":
-            return {"nonlinearity": self.nonlinearity}
-        if self.mode == "gru":
-            return {"reset_after": self.reset_after}
-        return {}
+        """The options this cell reads (its ``OPTIONS``), as keyword arguments."""
+        return {k: getattr(self, k) for k in getattr(self.cell, "OPTIONS", ())}
 
     def to_dict(self):
         return asdict(self)
@@ -88,7 +86,7 @@ def param_shapes(cfg):
 
 def init_params(cfg, rng=None, dtype=np.float32):
     """U(-1/sqrt(H), 1/sqrt(H)) for every tensor, as torch.nn does."""
-    rng = np.random.default_rng(rng)
+    rng, dtype = np.random.default_rng(rng), validate.check_dtype("dtype", dtype)
     k = 1.0 / np.sqrt(cfg.hidden_size)
     return {n: rng.uniform(-k, k, size=s).astype(dtype) for n, s in param_shapes(cfg).items()}
 
@@ -114,8 +112,9 @@ class StackCache(NamedTuple):
 
 def _prepare(cfg, params, x, hx, lengths):
     """Validate and bring inputs to time-major, length-sorted (T, B, ·) form."""
-    dtype = validate.dtype_name(params["weight_ih_l0"])
+    dtype = validate.check_params(cfg, params, finite=False)   # NaN weights propagate
     validate.check_array("input", x, (2, 3), dtype)
+    x = validate.detach(x)               # the caller may edit x before backward
     unbatched = len(x.shape) == 2
     given = tuple(x.shape)                                        # as the caller sees it
     xp = _backend.namespace(x)
@@ -209,13 +208,31 @@ def _finish(cfg, xp, a, order, unbatched, time_major_only=False):
 
 # ---------------------------------------------------------------- forward / backward
 
-def forward(cfg, params, x, hx=None, lengths=None, training=False, rng=None):
+def as_hx(states):
+    """The ``hx`` argument of ``forward`` for a tuple of states: (h_0, c_0)
+    for an LSTM, the bare h_0 for RNN and GRU (as their modules take it)."""
+    return states[0] if len(states) == 1 else tuple(states)
+
+
+def _dropout(cfg, xp, a, gen):
+    """Inverted dropout mask for a (T, B, D*H) layer output, drawn from gen."""
+    keep = gen.random(a.shape) >= cfg.dropout
+    return xp.asarray((keep / (1.0 - cfg.dropout)).astype(validate.dtype_name(a)))
+
+
+def forward(cfg, params, x, hx=None, lengths=None, training=False, rng=None, impl="auto"):
     """Run the stack. x: (T, B, I) (or (B, T, I) with batch_first, or (T, I)).
 
     hx: tuple of initial states, each (L*D, B, H); None means zeros.
     lengths: B integers, each row's length; positions past it are ignored.
+    rng: seed or Generator for the dropout masks (training only). One generator
+    is made from it per call, so every layer draws its own mask; pass a
+    Generator to get fresh masks on every call (chunks of a stream).
+    impl: "auto" | "reference" | "fast", see ``rnnlab.engine.dispatch``.
     Returns output (T, B, D*H), final states (tuple of (L*D, B, H)), cache.
     """
+    dispatch.check(impl)
+    gen = np.random.default_rng(rng) if training and cfg.dropout > 0 else None
     x, state0, order, lens, rev, unbatched = _prepare(cfg, params, x, hx, lengths)
     xp = _backend.namespace(x)
     T, B, _ = x.shape
@@ -230,7 +247,7 @@ def forward(cfg, params, x, hx=None, lengths=None, training=False, rng=None):
             p = dir_params(params, cfg, layer, d)
             xin = layer_in if d == 0 else _flip_rows(xp, layer_in, rev)
             s0 = tuple(s[layer * D + d] for s in state0)
-            states, cache = sequence.forward(cell, p, xin, s0, bs, **cfg.cell_opts)
+            states, cache = dispatch.forward(cell, p, xin, s0, bs, impl, **cfg.cell_opts)
             out = states[0][1:]                                   # (T, B, H)
             if mask is not None:
                 out = out * mask
@@ -240,14 +257,13 @@ def forward(cfg, params, x, hx=None, lengths=None, training=False, rng=None):
                 finals[k][layer * D + d] = st[T]
         layer_in = outs[0] if D == 1 else xp.concat(outs, axis=-1)   # (T, B, D*H)
         drop = None
-        if training and cfg.dropout > 0 and layer < cfg.num_layers - 1:
-            keep = np.random.default_rng(rng).random(layer_in.shape) >= cfg.dropout
-            drop = xp.asarray((keep / (1.0 - cfg.dropout)).astype(validate.dtype_name(x)))
+        if gen is not None and layer < cfg.num_layers - 1:
+            drop = _dropout(cfg, xp, layer_in, gen)                  # (T, B, D*H)
             layer_in = layer_in * drop
         seq.append(caches)
         masks.append(drop)
     h_n = tuple(_finish(cfg, xp, xp.stack(f, axis=0), order, unbatched, True) for f in finals)
-    output = _finish(cfg, xp, layer_in, order, unbatched)
+    output = validate.detach(_finish(cfg, xp, layer_in, order, unbatched))   # not the cache's
     cache = StackCache(seq, masks, order, lens, rev, unbatched, tuple(x.shape))
     return output, h_n, cache
 
@@ -277,7 +293,8 @@ def _to_internal(cfg, xp, a, cache, what, internal_shape):
     return a
 
 
-def backward(cfg, params, cache, doutput=None, dh_n=None, bptt_truncate=None, on_step=None):
+def backward(cfg, params, cache, doutput=None, dh_n=None, bptt_truncate=None, on_step=None,
+             impl="auto"):
     """Gradients of a scalar loss, given dL/d(output) and dL/d(final states).
 
     doutput: like the forward's output (None = zeros). dh_n: tuple like the
@@ -285,14 +302,18 @@ def backward(cfg, params, cache, doutput=None, dh_n=None, bptt_truncate=None, on
     BPTT, or k: the loss at step t reaches steps t-k..t only (per layer).
     on_step: optional ``f(layer, direction, s, ds)``, see ``sequence.backward``
     (s counts processing steps: the reverse direction runs time backwards).
+    impl: as ``forward``'s; the fused backward needs a fused forward's cache.
     Returns dx (like the input), dhx (tuple like hx), grads (params' keys).
     """
     if bptt_truncate is not None and (not isinstance(bptt_truncate, (int, np.integer))
                                       or bptt_truncate < 0):
         raise ValueError(f"bptt_truncate must be None or an integer >= 0, got {bptt_truncate!r}")
+    dispatch.check(impl)
     T, B, _ = cache.input_shape
     D, H, L = cfg.num_directions, cfg.hidden_size, cfg.num_layers
     like = cache.seq[0][0].x
+    validate.check_params(cfg, params, validate.dtype_name(like), finite=False)
+    dh_n = validate.check_state_grads(cfg.cell.STATE, dh_n)
     xp = _backend.namespace(like)
     dy = (_backend.zeros(xp, (T, B, D * H), like) if doutput is None
           else _to_internal(cfg, xp, doutput, cache, "doutput", (T, B, D * H)))
@@ -315,8 +336,8 @@ def backward(cfg, params, cache, doutput=None, dh_n=None, bptt_truncate=None, on
             ds_n = tuple(s[layer * D + d] for s in dfin)
             hook = None if on_step is None else (
                 lambda s, ds, _l=layer, _d=d: on_step(_l, _d, s, ds))
-            dxd, ds0, gp = sequence.backward(cfg.cell, p, cache.seq[layer][d], g, ds_n,
-                                             bptt_truncate, hook, **cfg.cell_opts)
+            dxd, ds0, gp = dispatch.backward(cfg.cell, p, cache.seq[layer][d], g, ds_n,
+                                             bptt_truncate, hook, impl, **cfg.cell_opts)
             if d == 1:
                 dxd = _flip_rows(xp, dxd, cache.reverse_index)
             dx = dxd if dx is None else dx + dxd

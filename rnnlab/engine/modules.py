@@ -6,10 +6,20 @@ forward's cache and the last backward's gradients::
     lstm = LSTM(input_size=8, hidden_size=16, num_layers=2, seed=0)
     out, (h_n, c_n) = lstm(x)                 # x: (T, B, 8)
     dx, (dh_0, dc_0) = lstm.backward(dout)    # lstm.grads: same keys as lstm.params
+
+``params=`` is checked against the config exactly (names, shapes, one float
+dtype) at construction and at every call, and for NaN or Inf at construction.
+
+Arrays and ``backward``: ``forward`` keeps private copies of what ``backward``
+needs, so editing the input array or the returned output in place between
+``forward`` and ``backward`` does not change the gradients (they stay those of
+the forward that ran). The parameters are not copied: ``backward`` uses
+``self.params`` as they are when it runs, so update them after ``backward``,
+as every optimiser step does.
 """
 import numpy as np
 
-from rnnlab.engine import layers
+from rnnlab.engine import dispatch, layers, validate
 
 
 class _Recurrent:
@@ -17,7 +27,8 @@ class _Recurrent:
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, nonlinearity="tanh", reset_after=True,
-                 dtype=np.float32, seed=None, params=None):
+                 dtype=np.float32, seed=None, params=None, impl="auto"):
+        validate.check_module_args(dropout, seed, params)
         self.config = layers.RNNConfig(self.MODE, input_size, hidden_size, num_layers, bias,
                                        batch_first, float(dropout), bidirectional,
                                        nonlinearity, reset_after)
@@ -26,20 +37,23 @@ class _Recurrent:
             warnings.warn("dropout acts between layers; with num_layers=1 it does nothing",
                           stacklevel=2)
         self.rng = np.random.default_rng(seed)
-        self.params = (layers.init_params(self.config, self.rng, np.dtype(dtype))
+        dtype = validate.check_dtype("dtype", dtype)
+        self.params = (layers.init_params(self.config, self.rng, dtype)
                        if params is None else dict(params))
+        validate.check_params(self.config, self.params)   # finite too: NaN weights are an error
+        self.impl = dispatch.check(impl)   # "auto" | "reference" | "fast"
         self.training = True
         self.grads = None
         self._cache = None
 
     @classmethod
-    def from_config(cls, config, params):
+    def from_config(cls, config, params, impl="auto"):
         """Rebuild a layer from a saved RNNConfig (or its dict) and parameters."""
         c = layers.RNNConfig(**config) if isinstance(config, dict) else config
         kind = {"rnn": RNN, "lstm": LSTM, "gru": GRU}[c.mode]
         return kind(c.input_size, c.hidden_size, c.num_layers, c.bias, c.batch_first,
                     c.dropout, c.bidirectional, nonlinearity=c.nonlinearity,
-                    reset_after=c.reset_after, params=params)
+                    reset_after=c.reset_after, params=params, impl=impl)
 
     def train(self, mode=True):
         self.training = mode
@@ -52,7 +66,7 @@ class _Recurrent:
         """Forward. Returns (output, h_n), or (output, (h_n, c_n)) for an LSTM."""
         hx = None if hx is None else (tuple(hx) if self.MODE == "lstm" else (hx,))
         out, fin, self._cache = layers.forward(self.config, self.params, x, hx, lengths,
-                                               self.training, self.rng)
+                                               self.training, self.rng, self.impl)
         return out, (fin if self.MODE == "lstm" else fin[0])
 
     forward = __call__
@@ -64,7 +78,7 @@ class _Recurrent:
         if dh_n is not None and self.MODE != "lstm":
             dh_n = (dh_n,)
         dx, dhx, self.grads = layers.backward(self.config, self.params, self._cache,
-                                              doutput, dh_n, bptt_truncate)
+                                              doutput, dh_n, bptt_truncate, impl=self.impl)
         return dx, (dhx if self.MODE == "lstm" else dhx[0])
 
     def __repr__(self):

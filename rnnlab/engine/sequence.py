@@ -1,5 +1,8 @@
-"""BPTT for one layer in one direction: a forward loop and a backward loop that
-mirrors it.
+"""The reference BPTT for one layer in one direction: a forward loop and a
+backward loop that mirrors it, in plain NumPy (or any array-API namespace).
+
+This is the definition every other path is checked against; the fused kernels
+of ``rnnlab.engine.fast`` are an optimisation chosen by ``rnnlab.engine.dispatch``.
 
 Shapes: T time, B batch, I input, H hidden, G = GATES * H, A = act width.
 
@@ -21,7 +24,6 @@ Jacobian together, as one product.
 from typing import NamedTuple, Optional, Tuple
 
 from rnnlab.engine import backend as _backend
-from rnnlab.engine.fast import kernels as _kernels
 
 
 class DirParams(NamedTuple):
@@ -38,7 +40,7 @@ class SeqCache(NamedTuple):
     states: tuple                 # each (T+1, B, H); [0] is the initial state
     acts: object                  # (T, B, A) cell activations per step
     batch_sizes: Optional[Tuple[int, ...]]  # rows running at each step, or None
-    fm: object = None             # _kernels.FM: the fast path's own buffers, if it ran
+    fm: object = None             # fast.kernels.FM: the fused path's buffers, if it ran
 
 
 def _rows(batch_sizes, s, B):
@@ -51,10 +53,6 @@ def forward(cell, p, x, state0, batch_sizes=None, **opts):
     Returns (states, cache): states is a tuple of (T+1, B, H) histories.
     """
     xp = _backend.namespace(x, *state0)
-    fast = _kernels.forward(cell, p, x, state0, batch_sizes, **opts)
-    if fast is not None:
-        states, acts, fm = fast
-        return states, SeqCache(x, states, acts, batch_sizes, fm)
     T, B, _ = x.shape
     H = p.w_hh.shape[1]
     G = p.w_ih.shape[0]
@@ -97,11 +95,6 @@ def backward(cell, p, cache, dout, dstate_n, bptt_truncate=None, on_step=None, *
     step t with t % K == j. Diagnostics read gradient flow from it for free.
     Returns dx (T, B, I), dstate0 (tuple of (B, H)), grads (DirParams).
     """
-    if bptt_truncate is None and on_step is None:
-        fast = _kernels.backward(cell, p, cache, dout, dstate_n, **opts)
-        if fast is not None:
-            dx, dstate0, grads = fast
-            return dx, dstate0, DirParams(*grads)
     x, states, acts, bs, _ = cache
     xp = _backend.namespace(x, dout)
     T, B, _ = x.shape

@@ -14,6 +14,8 @@ Shapes: T time, B batch, I input, H hidden, L layers, D directions.
 """
 from typing import NamedTuple
 
+import numpy as np
+
 from rnnlab.engine import backend as _backend, layers
 
 
@@ -29,12 +31,6 @@ def chunk_slices(T, k):
         yield slice(start, min(start + k, T))
 
 
-def as_hx(states):
-    """The ``hx`` argument of ``layers.forward`` for a tuple of states: (h_0, c_0)
-    for an LSTM, the bare h_0 for RNN and GRU (as their modules take it)."""
-    return states[0] if len(states) == 1 else tuple(states)
-
-
 class ChunkedResult(NamedTuple):
     loss: float        # summed over chunks
     grads: dict        # summed over chunks; params' keys
@@ -45,15 +41,19 @@ def _time_axis(cfg, x):
     return 1 if cfg.batch_first and len(x.shape) == 3 else 0
 
 
-def chunked_forward_backward(cfg, params, x, k, dloss_fn, hx=None, training=False, rng=None):
+def chunked_forward_backward(cfg, params, x, k, dloss_fn, hx=None, training=False, rng=None,
+                             impl="auto"):
     """Run x in chunks of k steps, carrying the state, stopping the gradient.
 
     cfg, params: a layer's RNNConfig and params (a module's ``.config``,
     ``.params``). x: the stream, (T, B, I) (or (B, T, I) with batch_first).
     dloss_fn(output_chunk, sl) -> (loss, doutput_chunk): the loss of one
     chunk and its gradient; sl is the chunk's slice of time, to pick targets.
-    hx: tuple of initial states (None = zeros).
+    hx: tuple of initial states (None = zeros). rng: seed or Generator for the
+    dropout masks; one generator serves every chunk, so each draws new masks.
+    impl: "auto" | "reference" | "fast" (``rnnlab.engine.dispatch``).
     """
+    rng = np.random.default_rng(rng) if training else rng
     axis = _time_axis(cfg, x)
     index = [slice(None)] * len(x.shape)
     xp = _backend.namespace(x)
@@ -62,11 +62,11 @@ def chunked_forward_backward(cfg, params, x, k, dloss_fn, hx=None, training=Fals
     for sl in chunk_slices(x.shape[axis], k):
         index[axis] = sl
         out, state, cache = layers.forward(cfg, params, x[tuple(index)],
-                                           None if state is None else as_hx(state),
-                                           training=training, rng=rng)
+                                           None if state is None else layers.as_hx(state),
+                                           training=training, rng=rng, impl=impl)
         loss, dout = dloss_fn(out, sl)
         # dh_n = None: the next chunk's gradient does not flow into this one
-        _, _, g = layers.backward(cfg, params, cache, dout)
+        _, _, g = layers.backward(cfg, params, cache, dout, impl=impl)
         for n in grads:
             grads[n] = grads[n] + g[n]
         total += float(loss)

@@ -1,5 +1,13 @@
 """Input checks: a clear ValueError naming the argument, what was expected and
-what was given, before any array arithmetic can fail deep inside."""
+what was given, before any array arithmetic can fail deep inside.
+
+``check_params`` is the one check of a parameter dict against its config
+(names, shapes, one float dtype, finite values); the layers, the modules, the
+converters and the language model all call it. ``detach`` is the copy the
+layers make at their boundary, so that editing an array the caller holds (the
+input, the returned output) between ``forward`` and ``backward`` cannot change
+the gradients.
+"""
 import numpy as np
 
 from rnnlab.engine import backend as _backend
@@ -18,6 +26,17 @@ def check_finite(name, a):
         raise ValueError(f"{name} contains {bad} NaN or Inf value(s); expected finite numbers")
 
 
+def check_dtype(name, dtype):
+    """A float32 or float64 dtype (anything ``np.dtype`` takes); returns it."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"{name} must be float32 or float64, got {dtype!r}") from None
+    if dt.name not in FLOAT_DTYPES:
+        raise ValueError(f"{name} must be float32 or float64, got {dt.name}")
+    return dt
+
+
 def check_array(name, a, ndim, dtype=None):
     if not hasattr(a, "shape") or not hasattr(a, "dtype"):
         raise ValueError(f"{name} must be an array, got {type(a).__name__}")
@@ -34,6 +53,105 @@ def check_array(name, a, ndim, dtype=None):
 def check_shape(name, a, expected, what):
     if tuple(a.shape) != tuple(expected):
         raise ValueError(f"{name} must have shape {tuple(expected)} ({what}), got {tuple(a.shape)}")
+
+
+def check_params(config, params, dtype=None, finite=True, what="params"):
+    """Check a parameter dict against its config exactly; returns its dtype name.
+
+    ``config`` is an ``RNNConfig`` or a ``{name: shape}`` dict. Every name the
+    config has must be present (a missing bias is an error, not a zero), no
+    other name, each an array of exactly its shape, all float32 or all float64
+    (``dtype`` if given), and (``finite``) free of NaN and Inf.
+    """
+    if isinstance(config, dict):
+        want = config
+    else:
+        from rnnlab.engine.layers import param_shapes    # layers imports this module
+        want = param_shapes(config)
+    if not isinstance(params, dict):
+        raise ValueError(f"{what} must be a dict of arrays, got {type(params).__name__}")
+    missing = [k for k in want if k not in params]
+    extra = [k for k in params if k not in want]
+    if missing or extra:
+        raise ValueError(f"{what} do not match the config: missing {missing}, "
+                         f"unexpected {extra}")
+    for k, shape in want.items():
+        v = params[k]
+        if not hasattr(v, "shape") or not hasattr(v, "dtype"):
+            raise ValueError(f"{what}[{k!r}] must be an array, got {type(v).__name__}")
+        got = tuple(v.shape)
+        if got != tuple(shape):
+            hint = " (transposed?)" if len(got) == 2 and got == tuple(shape)[::-1] else ""
+            raise ValueError(f"{what}[{k!r}] must have shape {tuple(shape)}, got {got}{hint}")
+    dtypes = {k: dtype_name(v) for k, v in params.items()}
+    found = sorted(set(dtypes.values()))
+    if len(found) != 1 or found[0] not in FLOAT_DTYPES:
+        by = ", ".join(f"{k}: {d}" for k, d in list(dtypes.items())[:6])
+        raise ValueError(f"{what} must all be float32 or all float64, got {found} ({by})")
+    if dtype is not None and found[0] != dtype:
+        raise ValueError(f"{what} are {found[0]} but the forward ran in {dtype}; "
+                         "keep one dtype between forward and backward")
+    if finite:
+        for k, v in params.items():
+            check_finite(f"{what}[{k!r}]", v)
+    return found[0]
+
+
+def check_state_grads(names, dstate_n):
+    """``dh_n`` for backward: None, or a tuple with one entry (array or None) per
+    state (``("h",)`` or ``("h", "c")``)."""
+    if dstate_n is None:
+        return None
+    want = ", ".join(f"d{n}_n" for n in names)
+    if not isinstance(dstate_n, (tuple, list)):
+        if len(names) == 1:
+            return (dstate_n,)
+        raise ValueError(f"dh_n must be a tuple ({want}) of {len(names)} arrays or None, "
+                         f"got {type(dstate_n).__name__}")
+    if len(dstate_n) != len(names):
+        raise ValueError(f"dh_n must be a tuple ({want}) of {len(names)} arrays or None, "
+                         f"got a tuple of {len(dstate_n)}")
+    return tuple(dstate_n)
+
+
+def detach(a):
+    """A private copy of an array crossing the layers' boundary (NumPy or any
+    array-API namespace), so later in-place edits by the caller cannot reach
+    what ``backward`` uses."""
+    if isinstance(a, np.ndarray):
+        return a.copy()
+    if hasattr(a, "clone"):                                        # torch
+        return a.clone()
+    return _backend.namespace(a).asarray(a, copy=True)
+
+
+def _real(v):
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def check_config_args(cfg):
+    """The flags of an RNNConfig are bools and dropout a number (sizes and choices
+    are checked by the config itself)."""
+    for name in ("bias", "batch_first", "bidirectional", "reset_after"):
+        v = getattr(cfg, name)
+        if not isinstance(v, (bool, np.bool_)):
+            raise ValueError(f"{name} must be True or False, got {v!r}")
+    if not _real(cfg.dropout) or not 0.0 <= cfg.dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {cfg.dropout!r}")
+
+
+def check_module_args(dropout, seed, params):
+    """What a module's constructor takes before it builds its config."""
+    if not _real(dropout):
+        raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+    if seed is not None and not isinstance(seed, (np.random.Generator, np.random.SeedSequence,
+                                                  np.random.BitGenerator)):
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed must be None, an integer >= 0 or a numpy Generator, "
+                             f"got {seed!r}")
+    if params is not None and not isinstance(params, dict):
+        raise ValueError(f"params must be a dict of arrays (name -> array), got "
+                         f"{type(params).__name__}")
 
 
 def check_lengths(lengths, B, T):

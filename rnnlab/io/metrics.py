@@ -17,11 +17,15 @@ def _clean(record):
             for k, v in record.items()}
 
 
+def text(history):
+    """The file's content for ``history``: one JSON object per line."""
+    return "".join(json.dumps(_clean(record)) + "\n" for record in history)
+
+
 def write(path, history):
     """Rewrite ``path`` to hold exactly the rows of ``history`` (a list of dicts)."""
     with atomic_write(path) as f:
-        for record in history:
-            f.write(json.dumps(_clean(record)) + "\n")
+        f.write(text(history))
 
 
 def read(path):

@@ -41,7 +41,6 @@ import numpy as np
 
 from rnnlab.engine import layers
 
-GAMMA = {"tanh": 1.0, "relu": 1.0, "sigmoid": 0.25}   # max of f'
 QUANTILES = (0.1, 0.5, 0.9)
 FACTOR = 1e-6          # "vanished": below this fraction of the d = 0 value
 
@@ -167,8 +166,13 @@ def _curve(samples, nonfinite_step=None):
 
 # ---------------------------------------------------------------- verdict
 
-def fit_rate(values):
-    """exp(slope) of a least-squares line through log(values[d]) over usable d."""
+def decay_per_step(values):
+    """The gradient's factor per step back: exp(slope) of a least-squares line
+    through log(values[d]) over the usable d (finite, positive).
+
+    The one decay metric of rnnlab: verdicts, the demo's table and the reports
+    all print this number. Scale-free: values and values / values[0] agree.
+    """
     d = np.arange(len(values))
     ok = np.isfinite(values) & (values > 0)
     if ok.sum() < 2:                  # all but d = 0 exactly zero: the gradient dies at once
@@ -184,7 +188,7 @@ def verdict(curve, factor=FACTOR):
     if curve.nonfinite_step is not None or not np.isfinite(m).all():
         return Verdict("exploding", float("inf"), None, float("nan"), curve.nonfinite_step)
     rel = m / m[0] if m[0] > 0 else m
-    rate = fit_rate(rel)
+    rate = decay_per_step(rel)
     below = np.nonzero(rel < factor)[0]
     below_at = int(below[0]) if below.size else None
     below_fit = float(np.log(factor) / np.log(rate)) if 0 < rate < 1 else float("inf")
@@ -199,56 +203,9 @@ def verdict(curve, factor=FACTOR):
 
 # ---------------------------------------------------------------- step Jacobians
 
-def _sig_d(s):
-    return s * (1.0 - s)
-
-
-def _jac_rnn(w_hh, states, acts, nonlinearity="tanh", **_):
-    """diag(f'(a_s)) W_hh for every step: (T, B, H, H)."""
-    h = states[0][1:]                                             # (T, B, H)
-    fp = {"tanh": 1.0 - h * h, "relu": (h > 0) * 1.0, "sigmoid": h * (1.0 - h)}[nonlinearity]
-    return fp[..., :, None] * w_hh                                # (T, B, H, H)
-
-
-def _jac_lstm(w_hh, states, acts, **_):
-    """d(h_s, c_s)/d(h_{s-1}, c_{s-1}) as (T, B, 2H, 2H), blocks [[hh, hc], [ch, cc]]."""
-    H = w_hh.shape[1]
-    c_prev, c = states[1][:-1], states[1][1:]                     # (T, B, H)
-    i, f, g, o = (acts[..., k * H:(k + 1) * H] for k in range(4))
-    wi, wf, wg, wo = (w_hh[k * H:(k + 1) * H] for k in range(4))
-    tc = np.tanh(c)
-    dc_dh = ((g * _sig_d(i))[..., None] * wi + (c_prev * _sig_d(f))[..., None] * wf
-             + (i * (1.0 - g * g))[..., None] * wg)               # (T, B, H, H)
-    k = o * (1.0 - tc * tc)                                       # dh_s/dc_s, diagonal
-    dh_dh = (tc * _sig_d(o))[..., None] * wo + k[..., None] * dc_dh
-    eye = np.eye(H)
-    top = np.concatenate([dh_dh, (k * f)[..., None] * eye], axis=-1)
-    bottom = np.concatenate([dc_dh, f[..., None] * eye], axis=-1)
-    return np.concatenate([top, bottom], axis=-2)                 # (T, B, 2H, 2H)
-
-
-def _jac_gru(w_hh, states, acts, reset_after=True, **_):
-    """dh_s/dh_{s-1} with the gates' dependence on h included: (T, B, H, H)."""
-    H = w_hh.shape[1]
-    h = states[0][:-1]                                            # (T, B, H)
-    r, z, n, last = (acts[..., k * H:(k + 1) * H] for k in range(4))
-    wr, wz, wn = (w_hh[k * H:(k + 1) * H] for k in range(3))
-    eye = np.eye(H)
-    dr = _sig_d(r)[..., None] * wr                                # (T, B, H, H)
-    dz = _sig_d(z)[..., None] * wz
-    if reset_after:                                               # n = tanh(gx + r * (W_n h + b))
-        da = last[..., None] * dr + r[..., None] * wn
-    else:                                                         # n = tanh(gx + W_n (r * h) + b)
-        da = wn @ (r[..., None] * eye + h[..., None] * dr)
-    dn = (1.0 - n * n)[..., None] * da
-    return z[..., None] * eye + (h - n)[..., None] * dz + (1.0 - z)[..., None] * dn
-
-
-_JACOBIANS = {"rnn": _jac_rnn, "lstm": _jac_lstm, "gru": _jac_gru}
-
-
 def step_jacobians(cfg, params, x, layer=0, direction=0, rows=4):
-    """J_s = d state_s / d state_{s-1} for s = 0..T-1 (processing order), float64.
+    """J_s = d state_s / d state_{s-1} for s = 0..T-1 (processing order), float64,
+    from the cell's own ``step_jacobian``.
 
     Returns (T, b, S, S) for the first ``rows`` batch rows (b = min(rows, B)).
     """
@@ -259,7 +216,7 @@ def step_jacobians(cfg, params, x, layer=0, direction=0, rows=4):
     states = tuple(st[:, :rows] for st in seq.states)
     w_hh = p["weight_hh" + layers.suffix(layer, direction)]
     with np.errstate(all="ignore"):
-        return _JACOBIANS[cfg.mode](w_hh, states, seq.acts[:, :rows], **cfg.cell_opts)
+        return cfg.cell.step_jacobian(w_hh, states, seq.acts[:, :rows], **cfg.cell_opts)
 
 
 def spectral_norms(jac):
@@ -290,11 +247,13 @@ def product_norms(jac):
 def theory_bound(cfg, params, layer=0, direction=0):
     """{"sigma_max", "gamma", "bound"}: ||diag(f') W_hh|| <= gamma sigma_max(W_hh).
 
-    gamma and bound are None for LSTM and GRU: their Jacobians are not of that form.
+    gamma (the cell's ``max_slope``) and bound are None for cells whose Jacobian
+    is not of that form (LSTM, GRU: they declare no ``max_slope``).
     """
     w = np.asarray(params["weight_hh" + layers.suffix(layer, direction)], np.float64)
     sigma = float(np.linalg.norm(w, 2))
-    gamma = GAMMA[cfg.nonlinearity] if cfg.mode == "rnn" else None
+    slope = getattr(cfg.cell, "max_slope", None)
+    gamma = None if slope is None else slope(**cfg.cell_opts)
     return {"sigma_max": sigma, "gamma": gamma,
             "bound": None if gamma is None else gamma * sigma}
 

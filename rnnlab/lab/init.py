@@ -17,13 +17,14 @@ so schemes compose: ``forget_bias(cfg, orthogonal(cfg, default(cfg, rng), rng))`
   the GRU's update gate z (h_t = (1 - z) n + z h_{t-1}). Its block of bias_ih is
   set to b and that of bias_hh to 0, so the total is b: the gate starts at
   sigmoid(b) ~ 0.73 instead of 0.5, and the state path loses less per step.
-  Both gates are rows H:2H (LSTM order i, f, g, o; GRU order r, z, n).
+  The cell module names that gate (``KEEP_GATE``) and its rows (``GATE_NAMES``).
 
 Shapes: H hidden, G = gates * H; weight_hh (G, H), bias_* (G,).
 """
 import numpy as np
 
 from rnnlab.engine import layers
+from rnnlab.engine.cells import gate_rows
 
 SCHEMES = ("default", "orthogonal", "identity")
 
@@ -69,17 +70,18 @@ def identity(cfg, params, rng=None, input_std=1e-3):
 
 
 def forget_bias(cfg, params, value=1.0):
-    """Keep-gate block (LSTM f, GRU z) of bias_ih = value, of bias_hh = 0 (total = value)."""
-    if cfg.mode not in ("lstm", "gru"):
-        raise ValueError(f"forget_bias applies to LSTMs (forget gate) and GRUs (update gate), "
-                         f"got mode={cfg.mode!r}")
+    """Keep-gate block (the cell's ``KEEP_GATE``: LSTM f, GRU z) of bias_ih = value,
+    of bias_hh = 0 (total = value)."""
+    if cfg.cell.KEEP_GATE is None:
+        raise ValueError(f"forget_bias applies to cells with a gate that keeps the old state "
+                         f"(LSTM forget gate, GRU update gate), got mode={cfg.mode!r}")
     if not cfg.bias:
         raise ValueError("forget_bias needs bias=True")
-    H, out = cfg.hidden_size, dict(params)
+    rows, out = gate_rows(cfg.cell, cfg.cell.KEEP_GATE, cfg.hidden_size), dict(params)
     for k, b in params.items():
         if k.startswith("bias_"):
             b = b.copy()
-            b[H:2 * H] = value if k.startswith("bias_ih") else 0.0   # f of i,f,g,o; z of r,z,n
+            b[rows] = value if k.startswith("bias_ih") else 0.0
             out[k] = b
     return out
 

@@ -33,9 +33,11 @@ from typing import Callable, NamedTuple, Optional
 import numpy as np
 
 from rnnlab.io.atomic import atomic_write
+from rnnlab.io.progress import progress as progress_bar
 from rnnlab.lab import gradflow, init
 from rnnlab.engine import layers
 from rnnlab import nn, optim
+from rnnlab.training.options import check as check_options, option
 
 
 class Task(NamedTuple):
@@ -151,39 +153,43 @@ def get_task(name):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training run (saved in the result dict)."""
-    task: str = "adding"
-    cell: str = "lstm"              # rnn | lstm | gru | irnn (ReLU RNN, identity init)
-    length: int = 100               # T (copy: the delay; digits: fixed 64)
-    steps: int = 1000
-    batch: int = 32
-    hidden: int = 64
-    num_layers: int = 1
-    lr: float = 1e-3
-    optimizer: str = "adam"         # adam | sgd | rmsprop | adagrad
-    clip: Optional[float] = 1.0     # global-norm clip; None = off
-    init: Optional[str] = None      # default | orthogonal | identity; None: identity for irnn
-    forget_bias: Optional[float] = None   # keep-gate bias: LSTM forget gate, GRU update gate
-    nonlinearity: str = "tanh"      # RNN only (irnn forces relu)
-    seed: int = 0
-    eval_batch: int = 500
-    record_every: int = 100         # gradient-flow snapshot period (0 = only start and end)
-    record_rows: int = 8            # rows of the probe batch the snapshot uses
+    """One training run on a long-range task (saved in the result dict).
+
+    Every field is declared with its allowed values (``rnnlab.training.options``),
+    so the command line, the Python API and a sweep refuse the same bad values
+    with the same message.
+    """
+    task: str = option("adding", "long-range task", choices=tuple(TASKS))
+    cell: str = option("lstm", "cell (irnn: ReLU RNN with identity init)", choices=CELL_CHOICES)
+    length: int = option(100, "sequence length T (copy: the delay; digits: fixed 64)", lo=1)
+    steps: int = option(1000, "training steps", lo=1)
+    batch: int = option(32, "batch size B", lo=1)
+    hidden: int = option(64, "hidden size H", lo=1)
+    num_layers: int = option(1, "stacked layers", lo=1)
+    lr: float = option(1e-3, "learning rate", lo=0, lo_open=True)
+    optimizer: str = option("adam", "optimiser", choices=tuple(sorted(optim.OPTIMIZERS)))
+    clip: Optional[float] = option(1.0, "global-norm clip (None: off)", lo=0, lo_open=True)
+    init: Optional[str] = option(None, "initialisation (None: identity for irnn)",
+                                 choices=(None,) + tuple(init.SCHEMES))
+    forget_bias: Optional[float] = option(None, "keep-gate bias: LSTM forget gate, GRU "
+                                          "update gate")
+    nonlinearity: str = option("tanh", "RNN nonlinearity (irnn forces relu)",
+                               choices=("tanh", "relu", "sigmoid"))
+    seed: int = option(0, "seed for data and weights", lo=0)
+    eval_batch: int = option(500, "test sequences", lo=1)
+    record_every: int = option(100, "gradient-flow snapshot period (0: start and end only)",
+                               lo=0)
+    record_rows: int = option(8, "rows of the probe batch the snapshot uses", lo=1)
+
+    def __post_init__(self):
+        check_options(self)
+        if self.task == "adding" and self.length < 2:
+            raise ValueError(f"--length: adding needs length >= 2, got {self.length}")
+        if self.task == "temporal_order" and self.length < 10:
+            raise ValueError(f"--length: temporal_order needs length >= 10, got {self.length}")
 
     def check(self):
-        get_task(self.task)
-        if self.cell not in CELL_CHOICES:
-            raise ValueError(f"unknown cell {self.cell!r}; choose from {', '.join(CELL_CHOICES)}")
-        for name in ("length", "steps", "batch", "hidden", "num_layers", "eval_batch"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if self.task == "adding" and self.length < 2:
-            raise ValueError(f"adding needs length >= 2, got {self.length}")
-        if self.task == "temporal_order" and self.length < 10:
-            raise ValueError(f"temporal_order needs length >= 10, got {self.length}")
-        if self.clip is not None and not self.clip > 0:
-            raise ValueError(f"clip must be positive (or None for off), got {self.clip!r}")
+        """Checked at construction already; kept so callers can chain it."""
         return self
 
 
@@ -210,10 +216,9 @@ def _rnn_part(rc, model):
     return {k: model[k] for k in layers.param_shapes(rc)}
 
 
-def loss_and_grads(task, rc, model, x, y, need_grads=True):
-    """(loss, grads or None, predictions). Readout of the last step or of every step."""
-    rnn = _rnn_part(rc, model)
-    out, _, cache = layers.forward(rc, rnn, x)                    # (T, B, H)
+def _readout(task, model, out, y):
+    """Loss of the readout over the stack's output (T, B, H), its predictions,
+    and the upstream pieces: (loss, pred, h, dpred)."""
     w, b = model["readout.weight"], model["readout.bias"]
     h = out[-1] if task.readout == "last" else out                # (B, H) | (T, B, H)
     pred = nn.linear_forward(h, w, b)                             # (B, O) | (T, B, V)
@@ -222,15 +227,35 @@ def loss_and_grads(task, rc, model, x, y, need_grads=True):
     else:
         loss, dpred = nn.softmax_cross_entropy(pred.reshape(-1, pred.shape[-1]), y.reshape(-1))
         dpred = dpred.reshape(pred.shape)
+    return loss, pred, h, dpred
+
+
+def loss_and_grads(task, rc, model, x, y, need_grads=True):
+    """(loss, grads or None, predictions). Readout of the last step or of every step."""
+    rnn = _rnn_part(rc, model)
+    out, _, cache = layers.forward(rc, rnn, x)                    # (T, B, H)
+    loss, pred, h, dpred = _readout(task, model, out, y)
     if not need_grads:
         return loss, None, pred
-    dh, dw, db = nn.linear_backward(dpred, h, w)
+    if not math.isfinite(loss):
+        return loss, None, pred                                   # diverged: no backward
+    dh, dw, db = nn.linear_backward(dpred, h, model["readout.weight"])
     dout = dh if task.readout == "every" else np.zeros_like(out)
     if task.readout == "last":
         dout[-1] = dh
     _, _, grads = layers.backward(rc, rnn, cache, dout)
     grads.update({"readout.weight": dw, "readout.bias": db})
     return loss, grads, pred
+
+
+def last_step_gradient(task, rc, model, x, y):
+    """dL/d(output at the last step), (B, H): what a last-step readout sends into
+    the stack; ``gradflow.measure(..., last_only=True, dout=...)`` takes it."""
+    if task.readout != "last":
+        raise ValueError(f"task {task.name!r} reads out every step, not the last")
+    out, _, _ = layers.forward(rc, _rnn_part(rc, model), x)
+    _, _, h, dpred = _readout(task, model, out, y)
+    return nn.linear_backward(dpred, h, model["readout.weight"])[0]
 
 
 def evaluate(task, rc, model, x, y, chunk=256):
@@ -262,38 +287,6 @@ def snapshot(task, rc, model, x, step, rows):
 
 # ---------------------------------------------------------------- training
 
-class _Progress:
-    """tqdm when installed, else a carriage-return line: steps, rate, loss."""
-
-    def __init__(self, total, label, out):
-        self.total, self.label, self.out, self.n = total, label, out, 0
-        self.start = self.shown = time.perf_counter()
-        try:
-            from tqdm import tqdm
-            self.bar = tqdm(total=total, desc=label, unit="step", file=out, leave=False)
-        except ImportError:
-            self.bar = None
-
-    def update(self, loss):
-        self.n += 1
-        if self.bar is not None:
-            self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-            self.bar.update()
-            return
-        now = time.perf_counter()
-        if now - self.shown > 0.5 or self.n == self.total:
-            rate = self.n / max(now - self.start, 1e-9)
-            self.out.write(f"\r{self.label} {self.n}/{self.total} {rate:.1f} steps/s "
-                           f"loss {loss:.4f}")
-            self.shown = now
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-        else:
-            self.out.write("\n")
-
-
 def _step(opt, model, state, grads, cfg, clip_log):
     """Clip (recording the event) and update; non-finite gradients skip the update."""
     grads, norm, clipped = optim.clip_by_global_norm(grads, cfg.clip)
@@ -307,34 +300,54 @@ def _step(opt, model, state, grads, cfg, clip_log):
     return opt.update(model, grads, state, cfg.lr)
 
 
-def train(cfg, progress=sys.stderr):
-    """Train one model on fresh batches; returns the result dict (and the model)."""
+class Seeds(NamedTuple):
+    """The three generators of a run: initial weights, training batches, test set."""
+    init: np.random.Generator
+    data: np.random.Generator
+    test: np.random.Generator
+
+    @classmethod
+    def of(cls, seed):
+        return cls(*(np.random.default_rng([seed, k]) for k in (1, 2, 3)))
+
+
+def train(cfg, progress=sys.stderr, seeds=None, desc=None):
+    """Train one model on fresh batches; returns the result dict (and the model).
+
+    progress: a stream for the progress bar (stderr), or None for none.
+    seeds: a ``Seeds`` (default ``Seeds.of(cfg.seed)``). desc: the bar's label.
+    """
     cfg.check()
     task = get_task(cfg.task)
     T = task.fixed_length or cfg.length
     rc = rnn_config(cfg, task)
-    model = init_model(cfg, task, np.random.default_rng([cfg.seed, 1]))
+    seeds = Seeds.of(cfg.seed) if seeds is None else seeds
+    model = init_model(cfg, task, seeds.init)
     opt = optim.make(cfg.optimizer)
     state = opt.init(model)
-    data, held = np.random.default_rng([cfg.seed, 2]), np.random.default_rng([cfg.seed, 3])
-    x_test, y_test = task.sample(held, T, None if task.fixed_length else cfg.eval_batch, "test")
+    x_test, y_test = task.sample(seeds.test, T, None if task.fixed_length else cfg.eval_batch,
+                                 "test")
     clip_log = {"events": 0, "ratios": [], "norms": [], "nonfinite": 0}
     flows, losses = [snapshot(task, rc, model, x_test, 0, cfg.record_rows)], []
-    bar = _Progress(cfg.steps, f"{cfg.task} {cfg.cell} T={T}", progress) if progress else None
+    bar = progress_bar(cfg.steps, desc or f"{cfg.task} {cfg.cell} T={T}",
+                       enabled=progress is not None, file=progress)
     start = time.perf_counter()
     for step in range(1, cfg.steps + 1):
-        x, y = task.sample(data, T, cfg.batch)
+        x, y = task.sample(seeds.data, T, cfg.batch)
         with np.errstate(all="ignore"):
             loss, grads, _ = loss_and_grads(task, rc, model, x, y)
+        if grads is None:
+            bar.close()
+            raise ValueError(f"training diverged at step {step} (loss {loss}): the weights "
+                             f"are no longer finite; lower --lr (now {cfg.lr:g}) or set --clip")
         model, state = _step(opt, model, state, grads, cfg, clip_log)
         losses.append(loss)
-        if bar:
-            bar.update(loss)
+        bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        bar.update(1)
         if (cfg.record_every and step % cfg.record_every == 0) or step == cfg.steps:
             flows.append(snapshot(task, rc, model, x_test, step, cfg.record_rows))
     seconds = time.perf_counter() - start
-    if bar:
-        bar.close()
+    bar.close()
     with np.errstate(all="ignore"):
         score = evaluate(task, rc, model, x_test, y_test)
     return _result(cfg, task, T, score, seconds, losses, clip_log, flows), model

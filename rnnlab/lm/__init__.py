@@ -1,1 +1,4 @@
-"""Language models: the model, corpus readers, vocabularies, training, generation."""
+"""Language models: the model (``model``, with ``load_model`` for checkpoints),
+corpus readers (``corpus``), vocabularies (``vocab``), training on the shared
+trainer (``train``: ``LMTrainConfig``, ``fit``), perplexity (``evaluate``) and
+generation (``generate``)."""

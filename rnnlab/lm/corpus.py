@@ -56,8 +56,11 @@ def read_text(path):
         raise FileNotFoundError(f"{path}: no such file or directory")
     if os.path.isdir(path):
         raise ValueError(f"{path}: is a folder, expected a text file")
-    with open(path, "rb") as f:
-        data = f.read()
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read it ({e.strerror or e})") from None
     if not data.strip():
         raise ValueError(f"{path}: file is empty (no text to train on)")
     if b"\0" in data[:65536]:
@@ -72,12 +75,20 @@ def read_text(path):
 
 def python_docs_text():
     """The embedded default corpus: CPython's language reference topics."""
-    from pydoc_data.topics import topics
+    try:
+        from pydoc_data.topics import topics
+    except ImportError:
+        raise ValueError(f"corpus {DEFAULT_SOURCE!r}: this Python has no pydoc_data (the "
+                         "language reference it ships); give a text file or folder") from None
     return "\n".join(topics[k] for k in sorted(topics))
 
 
 def _folder_files(path):
-    files = sorted(os.path.join(path, n) for n in os.listdir(path)
+    try:
+        names = os.listdir(path)
+    except OSError as e:
+        raise ValueError(f"{path}: cannot list the folder ({e.strerror or e})") from None
+    files = sorted(os.path.join(path, n) for n in names
                    if not n.startswith(".") and os.path.isfile(os.path.join(path, n)))
     if not files:
         raise ValueError(f"{path}: folder has no files to read")
@@ -133,6 +144,15 @@ def _cut(items):
     n = len(items)
     a, b = int(n * 0.9), int(n * 0.95)
     return items[:a], items[a:b], items[b:]
+
+
+def batchify(ids, B, what="corpus"):
+    """(N*B,) ids -> (N, B): B contiguous streams side by side; the tail is dropped."""
+    N = len(ids) // B
+    if N < 2:
+        raise ValueError(f"{what} has {len(ids)} tokens: too short for batch size {B} "
+                         f"(needs at least {2 * B} tokens)")
+    return ids[:N * B].reshape(B, N).T.copy()                     # (N, B)
 
 
 # ---------------------------------------------------------------- sources

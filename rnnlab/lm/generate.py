@@ -3,13 +3,57 @@
 Word models with sentence tokens generate whole sentences, as the RNN tutorial
 does: start from the sentence-start token (or the end-of-line token, which is
 what precedes every PTB sentence), stop at the end token, and never emit the
-unknown token (its probability is set to zero before sampling).
+unknown token (its probability is set to zero before sampling, and a model
+whose next-token distribution is not finite is an error, not a stream of
+``<unk>``).
+
+What one call may ask for is bounded (``GenerateOptions``, the same checks for
+the command line and the Python API): samples are drawn in groups so that
+memory does not grow with ``n``, the priming text runs once in chunks, a beam
+is at most the vocabulary and at most what fits in ``MAX_BEAM_CELLS`` scores
+per step, and scoring runs in chunks.
 """
 import math
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
+from rnnlab import nn
+from rnnlab.engine.truncation import chunk_slices
 from rnnlab.lm import model as lm, vocab as vocab_mod
+from rnnlab.training.options import check, option
+
+MAX_SAMPLES, MAX_LEN, MAX_BEAM = 1000, 10_000, 1000
+GROUP_CELLS = 1 << 22         # rows x vocabulary per sampling group (32 MB of float64)
+MAX_BEAM_CELLS = 1 << 24      # beam x vocabulary scores per beam step (128 MB of float64)
+CHUNK = 256                   # tokens per forward when running a prime or a scored text
+
+
+@dataclass
+class GenerateOptions:
+    """``rnnlab generate``'s options; ``sample``, ``beam_search`` and ``score`` apply the
+    same checks to their arguments."""
+    checkpoint: str = option("", "checkpoint file (.npz)", positional="required")
+    prime: str = option("", "text the samples start with")
+    num_samples: int = option(3, "samples to draw", lo=1, hi=MAX_SAMPLES, short="-n")
+    max_len: int = option(60, "maximum tokens per sample or beam", lo=1, hi=MAX_LEN)
+    temperature: float = option(1.0, "softmax temperature", lo=0, lo_open=True)
+    top_k: int = option(0, "sample among the k likeliest tokens (0: all)", lo=0)
+    top_p: float = option(1.0, "nucleus sampling: the smallest set of tokens holding this "
+                          "much probability (1: off)", lo=0, hi=1, lo_open=True)
+    seed: int = option(0, "random seed", lo=0)
+    beam: int = option(0, "beam width: print the most likely continuation instead of "
+                       "samples (0: sample); at most the vocabulary size", lo=0, hi=MAX_BEAM)
+    score: Optional[str] = option(None, "print this sentence's log-probability and perplexity")
+
+    def __post_init__(self):
+        check(self)
+
+
+def _checked(**kw):
+    """Check API arguments with GenerateOptions' rules."""
+    return GenerateOptions(**kw)
 
 
 def _start(vocab):
@@ -37,26 +81,44 @@ def _banned(vocab):
     return [i for i in (vocab.id("unk"), vocab.id("bos")) if i is not None]
 
 
+def _log_probs(logits):
+    """float64 log-probabilities (B, V) of the last step's logits; a model whose
+    outputs are not finite (NaN weights) is an error here, not a garbage sample."""
+    if not np.isfinite(logits).all():
+        raise ValueError("the model's outputs are not finite (NaN or Inf weights?); "
+                         "this checkpoint cannot generate")
+    return nn.log_softmax(logits.astype(np.float64))
+
+
 def _feed(mcfg, params, ids, state):
     """Run ids (T, B); returns log-probabilities of the next token (B, V) and the state."""
     logits, state, _ = lm.logits_forward(mcfg, params, ids, state)
-    z = logits[-1].astype(np.float64)                              # (B, V)
-    z = z - z.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True)), state
+    return _log_probs(logits[-1]), state
+
+
+def _prime(mcfg, params, ctx):
+    """Log-probabilities (1, V) after the context, and the state: one row, in chunks."""
+    ids = np.array(ctx, np.int64)[:, None]                          # (T0, 1)
+    state = lm.zero_state(mcfg, 1, params["decoder.bias"].dtype)
+    for sl in chunk_slices(len(ctx), CHUNK):
+        logp, state = _feed(mcfg, params, ids[sl], state)
+    return logp, state
 
 
 def next_token_probs(logp, banned, temperature=1.0, top_k=0, top_p=1.0):
     """Sampling distribution (B, V) from log-probabilities (B, V)."""
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
-    if not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-    z = logp / temperature
+    _checked(temperature=temperature, top_k=top_k, top_p=top_p)
+    with np.errstate(over="ignore", under="ignore"):    # tiny temperatures: -inf is right
+        z = logp / temperature
     z[:, banned] = -np.inf
     if top_k and top_k < z.shape[1]:
         kth = np.sort(z, axis=1)[:, -top_k][:, None]               # (B, 1)
         z = np.where(z < kth, -np.inf, z)
-    p = np.exp(z - z.max(axis=1, keepdims=True))
+    top = z.max(axis=1, keepdims=True)
+    if not np.isfinite(top).all():
+        raise ValueError("no token is left to sample: every token of the vocabulary is a "
+                         "special one (unknown, sentence start) or has probability 0")
+    p = np.exp(z - top)
     p /= p.sum(axis=1, keepdims=True)
     if top_p < 1:
         order = np.argsort(-p, axis=1, kind="stable")
@@ -69,37 +131,55 @@ def next_token_probs(logp, banned, temperature=1.0, top_k=0, top_p=1.0):
     return p
 
 
+def _draw(p, rng):
+    """One token per row of p (B, V); only tokens with p > 0 can be drawn."""
+    c = np.cumsum(p, axis=1)
+    u = np.maximum(rng.random((p.shape[0], 1)) * c[:, -1:], np.finfo(c.dtype).tiny)
+    return np.minimum((c < u).sum(axis=1), p.shape[1] - 1)          # first c >= u
+
+
 def sample(mcfg, params, vocab, n=1, max_len=60, temperature=1.0, top_k=0, top_p=1.0,
            prime="", rng=None):
     """n samples (strings: the priming text plus its continuation)."""
+    _checked(num_samples=n, max_len=max_len, temperature=temperature, top_k=top_k,
+             top_p=top_p)
     rng = np.random.default_rng(rng)
-    ctx = context_ids(vocab, prime)
-    state = lm.zero_state(mcfg, n, params["decoder.bias"].dtype)
-    ids = np.repeat(np.array(ctx, np.int64)[:, None], n, axis=1)   # (T0, n)
-    logp, state = _feed(mcfg, params, ids, state)
+    logp0, state0 = _prime(mcfg, params, context_ids(vocab, prime))
     end = vocab.id("eos") if vocab.level == "word" else None
-    out, done = [[] for _ in range(n)], np.zeros(n, bool)
-    for _ in range(max_len):
-        p = next_token_probs(logp, _banned(vocab), temperature, top_k, top_p)
-        u = rng.random((n, 1))
-        tok = np.minimum((np.cumsum(p, axis=1) < u).sum(axis=1), p.shape[1] - 1)  # (n,)
-        for b in np.flatnonzero(~done):
-            done[b] = end is not None and tok[b] == end
-            if not done[b]:
-                out[b].append(int(tok[b]))
-        if done.all():
-            break
-        logp, state = _feed(mcfg, params, tok[None, :], state)
+    group = max(1, min(n, GROUP_CELLS // len(vocab)))
+    out = []
+    for g0 in range(0, n, group):
+        g = min(group, n - g0)
+        logp = np.repeat(logp0, g, axis=0)
+        state = tuple(np.repeat(s, g, axis=1) for s in state0)
+        rows, done = [[] for _ in range(g)], np.zeros(g, bool)
+        for _ in range(max_len):
+            tok = _draw(next_token_probs(logp, _banned(vocab), temperature, top_k, top_p), rng)
+            for b in np.flatnonzero(~done):
+                done[b] = end is not None and tok[b] == end
+                if not done[b]:
+                    rows[b].append(int(tok[b]))
+            if done.all():
+                break
+            logp, state = _feed(mcfg, params, tok[None, :], state)
+        out.extend(rows)
     sep = " " if vocab.level == "word" else ""
     head = (prime + sep) if prime and vocab.level == "word" else (prime or "")
     return [head + vocab_mod.decode(vocab, o) for o in out]
 
 
+def max_beam(vocab_size):
+    """The widest beam one step can afford for this vocabulary."""
+    return max(1, min(vocab_size, MAX_BEAM, MAX_BEAM_CELLS // vocab_size))
+
+
 def beam_search(mcfg, params, vocab, prime="", beam=5, max_len=30):
     """The most likely continuation found by beam search: (text, log-probability)."""
-    ctx = context_ids(vocab, prime)
-    logp, state = _feed(mcfg, params, np.array(ctx, np.int64)[:, None],
-                        lm.zero_state(mcfg, 1, params["decoder.bias"].dtype))
+    _checked(beam=beam, max_len=max_len)
+    if beam < 1 or beam > max_beam(len(vocab)):
+        raise ValueError(f"--beam: expected an integer from 1 to {max_beam(len(vocab))} for "
+                         f"this model (vocabulary {len(vocab):,} tokens), got {beam}")
+    logp, state = _prime(mcfg, params, context_ids(vocab, prime))
     end = vocab.id("eos") if vocab.level == "word" else None
     beams, finished = [([], 0.0)], []
     banned = _banned(vocab)
@@ -110,8 +190,10 @@ def beam_search(mcfg, params, vocab, prime="", beam=5, max_len=30):
         rows, toks = np.unravel_index(flat, total.shape)
         nxt = []
         for r, t in zip(rows, toks):
-            seq, score = beams[r][0] + [int(t)], float(total[r, t])
-            (finished if t == end else nxt).append((seq, score, r))
+            if not np.isfinite(total[r, t]):
+                continue                                   # banned: never a candidate
+            seq, score_ = beams[r][0] + [int(t)], float(total[r, t])
+            (finished if t == end else nxt).append((seq, score_, r))
         if not nxt:
             beams = []
             break
@@ -120,7 +202,8 @@ def beam_search(mcfg, params, vocab, prime="", beam=5, max_len=30):
         state = tuple(s[:, keep] for s in state)
         logp, state = _feed(mcfg, params, np.array([[s[-1] for s, _ in beams]]), state)
     # a complete sentence beats any cut-off one; partial beams only if none ended
-    best = max(finished or [(s, sc, 0) for s, sc in beams], key=lambda b: b[1])
+    best = max(finished or [(s, sc, 0) for s, sc in beams] or [([], -math.inf, 0)],
+               key=lambda b: b[1])
     toks = [t for t in best[0] if t != end]
     sep = " " if vocab.level == "word" else ""
     return (prime + sep if prime else "") + vocab_mod.decode(vocab, toks), best[1]
@@ -139,12 +222,31 @@ def score(mcfg, params, vocab, text):
     if not ids:
         raise ValueError("nothing to score: the text is empty")
     seq = np.array(_start(vocab) + ids, np.int64)[:, None]         # (T+1, 1)
-    logits, _, _ = lm.logits_forward(mcfg, params, seq[:-1],
-                                     lm.zero_state(mcfg, 1, params["decoder.bias"].dtype))
-    z = logits[:, 0].astype(np.float64)                             # (T, V)
-    z = z - z.max(axis=1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    lp = float(logp[np.arange(len(ids)), seq[1:, 0]].sum())
+    state = lm.zero_state(mcfg, 1, params["decoder.bias"].dtype)
+    lp = 0.0
+    for sl in chunk_slices(len(ids), CHUNK):
+        logits, state, _ = lm.logits_forward(mcfg, params, seq[sl], state)
+        logp = _log_probs(logits[:, 0])                                # (T, V)
+        lp += float(logp[np.arange(logp.shape[0]), seq[sl.start + 1:sl.stop + 1, 0]].sum())
     unknown = sum(1 for t in toks if t not in vocab.stoi)
     return {"log_prob": lp, "tokens": len(ids), "perplexity": math.exp(-lp / len(ids)),
             "unknown": unknown}
+
+
+def run(opts, print_=print):
+    """``rnnlab generate``: load the checkpoint, then score, beam-search or sample."""
+    mcfg, params, vocab, _ = lm.load_model(opts.checkpoint)
+    if opts.score is not None:
+        s = score(mcfg, params, vocab, opts.score)
+        print_(f"log-probability {s['log_prob']:.3f} nats over {s['tokens']} tokens, "
+               f"perplexity {s['perplexity']:.2f}"
+               + (f" ({s['unknown']} unknown word(s) scored as {vocab.unk})"
+                  if s["unknown"] else ""))
+        return
+    if opts.beam:
+        text, lp = beam_search(mcfg, params, vocab, opts.prime, opts.beam, opts.max_len)
+        print_(f"{text}\n(log-probability {lp:.3f})")
+        return
+    for s in sample(mcfg, params, vocab, opts.num_samples, opts.max_len, opts.temperature,
+                    opts.top_k, opts.top_p, opts.prime, opts.seed):
+        print_(s if vocab.level == "word" else s + "\n" + "-" * 40)

@@ -12,34 +12,48 @@ needs E == H; the tied gradient is then the sum of both uses.
 Parameters are a flat dict named as PyTorch's word_language_model state_dict:
 ``encoder.weight`` (V, E), ``rnn.weight_ih_l0`` ..., ``decoder.weight`` (V, H)
 (absent when tied), ``decoder.bias`` (V,).
+
+``load_model(path)`` reads a checkpoint back as (config, params, vocabulary,
+metadata), every part checked.
 """
 from dataclasses import asdict, dataclass
 from typing import NamedTuple, Optional
 
 import numpy as np
 
-from rnnlab.engine import layers
 from rnnlab import nn
+from rnnlab.engine import layers, validate
+from rnnlab.io import checkpoint
+from rnnlab.training.options import check, option
+
+# the largest sizes one option may ask for (a typo like --hidden-size 2000000
+# gets a clear error instead of an allocation that takes the machine down)
+MAX_SIZE, MAX_LAYERS = 65536, 64
 
 
 @dataclass(frozen=True)
 class LMConfig:
     """Architecture of the language model (saved with every checkpoint)."""
     vocab_size: int
-    emb_size: int = 200
-    hidden_size: int = 200
-    num_layers: int = 2
-    mode: str = "lstm"                  # "rnn" | "lstm" | "gru"
-    dropout: float = 0.0                # on non-recurrent connections
-    tie_weights: bool = False           # decoder.weight = encoder.weight
-    init_scale: Optional[float] = 0.1   # U(-s, s) everywhere (Zaremba); None: torch defaults
+    emb_size: int = option(200, "embedding size E", lo=1, hi=MAX_SIZE)
+    hidden_size: int = option(200, "hidden size H of every recurrent layer", lo=1, hi=MAX_SIZE)
+    num_layers: int = option(2, "number of stacked recurrent layers", lo=1, hi=MAX_LAYERS)
+    mode: str = option("lstm", "recurrent cell", choices=("rnn", "lstm", "gru"))
+    dropout: float = option(0.0, "dropout on the non-recurrent connections", lo=0, hi=1,
+                            hi_open=True)
+    tie_weights: bool = option(False, "decoder.weight = encoder.weight (needs E == H)")
+    # U(-s, s) everywhere (Zaremba); None: torch's defaults
+    init_scale: Optional[float] = option(0.1, "initialise every weight uniformly in [-s, s]",
+                                         lo=0, lo_open=True)
 
     def __post_init__(self):
+        v = self.vocab_size
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 2:
+            raise ValueError(f"vocab_size: expected an integer >= 2, got {v!r}")
+        check(self)
         if self.tie_weights and self.emb_size != self.hidden_size:
             raise ValueError(f"tied weights need emb_size == hidden_size, got "
                              f"{self.emb_size} and {self.hidden_size}")
-        if self.vocab_size < 2:
-            raise ValueError(f"vocab_size must be at least 2, got {self.vocab_size}")
         self.rnn  # validates mode, sizes and dropout
 
     @property
@@ -103,8 +117,7 @@ def logits_forward(cfg, params, ids, state, training=False, rng=None, masks=None
 
     masks: optional fixed (emb_mask, out_mask) to use instead of drawing them.
     """
-    if ids.ndim != 2:
-        raise ValueError(f"ids must be (T, B), got shape {ids.shape}")
+    check_ids("ids", ids, cfg.vocab_size)
     x = nn.embedding_forward(ids, params["encoder.weight"])            # (T, B, E)
     drop = training and cfg.dropout > 0
     if masks is not None:
@@ -150,6 +163,9 @@ def backward(cfg, params, cache, bptt_truncate=None):
     W = decoder_weight(cfg, params)
     dout, dW, db = nn.linear_backward(cache.dlogits, cache.h.reshape(T * B, H), W)
     dout = dout.reshape(T, B, H)                                        # (T, B, H)
+    if not np.isfinite(dout).all():                  # weights blown up: say so here
+        raise FloatingPointError("the gradient reaching the recurrent layers is not finite "
+                                 "(the weights have blown up)")
     if cache.out_mask is not None:
         dout = dout * cache.out_mask
     dx, _, rgrads = layers.backward(cfg.rnn, rnn_params(params), cache.rnn_cache, dout,
@@ -166,14 +182,65 @@ def backward(cfg, params, cache, bptt_truncate=None):
     return {k: grads[k] for k in params}
 
 
-def check_params(cfg, params):
-    """Clear error when weights do not fit the architecture (e.g. another vocabulary)."""
-    want = param_shapes(cfg)
-    if set(want) != set(params):
-        raise ValueError(f"weights do not match the architecture: missing "
-                         f"{sorted(set(want) - set(params))}, unexpected "
-                         f"{sorted(set(params) - set(want))}")
-    for k, s in want.items():
-        if tuple(params[k].shape) != tuple(s):
-            raise ValueError(f"weight {k} has shape {tuple(params[k].shape)} but the "
-                             f"architecture needs {tuple(s)}")
+def check_ids(name, ids, vocab_size):
+    """Token ids: a (T, B) integer array with every id in 0..V-1."""
+    if not isinstance(ids, np.ndarray) or ids.ndim != 2:
+        raise ValueError(f"{name} must be a (T, B) array of token ids, got "
+                         f"{getattr(ids, 'shape', type(ids).__name__)}")
+    if ids.dtype.kind not in "iu":
+        raise ValueError(f"{name} must be integers, got dtype {ids.dtype}")
+    if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise ValueError(f"{name} must lie in 0..{vocab_size - 1} (the vocabulary), got "
+                         f"min {ids.min()} and max {ids.max()}")
+
+
+def check_params(cfg, params, finite=False):
+    """Clear error when weights do not fit the architecture (e.g. another vocabulary):
+    names, shapes and dtype exactly, as every layer checks its own."""
+    return validate.check_params(param_shapes(cfg), params, finite=finite)
+
+
+class Saved(NamedTuple):
+    """A language model read back from a checkpoint."""
+    config: LMConfig
+    params: dict
+    vocab: object            # rnnlab.lm.vocab.Vocab
+    meta: dict
+
+
+def _app(meta):
+    return meta["app"] if isinstance(meta.get("app"), dict) else meta   # older: at the top
+
+
+def load_weights(path):
+    """(config, params, metadata) from a checkpoint: the architecture and weights,
+    checked against each other (no vocabulary needed)."""
+    ck = checkpoint.load(path)
+    mc = checkpoint.expect(_app(ck["meta"]), "model_config", checkpoint.TABLE, path)
+    try:
+        mcfg = LMConfig(**mc)
+    except (TypeError, ValueError) as e:
+        raise checkpoint.CheckpointError(f"{path}: checkpoint's model_config is not valid "
+                                         f"({e})") from None
+    try:
+        check_params(mcfg, ck["params"], finite=True)
+    except ValueError as e:
+        raise checkpoint.CheckpointError(f"{path}: {e}") from None
+    return mcfg, ck["params"], ck["meta"]
+
+
+def load_model(path):
+    """(config, params, vocabulary, metadata) from a checkpoint, every part checked:
+    clear CheckpointErrors naming the file for anything missing or inconsistent."""
+    from rnnlab.lm import vocab as vocab_mod
+    mcfg, params, m = load_weights(path)
+    vd = checkpoint.expect(_app(m), "vocab", checkpoint.TABLE, path)
+    try:
+        vocab = vocab_mod.Vocab.from_dict(vd)
+    except (TypeError, ValueError) as e:
+        raise checkpoint.CheckpointError(f"{path}: checkpoint's vocabulary is not valid "
+                                         f"({e})") from None
+    if len(vocab) != mcfg.vocab_size:
+        raise checkpoint.CheckpointError(f"{path}: vocabulary has {len(vocab)} tokens but "
+                                         f"the model expects {mcfg.vocab_size}")
+    return Saved(mcfg, params, vocab, m)

@@ -2,100 +2,106 @@
 
 The token stream is cut into B equal streams laid side by side, a (N, B) array
 (as Zaremba et al. and PyTorch's word_language_model do). Each step takes the
-next ``bptt`` rows: inputs ``data[i:i+bptt]``, targets shifted by one. The
-recurrent state is carried from chunk to chunk (so the model sees the streams as
-continuous text) but no gradient flows back past a chunk start. State is reset
-to zeros at every epoch start.
+next ``bptt`` rows (``rnnlab.engine.truncation.chunk_slices``): inputs
+``data[i:i+bptt]``, targets shifted by one. The recurrent state is carried from
+chunk to chunk (so the model sees the streams as continuous text) but no
+gradient flows back past a chunk start. State is reset to zeros at every epoch
+start.
 
-Everything a run depends on lives in ``Run`` and goes into every checkpoint:
-weights, optimizer state, the carried recurrent state, the RNG state (dropout
-masks), the position (epoch, step), the schedule's state and the running sums.
-A run killed at any point and resumed from its last checkpoint therefore ends
-with the same weights, bit for bit, as one that never stopped.
+The epochs themselves are the shared trainer's (``rnnlab.training.trainer``):
+options checked once (``LMTrainConfig``), clipping, schedules, early stopping,
+``best.npz``/``last.npz`` written atomically with the carried state, the
+optimiser and RNG state and the position inside the epoch, ``metrics.jsonl``
+rewritten from the checkpointed history, the one progress bar, and the
+"training diverged ... lower --lr" message. A run killed at any point and
+resumed from its last checkpoint ends with the same weights, bit for bit, as
+one that never stopped. This module adds what is particular to language
+models: the corpus, the vocabulary, the model, the chunked task, validation
+perplexity and samples.
 """
-import json
 import math
-import os
-import sys
-import time
-from dataclasses import asdict, dataclass, field, fields
-from typing import Optional
+from dataclasses import dataclass
+from typing import NamedTuple, Optional
 
 import numpy as np
 
+from rnnlab.engine.truncation import chunk_slices
 from rnnlab.io import checkpoint
 from rnnlab.lm import corpus as corpus_mod, model as lm, vocab as vocab_mod
-from rnnlab import optim
-from rnnlab.optim import schedules
+from rnnlab.lm.corpus import batchify
+from rnnlab.lm.evaluate import batch_streams, evaluate
+from rnnlab.training import trainer
+from rnnlab.training.limits import check_memory
+from rnnlab.training.options import check, option
+from rnnlab.training.trainer import TrainOptions
+
+KIND = "lm"
+MAX_SAMPLE_LEN, MAX_SAMPLES = 10_000, 100
 
 
 @dataclass
-class TrainConfig:
-    """Every ``rnnlab train`` option (each settable from a TOML file too)."""
-    corpus: str = corpus_mod.DEFAULT_SOURCE   # file, folder, .csv, or "python-docs"
-    level: str = "auto"                 # "word" | "char" | "auto" (from the corpus kind)
-    max_vocab: Optional[int] = None     # keep the N most frequent tokens (tutorial: 8000)
-    min_count: int = 1                  # rarer tokens become <unk>
-    mode: str = "lstm"                  # "rnn" | "lstm" | "gru"
-    emb_size: int = 200
-    hidden_size: int = 200
-    num_layers: int = 2
-    dropout: float = 0.0                # non-recurrent connections (Zaremba 2014)
-    tie_weights: bool = False
-    init_scale: float = 0.1             # U(-s, s) init for every weight
-    optimizer: str = "sgd"              # "sgd" | "adam" | "rmsprop" | "adagrad"
-    lr: float = 1.0
-    momentum: float = 0.0               # SGD only
-    clip: float = 5.0                   # max global gradient norm; 0 = no clipping
+class LMTrainConfig(TrainOptions):
+    """Every ``rnnlab train`` option (each settable from a TOML file and the Python
+    API too, with the same checks). The defaults are Zaremba et al.'s "small"
+    setup."""
+    corpus: str = option(corpus_mod.DEFAULT_SOURCE,
+                         "text file, folder (PTB/WikiText layout or text files), .csv with a "
+                         "'body' column, or 'python-docs' (the Python language reference "
+                         "shipped with CPython)", positional=True)
+    level: str = option("auto", "token level: word, char, or auto (word for PTB/WikiText/CSV, "
+                        "char otherwise)", choices=("auto", "word", "char"))
+    max_vocab: Optional[int] = option(None, "keep only the N most frequent tokens; the rest "
+                                      "become <unk>", lo=2)
+    min_count: int = option(1, "tokens seen fewer times become <unk>", lo=1)
+    mode: str = option("lstm", "recurrent cell: rnn, lstm or gru", choices=("rnn", "lstm", "gru"))
+    emb_size: int = option(200, "embedding size E", lo=1, hi=lm.MAX_SIZE)
+    hidden_size: int = option(200, "hidden size H of every recurrent layer", lo=1, hi=lm.MAX_SIZE)
+    num_layers: int = option(2, "number of stacked recurrent layers", lo=1, hi=lm.MAX_LAYERS)
+    dropout: float = option(0.0, "dropout on non-recurrent connections (Zaremba et al. 2014)",
+                            lo=0, hi=1, hi_open=True)
+    tie_weights: bool = option(False, "share the embedding and decoder matrices (needs E == H)")
+    init_scale: float = option(0.1, "initialise every weight uniformly in [-s, s]", lo=0,
+                               lo_open=True)
+    optimizer: str = option("sgd", "sgd, adam, rmsprop or adagrad",
+                            choices=("adagrad", "adam", "rmsprop", "sgd"))
+    lr: float = option(1.0, "learning rate", lo=0, lo_open=True)
     # The gradient taken is of the NLL summed over the bptt steps and averaged
     # over the batch, as in Zaremba et al. 2014 and TensorFlow's PTB tutorial
     # (their lr 1 and clip 5 assume it); False: the per-token mean. Perplexity
     # is per token either way.
-    sum_over_time: bool = True
-    schedule: str = "zaremba"           # "constant" | "zaremba" | "plateau"
-    lr_decay: float = 0.5               # zaremba / plateau factor
-    decay_start: int = 4                # zaremba: epochs at the full rate
-    patience: int = 0                   # plateau: bad epochs tolerated before decaying
-    epochs: int = 13
-    batch_size: int = 20                # B parallel streams
-    bptt: int = 20                      # steps per truncated-BPTT chunk
-    max_steps: int = 0                  # cap on steps per epoch (0 = the whole epoch)
-    early_stop: int = 0                 # stop after N epochs without a better valid ppl
-    eval_batch_size: int = 10
-    seed: int = 1234
-    out: str = "runs/lm"                # folder for last.npz, best.npz, metrics.jsonl
-    checkpoint_every: int = 200         # steps between mid-epoch checkpoints (0 = off)
-    samples: int = 3                    # samples printed after each epoch
-    sample_len: int = 60
-    progress: bool = True               # progress bar on stderr
+    sum_over_time: bool = option(True, "take the gradient of the loss summed over the bptt "
+                                 "steps (Zaremba et al., TensorFlow's PTB tutorial; their lr "
+                                 "and clip assume it) instead of the per-token mean")
+    schedule: str = option("zaremba", "learning-rate schedule: constant, zaremba (decay each "
+                           "epoch after --decay-start epochs) or plateau (decay when "
+                           "validation stops improving)", choices=("constant", "zaremba",
+                                                                   "plateau"))
+    epochs: int = option(13, "number of epochs", lo=1)
+    batch_size: int = option(20, "B parallel streams per step", lo=1, hi=100_000)
+    bptt: int = option(20, "truncated-BPTT chunk length in steps", lo=1, hi=100_000)
+    monitor: str = option("valid_loss", "validation metric for best.npz and early stopping",
+                          choices=("valid_loss", "valid_ppl"))
+    eval_batch_size: int = option(10, "streams used for validation", lo=1, hi=100_000)
+    max_eval_tokens: int = option(100_000, "validate on at most the first N tokens of the "
+                                  "valid split each epoch (0: all of it); bounds the time a "
+                                  "huge corpus spends evaluating", lo=0)
+    seed: int = option(1234, "random seed; the same seed reproduces a run exactly", lo=0)
+    out: str = option("runs/lm", "output folder: last.npz, best.npz, metrics.jsonl")
+    checkpoint_every: int = option(200, "steps between mid-epoch checkpoints (0: only at "
+                                   "epoch ends)", lo=0)
+    samples: int = option(3, "samples printed after every epoch", lo=0, hi=MAX_SAMPLES)
+    sample_len: int = option(60, "maximum length of those samples, in tokens", lo=1,
+                             hi=MAX_SAMPLE_LEN)
+
+    # options that may change when resuming; everything else must match the checkpoint
+    RESUMABLE = ("epochs", "out", "checkpoint_every", "samples", "sample_len", "progress",
+                 "early_stop")
 
     def __post_init__(self):
-        pos = ("emb_size", "hidden_size", "num_layers", "epochs", "batch_size", "bptt",
-               "eval_batch_size")
-        for name in pos:
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if self.optimizer not in optim.OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {sorted(optim.OPTIMIZERS)}, "
-                             f"got {self.optimizer!r}")
-        if self.schedule not in schedules.SCHEDULES:
-            raise ValueError(f"schedule must be one of {schedules.SCHEDULES}, got {self.schedule!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr!r}")
-
-
-# options that may change when resuming; everything else must match the checkpoint
-RESUMABLE = ("epochs", "out", "checkpoint_every", "samples", "sample_len", "progress",
-             "early_stop")
-
-
-def config_from_dict(d, where="config"):
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise ValueError(f"{where}: unknown option(s) {unknown}")
-    return TrainConfig(**d)
+        check(self)
+        if self.tie_weights and self.emb_size != self.hidden_size:
+            raise ValueError(f"--tie-weights needs --emb-size == --hidden-size, got "
+                             f"{self.emb_size} and {self.hidden_size}")
 
 
 def model_config(cfg, vocab_size):
@@ -108,142 +114,77 @@ def build_vocab(cfg, corp):
                            unk=corp.unk, eos=corp.eos, bos=corp.bos)
 
 
-def batchify(ids, B, what="corpus"):
-    """(N*B,) ids -> (N, B): B contiguous streams side by side; the tail is dropped."""
-    N = len(ids) // B
-    if N < 2:
-        raise ValueError(f"{what} has {len(ids)} tokens: too short for batch size {B} "
-                         f"(needs at least {2 * B} tokens)")
-    return ids[:N * B].reshape(B, N).T.copy()                     # (N, B)
-
-
 def chunks(N, bptt):
-    return (N - 1 + bptt - 1) // bptt
+    """Truncated-BPTT steps in an epoch over N rows (each chunk needs its targets)."""
+    return sum(1 for _ in chunk_slices(N - 1, bptt)) if N > 1 else 0
 
 
-def evaluate(mcfg, params, data, bptt):
-    """Mean cross-entropy (nats/token) over a (N, B) stream, state carried."""
-    state, total, count = lm.zero_state(mcfg, data.shape[1], params["decoder.bias"].dtype), 0.0, 0
-    for i in range(0, data.shape[0] - 1, bptt):
-        x, y = data[i:i + bptt], data[i + 1:i + 1 + bptt]
-        x = x[:len(y)]
-        logits, state, _ = lm.logits_forward(mcfg, params, x, state)
-        T, B, V = logits.shape
-        loss, _ = _nll(logits.reshape(T * B, V), y.reshape(-1))
-        total, count = total + loss, count + T * B
-    return total / count
+def _chunk(data, i, bptt):
+    """Inputs and targets (T, B) of chunk i."""
+    sl = slice(i * bptt, min((i + 1) * bptt, data.shape[0] - 1))
+    return data[sl], data[sl.start + 1:sl.stop + 1]
 
 
-def _nll(logits, targets):
-    """Summed negative log-likelihood (no gradient: evaluation only)."""
-    z = logits - logits.max(axis=-1, keepdims=True)                # (N, V)
-    logz = np.log(np.exp(z).sum(axis=-1))
-    return float((logz - z[np.arange(len(targets)), targets]).sum()), None
+class LMTask:
+    """The language model as a task of the shared trainer (see its docstring).
+
+    ``carry`` is the recurrent state between chunks; the trainer checkpoints it.
+    """
+
+    def __init__(self, cfg, mcfg, train, valid, progress=False, log=print):
+        self.cfg, self.mcfg, self.train, self.valid = cfg, mcfg, train, valid
+        self.progress, self.log, self.steps_run = progress, log, 0
+        # a uniform guess scores log V nats per token; 20 times that is a broken model
+        self.max_loss = 20 * max(math.log(mcfg.vocab_size), 1.0)
+        self._carry = lm.zero_state(mcfg, cfg.batch_size)
+
+    @property
+    def carry(self):
+        return self._carry
+
+    @carry.setter
+    def carry(self, state):
+        want = lm.zero_state(self.mcfg, self.cfg.batch_size)
+        if len(state) != len(want) or any(
+                tuple(s.shape) != w.shape or s.dtype != w.dtype for s, w in zip(state, want)):
+            raise ValueError(
+                f"carried state is {[(tuple(s.shape), str(s.dtype)) for s in state]}; the "
+                f"model needs {[(w.shape, str(w.dtype)) for w in want]}")
+        self._carry = tuple(state)
+
+    def steps(self, epoch):
+        return chunks(self.train.shape[0], self.cfg.bptt)
+
+    def loss_and_grads(self, params, epoch, i, rng):
+        if i == 0:                                          # every epoch starts from zeros
+            self._carry = lm.zero_state(self.mcfg, self.cfg.batch_size,
+                                        params["decoder.bias"].dtype)
+        x, y = _chunk(self.train, i, self.cfg.bptt)
+        loss, state, cache = lm.loss_forward(self.mcfg, params, x, y, self._carry,
+                                             training=True, rng=rng)
+        self.steps_run += 1
+        if not math.isfinite(loss):
+            return loss, int(y.size), None                  # the trainer reports it
+        try:
+            grads = lm.backward(self.mcfg, params, cache)    # of the per-token mean
+        except FloatingPointError:
+            return loss, int(y.size), None                  # the trainer reports it
+        if self.cfg.sum_over_time:
+            grads = {k: g * g.dtype.type(y.shape[0]) for k, g in grads.items()}
+        self._carry = state
+        return loss, int(y.size), grads
+
+    def evaluate(self, params):
+        val = evaluate(self.mcfg, params, self.valid, self.cfg.bptt, self.cfg.max_eval_tokens,
+                       self.progress, "validation")
+        return {"valid_loss": val, "valid_ppl": math.exp(min(val, 700))}
 
 
-@dataclass
-class Run:
-    """The whole mutable state of a training run (all of it is checkpointed)."""
-    params: dict
-    opt_state: dict
-    hidden: tuple
-    rng: np.random.Generator
-    epoch: int = 0                      # 0-based epoch in progress
-    step: int = 0                       # next chunk within the epoch
-    loss_sum: float = 0.0               # this epoch's summed train loss (nats)
-    tokens: int = 0                     # and its token count
-    plateau: dict = field(default_factory=dict)
-    best_val: float = math.inf
-    bad_epochs: int = 0
-    finished: bool = False
-
-
-def _meta(cfg, mcfg, vocab, run):
-    return {"train_config": asdict(cfg), "model_config": mcfg.to_dict(),
-            "vocab": vocab.to_dict(), "rng": run.rng.bit_generator.state,
-            "position": {"epoch": run.epoch, "step": run.step},
-            "sums": {"loss": run.loss_sum, "tokens": run.tokens},
-            "plateau": run.plateau, "best_val": run.best_val, "bad_epochs": run.bad_epochs,
-            "finished": run.finished}
-
-
-def save(path, cfg, mcfg, vocab, run):
-    checkpoint.save(path, run.params, run.opt_state, run.hidden, _meta(cfg, mcfg, vocab, run))
-
-
-def restore(ck, mcfg):
-    """A Run from a loaded checkpoint (checks the weights fit the architecture)."""
-    m = ck["meta"]
-    lm.check_params(mcfg, ck["params"])
-    rng = np.random.default_rng()
-    rng.bit_generator.state = m["rng"]
-    return Run(ck["params"], ck["opt_state"], ck["state"], rng, m["position"]["epoch"],
-               m["position"]["step"], m["sums"]["loss"], m["sums"]["tokens"], m["plateau"],
-               m["best_val"], m["bad_epochs"], m["finished"])
-
-
-def resume_config(meta, overrides, path):
-    """The checkpoint's config with the allowed overrides; clear error otherwise."""
-    saved = dict(meta["train_config"])
-    clash = {k: (saved.get(k), v) for k, v in overrides.items()
-             if k not in RESUMABLE and saved.get(k) != v}
-    if clash:
-        diff = ", ".join(f"{k}: checkpoint {a!r} vs given {b!r}" for k, (a, b) in clash.items())
-        raise ValueError(f"{path}: cannot resume with different settings ({diff}); "
-                         "start a new run instead")
-    saved.update(overrides)
-    return config_from_dict(saved, path)
-
-
-def _progress(cfg, total, initial, epoch):
-    if not cfg.progress:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, initial=initial, desc=f"epoch {epoch + 1}", file=sys.stderr,
-                unit="step", dynamic_ncols=True, leave=False)
-
-
-def _step(cfg, mcfg, opt, run, x, y, lr):
-    """One truncated-BPTT chunk: forward, backward, clip, update; state carried."""
-    loss, run.hidden, cache = lm.loss_forward(mcfg, run.params, x, y, run.hidden,
-                                              training=True, rng=run.rng)
-    grads = lm.backward(mcfg, run.params, cache)                   # of the per-token mean
-    if cfg.sum_over_time:
-        grads = {k: g * g.dtype.type(y.shape[0]) for k, g in grads.items()}
-    grads, norm, _ = optim.clip_by_global_norm(grads, cfg.clip or None)
-    if not (np.isfinite(loss) and np.isfinite(norm)):
-        raise ValueError(f"training diverged at epoch {run.epoch + 1}, step {run.step + 1} "
-                         f"(loss {loss}, gradient norm {norm}); lower --lr or set --clip")
-    run.params, run.opt_state = opt.update(run.params, grads, run.opt_state, lr)
-    run.loss_sum += loss * y.size
-    run.tokens += int(y.size)
-    return loss
-
-
-def train_epoch(cfg, mcfg, vocab, opt, run, data, lr):
-    """Run the rest of the current epoch from ``run.step``; checkpoints mid-way."""
-    n = chunks(data.shape[0], cfg.bptt)
-    if cfg.max_steps:
-        n = min(n, cfg.max_steps)
-    bar, t0, tok0 = _progress(cfg, n, run.step, run.epoch), time.perf_counter(), run.tokens
-    while run.step < n:
-        i = run.step * cfg.bptt
-        y = data[i + 1:i + 1 + cfg.bptt]                           # (T, B) targets
-        loss = _step(cfg, mcfg, opt, run, data[i:i + len(y)], y, lr)
-        run.step += 1
-        if cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0 and run.step < n:
-            save(os.path.join(cfg.out, "last.npz"), cfg, mcfg, vocab, run)
-        if bar is not None:
-            rate = (run.tokens - tok0) / max(time.perf_counter() - t0, 1e-9)
-            bar.set_postfix(loss=f"{loss:.3f}", ppl=f"{math.exp(min(loss, 50)):.1f}",
-                            tok_s=f"{rate:.0f}", lr=f"{lr:.3g}", refresh=False)
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    return (run.tokens - tok0) / max(time.perf_counter() - t0, 1e-9)
+def show(record):
+    """The epoch line, as ``rnnlab train`` has always printed it."""
+    return (f"epoch {record['epoch']:3d} | lr {record['lr']:.4g} | train ppl "
+            f"{math.exp(min(record['train_loss'], 700)):8.2f} | valid ppl "
+            f"{record['valid_ppl']:8.2f} | {record['tokens_per_s']:,.0f} tokens/s")
 
 
 def _samples(cfg, mcfg, vocab, params, epoch):
@@ -253,83 +194,119 @@ def _samples(cfg, mcfg, vocab, params, epoch):
                            rng=rng)
 
 
-def end_epoch(cfg, mcfg, vocab, run, valid, lr, rate, log):
-    """Validation, schedule, early stopping, metrics, samples, checkpoints."""
-    val = evaluate(mcfg, run.params, valid, cfg.bptt)
-    record = {"epoch": run.epoch + 1, "lr": lr, "train_loss": run.loss_sum / max(run.tokens, 1),
-              "valid_loss": val, "valid_ppl": math.exp(min(val, 700)), "tokens_per_s": rate}
-    record["train_ppl"] = math.exp(min(record["train_loss"], 700))
-    if cfg.schedule == "plateau":
-        run.plateau = schedules.plateau_step(run.plateau, val, cfg.lr_decay, cfg.patience)
-    improved = val < run.best_val
-    run.best_val, run.bad_epochs = (val, 0) if improved else (run.best_val, run.bad_epochs + 1)
-    run.epoch, run.step, run.loss_sum, run.tokens = run.epoch + 1, 0, 0.0, 0
-    run.hidden = lm.zero_state(mcfg, cfg.batch_size, run.params["decoder.bias"].dtype)
-    stop = bool(cfg.early_stop) and run.bad_epochs >= cfg.early_stop
-    run.finished = run.epoch >= cfg.epochs or stop
-    log(f"epoch {record['epoch']:3d} | lr {lr:.4g} | train ppl {record['train_ppl']:8.2f} | "
-        f"valid ppl {record['valid_ppl']:8.2f} | {rate:,.0f} tokens/s")
-    for s in (_samples(cfg, mcfg, vocab, run.params, run.epoch) if cfg.samples else []):
-        log(f"  sample: {s}")
-    with open(os.path.join(cfg.out, "metrics.jsonl"), "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
-    if improved:
-        save(os.path.join(cfg.out, "best.npz"), cfg, mcfg, vocab, run)
-    save(os.path.join(cfg.out, "last.npz"), cfg, mcfg, vocab, run)
-    if stop:
-        log(f"early stop: no better validation perplexity for {cfg.early_stop} epochs")
-    return record
+class Trained(NamedTuple):
+    """What ``fit`` returns; ``steps_run``: the steps this call ran (fewer than the
+    whole run's after a resume)."""
+    cfg: LMTrainConfig
+    corpus: object
+    vocab: object
+    mcfg: lm.LMConfig
+    state: trainer.State
+    steps_run: int
+    history: list
 
 
-def prepare(cfg, resume=None, overrides=None):
-    """Corpus, vocabulary, model config, data and the Run (fresh or resumed)."""
+class Prepared(NamedTuple):
+    cfg: LMTrainConfig
+    corpus: object
+    vocab: object
+    mcfg: lm.LMConfig
+    train: np.ndarray
+    valid: np.ndarray
+    params: Optional[dict]          # fresh weights (None when resuming)
+    rng: Optional[np.random.Generator]
+    resume: Optional[dict]          # the loaded checkpoint, with "path"
+
+
+def load_resume(path, overrides=None):
+    """(config, checkpoint) to continue from: the checkpoint's settings with the
+    allowed overrides (``LMTrainConfig.RESUMABLE``)."""
+    ck = checkpoint.load(path, kind=KIND)
+    ck["path"] = path
+    if "history" not in ck["meta"] and "model_config" in ck["meta"]:
+        raise checkpoint.CheckpointError(
+            f"{path}: written by an older rnnlab, before training kept its history in the "
+            "checkpoint; it can still be evaluated and sampled, but not resumed")
+    return trainer.resume_config(LMTrainConfig, ck["meta"], dict(overrides or {}), path), ck
+
+
+def prepare(cfg, resume=None, overrides=None, log=print):
+    """Check the output folder, read the corpus, build vocabulary, model and data.
+
+    ``resume``: a checkpoint path, or the (config, checkpoint) ``load_resume`` gave.
+    """
     ck = None
     if resume is not None:
-        ck = checkpoint.load(resume)
-        cfg = resume_config(ck["meta"], overrides or {}, resume)
+        cfg, ck = resume if isinstance(resume, tuple) else load_resume(resume, overrides)
+    elif not isinstance(cfg, LMTrainConfig):
+        raise ValueError(f"expected an LMTrainConfig, got {type(cfg).__name__}")
+    trainer.check_out(cfg.out)                       # before the (slow) corpus
     corp = corpus_mod.load(cfg.corpus, cfg.level)
     vocab = build_vocab(cfg, corp)
-    if ck is not None and vocab.to_dict() != ck["meta"]["vocab"]:
-        raise ValueError(f"{resume}: checkpoint's vocabulary ({len(ck['meta']['vocab']['itos'])} "
-                         f"tokens) differs from the one corpus {cfg.corpus} gives ({len(vocab)})")
+    if ck is not None:
+        saved = checkpoint.expect(_app(ck), "vocab", checkpoint.TABLE, ck["path"])
+        if vocab.to_dict() != saved:
+            n = len(saved["itos"]) if isinstance(saved.get("itos"), list) else "?"
+            raise ValueError(f"{ck['path']}: checkpoint's vocabulary ({n} tokens) differs "
+                             f"from the one corpus {cfg.corpus} gives ({len(vocab)})")
     mcfg = model_config(cfg, len(vocab))
     name = f"corpus {cfg.corpus}"
     train = batchify(vocab_mod.encode(vocab, corp.train), cfg.batch_size, f"{name} (train split)")
-    nval = len(corp.valid)
-    valid = batchify(vocab_mod.encode(vocab, corp.valid),
-                     max(1, min(cfg.eval_batch_size, nval // 2)), f"{name} (valid split)")
+    valid = batch_streams(vocab_mod.encode(vocab, corp.valid), cfg.eval_batch_size,
+                          f"{name} (valid split)")
+    check_memory(_bytes_needed(cfg, mcfg), f"a {cfg.mode} {cfg.num_layers}x{cfg.hidden_size} "
+                 f"model over {len(vocab):,} tokens at batch {cfg.batch_size} x bptt {cfg.bptt}",
+                 "lower --hidden-size, --batch-size or --bptt, or set --max-vocab")
+    if len(vocab) > 50_000 and cfg.max_vocab is None:
+        log(f"note: the vocabulary has {len(vocab):,} tokens; every step and every evaluation "
+            "costs in proportion: --max-vocab 50000 keeps the frequent ones")
     if ck is not None:
-        run = restore(ck, mcfg)
-        # recomputed, so a finished run can be extended with a larger --epochs
-        run.finished = run.epoch >= cfg.epochs or (
-            bool(cfg.early_stop) and run.bad_epochs >= cfg.early_stop)
-        return cfg, corp, vocab, mcfg, train, valid, run
+        try:
+            lm.check_params(mcfg, ck["params"], finite=True)
+        except ValueError as e:
+            raise checkpoint.CheckpointError(f"{ck['path']}: {e}") from None
+        return Prepared(cfg, corp, vocab, mcfg, train, valid, None, None, ck)
     rng = np.random.default_rng(cfg.seed)
-    params = lm.init_params(mcfg, rng)
-    opt = make_optimizer(cfg)
-    run = Run(params, opt.init(params), lm.zero_state(mcfg, cfg.batch_size), rng,
-              plateau=schedules.plateau_init(cfg.lr))
-    return cfg, corp, vocab, mcfg, train, valid, run
+    return Prepared(cfg, corp, vocab, mcfg, train, valid, lm.init_params(mcfg, rng), rng, None)
 
 
-def make_optimizer(cfg):
-    return optim.make(cfg.optimizer, **({"momentum": cfg.momentum} if cfg.optimizer == "sgd" else {}))
+def _app(ck):
+    m = ck["meta"]
+    return m["app"] if isinstance(m.get("app"), dict) else {}
 
 
-def fit(cfg, resume=None, overrides=None, log=print):
-    """Train (or continue) a run; returns (cfg, vocab, mcfg, run, history)."""
-    cfg, corp, vocab, mcfg, train, valid, run = prepare(cfg, resume, overrides)
-    os.makedirs(cfg.out, exist_ok=True)
-    opt = make_optimizer(cfg)
-    log(f"corpus {corp.name}: {len(corp.train):,} train tokens, vocabulary {len(vocab):,} "
-        f"({vocab.level}); {cfg.mode} {cfg.num_layers}x{cfg.hidden_size}, "
-        f"{sum(p.size for p in run.params.values()):,} parameters")
-    if resume:
-        log(f"resumed from {resume} at epoch {run.epoch + 1}, step {run.step}")
-    history = []
-    while not run.finished and run.epoch < cfg.epochs:
-        lr = schedules.lr_for_epoch(cfg.schedule, cfg.lr, run.epoch, run.plateau,
-                                    cfg.lr_decay, cfg.decay_start)
-        rate = train_epoch(cfg, mcfg, vocab, opt, run, train, lr)
-        history.append(end_epoch(cfg, mcfg, vocab, run, valid, lr, rate, log))
-    return cfg, corp, vocab, mcfg, run, history
+def _bytes_needed(cfg, mcfg):
+    """A rough upper estimate of one training step's memory (float32)."""
+    n = sum(math.prod(s) for s in lm.param_shapes(mcfg).values())
+    slots = {"adam": 2, "sgd": 1, "rmsprop": 1, "adagrad": 1}[cfg.optimizer]
+    per_token = 3 * mcfg.vocab_size + 3 * cfg.emb_size + 14 * cfg.num_layers * cfg.hidden_size
+    rows = max(cfg.batch_size, cfg.eval_batch_size)
+    return 4 * (n * (4 + slots) + per_token * rows * cfg.bptt)
+
+
+def fit(cfg=None, resume=None, overrides=None, log=print):
+    """Train (or continue) a run; returns a ``Trained`` (its last field: the history).
+
+    ``cfg``: an ``LMTrainConfig``; ``resume``: a checkpoint path (its settings,
+    with ``overrides`` where ``LMTrainConfig.RESUMABLE`` allows), or the pair
+    ``load_resume`` returns.
+    """
+    p = prepare(cfg, resume, overrides, log)
+    cfg = p.cfg
+    task = LMTask(cfg, p.mcfg, p.train, p.valid, cfg.progress, log)
+    nparams = sum(v.size for v in (p.params or p.resume["params"]).values())
+    log(f"corpus {p.corpus.name}: {len(p.corpus.train):,} train tokens, vocabulary "
+        f"{len(p.vocab):,} ({p.vocab.level}); {cfg.mode} {cfg.num_layers}x{cfg.hidden_size}, "
+        f"{nparams:,} parameters")
+    if cfg.max_eval_tokens and p.valid.size - p.valid.shape[1] > cfg.max_eval_tokens:
+        log(f"validation: the first {cfg.max_eval_tokens:,} of "
+            f"{p.valid.size - p.valid.shape[1]:,} valid tokens each epoch (--max-eval-tokens)")
+
+    def on_epoch(st, record):
+        for s in (_samples(cfg, p.mcfg, p.vocab, st.params, st.epoch) if cfg.samples else []):
+            log(f"  sample: {s}")
+
+    app_meta = {"model_config": p.mcfg.to_dict(), "vocab": p.vocab.to_dict()}
+    st = trainer.fit(cfg, task, p.params, kind=KIND, app_meta=app_meta, resume=p.resume,
+                     log=log, unit="tokens", on_epoch=on_epoch, rng=p.rng, show=show)
+    return Trained(cfg, p.corpus, p.vocab, p.mcfg, st, task.steps_run, st.history)

@@ -73,11 +73,16 @@ class Vocab:
 
     @classmethod
     def from_dict(cls, d):
-        try:
-            return cls(itos=tuple(d["itos"]), level=d["level"], unk=d.get("unk"),
-                       eos=d.get("eos"), bos=d.get("bos"))
-        except (KeyError, TypeError) as e:
-            raise ValueError(f"malformed vocabulary: missing {e}") from None
+        if not isinstance(d, dict) or "itos" not in d or "level" not in d:
+            raise ValueError("malformed vocabulary: expected an object with 'itos' and "
+                             f"'level', got {str(d)[:60]}")
+        itos = d["itos"]
+        if not isinstance(itos, list) or not all(isinstance(t, str) for t in itos):
+            raise ValueError("malformed vocabulary: 'itos' should be a list of strings")
+        specials = {k: d.get(k) for k in ("unk", "eos", "bos")}
+        if not all(v is None or isinstance(v, str) for v in specials.values()):
+            raise ValueError("malformed vocabulary: unk, eos and bos should be strings or null")
+        return cls(itos=tuple(itos), level=d["level"], **specials)
 
 
 def build(tokens, level="word", max_size=None, min_count=1, unk=UNK, eos=None, bos=None):
@@ -136,5 +141,9 @@ def load(path):
     try:
         with open(path, encoding="utf-8") as f:
             return Vocab.from_dict(json.load(f))
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: not a vocabulary JSON file ({e})") from None
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read it ({e.strerror or e})") from None

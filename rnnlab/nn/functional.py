@@ -48,6 +48,9 @@ def dropout_mask(shape, p, rng, dtype):
 
 
 def log_softmax(logits):
+    """log softmax over the last axis, shifted by the max so exp cannot overflow:
+    (..., V) -> (..., V). The one log-softmax of rnnlab (sampling and scoring
+    read it)."""
     z = logits - logits.max(axis=-1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 

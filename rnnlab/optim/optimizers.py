@@ -42,19 +42,19 @@ def _slots(params, *names):
     return state
 
 
-def sgd(momentum=0.0, nesterov=False, weight_decay=0.0):
-    """Plain SGD, or heavy-ball / Nesterov momentum: v = mu v + g; p -= lr v."""
+def sgd(momentum=0.0):
+    """Plain SGD, or heavy-ball momentum: v = mu v + g; p -= lr v (as torch.optim.SGD
+    with dampening 0: the first step moves by lr g)."""
     def init(params):
         return _slots(params, "velocity") if momentum else _slots(params)
 
     def update(params, grads, state, lr):
         new, st = {}, dict(state)
         for k, p in params.items():
-            g = grads[k] + weight_decay * p if weight_decay else grads[k]
+            g = grads[k]
             if momentum:
-                v = momentum * state[f"velocity/{k}"] + g
-                st[f"velocity/{k}"] = v
-                g = g + momentum * v if nesterov else v
+                g = momentum * state[f"velocity/{k}"] + g
+                st[f"velocity/{k}"] = g
             step = g * p.dtype.type(-lr)                          # one temporary, then in place
             step += p
             new[k] = step
@@ -63,8 +63,9 @@ def sgd(momentum=0.0, nesterov=False, weight_decay=0.0):
     return Optimizer("sgd", init, update)
 
 
-def adam(beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
-    """Adam (Kingma & Ba 2015) with bias correction."""
+def adam(beta1=0.9, beta2=0.999, eps=1e-8):
+    """Adam (Kingma & Ba 2015) with bias correction, eps outside the square root
+    as torch.optim.Adam: p -= (lr / c1) m / (sqrt(v / c2) + eps)."""
     def init(params):
         return _slots(params, "m", "v")
 
@@ -74,7 +75,7 @@ def adam(beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
         c1, c2 = 1.0 - beta1 ** t, 1.0 - beta2 ** t
         new = {}
         for k, p in params.items():
-            g = grads[k] + weight_decay * p if weight_decay else grads[k]
+            g = grads[k]
             m = beta1 * state[f"m/{k}"] + (1 - beta1) * g
             v = beta2 * state[f"v/{k}"] + (1 - beta2) * g * g
             st[f"m/{k}"], st[f"v/{k}"] = m, v
@@ -85,7 +86,9 @@ def adam(beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
 
 
 def rmsprop(decay=0.9, eps=1e-8):
-    """RMSprop (Tieleman & Hinton 2012): p -= lr g / sqrt(E[g^2] + eps)."""
+    """RMSprop (Tieleman & Hinton 2012): ms = decay ms + (1 - decay) g^2;
+    p -= lr g / (sqrt(ms) + eps). eps outside the root, as torch.optim.RMSprop
+    (whose ``alpha`` is our ``decay``; torch's default is 0.99, ours 0.9)."""
     def init(params):
         return _slots(params, "ms")
 
@@ -94,14 +97,15 @@ def rmsprop(decay=0.9, eps=1e-8):
         for k, p in params.items():
             ms = decay * state[f"ms/{k}"] + (1 - decay) * grads[k] ** 2
             st[f"ms/{k}"] = ms
-            new[k] = (p - lr * grads[k] / np.sqrt(ms + eps)).astype(p.dtype)
+            new[k] = (p - lr * grads[k] / (np.sqrt(ms) + eps)).astype(p.dtype)
         st["step"] = state["step"] + 1
         return new, st
     return Optimizer("rmsprop", init, update)
 
 
-def adagrad(eps=1e-8):
-    """Adagrad (Duchi et al. 2011): p -= lr g / sqrt(sum g^2 + eps)."""
+def adagrad(eps=1e-10):
+    """Adagrad (Duchi et al. 2011): s += g^2; p -= lr g / (sqrt(s) + eps), as
+    torch.optim.Adagrad (eps outside the root, 1e-10; no lr decay)."""
     def init(params):
         return _slots(params, "sum_sq")
 
@@ -110,7 +114,7 @@ def adagrad(eps=1e-8):
         for k, p in params.items():
             s = state[f"sum_sq/{k}"] + grads[k] ** 2
             st[f"sum_sq/{k}"] = s
-            new[k] = (p - lr * grads[k] / np.sqrt(s + eps)).astype(p.dtype)
+            new[k] = (p - lr * grads[k] / (np.sqrt(s) + eps)).astype(p.dtype)
         st["step"] = state["step"] + 1
         return new, st
     return Optimizer("adagrad", init, update)

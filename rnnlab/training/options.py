@@ -25,10 +25,14 @@ from dataclasses import MISSING, field, fields
 
 
 def option(default, help, *, lo=None, hi=None, lo_open=False, hi_open=False, choices=None,
-           positional=False):
-    """A dataclass field with its help text and its allowed values."""
+           positional=False, short=None):
+    """A dataclass field with its help text and its allowed values.
+
+    ``positional``: a command-line argument instead of a flag (``True``: optional,
+    ``"required"``: required); ``short``: an extra short flag such as ``"-n"``.
+    """
     meta = dict(help=help, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open, choices=choices,
-                positional=positional)
+                positional=positional, short=short)
     return field(default=default, metadata=meta)
 
 
@@ -97,13 +101,16 @@ def add_arguments(parser, cls, skip=(), title="options (also settable in a --con
         m = f.metadata
         default = f.default if f.default is not MISSING else f.default_factory()
         help_ = f"{m['help']} (default: {default})"
-        if m["positional"]:
+        names = [flag(f.name)] + ([m["short"]] if m.get("short") else [])
+        if m["positional"] == "required":
+            parser.add_argument(f.name, help=m["help"])
+        elif m["positional"]:
             parser.add_argument(f.name, nargs="?", default=argparse.SUPPRESS, help=help_)
         elif t is bool:
-            g.add_argument(flag(f.name), action=argparse.BooleanOptionalAction,
+            g.add_argument(*names, action=argparse.BooleanOptionalAction,
                            default=argparse.SUPPRESS, help=help_)
         else:
-            g.add_argument(flag(f.name), type=_parse(t, f.name), metavar=f.name.upper(),
+            g.add_argument(*names, type=_parse(t, f.name), metavar=f.name.upper(),
                            default=argparse.SUPPRESS, help=help_,
                            choices=m["choices"] if t is str else None)
 
@@ -121,17 +128,37 @@ def _parse(t, name):
 
 
 def from_mapping(cls, d, where="options"):
-    """``cls(**d)``, with unknown keys and wrong values named after ``where``."""
+    """``cls(**d)``, with unknown keys and wrong values named after ``where``
+    (``where=None``: the message names the option only)."""
+    pre = "" if where is None else f"{where}: "
     if not isinstance(d, dict):
-        raise ValueError(f"{where}: expected a table of options, got {type(d).__name__}")
+        raise ValueError(f"{pre}expected a table of options, got {type(d).__name__}")
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(d) - known)
     if unknown:
-        raise ValueError(f"{where}: unknown option(s) {', '.join(unknown)}")
+        raise ValueError(f"{pre}unknown option(s) {', '.join(unknown)}")
     try:
         return cls(**d)
     except ValueError as e:
-        raise ValueError(f"{where}: {e}") from None
+        raise ValueError(f"{pre}{e}") from None
+
+
+def from_args(cls, args, drop=("func", "command", "config", "resume")):
+    """A config from parsed arguments: defaults < ``--config`` TOML < command line.
+
+    A wrong value is named by its flag, plus the TOML file when it came from there.
+    """
+    given = {k: v for k, v in vars(args).items() if k not in drop}
+    path = getattr(args, "config", None)
+    from_file = load_toml(path) if path else {}
+    try:
+        return from_mapping(cls, {**from_file, **given}, None)
+    except ValueError as e:
+        culprits = [k for k in from_file if k not in given
+                    and (str(e).startswith(flag(k)) or k not in {f.name for f in fields(cls)})]
+        if culprits:
+            raise ValueError(f"--config {path}: {e}") from None
+        raise
 
 
 def load_toml(path):

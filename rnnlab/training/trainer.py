@@ -23,6 +23,20 @@ A task is any object with:
         the mean loss over the step's ``count`` items (tokens, frames, ...) and
         its gradient with the params' keys; ``rng`` for dropout or weight noise
     evaluate(params) -> dict of float          validation metrics, holding ``monitor``
+
+and optionally ``carry``: a tuple of arrays the task keeps from step to step
+(a language model's recurrent state, carried across truncated-BPTT chunks). The
+trainer saves it in every checkpoint and sets it back on resume, so a run killed
+mid-epoch continues from the same state. If ``loss_and_grads`` finds a
+non-finite loss or gradient it may return ``grads=None`` (skipping the rest of
+its backward): the trainer reports the divergence either way, before the
+update. ``max_loss`` (optional): a loss above it counts as diverged too (for a
+language model, far worse than a uniform guess).
+
+Before the first step ``fit`` checks that the output folder can be written
+(``check_out``; nothing is created until the first checkpoint, so a run that
+fails to start leaves no empty folder behind) and removes the temporary files
+of saves that a kill interrupted.
 """
 import math
 import os
@@ -33,7 +47,7 @@ from typing import Optional
 import numpy as np
 
 from rnnlab import optim
-from rnnlab.io import checkpoint, metrics
+from rnnlab.io import atomic, checkpoint, metrics
 from rnnlab.io.progress import progress
 from rnnlab.optim import schedules
 from rnnlab.training.options import check, option
@@ -106,34 +120,52 @@ def _meta(cfg, st, app_meta):
             "finished": st.finished}
 
 
-def save(path, cfg, st, kind, app_meta):
-    checkpoint.save(path, st.params, st.opt_state, None, _meta(cfg, st, app_meta), kind=kind)
+def save(path, cfg, st, kind, app_meta, carry=None):
+    checkpoint.save(path, st.params, st.opt_state, carry, _meta(cfg, st, app_meta), kind=kind)
+
+
+_PLATEAU = ("a JSON object with lr > 0, best and bad_epochs",
+            lambda v: isinstance(v, dict) and checkpoint.FINITE[1](v.get("lr"))
+            and v["lr"] > 0 and checkpoint.NUMBER[1](v.get("best"))
+            and checkpoint.NONNEG_INT[1](v.get("bad_epochs")))
 
 
 def restore(ck, path):
     """A State from a loaded checkpoint; clear errors for missing or mistyped fields."""
-    m = ck["meta"]
+    m, E = ck["meta"], checkpoint.expect
+    rng = np.random.default_rng()
     try:
-        rng = np.random.default_rng()
-        rng.bit_generator.state = m["rng"]
-        pos, sums = m["position"], m["sums"]
-        return State(ck["params"], ck["opt_state"], rng, int(pos["epoch"]), int(pos["step"]),
-                     float(sums["loss"]), int(sums["count"]), m["plateau"], m["best"],
-                     int(m["bad_epochs"]), list(m["history"]), bool(m["finished"]))
+        rng.bit_generator.state = E(m, "rng", checkpoint.TABLE, path)
     except (KeyError, TypeError, ValueError) as e:
+        if isinstance(e, checkpoint.CheckpointError):
+            raise
         raise checkpoint.CheckpointError(
-            f"{path}: checkpoint metadata is incomplete or of the wrong type "
-            f"({type(e).__name__}: {e})") from None
+            f"{path}: checkpoint metadata 'rng' is not a random-generator state ({e})") from None
+    history = E(m, "history", checkpoint.TABLES, path)
+    epoch = E(m, "position.epoch", checkpoint.NONNEG_INT, path)
+    if len(history) != epoch:
+        raise checkpoint.CheckpointError(
+            f"{path}: checkpoint metadata disagrees with itself: position.epoch is {epoch} "
+            f"but the history holds {len(history)} epoch(s)")
+    plateau = m.get("plateau")
+    if plateau is not None:
+        E(m, "plateau", _PLATEAU, path)
+    return State(ck["params"], ck["opt_state"], rng, epoch,
+                 E(m, "position.step", checkpoint.NONNEG_INT, path),
+                 float(E(m, "sums.loss", checkpoint.FINITE, path)),
+                 E(m, "sums.count", checkpoint.NONNEG_INT, path), plateau,
+                 E(m, "best", checkpoint.NUMBER_OR_NULL, path),
+                 E(m, "bad_epochs", checkpoint.NONNEG_INT, path), list(history),
+                 E(m, "finished", checkpoint.BOOL, path))
 
 
 def resume_config(cls, meta, overrides, path):
     """The checkpoint's config with the allowed overrides; a clear error otherwise."""
     from rnnlab.training.options import from_mapping
-    saved = meta.get("train_config")
-    if not isinstance(saved, dict):
-        raise checkpoint.CheckpointError(f"{path}: checkpoint has no train_config")
+    saved = checkpoint.expect(meta, "train_config", checkpoint.TABLE, path)
+    resumable = getattr(cls, "RESUMABLE", RESUMABLE)
     clash = {k: (saved.get(k), v) for k, v in overrides.items()
-             if k not in RESUMABLE and saved.get(k) != v}
+             if k not in resumable and saved.get(k) != v}
     if clash:
         diff = ", ".join(f"--{k.replace('_', '-')}: checkpoint {a!r} vs given {b!r}"
                          for k, (a, b) in clash.items())
@@ -163,28 +195,66 @@ def make_optimizer(cfg):
 def learning_rate(cfg, st):
     if cfg.schedule == "plateau":
         return st.plateau["lr"]
-    if cfg.schedule == "step":
+    if cfg.schedule in ("step", "zaremba"):           # "zaremba": the LM's name for it
         return schedules.zaremba(cfg.lr, st.epoch, cfg.lr_decay, cfg.decay_start)
     return cfg.lr
 
 
+OUTPUTS = ("last.npz", "best.npz", "metrics.jsonl")
+
+
 def check_out(out):
-    """Fail before training when the output folder cannot be written."""
+    """Fail before training when the output folder cannot be written.
+
+    Creates nothing: the folder (and its parents) are made by the first
+    checkpoint, so a run that fails to start leaves no empty folder. Probes the
+    folder, or its nearest existing parent, with a temporary file; removes the
+    temporary files that killed saves left in it.
+    """
+    if not isinstance(out, (str, os.PathLike)) or not os.fspath(out):
+        raise ValueError(f"--out: expected a folder name, got {out!r}")
+    out = os.fspath(out)
     if os.path.exists(out) and not os.path.isdir(out):
         raise ValueError(f"--out {out}: exists and is not a folder")
+    probe_in = os.path.abspath(out)
+    while not os.path.exists(probe_in):
+        probe_in = os.path.dirname(probe_in)
+    if not os.path.isdir(probe_in):
+        raise ValueError(f"--out {out}: {probe_in} is a file, so no folder can be made "
+                         "under it")
+    probe = os.path.join(probe_in, f".rnnlab-write-test-{os.getpid()}")
     try:
-        os.makedirs(out, exist_ok=True)
-        probe = os.path.join(out, f".write-test-{os.getpid()}")
         with open(probe, "w"):
             pass
         os.remove(probe)
     except OSError as e:
-        raise ValueError(f"--out {out}: cannot write there ({e.strerror or e})") from None
+        where = "there" if probe_in == os.path.abspath(out) else f"in {probe_in}"
+        raise ValueError(f"--out {out}: cannot write {where} ({e.strerror or e}); "
+                         "choose another folder") from None
+    if os.path.isdir(out):
+        for name in OUTPUTS:
+            atomic.remove_stale(os.path.join(out, name))
 
 
-def new_state(cfg, params):
-    return State(params, make_optimizer(cfg).init(params), np.random.default_rng(cfg.seed),
+def new_state(cfg, params, rng=None):
+    rng = np.random.default_rng(cfg.seed) if rng is None else rng
+    return State(params, make_optimizer(cfg).init(params), rng,
                  plateau=schedules.plateau_init(cfg.lr), history=[])
+
+
+def _diverged(st, lr, what):
+    return TrainingDiverged(f"training diverged at epoch {st.epoch + 1}, step {st.step + 1} "
+                            f"({what}); lower --lr (now {lr:g}) or set --clip")
+
+
+def _check_finite(st, lr):
+    """Before any save: weights that overflowed are a divergence, never a checkpoint.
+    (Between saves the next step's loss shows it; a sum is the cheap test.)"""
+    with np.errstate(over="ignore", invalid="ignore"):
+        bad = next((k for k, p in st.params.items() if not np.isfinite(p.sum())), None)
+    if bad is not None:
+        st.step -= 1                                    # name the step that did it
+        raise _diverged(st, lr, f"the update made {bad} non-finite")
 
 
 def _step(cfg, task, opt, st, lr, reduce_grads):
@@ -193,27 +263,34 @@ def _step(cfg, task, opt, st, lr, reduce_grads):
         loss, count, grads = task.loss_and_grads(st.params, st.epoch, st.step, st.rng)
         if reduce_grads is not None:
             loss, count, grads = reduce_grads(loss, count, grads)
+        if not math.isfinite(loss):
+            raise _diverged(st, lr, f"loss {loss}")
+        if grads is None:
+            raise _diverged(st, lr, f"loss {loss:.4g}, gradients not finite")
+        if loss > getattr(task, "max_loss", math.inf):
+            raise _diverged(st, lr, f"loss {loss:.4g}, above {task.max_loss:.4g}, the "
+                                    "bound for a model that is still learning")
         grads, norm, _ = optim.clip_by_global_norm(grads, cfg.clip or None)
-    if not (math.isfinite(loss) and math.isfinite(norm)):
-        raise TrainingDiverged(
-            f"training diverged at epoch {st.epoch + 1}, step {st.step + 1} (loss {loss}, "
-            f"gradient norm {norm}); lower --lr (now {lr:g}) or set --clip")
-    st.params, st.opt_state = opt.update(st.params, grads, st.opt_state, lr)
+        if not math.isfinite(norm):
+            raise _diverged(st, lr, f"loss {loss}, gradient norm {norm}")
+        st.params, st.opt_state = opt.update(st.params, grads, st.opt_state, lr)
     st.loss_sum += loss * count
     st.count += count
     st.step += 1
     return loss
 
 
-def _epoch(cfg, task, opt, st, lr, kind, app_meta, reduce_grads, unit):
+def _epoch(cfg, task, opt, st, lr, kind, app_meta, reduce_grads, unit, writer=True):
     n = task.steps(st.epoch)
     n = min(n, cfg.max_steps) if cfg.max_steps else n
-    bar = progress(n, f"epoch {st.epoch + 1}", enabled=cfg.progress, initial=st.step)
+    bar = progress(n, f"epoch {st.epoch + 1}", enabled=cfg.progress and writer, initial=st.step)
     t0, c0 = time.perf_counter(), st.count
     while st.step < n:
         loss = _step(cfg, task, opt, st, lr, reduce_grads)
         if cfg.checkpoint_every and st.step % cfg.checkpoint_every == 0 and st.step < n:
-            save(os.path.join(cfg.out, "last.npz"), cfg, st, kind, app_meta)
+            _check_finite(st, lr)
+            if writer:
+                save_last(cfg, st, kind, app_meta, getattr(task, "carry", None))
         rate = (st.count - c0) / max(time.perf_counter() - t0, 1e-9)
         bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.3g}", **{f"{unit}_s": f"{rate:.0f}"})
         bar.update(1)
@@ -221,7 +298,13 @@ def _epoch(cfg, task, opt, st, lr, kind, app_meta, reduce_grads, unit):
     return (st.count - c0) / max(time.perf_counter() - t0, 1e-9)
 
 
-def _end_epoch(cfg, task, st, lr, rate, unit, log):
+def show_record(record):
+    """The default epoch line: every metric of the record."""
+    return " | ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                      for k, v in record.items())
+
+
+def _end_epoch(cfg, task, st, lr, rate, unit, log, show):
     record = {"epoch": st.epoch + 1, "lr": lr, "train_loss": st.loss_sum / max(st.count, 1),
               f"{unit}_per_s": rate}
     record.update(task.evaluate(st.params))
@@ -237,39 +320,71 @@ def _end_epoch(cfg, task, st, lr, rate, unit, log):
     st.epoch, st.step, st.loss_sum, st.count = st.epoch + 1, 0, 0.0, 0
     stop = bool(cfg.early_stop) and st.bad_epochs >= cfg.early_stop
     st.finished = st.epoch >= cfg.epochs or stop
-    shown = " | ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                       for k, v in record.items())
-    log(shown + (f"\nearly stop: no better {cfg.monitor} for {cfg.early_stop} epochs"
+    log(show(record) + (f"\nearly stop: no better {cfg.monitor} for {cfg.early_stop} epochs"
                  if stop else ""))
     return improved
 
 
+def save_last(cfg, st, kind, app_meta, carry=None):
+    """last.npz and metrics.jsonl, together, at every save (mid-epoch ones too).
+
+    The metrics file is written and synced under its temporary name first and
+    renamed right after the checkpoint, so whenever the process is killed the
+    two agree (but for the microseconds between the two renames), also when a
+    fresh run starts in a folder that holds an older run's files. A resumed run
+    rewrites the file from the checkpoint's history at its start as well.
+    """
+    with atomic.atomic_path(os.path.join(cfg.out, "metrics.jsonl")) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(metrics.text(st.history))
+        save(os.path.join(cfg.out, "last.npz"), cfg, st, kind, app_meta, carry)
+
+
 def fit(cfg, task, params=None, *, kind, app_meta=None, resume=None, log=print,
-        reduce_grads=None, unit="item", on_epoch=None):
+        reduce_grads=None, unit="item", on_epoch=None, rng=None, show=show_record,
+        writer=True):
     """Train ``params`` on ``task`` (or continue the checkpoint ``resume``).
 
     ``resume`` is a checkpoint loaded with ``checkpoint.load(path, kind)`` (with
     ``"path"`` added) whose config the caller already merged (``resume_config``).
     ``reduce_grads(loss, count, grads)`` combines a step's results across
-    processes (data parallelism); ``on_epoch(state, record)`` runs after each
-    epoch (samples, figures). Returns the final State; its ``history`` holds
-    one record per epoch.
+    processes (data parallelism: ``rnnlab.dist.mpi.DataParallel.fit_hooks()``
+    gives it, with ``writer`` False on every rank but rank 0, which alone logs
+    and writes); ``on_epoch(state, record)`` runs after each
+    epoch (samples, figures). ``rng``: the Generator the
+    steps draw from (default: one seeded with ``cfg.seed``); ``show(record)``:
+    the epoch's log line. Returns the final State; its ``history`` holds one
+    record per epoch.
     """
-    check_out(cfg.out)
-    st = restore(resume, resume["path"]) if resume is not None else new_state(cfg, params)
+    if writer:
+        check_out(cfg.out)
+    else:
+        log = lambda *a, **k: None                                 # noqa: E731
+    if resume is not None:
+        st = restore(resume, resume["path"])
+        if hasattr(task, "carry"):
+            try:
+                task.carry = resume["state"]
+            except ValueError as e:
+                raise checkpoint.CheckpointError(f"{resume['path']}: {e}") from None
+        log(f"resumed from {resume['path']} at epoch {st.epoch + 1}, step {st.step}")
+    else:
+        st = new_state(cfg, params, rng)
     st.finished = st.epoch >= cfg.epochs or (
         bool(cfg.early_stop) and st.bad_epochs >= cfg.early_stop)
     opt = make_optimizer(cfg)
-    mpath = os.path.join(cfg.out, "metrics.jsonl")
-    metrics.write(mpath, st.history)                    # agree with the checkpoint
+    if writer and resume is not None and os.path.isdir(cfg.out):   # agree with the checkpoint
+        metrics.write(os.path.join(cfg.out, "metrics.jsonl"), st.history)
     while not st.finished:
         lr = learning_rate(cfg, st)
-        rate = _epoch(cfg, task, opt, st, lr, kind, app_meta, reduce_grads, unit)
-        improved = _end_epoch(cfg, task, st, lr, rate, unit, log)
-        if improved:
-            save(os.path.join(cfg.out, "best.npz"), cfg, st, kind, app_meta)
-        save(os.path.join(cfg.out, "last.npz"), cfg, st, kind, app_meta)
-        metrics.write(mpath, st.history)
+        rate = _epoch(cfg, task, opt, st, lr, kind, app_meta, reduce_grads, unit, writer)
+        _check_finite(st, lr)
+        improved = _end_epoch(cfg, task, st, lr, rate, unit, log, show)
+        carry = getattr(task, "carry", None)
+        if writer and improved:
+            save(os.path.join(cfg.out, "best.npz"), cfg, st, kind, app_meta, carry)
+        if writer:
+            save_last(cfg, st, kind, app_meta, carry)
         if on_epoch is not None:
             on_epoch(st, st.history[-1])
     return st

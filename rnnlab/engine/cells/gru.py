@@ -30,8 +30,20 @@ Activations cached per step as one (B, 4H) record: r, z, n and, last, gh_n
 (reset_after) or r * h_{t-1} (reset_before), which the weight gradient needs.
 """
 
-GATES = 3
+import numpy as np
+
+GATE_NAMES = ("r", "z", "n")  # row blocks of weight_ih / weight_hh, each H rows
+GATES = len(GATE_NAMES)
+KEEP_GATE = "z"               # the update gate: h_t = (1 - z) n + z h_{t-1}
 STATE = ("h",)
+OPTIONS = ("reset_after",)    # RNNConfig fields the step functions take
+VARIANTS = {"gru": {"reset_after": True}, "gru-reset-before": {"reset_after": False}}
+
+
+def fast_kernels():
+    """The fused kernels of the fast path (reset_after=True only; see its ``supports``)."""
+    from rnnlab.engine.fast import fused
+    return fused.GRU
 
 
 def act_width(hidden_size, **opts):
@@ -95,3 +107,20 @@ def hh_grads(xp, dgh, h_prev, acts, reset_after=True, **_):
     rh = acts[:, 3 * H:]
     dw = xp.concat([dgh[:, :2 * H].T @ h_prev, dgh[:, 2 * H:].T @ rh], axis=0)
     return dw, xp.sum(dgh, axis=0)
+
+
+def step_jacobian(w_hh, states, acts, reset_after=True, **_):
+    """dh_s/dh_{s-1} with the gates' dependence on h included: (T, B, H, H), float64."""
+    H = w_hh.shape[1]
+    h = states[0][:-1]                                            # (T, B, H)
+    r, z, n, last = (acts[..., k * H:(k + 1) * H] for k in range(4))
+    wr, wz, wn = (w_hh[k * H:(k + 1) * H] for k in range(3))
+    eye = np.eye(H)
+    dr = (r * (1.0 - r))[..., None] * wr                          # (T, B, H, H)
+    dz = (z * (1.0 - z))[..., None] * wz
+    if reset_after:                                               # n = tanh(gx + r * (W_n h + b))
+        da = last[..., None] * dr + r[..., None] * wn
+    else:                                                         # n = tanh(gx + W_n (r * h) + b)
+        da = wn @ (r[..., None] * eye + h[..., None] * dr)
+    dn = (1.0 - n * n)[..., None] * da
+    return z[..., None] * eye + (h - n)[..., None] * dz + (1.0 - z)[..., None] * dn

@@ -24,8 +24,18 @@ travels far, which is why the LSTM remembers (and why a forget-gate bias helps).
 Activations cached per step: (i, f, g, o) as one (B, 4H) record; c_t is state.
 """
 
-GATES = 4
+import numpy as np
+
+GATE_NAMES = ("i", "f", "g", "o")   # row blocks of weight_ih / weight_hh, each H rows
+GATES = len(GATE_NAMES)
+KEEP_GATE = "f"                     # the forget gate scales the cell path c_{t-1} -> c_t
 STATE = ("h", "c")
+
+
+def fast_kernels():
+    """The fused kernels of the fast path (``rnnlab.engine.fast.fused``)."""
+    from rnnlab.engine.fast import fused
+    return fused.LSTM
 
 
 def act_width(hidden_size, **opts):
@@ -71,3 +81,27 @@ def step_backward(xp, p, dstate, acts, prev, new, **_):
 def hh_grads(xp, dgh, h_prev, acts, **_):
     """dW_hh (4H, H) and db_hh (4H,), one product over all N = T*B rows."""
     return dgh.T @ h_prev, xp.sum(dgh, axis=0)
+
+
+def _sig_d(s):
+    return s * (1.0 - s)
+
+
+def step_jacobian(w_hh, states, acts, **_):
+    """d(h_s, c_s)/d(h_{s-1}, c_{s-1}) as (T, B, 2H, 2H), blocks [[hh, hc], [ch, cc]].
+
+    The c -> c block is diag(f_s): the "constant error carousel". float64.
+    """
+    H = w_hh.shape[1]
+    c_prev, c = states[1][:-1], states[1][1:]                     # (T, B, H)
+    i, f, g, o = (acts[..., k * H:(k + 1) * H] for k in range(4))
+    wi, wf, wg, wo = (w_hh[k * H:(k + 1) * H] for k in range(4))
+    tc = np.tanh(c)
+    dc_dh = ((g * _sig_d(i))[..., None] * wi + (c_prev * _sig_d(f))[..., None] * wf
+             + (i * (1.0 - g * g))[..., None] * wg)               # (T, B, H, H)
+    k = o * (1.0 - tc * tc)                                       # dh_s/dc_s, diagonal
+    dh_dh = (tc * _sig_d(o))[..., None] * wo + k[..., None] * dc_dh
+    eye = np.eye(H)
+    top = np.concatenate([dh_dh, (k * f)[..., None] * eye], axis=-1)
+    bottom = np.concatenate([dc_dh, f[..., None] * eye], axis=-1)
+    return np.concatenate([top, bottom], axis=-2)                 # (T, B, 2H, 2H)

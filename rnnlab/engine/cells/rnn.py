@@ -23,9 +23,27 @@ Parameters as ``torch.nn.RNN``: weight_ih (H, I), weight_hh (H, H), bias_ih (H,)
 bias_hh (H,). Activations cached: none (h_t itself gives f').
 """
 
-GATES = 1           # rows of weight_ih / weight_hh, in units of H
-STATE = ("h",)      # names of the recurrent state tensors
+import numpy as np
+
+GATE_NAMES = ("a",)         # row blocks of weight_ih / weight_hh, each H rows
+GATES = len(GATE_NAMES)     # rows in units of H
+KEEP_GATE = None            # no gate keeps the old state
+STATE = ("h",)              # names of the recurrent state tensors
 NONLINEARITIES = ("tanh", "relu", "sigmoid")
+OPTIONS = ("nonlinearity",)  # RNNConfig fields the step functions take
+VARIANTS = {f"rnn-{nl}": {"nonlinearity": nl} for nl in NONLINEARITIES}  # each its own backward
+MAX_SLOPE = {"tanh": 1.0, "relu": 1.0, "sigmoid": 0.25}   # gamma = max f', for the bound
+
+
+def fast_kernels():
+    """The fused kernels of the fast path (``rnnlab.engine.fast.fused``)."""
+    from rnnlab.engine.fast import fused
+    return fused.RNN
+
+
+def max_slope(nonlinearity="tanh", **_):
+    """gamma = max f': ||J_s|| <= gamma sigma_max(W_hh) (Pascanu et al. 2013)."""
+    return MAX_SLOPE[nonlinearity]
 
 
 def act_width(hidden_size, **opts):
@@ -72,3 +90,10 @@ def step_backward(xp, p, dstate, acts, prev, new, nonlinearity="tanh", **_):
 def hh_grads(xp, dgh, h_prev, acts, **_):
     """dW_hh, db_hh as one product over all steps: dgh (N, H), h_prev (N, H)."""
     return dgh.T @ h_prev, xp.sum(dgh, axis=0)
+
+
+def step_jacobian(w_hh, states, acts, nonlinearity="tanh", **_):
+    """dh_s/dh_{s-1} = diag(f'(a_s)) W_hh for every step, float64: (T, B, H, H)."""
+    h = states[0][1:]                                             # (T, B, H)
+    fp = _df(np, h, nonlinearity)                                 # (T, B, H)
+    return fp[..., :, None] * w_hh                                # (T, B, H, H)

@@ -1,4 +1,4 @@
-"""The compiled loops of the fast path (see ``_kernels`` for why they look so).
+"""The compiled loops of the fast path (see ``kernels`` for why they look so).
 
 Each function is one layer-direction's whole forward or backward time loop,
 compiled by numba: per step a BLAS ``?gemm`` (called through its address,
@@ -180,7 +180,7 @@ def _block(flat, rows, b):
 
 
 @_jit
-def _rnn_fwd(gemm, w_s, gx, scale, bias, hist, bs, B, kind, half):
+def rnn_fwd(gemm, w_s, gx, scale, bias, hist, bs, B, kind, half):
     G, H = w_s.shape
     a_buf, g_buf = np.empty(G * B, gx.dtype), np.empty(G * B, gx.dtype)
     for s in range(bs.shape[0]):
@@ -202,7 +202,7 @@ def _rnn_fwd(gemm, w_s, gx, scale, bias, hist, bs, B, kind, half):
 
 
 @_jit
-def _lstm_fwd(gemm, w_s, acts, scale, bias, hist, chist, tanh_c, bs, B, half):
+def lstm_fwd(gemm, w_s, acts, scale, bias, hist, chist, tanh_c, bs, B, half):
     """acts holds the input projection W_ih x on entry, i,f,g,o on exit."""
     G, H = w_s.shape
     dt = acts.dtype
@@ -236,7 +236,7 @@ def _lstm_fwd(gemm, w_s, acts, scale, bias, hist, chist, tanh_c, bs, B, half):
 
 
 @_jit
-def _gru_fwd(gemm, w_s, gx, scale, bias, hist, acts, b_hn, bs, B, half):
+def gru_fwd(gemm, w_s, gx, scale, bias, hist, acts, b_hn, bs, B, half):
     G, H = w_s.shape
     dt = gx.dtype
     one = half + half
@@ -271,7 +271,7 @@ def _gru_fwd(gemm, w_s, gx, scale, bias, hist, acts, b_hn, bs, B, half):
 
 
 @_jit
-def _rnn_bwd(gemm, w_t, dout, hist, dg, dh_mat, dhn, bs, B, kind, one):
+def rnn_bwd(gemm, w_t, dout, hist, dg, dh_mat, dhn, bs, B, kind, one):
     H, G = w_t.shape
     T = bs.shape[0]
     dt = dg.dtype
@@ -300,7 +300,7 @@ def _rnn_bwd(gemm, w_t, dout, hist, dg, dh_mat, dhn, bs, B, kind, one):
 
 
 @_jit
-def _lstm_bwd(gemm, w_t, dout, acts, tanh_c, chist, dg, dh_mat, dc, dhn, dcn, bs, B, one):
+def lstm_bwd(gemm, w_t, dout, acts, tanh_c, chist, dg, dh_mat, dc, dhn, dcn, bs, B, one):
     H, G = w_t.shape
     T = bs.shape[0]
     dt = dg.dtype
@@ -337,7 +337,7 @@ def _lstm_bwd(gemm, w_t, dout, acts, tanh_c, chist, dg, dh_mat, dc, dhn, dcn, bs
 
 
 @_jit
-def _gru_bwd(gemm, w_t, dout, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, B, one):
+def gru_bwd(gemm, w_t, dout, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, B, one):
     H, G = w_t.shape
     T = bs.shape[0]
     dt = dgx.dtype

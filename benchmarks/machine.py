@@ -1,0 +1,70 @@
+"""What every benchmark prints with its figures, and how it times them.
+
+- ``describe()``: date, CPU model, cores, the BLAS that NumPy loaded and the
+  kernel OpenBLAS chose (threadpoolctl), thread count, NumPy and torch versions.
+- ``matmul_rate()``: this machine's float32 matrix-multiply rate, measured now.
+- ``timeit(f)``: median time of repeated calls, after a warm-up.
+- ``settle()``: a short pause between peers, so BLAS/OpenMP worker threads that
+  are still spinning after one library's call do not slow the other's.
+"""
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def blas():
+    """'openblas 0.3.x (Haswell kernel, 2 threads)' or what threadpoolctl can tell."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (pip install threadpoolctl to see the BLAS kernel)"
+    libs = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    return "; ".join(f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')} "
+                     f"kernel, {i.get('num_threads')} threads)" for i in libs) or "none found"
+
+
+def describe(torch=None):
+    env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OMP_NUM_THREADS") if k in os.environ}
+    tv = f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else ""
+    return (f"{time.strftime('%Y-%m-%d %H:%M')}; {cpu_model()}, {os.cpu_count()} cores; "
+            f"numpy {np.__version__}{tv}; BLAS {blas()}" + (f"; env {env}" if env else ""))
+
+
+def timeit(f, repeats=5, number=1):
+    f()                                                           # warm up (and compile)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            f()
+        times.append((time.perf_counter() - t0) / number)
+    return statistics.median(times)
+
+
+def settle(seconds=0.3):
+    time.sleep(seconds)
+
+
+def matmul_rate(torch=None, n=2048):
+    """float32 GFLOP/s of one large square product, best of NumPy and torch."""
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    rate = 2 * n ** 3 / timeit(lambda: a @ a, 5, 3) / 1e9
+    if torch is not None:
+        settle()
+        t = torch.from_numpy(a)
+        rate = max(rate, 2 * n ** 3 / timeit(lambda: t @ t, 5, 3) / 1e9)
+    return rate

@@ -1,0 +1,96 @@
+"""``rnnlab gradcheck``: the gradient checker of ``rnnlab.lab.gradcheck`` on the
+command line: a table (or JSON) of the worst relative error per tensor; exit 1
+above tolerance."""
+import json
+
+from rnnlab.engine.cells import CELLS
+from rnnlab.lab.gradcheck import check_layer, variable_lengths, variants
+
+HELP = "check every BPTT gradient against central finite differences (float64)"
+
+
+def add_arguments(parser):
+    """The ``rnnlab gradcheck`` flags, grouped."""
+    arch = parser.add_argument_group("layer")
+    arch.add_argument("--cell", nargs="+", choices=list(CELLS), default=None,
+                      help="cell type(s) to check (default: all three)")
+    arch.add_argument("--nonlinearity", choices=CELLS["rnn"].NONLINEARITIES, default="tanh",
+                      help="RNN nonlinearity (ignored by LSTM and GRU)")
+    arch.add_argument("--layers", type=int, default=1, help="num_layers")
+    arch.add_argument("--bidirectional", action="store_true", help="two directions per layer")
+    arch.add_argument("--gru-reset-before", action="store_true",
+                      help="GRU of Cho et al. 2014: reset gate before the recurrent product")
+    data = parser.add_argument_group("data")
+    data.add_argument("--seq-len", type=int, default=4, help="T")
+    data.add_argument("--batch", type=int, default=2, help="B")
+    data.add_argument("--input-size", type=int, default=3, help="I")
+    data.add_argument("--hidden-size", type=int, default=3, help="H")
+    data.add_argument("--lengths", action="store_true",
+                      help="variable sequence lengths in the batch (1..T, shuffled)")
+    data.add_argument("--seed", type=int, default=0, help="seed of weights and data")
+    chk = parser.add_argument_group("check")
+    chk.add_argument("--bptt-truncate", type=int, default=None, metavar="K",
+                     help="check per-term truncated BPTT (loss at t reaches t-K..t) "
+                          "against the brute-force reference instead")
+    chk.add_argument("--directional", action="store_true",
+                     help="one random direction per tensor instead of every element "
+                          "(two loss evaluations per tensor: for large layers)")
+    chk.add_argument("--tol", type=float, default=1e-7,
+                     help="largest relative error that passes (default 1e-7)")
+    chk.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def register(subparsers):
+    """Add the ``gradcheck`` subcommand to an argparse subparsers object."""
+    p = subparsers.add_parser("gradcheck", help=HELP, description=HELP)
+    add_arguments(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def _label(mode, nonlinearity, reset_after):
+    """The variant's label in ``gradcheck.variants()`` ("rnn-tanh", "gru-reset-before")."""
+    for label, kw in variants().items():
+        if kw == {"mode": mode, "nonlinearity": nonlinearity, "reset_after": reset_after}:
+            return label
+    return mode
+
+
+def _rows(args):
+    """Check each requested cell; one dict per tensor."""
+    lengths = variable_lengths(args.seq_len, args.batch, args.seed) if args.lengths else None
+    rows = []
+    for mode in args.cell or list(CELLS):
+        report = check_layer(
+            mode, nonlinearity=args.nonlinearity, num_layers=args.layers,
+            bidirectional=args.bidirectional, bptt_truncate=args.bptt_truncate,
+            lengths=lengths, reset_after=not args.gru_reset_before, T=args.seq_len,
+            B=args.batch, I=args.input_size, H=args.hidden_size, seed=args.seed,
+            tol=args.tol, directional=args.directional)
+        kw = getattr(CELLS[mode], "OPTIONS", ())
+        label = _label(mode, args.nonlinearity if "nonlinearity" in kw else "tanh",
+                       not args.gru_reset_before if "reset_after" in kw else True)
+        rows += [{"cell": label, "tensor": name, "rel_error": err, "passed": err <= args.tol,
+                  "reference": report.reference} for name, err in report.errors.items()]
+    return rows
+
+
+def _table(rows, tol):
+    lines = [f"reference: {rows[0]['reference']}; tolerance {tol:.1e}",
+             f"{'cell':<12} {'tensor':<22} {'rel. error':>11}  result"]
+    lines += [f"{r['cell']:<12} {r['tensor']:<22} {r['rel_error']:>11.2e}  "
+              f"{'PASS' if r['passed'] else 'FAIL'}" for r in rows]
+    bad = sum(not r["passed"] for r in rows)
+    lines.append(f"{len(rows) - bad}/{len(rows)} tensors pass")
+    return "\n".join(lines)
+
+
+def run(args):
+    """``rnnlab gradcheck``: print the table (or JSON); 1 if any tensor fails."""
+    rows = _rows(args)
+    passed = all(r["passed"] for r in rows)
+    if args.json:
+        print(json.dumps({"tol": args.tol, "passed": passed, "results": rows}, indent=1))
+    else:
+        print(_table(rows, args.tol))
+    return 0 if passed else 1

@@ -1,0 +1,190 @@
+"""The fused kernels of each built-in cell, and the drivers that run them.
+
+A cell opts into the fast path by declaring ``fast_kernels()`` returning one of
+the ``Fused`` entries below (``rnnlab/engine/cells/lstm.py`` does); a cell
+without it runs on the reference loop of ``rnnlab.engine.sequence``. The
+drivers here do what every cell shares: the one input product W_ih x for all
+steps, the feature-major buffers, and the weight gradients after the loop
+(see ``kernels`` for why the buffers look as they do). The compiled time loops
+are in ``loops``.
+
+Shapes: T time, B batch, I input, H hidden, G = gates * H, A act width;
+feature-major buffers are (F, T*B) with column t*B + b.
+"""
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from rnnlab.engine.fast import kernels as _k
+
+
+class Fused(NamedTuple):
+    """What the fast path needs to know about one cell."""
+    scale: Callable       # (G, H, opts) -> (G,): 1/2 on sigmoid rows (sigmoid = (1+tanh)/2), 1 else
+    b_hh_rows: Callable   # H -> leading rows of b_hh folded into the input projection
+    forward: Callable     # (Fwd) -> (chist or None, acts (A, T*B), tanh_c or None)
+    backward: Callable    # (Bwd) -> (dGh buffer, extra dstate0 tuple)
+    supports: Callable    # opts -> bool: can these cell options run fused?
+
+
+class Fwd(NamedTuple):
+    """One forward call's operands, as the per-cell loops take them."""
+    gemm: int             # address of cblas ?gemm
+    p: object             # DirParams
+    gx: np.ndarray        # (G, T*B) W_ih x, unscaled and without bias
+    scale: np.ndarray     # (G,)
+    bias: np.ndarray      # (G,) b_ih + the folded rows of b_hh
+    w_s: np.ndarray       # (G, H) W_hh with its rows scaled
+    hist: np.ndarray      # (H, (T+1)*B) padded; block 0 holds h_0
+    state0: tuple         # each (B, H)
+    bs: np.ndarray        # (T,) rows running at each step
+    half: object          # 0.5 in the dtype
+    opts: dict
+
+
+class Bwd(NamedTuple):
+    gemm: int
+    w_t: np.ndarray       # (H, G) W_hh^T
+    dout: np.ndarray      # (H, T*B)
+    fm: object            # kernels.FM of the forward
+    dg: np.ndarray        # (G, T*B + pad) dL/d(gx), zeroed
+    dh_mat: np.ndarray    # (H, B) dL/dh_{s-1} through W_hh, zeroed
+    dhn: np.ndarray       # (H, B) dL/dh_n
+    dstate_n: tuple       # each (B, H)
+    bs: np.ndarray
+    one: object           # 1.0 in the dtype
+    opts: dict
+
+
+# ---------------------------------------------------------------- per cell
+
+def _rnn_kind(opts):
+    return {"tanh": 0, "relu": 1, "sigmoid": 2}[opts.get("nonlinearity", "tanh")]
+
+
+def _rnn_scale(G, H, opts):
+    return np.full(G, 0.5 if opts.get("nonlinearity", "tanh") == "sigmoid" else 1.0)
+
+
+def _rnn_forward(f):
+    TB = f.gx.shape[1] - 16
+    acts = _k.buffer(0, TB, f.gx.dtype)                          # none: h_t gives f'
+    _k.loops.rnn_fwd(f.gemm, f.w_s, f.gx, f.scale, f.bias, f.hist, f.bs, len(f.state0[0]),
+                       _rnn_kind(f.opts), f.half)
+    return None, acts, None
+
+
+def _rnn_backward(b):
+    _k.loops.rnn_bwd(b.gemm, b.w_t, b.dout, b.fm.hist, b.dg, b.dh_mat, b.dhn, b.bs,
+                       b.dh_mat.shape[1], _rnn_kind(b.opts), b.one)
+    return b.dg, ()
+
+
+def _lstm_scale(G, H, opts):
+    s = np.full(G, 0.5)
+    s[2 * H:3 * H] = 1.0                                          # g is a tanh gate
+    return s
+
+
+def _lstm_forward(f):
+    H, B = f.hist.shape[0], len(f.state0[0])
+    chist, tanh_c = _k.buffer(H, f.hist.shape[1] - 16, f.gx.dtype), \
+        _k.buffer(H, f.gx.shape[1] - 16, f.gx.dtype, True)
+    chist[:, :B] = f.state0[1].T
+    _k.loops.lstm_fwd(f.gemm, f.w_s, f.gx, f.scale, f.bias, f.hist, chist, tanh_c, f.bs, B,
+                        f.half)
+    return chist, f.gx, tanh_c                                    # acts i,f,g,o overwrite gx
+
+
+def _lstm_backward(b):
+    H, B = b.dh_mat.shape
+    dc, dcn = np.zeros((H, B), b.dg.dtype), np.ascontiguousarray(b.dstate_n[1].T)
+    _k.loops.lstm_bwd(b.gemm, b.w_t, b.dout, b.fm.acts, b.fm.tanh_c, b.fm.chist, b.dg,
+                        b.dh_mat, dc, b.dhn, dcn, b.bs, B, b.one)
+    return b.dg, (dc.T,)
+
+
+def _gru_scale(G, H, opts):
+    s = np.full(G, 0.5)
+    s[2 * H:] = 1.0                                               # n is a tanh gate
+    return s
+
+
+def _gru_forward(f):
+    H, B, TB = f.hist.shape[0], len(f.state0[0]), f.gx.shape[1] - 16
+    acts = _k.buffer(4 * H, TB, f.gx.dtype, True)                # r, z, n, gh_n
+    b_hh = f.p.b_hh
+    b_hn = b_hh[2 * H:].copy() if b_hh is not None else np.zeros(H, f.gx.dtype)
+    _k.loops.gru_fwd(f.gemm, f.w_s, f.gx, f.scale, f.bias, f.hist, acts, b_hn, f.bs, B,
+                       f.half)
+    return None, acts, None
+
+
+def _gru_backward(b):
+    H, B = b.dh_mat.shape
+    dgh = _k.buffer(b.dg.shape[0], b.dg.shape[1] - 16, b.dg.dtype, True)
+    dh_dir = np.zeros((H, B), b.dg.dtype)                         # dh * z, the direct path
+    _k.loops.gru_bwd(b.gemm, b.w_t, b.dout, b.fm.acts, b.fm.hist, b.dg, dgh, b.dh_mat,
+                       dh_dir, b.dhn, b.bs, B, b.one)
+    b.dh_mat[...] += dh_dir
+    return dgh, ()
+
+
+RNN = Fused(_rnn_scale, lambda H: H, _rnn_forward, _rnn_backward, lambda opts: True)
+LSTM = Fused(_lstm_scale, lambda H: 4 * H, _lstm_forward, _lstm_backward, lambda opts: True)
+# GRU: b_hh's n block stays out (the reset gate multiplies it); only reset_after is fused
+GRU = Fused(_gru_scale, lambda H: 2 * H, _gru_forward, _gru_backward,
+            lambda opts: opts.get("reset_after", True))
+
+
+# ---------------------------------------------------------------- drivers
+
+def _prologue(fused, p, xT, TB, opts):
+    """W_ih x for all steps (G, T*B), the row scale, the folded bias, scaled W_hh."""
+    G, H = p.w_hh.shape
+    scale = fused.scale(G, H, opts).astype(xT.dtype)
+    gx = _k.buffer(G, TB, xT.dtype)
+    np.matmul(p.w_ih, xT[:, :TB], out=gx[:, :TB])                 # (G, T*B)
+    bias = np.zeros(G, xT.dtype)
+    if p.b_ih is not None:
+        bias += p.b_ih
+    if p.b_hh is not None:
+        rows = fused.b_hh_rows(H)
+        bias[:rows] += p.b_hh[:rows]
+    return gx, scale, bias, np.ascontiguousarray(p.w_hh * scale[:, None])
+
+
+def forward(fused, p, x, state0, batch_sizes, **opts):
+    """Fused forward of one layer-direction: (states, acts (T, B, A), FM)."""
+    T, B, _ = x.shape
+    H = p.w_hh.shape[1]
+    dt = x.dtype
+    xT = _k.fm_view(x)                       # (I, T*B); BLAS reads x's layout as is
+    gx, scale, bias, w_s = _prologue(fused, p, xT, T * B, opts)
+    hist = _k.buffer(H, (T + 1) * B, dt)
+    hist[:, :B] = state0[0].T
+    f = Fwd(_k.gemm(dt), p, gx, scale, bias, w_s, hist, state0,
+            _k.batch_sizes(batch_sizes, T, B), dt.type(0.5), opts)
+    chist, acts, tanh_c = fused.forward(f)
+    states = (_k.time_major(hist, T + 1, B),) + ((_k.time_major(chist, T + 1, B),) if chist is not None else ())
+    return states, _k.time_major(acts, T, B), _k.FM(xT, hist, chist, acts, tanh_c)
+
+
+def backward(fused, p, cache, dout, dstate_n, **opts):
+    """Fused backward from a fused forward's cache: dx, dstate0, (dW_ih, dW_hh, db_ih, db_hh)."""
+    fm = cache.fm
+    T, B, _ = cache.x.shape
+    G, H = p.w_hh.shape
+    dt, TB = fm.hist.dtype, T * B
+    b = Bwd(_k.gemm(dt), np.ascontiguousarray(p.w_hh.T), _k.feature_major(dout), fm,
+            _k.buffer(G, TB, dt, True), np.zeros((H, B), dt),
+            np.ascontiguousarray(dstate_n[0].T), dstate_n,
+            _k.batch_sizes(cache.batch_sizes, T, B), dt.type(1.0), opts)
+    dgh, extra = fused.backward(b)
+    dG, dGh = b.dg[:, :TB], dgh[:, :TB]
+    dx = (p.w_ih.T @ dG).reshape(-1, T, B).transpose(1, 2, 0)     # (T, B, I), one product
+    grads = (dG @ fm.xT[:, :TB].T,                                # dW_ih (G, I)
+             dGh @ fm.hist[:, :TB].T,                             # dW_hh (G, H)
+             dG.sum(axis=1) if p.b_ih is not None else None,
+             dGh.sum(axis=1) if p.b_hh is not None else None)
+    return dx, (b.dh_mat.T,) + extra, grads

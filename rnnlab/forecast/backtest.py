@@ -1,0 +1,98 @@
+"""Rolling-origin backtests (expanding window) and the single split, every model
+in the same harness on the same origins (darts' ``historical_forecasts`` /
+``backtest``, sktime's ``ExpandingWindowSplitter``).
+
+Origins: the last one leaves exactly ``horizon`` observations after it; each
+earlier one is ``step`` observations before the next; ``count`` of them. A
+forecaster is any ``f(history: Series, horizon) -> q (horizon, P)`` (quantiles at
+``heads.QUANTILES``); it sees only the observations up to its origin. The single
+split is the backtest with one origin (``count=1``, ``horizon`` = test length).
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rnnlab.forecast import baselines, data, heads, metrics
+from rnnlab.io.progress import progress
+
+
+def origins(n, horizon, step, count):
+    """Indices of the last observed point, oldest first."""
+    last = n - 1 - horizon
+    out = [last - step * k for k in reversed(range(count))]
+    if out[0] < 1:
+        raise ValueError(f"{count} origins {step} apart with horizon {horizon} need more than "
+                         f"{n} observations; lower --origins or --step")
+    return out
+
+
+@dataclass
+class ModelResult:
+    """One model's forecasts and scores over every origin."""
+    label: str
+    q: list = field(default_factory=list)              # per origin (Hz, P)
+    scores: list = field(default_factory=list)         # per origin: metrics.score dict
+
+    def mean(self):
+        return {k: float(np.mean([s[k] for s in self.scores])) for k in self.scores[0]}
+
+    def per_horizon(self, actual, scales):
+        """Mean absolute scaled error per horizon step (Hz,), over the origins."""
+        err = [np.abs(a - q[:, heads.MEDIAN]) / sc for a, q, sc in zip(actual, self.q, scales)]
+        return np.mean(err, axis=0)
+
+
+@dataclass
+class Backtest:
+    series: data.Series
+    horizon: int
+    origins: list
+    actual: list
+    scales: list                                       # MASE denominators per origin
+    models: dict                                       # name -> ModelResult
+
+    def table(self):
+        """Rows: model, label, then the mean of every metric over the origins."""
+        return [(name, r.label, r.mean()) for name, r in self.models.items()]
+
+    def to_dict(self):
+        return {"series": self.series.name, "horizon": self.horizon,
+                "origins": [str(self.series.time[o]) for o in self.origins],
+                "models": {n: {"label": r.label, "mean": r.mean(),
+                               "per_horizon": r.per_horizon(self.actual, self.scales).tolist()}
+                           for n, r in self.models.items()}}
+
+
+def simple(fn):
+    """A NumPy baseline ``(y, horizon, m)`` as a forecaster of Series."""
+    return lambda s, horizon: fn(s.values, horizon, s.period)
+
+
+def baseline_forecasters():
+    return {name: simple(fn) for name, fn in baselines.BASELINES.items()}
+
+
+def run(series, forecasters, horizon, step, count, show=False):
+    """Forecast from every origin with every forecaster; score each forecast."""
+    m = series.period
+    at = origins(len(series), horizon, step, count)
+    actual = [series.values[o + 1:o + 1 + horizon] for o in at]
+    hist = [series.values[:o + 1] for o in at]
+    scales = [float(np.mean(np.abs(h[m:] - h[:-m]))) for h in hist]
+    results = {}
+    bar = progress(len(forecasters) * len(at), f"backtest {series.name}", enabled=show,
+                   unit="forecast")
+    for name, f in forecasters.items():
+        r = ModelResult(name)
+        for o, a, h in zip(at, actual, hist):
+            q = np.asarray(f(series.head(o + 1), horizon), np.float64)
+            if q.shape != (horizon, len(heads.QUANTILES)):
+                raise ValueError(f"forecaster {name} returned shape {q.shape}, expected "
+                                 f"{(horizon, len(heads.QUANTILES))}")
+            r.q.append(q)
+            r.scores.append(metrics.score(a, q, h, m))
+            bar.update(1)
+        r.label = getattr(f, "label", name)
+        results[name] = r
+    bar.close()
+    return Backtest(series, horizon, at, actual, scales, results)

@@ -1,0 +1,94 @@
+"""Output heads of the forecasters: what the network's last K numbers per horizon
+mean, the loss that trains them (forward and hand-written backward side by
+side) and the quantiles they predict.
+
+Shapes: B batch, Hz horizon, K outputs per horizon, P = len(QUANTILES).
+
+- ``point``    K = 1: the forecast, trained by mean squared error; no intervals.
+- ``gaussian`` K = 2: mean mu and raw scale rho, sigma = softplus(rho) + SIGMA_MIN,
+  trained by the Gaussian negative log-likelihood
+
+      nll = log(2 pi) / 2 + log sigma + (y - mu)^2 / (2 sigma^2)
+      d nll / d mu    = -(y - mu) / sigma^2
+      d nll / d sigma = 1 / sigma - (y - mu)^2 / sigma^3
+      d sigma / d rho = logistic(rho)
+
+- ``quantile`` K = P: one output per level tau in QUANTILES, trained by the
+  pinball loss rho_tau(u) = max(tau u, (tau - 1) u), u = y - q, whose derivative
+  in q is -tau where u > 0 and 1 - tau where u < 0 (0 at the kink, a subgradient).
+
+Every loss is the mean over all B * Hz (* P) terms.
+"""
+import numpy as np
+
+# the 95% and 80% central intervals and the median
+QUANTILES = (0.025, 0.1, 0.5, 0.9, 0.975)
+# standard normal quantiles at QUANTILES (no SciPy in the core)
+Z = np.array([-1.959963984540054, -1.2815515655446004, 0.0, 1.2815515655446004,
+              1.959963984540054])
+LEVELS = {0.8: (1, 3), 0.95: (0, 4)}          # interval -> (lower, upper) index in QUANTILES
+MEDIAN = 2
+SIGMA_MIN = 1e-3
+HEADS = {"point": 1, "gaussian": 2, "quantile": len(QUANTILES)}
+
+
+def softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+def logistic(x):
+    return np.exp(-np.logaddexp(0.0, -x))
+
+
+def gaussian_nll(out, y):
+    """out (..., 2) = (mu, rho), y (...) -> (mean nll, dout (..., 2))."""
+    mu, rho = out[..., 0], out[..., 1]
+    sigma = softplus(rho) + SIGMA_MIN
+    u = (y - mu) / sigma
+    nll = 0.5 * np.log(2 * np.pi) + np.log(sigma) + 0.5 * u * u
+    n = nll.size
+    dout = np.empty_like(out)
+    dout[..., 0] = -u / sigma / n
+    dout[..., 1] = (1.0 / sigma - u * u / sigma) * logistic(rho) / n
+    return float(nll.mean()), dout
+
+
+def pinball(out, y, taus=QUANTILES):
+    """out (..., P) quantile forecasts, y (...) -> (mean pinball loss, dout (..., P))."""
+    tau = np.asarray(taus, dtype=out.dtype)
+    u = y[..., None] - out                                    # (..., P)
+    loss = np.maximum(tau * u, (tau - 1.0) * u)
+    dout = np.where(u > 0, -tau, np.where(u < 0, 1.0 - tau, 0.0)) / loss.size
+    return float(loss.mean()), dout
+
+
+def squared_error(out, y):
+    """out (..., 1), y (...) -> (mean squared error, dout (..., 1))."""
+    diff = out[..., 0] - y
+    return float(np.mean(diff * diff)), (2.0 / diff.size * diff)[..., None]
+
+
+LOSSES = {"point": squared_error, "gaussian": gaussian_nll, "quantile": pinball}
+
+
+def loss(head, out, y):
+    """The head's training loss and its gradient: out (B, Hz, K), y (B, Hz)."""
+    return LOSSES[head](out, y)
+
+
+def quantiles(head, out, calibration=1.0):
+    """Predicted quantiles at QUANTILES: out (..., K) -> (..., P), sorted along P.
+
+    ``calibration`` (a number, or one factor per level in QUANTILES) widens (> 1)
+    or narrows the spread around the median; for the point head every quantile
+    is the forecast itself.
+    """
+    calibration = np.asarray(calibration, dtype=np.float64)
+    if head == "point":
+        return np.repeat(out[..., :1], len(QUANTILES), axis=-1)
+    if head == "gaussian":
+        sigma = softplus(out[..., 1]) + SIGMA_MIN
+        return out[..., :1] + calibration * sigma[..., None] * Z
+    q = np.sort(out, axis=-1)                                 # no crossing quantiles
+    med = q[..., MEDIAN:MEDIAN + 1]
+    return med + calibration * (q - med)

@@ -1,0 +1,246 @@
+"""Training forecasters on the shared trainer, and forecasting with them.
+
+Windows: for a series of N observations and an origin o (the last observed
+index), the input is features[o-L+1 .. o] (L, F), the future covariates are
+calendar[o+1 .. o+Hz] (Hz, C) and the target is ``Scaling.targets`` (Hz,). Every
+origin whose targets lie inside the training part is used; the last ``valid``
+origins are held out to pick the best epoch (``best.npz``) and to calibrate the
+interval width. Several series train one global model: their windows are
+pooled, each series scaled with its own statistics.
+"""
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from rnnlab.forecast import data, heads, model, transform
+from rnnlab.io import checkpoint
+from rnnlab.training import trainer
+from rnnlab.training.options import option
+
+KIND = "forecast"
+
+
+@dataclass
+class ForecastOptions(trainer.TrainOptions):
+    """Options of ``rnnlab forecast train`` (and the backtest's network)."""
+    arch: str = option("direct", "direct (encoder + multi-horizon head) or seq2seq "
+                       "(encoder-decoder)", choices=("direct", "seq2seq"))
+    mode: str = option("gru", "recurrent cell", choices=("rnn", "lstm", "gru"))
+    hidden_size: int = option(32, "hidden units H", lo=1)
+    num_layers: int = option(1, "stacked recurrent layers", lo=1)
+    head: str = option("gaussian", "output: point (MSE), gaussian (NLL) or quantile (pinball)",
+                       choices=tuple(heads.HEADS))
+    input_len: int = option(24, "input window L (observations)", lo=1)
+    ar: int = option(0, "last differenced values also fed linearly to the output "
+                     "(LSTNet's highway; 0: off, at most --input-len)", lo=0)
+    horizon: int = option(12, "forecast horizon Hz", lo=1)
+    log: bool = option(False, "model log values (positive series only)")
+    diff: str = option("seasonal", "difference the series: seasonal (lag m), first (lag 1) "
+                       "or none", choices=("seasonal", "first", "none"))
+    valid: int = option(12, "last training origins held out for best epoch and calibration",
+                        lo=0)
+    calibrate: bool = option(True, "scale each interval to its coverage on the held-out "
+                             "origins (split conformal)")
+    refit: bool = option(True, "after choosing the epoch count and the calibration on the "
+                         "held-out origins, train again on every origin for that many epochs")
+    ensemble: int = option(1, "seeds averaged (seed, seed+1, ...)", lo=1)
+    lr: float = option(3e-3, "learning rate", lo=0, lo_open=True)
+    epochs: int = option(150, "number of epochs", lo=1)
+    batch_size: int = option(16, "windows per step", lo=1)
+    clip: float = option(1.0, "clip gradients to this global norm (0: off)", lo=0)
+    progress: bool = option(False, "show a progress bar on stderr")
+    out: str = option("runs/forecast", "output folder: last.npz, best.npz, metrics.jsonl")
+
+
+def lag_of(opts, series):
+    return {"seasonal": series.period, "first": 1, "none": 0}[opts.diff]
+
+
+def windows(s, scaling, L, Hz, origins):
+    """x (N, L, F), cov (N, Hz, C), y (N, Hz) for the given origins of series s."""
+    feats = scaling.features(s.values, s.time, s.unit)                     # (T, F)
+    cal = transform.calendar(np.concatenate([s.time, transform.future_time(s.time, Hz)]),
+                             s.unit)                                         # (T+Hz, C)
+    x = np.stack([feats[o - L + 1:o + 1] for o in origins])
+    cov = np.stack([cal[o + 1:o + 1 + Hz] for o in origins])
+    y = np.stack([scaling.targets(s.values, o, Hz) for o in origins]) if \
+        origins[-1] + Hz < len(s) else None
+    return x, cov, y
+
+
+def first_origin(opts, lag):
+    return opts.input_len - 1 + lag
+
+
+class Task:
+    """Pooled training windows and held-out validation windows for ``trainer.fit``."""
+
+    def __init__(self, opts, mcfg, train, valid):
+        self.opts, self.mcfg, self.train, self.valid = opts, mcfg, train, valid
+
+    def steps(self, epoch):
+        return math.ceil(len(self.train[2]) / self.opts.batch_size)
+
+    def loss_and_grads(self, params, epoch, i, rng):
+        x, cov, y = self.train
+        order = np.random.default_rng([self.opts.seed, epoch]).permutation(len(y))
+        idx = order[i * self.opts.batch_size:(i + 1) * self.opts.batch_size]
+        loss, grads = model.loss_and_grads(self.mcfg, params, x[idx], cov[idx], y[idx])
+        return loss, len(idx), grads
+
+    def evaluate(self, params):
+        x, cov, y = self.valid if self.valid is not None else self.train
+        out, _ = model.forward(self.mcfg, params, x, cov)
+        loss, _ = heads.loss(self.mcfg.head, out, y)
+        mae = float(np.mean(np.abs(heads.quantiles(self.mcfg.head, out)[..., heads.MEDIAN] - y)))
+        return {"valid_loss": loss, "valid_mae": mae}
+
+
+def build(opts, series_list):
+    """Scalings, model config and the pooled (train, valid) windows."""
+    parts, scalings = {"train": [], "valid": []}, []
+    for s in series_list:
+        lag = lag_of(opts, s)
+        first = first_origin(opts, lag)
+        data.check_length(s, first + 1 + opts.horizon + opts.valid + 1,
+                          f"--input-len {opts.input_len}, --horizon {opts.horizon}, "
+                          f"--valid {opts.valid} and differencing at lag {lag}")
+        sc = transform.Scaling.fit(s.values, opts.log, lag)
+        scalings.append(sc)
+        last = len(s) - 1 - opts.horizon                                     # last origin
+        cut = last - opts.valid
+        parts["train"].append(windows(s, sc, opts.input_len, opts.horizon,
+                                      np.arange(first, cut + 1)))
+        if opts.valid:
+            parts["valid"].append(windows(s, sc, opts.input_len, opts.horizon,
+                                          np.arange(cut + 1, last + 1)))
+    pool = {k: tuple(np.concatenate(a) for a in zip(*v)) if v else None
+            for k, v in parts.items()}
+    F, C = pool["train"][0].shape[2], pool["train"][1].shape[2]
+    mcfg = model.ForecastConfig(F, C, opts.horizon, opts.arch, opts.mode, opts.hidden_size,
+                                opts.num_layers, opts.head, min(opts.ar, opts.input_len))
+    return mcfg, scalings, pool
+
+
+def calibration(mcfg, params, valid):
+    """Per-quantile factors (P,) on the spread around the median, so that each
+    central interval covers its level of the held-out windows (split conformal,
+    Romano et al. 2019, in ratio form: the ceil((n + 1) level)-th smallest ratio
+    |y - median| / half-width, n held-out values)."""
+    x, cov, y = valid
+    out, _ = model.forward(mcfg, params, x, cov)
+    q = heads.quantiles(mcfg.head, out)                                      # (N, Hz, P)
+    med = q[..., heads.MEDIAN]
+    factors = np.ones(len(heads.QUANTILES))
+    if mcfg.head == "point":
+        return factors.tolist()
+    for level, (lo, hi) in heads.LEVELS.items():
+        half = np.where(y >= med, q[..., hi] - med, med - q[..., lo])
+        ratio = np.sort((np.abs(y - med) / np.maximum(half, 1e-12)).ravel())
+        k = min(len(ratio) - 1, int(np.ceil((len(ratio) + 1) * level)) - 1)
+        factors[[lo, hi]] = ratio[k]
+    return factors.tolist()
+
+
+def _member(opts, mcfg, pool, meta, log):
+    """One trained network: (params, calibration factor)."""
+    from dataclasses import replace
+    if pool["valid"] is None:
+        st = trainer.fit(opts, Task(opts, mcfg, pool["train"], None),
+                         model.init_params(mcfg, opts.seed), kind=KIND, app_meta=meta, log=log)
+        return st.params, [1.0] * len(heads.QUANTILES)
+    st = trainer.fit(opts, Task(opts, mcfg, pool["train"], pool["valid"]),
+                     model.init_params(mcfg, opts.seed), kind=KIND, app_meta=meta, log=log)
+    params = checkpoint.load(f"{opts.out}/best.npz", kind=KIND)["params"]
+    model.check_params(mcfg, params)
+    calib = calibration(mcfg, params, pool["valid"]) if opts.calibrate \
+        else [1.0] * len(heads.QUANTILES)
+    if opts.refit:
+        values = [r[opts.monitor] for r in st.history]
+        epochs = 1 + int(np.argmin(values) if not trainer.higher_is_better(opts.monitor)
+                         else np.argmax(values))
+        every = tuple(np.concatenate([a, b]) for a, b in zip(pool["train"], pool["valid"]))
+        o = replace(opts, epochs=epochs, early_stop=0, out=f"{opts.out}/refit")
+        params = trainer.fit(o, Task(o, mcfg, every, None), model.init_params(mcfg, opts.seed),
+                             kind=KIND, app_meta=meta, log=log).params
+    return params, calib
+
+
+def fit(opts, series_list, log=print):
+    """Train ``opts.ensemble`` members; returns a ``Forecaster``."""
+    from dataclasses import replace
+    mcfg, scalings, pool = build(opts, series_list)
+    meta = {"model": mcfg.to_dict(), "scalings": [s.to_dict() for s in scalings],
+            "series": [s.name for s in series_list]}
+    members = []
+    for k in range(opts.ensemble):
+        o = replace(opts, seed=opts.seed + k,
+                    out=opts.out if opts.ensemble == 1 else f"{opts.out}/member{k}")
+        members.append(_member(o, mcfg, pool, meta, log))
+    return Forecaster(mcfg, members, scalings, opts.input_len)
+
+
+class Forecaster:
+    """A trained network (or an ensemble): ``predict(series, scaling_index)``."""
+
+    def __init__(self, mcfg, members, scalings, input_len):
+        self.mcfg, self.members, self.scalings, self.L = mcfg, members, scalings, input_len
+
+    def predict(self, s, which=0):
+        """Quantiles (Hz, P) of the next Hz values after the end of s, in s's units;
+        members' quantiles averaged."""
+        sc, Hz = self.scalings[which], self.mcfg.horizon
+        data.check_length(s, self.L + sc.lag, f"an input window of {self.L} at lag {sc.lag}")
+        x, cov, _ = windows(s, sc, self.L, Hz, np.array([len(s) - 1]))
+        qs = []
+        for params, calib in self.members:
+            out, _ = model.forward(self.mcfg, params, x, cov)
+            qs.append(sc.invert(heads.quantiles(self.mcfg.head, out, calib)[0].T, s.values).T)
+        return np.mean(qs, axis=0)
+
+
+class Network:
+    """A backtest forecaster ``(history, horizon) -> q``: trains on the history at
+    the first origin, then forecasts from every later origin with the longer
+    history as input (darts' ``retrain=False``); ``retrain=True`` trains anew at
+    every origin."""
+
+    def __init__(self, opts, retrain=False, log=None, label=None):
+        self.opts, self.retrain, self.log = opts, retrain, log or (lambda *a: None)
+        self.label = label or f"{opts.mode.upper()} {opts.arch} {opts.head}"
+        self.forecaster, self.calls = None, 0
+
+    def __call__(self, s, horizon):
+        from dataclasses import replace
+        if self.forecaster is None or self.retrain:
+            o = replace(self.opts, horizon=horizon, out=f"{self.opts.out}/origin{self.calls}")
+            self.forecaster = fit(o, [s], self.log)
+        self.calls += 1
+        return self.forecaster.predict(s)
+
+
+def save_forecaster(path, f, series_names):
+    """One ``.npz`` (the shared checkpoint format): member k's weights as ``m<k>.<name>``,
+    the architecture, scalings, window length and calibrations in the metadata."""
+    params = {f"m{k}.{n}": v for k, (p, _) in enumerate(f.members) for n, v in p.items()}
+    meta = {"model": f.mcfg.to_dict(), "scalings": [s.to_dict() for s in f.scalings],
+            "input_len": f.L, "calibration": [c for _, c in f.members],
+            "series": list(series_names)}
+    checkpoint.save(path, params, meta=meta, kind=KIND)
+
+
+def load_forecaster(path):
+    ck = checkpoint.load(path, kind=KIND)
+    m = ck["meta"]
+    try:
+        mcfg = model.ForecastConfig(**m["model"])
+        members = []
+        for k, calib in enumerate(m["calibration"]):
+            p = {n[len(f"m{k}."):]: v for n, v in ck["params"].items() if n.startswith(f"m{k}.")}
+            model.check_params(mcfg, p)
+            members.append((p, [float(c) for c in calib]))
+        scalings = [transform.Scaling(**s) for s in m["scalings"]]
+        return Forecaster(mcfg, members, scalings, int(m["input_len"])), m["series"]
+    except (KeyError, TypeError) as e:
+        raise checkpoint.CheckpointError(f"{path}: not a forecaster file ({e})") from None

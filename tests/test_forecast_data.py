@@ -1,0 +1,125 @@
+"""Forecasting inputs: readers refuse bad files with clear messages; scaling,
+differencing and targets invert exactly; calendar covariates."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnnlab.forecast import data, transform
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "timeseries"
+
+
+def _csv(tmp_path, text, name="s.csv"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_reads_monthly_csv(tmp_path):
+    s = data.read_csv(_csv(tmp_path, "Date,Passengers\n1949-01,112\n1949-02,118\n1949-03,132\n"))
+    assert s.unit == "M" and s.period == 12
+    np.testing.assert_array_equal(s.values, [112, 118, 132])
+    assert str(s.time[-1]) == "1949-03"
+
+
+def test_year_and_month_columns_make_the_time(tmp_path):
+    s = data.read_csv(_csv(tmp_path, "YEAR,MONTH,SUN\n1749,12,1.0\n1750,1,2.5\n"))
+    assert [str(t) for t in s.time] == ["1749-12", "1750-01"]
+
+
+@pytest.mark.parametrize("body, words", [
+    ("2000-01,1\n2000-02,\n2000-03,3\n", "1 missing value(s), the first at 2000-02 (line 3); "
+                                         "pass --interpolate"),
+    ("2000-01,1\n2000-02,nan\n2000-03,3\n", "missing value"),
+    ("2000-01,1\n2000-03,2\n2000-02,3\n", "line 4: time 2000-02 goes backwards"),
+    ("2000-01,1\n2000-02,2\n2000-02,3\n", "line 4: time 2000-02 repeats"),
+    ("2000-01,1\n2000-02,2\n2000-04,3\n", "a step of 2 where the series steps by 1"),
+    ("2000-01,1\n2000-02,abc\n", "line 3, column v: expected a number, found 'abc'"),
+    ("2000-01,1\nJan 2000,2\n", "line 3, column t: expected a date"),
+    ("2000-01,\n2000-02,2\n", "the first value is missing"),
+    ("2000-01,1\n2000-02,2,3\n", "expected 2 fields"),
+])
+def test_bad_files_are_refused_by_line(tmp_path, body, words):
+    p = _csv(tmp_path, "t,v\n" + body)
+    with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        data.read_csv(p)
+
+
+def test_interpolation_on_request_fills_linearly(tmp_path):
+    s = data.read_csv(_csv(tmp_path, "t,v\n2000-01,1\n2000-02,\n2000-03,\n2000-04,4\n"),
+                      interpolate=True)
+    np.testing.assert_allclose(s.values, [1, 2, 3, 4])
+
+
+def test_missing_file_and_column_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.csv"):
+        data.read_csv(tmp_path / "nope.csv")
+    with pytest.raises(ValueError, match="no column 'x'"):
+        data.read_csv(_csv(tmp_path, "t,v\n2000-01,1\n"), value_col="x")
+
+
+def test_too_short_series_is_refused():
+    with pytest.raises(ValueError, match="12 observations, but .* needs at least 40"):
+        data.check_length(data.airline().head(12), 40, "input + horizon")
+
+
+def test_weekly_to_monthly_means_fill_empty_months_from_the_previous():
+    time = np.array(["2000-01-05", "2000-01-12", "2000-02-02", "2000-03-01"], dtype="datetime64[D]")
+    s = data.Series("w", time, np.array([1.0, 3.0, np.nan, 5.0]))
+    m = data.monthly_mean(s)
+    np.testing.assert_allclose(m.values, [2.0, 2.0, 5.0])
+    assert m.period == 12
+
+
+def test_embedded_airline_matches_the_shared_file():
+    s = data.airline()
+    assert len(s) == 144 and s.values[0] == 112 and s.values[-1] == 432
+    path = SHARED / "airline" / "Airline.csv"
+    if not path.exists():
+        pytest.skip(f"{path} absent (shared data folder not present)")
+    f = data.read_csv(path)
+    np.testing.assert_array_equal(f.values, s.values)
+    np.testing.assert_array_equal(f.time, s.time)
+
+
+@pytest.mark.parametrize("lag", [1, 2, 12])
+def test_difference_round_trip_is_exact(lag):
+    x = np.random.default_rng(lag).standard_normal(40).cumsum()
+    d = transform.difference(x, lag)
+    # (a - b) + b can differ from a in the last bit; on integers it is exact
+    np.testing.assert_allclose(transform.undifference(d, x[:lag]), x, rtol=0, atol=1e-13)
+    k = np.round(x * 1000)
+    np.testing.assert_array_equal(transform.undifference(transform.difference(k, lag), k[:lag]), k)
+
+
+@pytest.mark.parametrize("log, lag", [(False, 0), (False, 1), (True, 12), (False, 12)])
+def test_targets_invert_exactly_for_every_horizon(log, lag):
+    y = data.airline().values
+    sc = transform.Scaling.fit(y[:100], log, lag)
+    origin, horizon = 99, 30
+    z = sc.targets(y, origin, horizon)
+    np.testing.assert_allclose(sc.invert(z, y[:origin + 1]), y[origin + 1:origin + 1 + horizon],
+                               rtol=1e-12)
+
+
+def test_seasonal_target_is_the_deviation_from_seasonal_naive():
+    y = np.arange(1.0, 49.0)
+    sc = transform.Scaling(False, 12, 0.0, 1.0, 1.0)
+    # origin 35: h = 1..12 refer to 24..35 and h = 13 to 24 again (two seasons back)
+    np.testing.assert_array_equal(transform.reference_index(35, 13, 12), list(range(24, 36)) + [24])
+    np.testing.assert_array_equal(sc.targets(y, 35, 12), np.full(12, 12.0))
+
+
+def test_log_needs_positive_values():
+    with pytest.raises(ValueError, match="log scaling needs positive values"):
+        transform.Scaling.fit(np.array([1.0, 0.0, 2.0]), True, 1)
+
+
+def test_calendar_covariates_encode_the_month():
+    time = np.arange("2000-01", "2001-01", dtype="datetime64[M]")
+    c = transform.calendar(time, "M")
+    assert c.shape == (12, 2)
+    np.testing.assert_allclose(c[0], [0.0, 1.0], atol=1e-15)            # January
+    np.testing.assert_allclose(c[3], [1.0, 0.0], atol=1e-15)            # April
+    assert transform.calendar(time, "Y").shape == (12, 0)

@@ -20,10 +20,10 @@ import os
 import sys
 
 from rnnlab import __version__
-from rnnlab.cli import caption, demo, dist, forecast, gradcheck, gradflow, lm, translate
+from rnnlab.cli import caption, demo, dist, forecast, gradcheck, gradflow, lm, music, translate
 
 # every subcommand's module; each defines register(subparsers)
-COMMAND_MODULES = (demo, gradcheck, gradflow, lm, translate, forecast, caption, dist)
+COMMAND_MODULES = (demo, gradcheck, gradflow, lm, music, translate, forecast, caption, dist)
 
 
 def build_parser():

@@ -1,5 +1,6 @@
 """The non-recurrent pieces around a recurrent stack, forward and backward side
-by side: linear layer, embedding, dropout, softmax cross-entropy, squared error.
+by side: linear layer, embedding, dropout, softmax cross-entropy, sigmoid
+(Bernoulli) cross-entropy, squared error.
 
 Shapes: N rows (N = T*B when time is flattened), I in, O out, V vocabulary.
 Each ``*_backward`` takes the upstream gradient and returns gradients for every
@@ -83,6 +84,36 @@ def softmax_cross_entropy(logits, targets, weights=None, smoothing=0.0):
     if smoothing:
         p -= (smoothing / V * w / total)[:, None].astype(p.dtype)
     return loss, p
+
+
+# ---------------------------------------------------------------- independent Bernoulli outputs
+
+def sigmoid_cross_entropy(logits, targets, weights=None):
+    """Negative log-likelihood of binary targets under independent Bernoullis,
+    **summed over the K outputs of a row and averaged over rows**.
+
+    logits (N, K), targets (N, K) in {0, 1} (bool is fine), optional row
+    weights (N,) (0 masks a row; the mean is over the weight sum). Per element
+    l = -y log s(z) - (1 - y) log(1 - s(z)) = max(z, 0) - z y + log(1 + e^-|z|),
+    which never overflows; dl/dz = s(z) - y. Returns (loss, dlogits (N, K)).
+    ``torch.nn.BCEWithLogitsLoss(reduction="sum") / N`` is the same loss.
+    """
+    z = logits
+    y = targets.astype(z.dtype)
+    nll = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))  # (N, K)
+    w = np.ones(z.shape[0], dtype=z.dtype) if weights is None else weights.astype(z.dtype)
+    total = max(float(w.sum()), 1e-12)
+    loss = float(nll.sum(axis=1) @ w / total)
+    dz = sigmoid(z)                                               # (N, K)
+    dz -= y
+    dz *= (w / total)[:, None].astype(z.dtype)
+    return loss, dz
+
+
+def sigmoid(z):
+    """1 / (1 + e^-z) without overflow for large |z| (either sign)."""
+    e = np.exp(-np.abs(z))                                        # in (0, 1]
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(z.dtype, copy=False)
 
 
 def mse(pred, target):

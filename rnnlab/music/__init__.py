@@ -1,0 +1,1 @@
+"""Polyphonic music: piano-roll data, MIDI, frame models (Bernoulli, RNN-NADE), sampling."""

@@ -1,0 +1,179 @@
+"""Training and evaluating the frame models on the shared trainer.
+
+One step = a minibatch of whole pieces (full BPTT, no truncation), in an order
+that is a function of (seed, epoch). With ``weight_noise`` σ > 0 the gradient
+of each step is taken at parameters + N(0, σ²) noise (every tensor, biases
+too), drawn afresh for the step from the trainer's RNG (Graves 2011; Chung et
+al. 2014 use σ = 0.075), and applied to the clean parameters. Validation after every epoch: ``valid_nll`` (the early-stopping and
+best-checkpoint metric by default) and ``valid_acc``.
+
+Metrics (``evaluate``):
+
+- ``nll``: negative log-likelihood per time step in nats, summed over the 88
+  notes, averaged over every frame of the split pooled (Boulanger-Lewandowski
+  2012; Chung et al. 2014).
+- ``acc``: frame-level accuracy of Bay et al. 2009, TP / (TP + FP + FN) summed
+  over all frames and notes, where a frame's prediction is made from the true
+  frames before it. Decision rule: a note is predicted on when its probability
+  is >= 0.5 (Bernoulli); for NADE, pitches are decided in ascending order, each
+  on when p(v_i = 1 | the pitches already decided) >= 0.5.
+"""
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from rnnlab.io import checkpoint
+from rnnlab.music import data, model
+from rnnlab.training import trainer
+from rnnlab.training.options import option
+
+KIND = "music"
+
+
+@dataclass
+class MusicOptions(trainer.TrainOptions):
+    """``rnnlab music train`` options; defaults follow Chung et al. 2014's recipe."""
+    data: str = option("bach", "bach (embedded JSB chorales), jsb, nottingham, musedata, "
+                       "piano-midi, a list-of-notes .json file or a folder of MIDI files",
+                       positional=True)
+    mode: str = option("lstm", "recurrent cell: rnn (tanh), lstm or gru",
+                       choices=("rnn", "lstm", "gru"))
+    hidden_size: int = option(36, "hidden units (Chung et al.: tanh 100, GRU 46, LSTM 36)",
+                              lo=1)
+    num_layers: int = option(1, "stacked recurrent layers", lo=1)
+    output: str = option("bernoulli", "frame output: 88 independent sigmoids (bernoulli) or "
+                         "RNN-NADE (nade)", choices=model.OUTPUTS)
+    nade_hidden: int = option(50, "NADE hidden units (--output nade)", lo=1)
+    weight_noise: float = option(0.075, "std of the Gaussian noise added to the weights for "
+                                 "each step's gradient (0: off)", lo=0)
+    freq_init: bool = option(True, "start the output biases at the logit of each note's "
+                             "training frequency")
+    steps_per_beat: int = option(2, "MIDI folders: time steps per quarter note", lo=1)
+    dtype: str = option("float32", "floating-point type", choices=("float32", "float64"))
+    eval_batch: int = option(64, "pieces per evaluation batch", lo=1)
+    init_from: str = option("", "start from the weights of this music checkpoint (same "
+                            "architecture; e.g. a second phase at a lower --lr)")
+    optimizer: str = option("rmsprop", "optimiser", choices=("adagrad", "adam", "rmsprop", "sgd"))
+    lr: float = option(1e-3, "learning rate", lo=0, lo_open=True)
+    clip: float = option(1.0, "clip gradients to this global norm (0: off)", lo=0)
+    epochs: int = option(100, "maximum number of epochs", lo=1)
+    batch_size: int = option(1, "pieces per step (Chung et al.: one piece per update)", lo=1)
+    early_stop: int = option(20, "stop after N epochs without a better --monitor (0: off)",
+                             lo=0)
+    monitor: str = option("valid_nll", "validation metric for best.npz and early stopping "
+                          "(valid_nll or valid_acc)")
+    out: str = option("runs/music", "output folder: last.npz, best.npz, metrics.jsonl")
+
+    def model_config(self):
+        return model.MusicConfig(self.mode, self.hidden_size, self.num_layers, self.output,
+                                 self.nade_hidden)
+
+
+def _length_batches(rolls, size, max_frames=4096):
+    """Pieces sorted by length, cut into batches of at most ``size`` pieces and
+    (unless one piece is longer) ``max_frames`` padded frames: less padding,
+    and NADE's (88, N, Hn) activations stay small."""
+    order = sorted(range(len(rolls)), key=lambda i: len(rolls[i]))
+    batches, cur = [], []
+    for i in order:
+        if cur and (len(cur) == size or (len(cur) + 1) * len(rolls[i]) > max_frames):
+            batches.append(cur)
+            cur = []
+        cur.append(rolls[i])
+    return batches + [cur] if cur else batches
+
+
+def evaluate(mcfg, params, rolls, batch=64, accuracy=True):
+    """{"nll", "acc", "frames"} over ``rolls`` (see the module docstring)."""
+    dtype = params["out.weight"].dtype
+    total, frames, tp, fp, fn = 0.0, 0, 0, 0, 0
+    for group in _length_batches(rolls, batch):
+        b = model.make_batch(group, dtype)
+        loss, n, _ = model.loss_forward(mcfg, params, b)
+        total, frames = total + loss * n, frames + n
+        if accuracy:
+            pred = model.predict(mcfg, params, b)
+            tp += int((pred & b.y).sum())
+            fp += int((pred & ~b.y).sum())
+            fn += int((~pred & b.y).sum())
+    acc = tp / (tp + fp + fn) if tp + fp + fn else float("nan")
+    return {"nll": total / frames, "acc": acc, "frames": frames}
+
+
+class MusicTask:
+    """The trainer's task: minibatches of whole pieces, weight noise, validation."""
+
+    def __init__(self, cfg, mcfg, sets):
+        self.cfg, self.mcfg, self.train, self.valid = cfg, mcfg, sets["train"], sets["valid"]
+        self.dtype = np.dtype(cfg.dtype)
+
+    def steps(self, epoch):
+        return math.ceil(len(self.train) / self.cfg.batch_size)
+
+    def loss_and_grads(self, params, epoch, i, rng):
+        bs = self.cfg.batch_size
+        order = np.random.default_rng([self.cfg.seed, epoch]).permutation(len(self.train))
+        batch = model.make_batch([self.train[j] for j in order[i * bs:(i + 1) * bs]], self.dtype)
+        sigma = self.cfg.weight_noise
+        if sigma:
+            params = {k: (p + sigma * rng.standard_normal(p.shape)).astype(p.dtype)
+                      for k, p in params.items()}
+        loss, n, cache = model.loss_forward(self.mcfg, params, batch)
+        return loss, n, model.backward(self.mcfg, params, cache)
+
+    def evaluate(self, params):
+        r = evaluate(self.mcfg, params, self.valid, self.cfg.eval_batch)
+        return {"valid_nll": r["nll"], "valid_acc": r["acc"]}
+
+
+def app_meta(cfg, mcfg):
+    return {"model": mcfg.to_dict(), "data": cfg.data,
+            "steps_per_beat": data.steps_per_beat_of(cfg.data, cfg.steps_per_beat)}
+
+
+def load_sets(cfg):
+    return data.load(None if cfg.data == "bach" else cfg.data, cfg.steps_per_beat, cfg.seed)
+
+
+def fit(cfg, sets=None, resume=None, log=print):
+    """Train (or resume) a model; returns (model config, final trainer State)."""
+    sets = sets if sets is not None else load_sets(cfg)
+    mcfg = cfg.model_config()
+    params = None
+    if resume is None and cfg.init_from:
+        start, saved = load_model(cfg.init_from)[:2]
+        if start != mcfg:
+            raise ValueError(f"--init-from {cfg.init_from}: architecture {start.to_dict()} "
+                             f"differs from {mcfg.to_dict()}")
+        params = {k: v.astype(cfg.dtype) for k, v in saved.items()}
+    elif resume is None:
+        freqs = model.note_frequencies(sets["train"]) if cfg.freq_init else None
+        params = model.init_params(mcfg, cfg.seed, np.dtype(cfg.dtype), freqs)
+    task = MusicTask(cfg, mcfg, sets)
+    st = trainer.fit(cfg, task, params, kind=KIND, app_meta=app_meta(cfg, mcfg),
+                     resume=resume, log=log, unit="frame")
+    return mcfg, st
+
+
+def load_model(path):
+    """(model config, params, checkpoint metadata), checked."""
+    ck = checkpoint.load(path, kind=KIND)
+    meta = ck["meta"]
+    try:
+        mcfg = model.MusicConfig(**meta["app"]["model"])
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"{path}: checkpoint metadata is incomplete ({e})") from None
+    try:
+        model.check_params(mcfg, ck["params"])
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    return mcfg, ck["params"], meta
+
+
+def data_of(meta, given=None):
+    """(sets, source name) for a checkpoint: ``given`` or the data it was trained on."""
+    source = given or meta["app"]["data"]
+    cfg = meta.get("train_config", {})
+    return data.load(None if source == "bach" else source, cfg.get("steps_per_beat", 2),
+                     cfg.get("seed", 0)), source

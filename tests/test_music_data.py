@@ -1,0 +1,123 @@
+"""Music data: list-of-notes JSON, MIDI round trip, the shared sets' counts, and
+bad input as one clear error line with exit code 2."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnnlab.cli.command import main
+from rnnlab.music import data
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "music" / "polyphonic"
+
+
+def _piece(seed=0, T=12):
+    r = np.random.default_rng(seed)
+    roll = r.random((T, 88)) < 0.05
+    roll[-1] = False                                      # a trailing rest survives too
+    roll[0, [0, 87]] = True                               # both ends of the keyboard
+    return roll
+
+
+def test_steps_and_rolls_are_inverse():
+    roll = _piece()
+    assert (data.roll_from_steps(data.steps_from_roll(roll), "x") == roll).all()
+
+
+def test_embedded_default_is_the_jsb_split():
+    sets = data.load()
+    assert [len(sets[s]) for s in data.SPLITS] == [229, 76, 77]
+    assert all(r.shape[1] == 88 and r.dtype == bool for r in sets["test"])
+
+
+def test_midi_round_trip_is_the_identity(tmp_path):
+    pytest.importorskip("mido")
+    from rnnlab.music import midi
+    roll = _piece(1, 40)
+    path = midi.write_midi(roll, tmp_path / "piece.mid", steps_per_beat=2)
+    back = midi.read_midi(path, steps_per_beat=2)
+    assert back.shape == roll.shape and (back == roll).all()
+
+
+def test_midi_round_trip_of_a_test_chorale(tmp_path):
+    pytest.importorskip("mido")
+    from rnnlab.music import midi
+    roll = data.load()["test"][0]
+    back = midi.read_midi(midi.write_midi(roll, tmp_path / "c.mid", 1), 1)
+    assert (back == roll).all()
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared data not present: {SHARED}")
+@pytest.mark.parametrize("name", ["jsb", "nottingham"])
+def test_shared_sets_have_the_readme_counts(name):
+    sets = data.load(name)                                # check_counts raises when off
+    assert len(sets["train"]) == data.EXPECTED[name][0][0]
+
+
+def _error(capsys, argv):
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    return err
+
+
+def test_missing_shared_file_is_named(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RNNLAB_DATA", str(tmp_path))
+    err = _error(capsys, ["music", "train", "jsb", "--out", str(tmp_path / "r")])
+    assert "jsb_chorales.json is missing" in err
+
+
+def _midi_with(tmp_path, name, notes):
+    mido = pytest.importorskip("mido")
+    mf = mido.MidiFile()
+    track = mido.MidiTrack()
+    for n in notes:
+        track += [mido.Message("note_on", note=n, velocity=64, time=0),
+                  mido.Message("note_off", note=n, velocity=0, time=480)]
+    mf.tracks.append(track)
+    path = tmp_path / "midi" / name
+    path.parent.mkdir(exist_ok=True)
+    mf.save(str(path))
+    return path
+
+
+@pytest.mark.parametrize("case, words", [
+    ("empty", "empty file, expected a standard MIDI file"),
+    ("corrupt", "not a readable standard MIDI file"),
+    ("low note", "note 12 at beat 1 is outside the piano range 21-108"),
+    ("no midi", "no MIDI files (.mid, .midi) in this folder"),
+    ("json shape", "expected an object with keys train, valid, test"),
+    ("json pitch", "train piece 0, step 1: expected MIDI pitches 21-108 (piano keys), got 200"),
+])
+def test_bad_input_is_one_clear_line(tmp_path, capsys, case, words):
+    folder = tmp_path / "midi"
+    folder.mkdir()
+    if case == "empty":
+        (folder / "a.mid").write_bytes(b"")
+    elif case == "corrupt":
+        (folder / "a.mid").write_bytes(b"MThd\x00\x00\x00\x06garbage")
+    elif case == "low note":
+        _midi_with(tmp_path, "a.mid", [60, 12])
+    elif case == "no midi":
+        (folder / "notes.txt").write_text("nothing")
+    elif case.startswith("json"):
+        folder = tmp_path / "d.json"
+        bad = [[[60]]] if case == "json shape" else {"train": [[[60], [200]]], "valid": [],
+                                                     "test": []}
+        folder.write_text(json.dumps(bad))
+    err = _error(capsys, ["music", "train", str(folder), "--out", str(tmp_path / "r"),
+                          "--epochs", "1", "--no-progress"])
+    assert err.startswith("rnnlab music: error: ") and words in err, err
+
+
+def test_a_folder_of_midi_files_trains(tmp_path, capsys):
+    pytest.importorskip("mido")
+    from rnnlab.music import midi
+    for k in range(3):
+        midi.write_midi(_piece(k, 10), tmp_path / "in" / f"sub{k % 2}" / f"p{k}.mid", 2)
+    sets = data.load(str(tmp_path / "in"), steps_per_beat=2)
+    assert sum(len(v) for v in sets.values()) == 5           # 3 to train; valid, test reuse one
+    assert main(["music", "train", str(tmp_path / "in"), "--out", str(tmp_path / "r"),
+                 "--epochs", "1", "--hidden-size", "3", "--no-progress"]) == 0
+    assert "test NLL" in capsys.readouterr().out

@@ -1,0 +1,144 @@
+"""Music models: sigmoid cross-entropy (torch, finite differences), the NADE
+output (exact normalisation, finite differences), and the frame models'
+gradients for every cell and output."""
+import itertools
+
+import numpy as np
+import pytest
+
+from rnnlab import nn
+from rnnlab.lab.gradcheck import check_grads
+from rnnlab.music import model
+from rnnlab.music.nade import nade_backward, nade_forward, nade_sample
+
+
+def _bce_case(seed=0, N=5, K=4):
+    r = np.random.default_rng(seed)
+    return 3 * r.standard_normal((N, K)), r.random((N, K)) < 0.4, r.random(N)
+
+
+def test_sigmoid_cross_entropy_gradient_by_finite_differences():
+    z, y, w = _bce_case()
+
+    def f(i):
+        loss, dz = nn.sigmoid_cross_entropy(i["z"], y, w)
+        return loss, {"z": dz}
+    errs = check_grads(f, {"z": z})
+    assert errs["z"] < 1e-7
+
+
+def test_sigmoid_cross_entropy_matches_torch_bce_with_logits():
+    torch = pytest.importorskip("torch")
+    z, y, w = _bce_case(1)
+    loss, dz = nn.sigmoid_cross_entropy(z, y, w)
+    tz = torch.tensor(z, requires_grad=True)
+    per_row = torch.nn.BCEWithLogitsLoss(reduction="none")(tz, torch.tensor(y, dtype=torch.float64))
+    tl = (per_row.sum(1) * torch.tensor(w)).sum() / w.sum()
+    tl.backward()
+    assert abs(loss - tl.item()) < 1e-12
+    np.testing.assert_allclose(dz, tz.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_sigmoid_cross_entropy_is_finite_at_extreme_logits():
+    z = np.array([[800.0, -800.0]])
+    loss, dz = nn.sigmoid_cross_entropy(z, np.array([[False, True]]))
+    assert loss == pytest.approx(1600.0) and np.allclose(dz, [[1.0, -1.0]])
+
+
+def _nade_case(D=4, Hn=3, N=2, seed=0):
+    r = np.random.default_rng(seed)
+    return {"b": r.standard_normal((N, D)), "c": r.standard_normal((N, Hn)),
+            "W": r.standard_normal((Hn, D)), "V": r.standard_normal((D, Hn))}
+
+
+def test_nade_probabilities_sum_to_one_over_every_frame():
+    p = _nade_case(D=4)
+    frames = np.array(list(itertools.product([0, 1], repeat=4)), dtype=bool)   # (16, 4)
+    b, c = np.repeat(p["b"][:1], 16, 0), np.repeat(p["c"][:1], 16, 0)
+    nll, _ = nade_forward(b, c, p["W"], p["V"], frames)
+    assert np.exp(-nll).sum() == pytest.approx(1.0, abs=1e-12)
+
+
+def test_nade_backward_by_finite_differences():
+    v = np.random.default_rng(3).random((2, 4)) < 0.5
+    g = np.array([0.3, 1.7])
+
+    def f(i):
+        nll, cache = nade_forward(i["b"], i["c"], i["W"], i["V"], v)
+        db, dc, dW, dV = nade_backward(cache, i["W"], i["V"], g)
+        return float(nll @ g), {"b": db, "c": dc, "W": dW, "V": dV}
+    errs = check_grads(f, _nade_case())
+    assert max(errs.values()) < 1e-7, errs
+
+
+def test_nade_greedy_pass_takes_each_conditional_at_one_half():
+    p = _nade_case(D=5, N=3, seed=4)
+    v = nade_sample(p["b"], p["c"], p["W"], p["V"], greedy=True)
+    for i in range(5):                         # each decision is the threshold of its conditional
+        nll_on, _ = nade_forward(p["b"][:, :i + 1], p["c"], p["W"][:, :i + 1], p["V"][:i + 1],
+                                 np.concatenate([v[:, :i], np.ones((3, 1), bool)], 1))
+        nll_prefix = (nade_forward(p["b"][:, :i], p["c"], p["W"][:, :i], p["V"][:i], v[:, :i])[0]
+                      if i else 0.0)
+        assert ((np.exp(nll_prefix - nll_on) >= 0.5) == v[:, i]).all()
+
+
+def _rolls(seed=0):
+    r = np.random.default_rng(seed)
+    return [r.random((4, 88)) < 0.08, r.random((2, 88)) < 0.08, r.random((3, 88)) < 0.08]
+
+
+@pytest.mark.parametrize("mode", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("output", ["bernoulli", "nade"])
+def test_frame_model_gradients_by_finite_differences(mode, output):
+    cfg = model.MusicConfig(mode=mode, hidden_size=2, output=output, nade_hidden=3)
+    params = model.init_params(cfg, 1, np.float64)
+    batch = model.make_batch(_rolls(), np.float64)
+    keep = {k for k in params if not k.startswith("out.") or k == "out.bias"}   # elementwise: small
+
+    def f(i):
+        full = {**params, **i}
+        loss, _, cache = model.loss_forward(cfg, full, batch)
+        return loss, model.backward(cfg, full, cache)
+    errs = check_grads(f, {k: params[k] for k in keep})
+    assert max(errs.values()) < 1e-6, errs
+
+
+def test_padding_is_invisible_to_the_pooled_loss():
+    cfg = model.MusicConfig(mode="gru", hidden_size=4)
+    params = model.init_params(cfg, 0, np.float64)
+    rolls = _rolls(2)
+    together, n, _ = model.loss_forward(cfg, params, model.make_batch(rolls, np.float64))
+    parts = [model.loss_forward(cfg, params, model.make_batch([r], np.float64))[:2] for r in rolls]
+    assert n == 9 and together == pytest.approx(sum(l * k for l, k in parts) / n, rel=1e-12)
+
+
+@pytest.mark.parametrize("output", ["bernoulli", "nade"])
+def test_sampling_keeps_the_primer_and_repeats_with_the_seed(output):
+    from rnnlab.music import generate
+    cfg = model.MusicConfig(mode="lstm", hidden_size=3, output=output, nade_hidden=3)
+    params = model.init_params(cfg, 0, np.float32)
+    primer = _rolls(5)[0][:3]
+    a = generate.sample(cfg, params, 6, primer, temperature=0.8, seed=1, num=2)
+    b = generate.sample(cfg, params, 6, primer, temperature=0.8, seed=1, num=2)
+    assert a.shape == (2, 6, 88) and (a == b).all() and (a[:, :3] == primer).all()
+    with pytest.raises(ValueError, match="--temperature"):
+        generate.sample(cfg, params, 6, temperature=-1.0)
+
+
+def test_nade_matches_a_torch_autograd_twin():
+    torch = pytest.importorskip("torch")
+    p = _nade_case(D=6, Hn=4, N=3, seed=7)
+    v = np.random.default_rng(8).random((3, 6)) < 0.5
+    g = np.array([0.2, 0.5, 1.0])
+    nll, cache = nade_forward(p["b"], p["c"], p["W"], p["V"], v)
+    ours = dict(zip("bcWV", nade_backward(cache, p["W"], p["V"], g)))
+    t = {k: torch.tensor(x, requires_grad=True) for k, x in p.items()}
+    tv = torch.tensor(v, dtype=torch.float64)
+    contrib = tv[:, :, None] * t["W"].T[None]                   # (N, D, Hn)
+    a = t["c"][:, None, :] + torch.cumsum(contrib, 1) - contrib  # sum over j < i
+    logits = t["b"] + (torch.sigmoid(a) * t["V"][None]).sum(-1)
+    tnll = torch.nn.functional.binary_cross_entropy_with_logits(logits, tv, reduction="none").sum(1)
+    (tnll * torch.tensor(g)).sum().backward()
+    np.testing.assert_allclose(nll, tnll.detach().numpy(), rtol=1e-12)
+    for k in "bcWV":
+        np.testing.assert_allclose(ours[k], t[k].grad.numpy(), rtol=1e-9, atol=1e-12)

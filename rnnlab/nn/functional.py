@@ -76,6 +76,43 @@ def softmax_cross_entropy(logits, targets, weights=None):
     return loss, p
 
 
+def linear_cross_entropy(x, w, b, targets, block_rows=None):
+    """Mean negative log-likelihood of targets under softmax(x W^T + b), with
+    every gradient, in one pass that holds a single (N, V) buffer.
+
+    x (N, I), w (V, I), b (V,) or None, targets (N,) integers.
+    Returns (loss, dx (N, I), dw (V, I), db (V,) or None): the same numbers as
+    ``linear_forward`` + ``softmax_cross_entropy`` + ``linear_backward``, but the
+    logits are turned into their gradient in place, so the logits and dlogits
+    are never both held (a word model's (N, V) is its largest array). The
+    softmax runs over blocks of ``block_rows`` rows (default: about 1 MiB of
+    float32), each one read from memory once and finished while in cache.
+    """
+    N, V = x.shape[0], w.shape[0]
+    buf = np.empty((N, V), np.result_type(x, w))
+    np.matmul(x, w.T, out=buf)                                    # (N, V) logits
+    rows = block_rows or max(1, (1 << 18) // V)
+    nll = np.empty(N, buf.dtype)                                  # (N,)
+    db = np.zeros(V, buf.dtype) if b is not None else None
+    scale = buf.dtype.type(1.0 / N)
+    for r0 in range(0, N, rows):
+        blk, t = buf[r0:r0 + rows], targets[r0:r0 + rows]         # (n, V), (n,)
+        at = np.arange(len(blk))
+        if b is not None:
+            blk += b
+        blk -= blk.max(axis=1, keepdims=True)                     # max 0: no overflow
+        z = blk[at, t]                                            # target logits, shifted
+        np.exp(blk, out=blk)
+        total_e = blk.sum(axis=1)                                 # (n,)
+        nll[r0:r0 + len(blk)] = np.log(total_e) - z
+        blk *= (scale / total_e)[:, None]                         # softmax / N
+        blk[at, t] -= scale                                       # dL/dlogits
+        if db is not None:
+            db += blk.sum(axis=0)
+    loss = float(nll.sum(dtype=np.float64) / N)
+    return loss, buf @ w, buf.T @ x, db                           # dx (N, I), dw (V, I)
+
+
 def mse(pred, target):
     """Mean squared error over all elements; returns (loss, dpred)."""
     diff = pred - target

@@ -38,8 +38,13 @@ def _banned(vocab):
 
 
 def _feed(mcfg, params, ids, state):
-    """Run ids (T, B); returns log-probabilities of the next token (B, V) and the state."""
-    logits, state, _ = lm.logits_forward(mcfg, params, ids, state)
+    """Run ids (T, B); returns log-probabilities of the next token (B, V) and the state.
+    One token per row (T = 1, every sampling step) takes ``lm.step_logits``."""
+    if ids.shape[0] == 1:
+        logits, state = lm.step_logits(mcfg, params, ids[0], state)
+        logits = logits[None]                                      # (1, B, V)
+    else:
+        logits, state, _ = lm.logits_forward(mcfg, params, ids, state)
     z = logits[-1].astype(np.float64)                              # (B, V)
     z = z - z.max(axis=-1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True)), state

@@ -111,6 +111,16 @@ def logits_forward(cfg, params, ids, state, training=False, rng=None, masks=None
     return logits, finals, cache
 
 
+def step_logits(cfg, params, ids, state):
+    """Next-token logits (B, V) after one token per row, ids (B,); and the new
+    state (None: zeros). Evaluation mode; what a sampling loop calls once per token."""
+    if state is None:
+        state = zero_state(cfg, len(ids), params["decoder.bias"].dtype)
+    x = nn.embedding_forward(ids, params["encoder.weight"])           # (B, E)
+    out, state = layers.step(cfg.rnn, rnn_params(params), x, state)  # (B, H)
+    return nn.linear_forward(out, decoder_weight(cfg, params), params["decoder.bias"]), state
+
+
 def _features(cfg, params, ids, state, training, rng, masks):
     """The decoder's input (T, B, H), the final state and the cache."""
     if ids.ndim != 2:

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from rnnlab import nn
 from rnnlab.engine import layers
-from rnnlab.lm import model as lm
+from rnnlab.lm import generate, model as lm
 
 
 @pytest.mark.parametrize("mode", ["rnn", "lstm", "gru"])
@@ -40,3 +41,16 @@ def test_step_logits_continue_a_sequence(mode):
     np.testing.assert_allclose(step, logits[-1], rtol=0, atol=1e-12)
     first, _ = lm.step_logits(cfg, params, ids[0], None)
     np.testing.assert_allclose(first, logits[0], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_plain_draw_picks_what_the_probabilities_pick(temperature):
+    rng = np.random.default_rng(4)
+    z = rng.standard_normal((64, 50)) * 3
+    u = rng.random(64)
+    banned = [0, 7]
+    p = generate.next_token_probs(nn.log_softmax(z), banned, temperature)
+    want = np.minimum((np.cumsum(p, axis=1) < u[:, None]).sum(axis=1), 49)
+    got = generate._draw(z.copy(), banned, temperature, u)
+    np.testing.assert_array_equal(got, want)
+    assert not np.isin(got, banned).any()

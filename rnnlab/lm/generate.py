@@ -37,17 +37,38 @@ def _banned(vocab):
     return [i for i in (vocab.id("unk"), vocab.id("bos")) if i is not None]
 
 
-def _feed(mcfg, params, ids, state):
-    """Run ids (T, B); returns log-probabilities of the next token (B, V) and the state.
-    One token per row (T = 1, every sampling step) takes ``lm.step_logits``."""
+def _next_logits(mcfg, params, ids, state):
+    """Run ids (T, B); returns the next token's logits (B, V) in float64 and the
+    state. One token per row (T = 1, every sampling step) takes ``lm.step_logits``."""
     if ids.shape[0] == 1:
-        logits, state = lm.step_logits(mcfg, params, ids[0], state)
-        logits = logits[None]                                      # (1, B, V)
+        logits, state = lm.step_logits(mcfg, params, ids[0], state)   # (B, V)
     else:
         logits, state, _ = lm.logits_forward(mcfg, params, ids, state)
-    z = logits[-1].astype(np.float64)                              # (B, V)
-    z = z - z.max(axis=-1, keepdims=True)
+        logits = logits[-1]
+    return logits.astype(np.float64), state
+
+
+def _feed(mcfg, params, ids, state):
+    """Run ids (T, B); returns log-probabilities of the next token (B, V) and the state."""
+    z, state = _next_logits(mcfg, params, ids, state)
+    z -= z.max(axis=-1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True)), state
+
+
+def _draw(z, banned, temperature, u):
+    """Plain sampling from logits z (B, V) (float64, overwritten) with uniforms u
+    (B,): the token whose cumulative probability first reaches u, as
+    ``next_token_probs`` + inverse CDF would pick, in a third of the passes."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    if temperature != 1:
+        z /= temperature
+    z[:, banned] = -np.inf
+    z -= z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    np.cumsum(z, axis=1, out=z)                                    # unnormalised CDF
+    return np.array([min(np.searchsorted(c, ui * c[-1]), len(c) - 1)
+                     for c, ui in zip(z, u)], np.int64)
 
 
 def next_token_probs(logp, banned, temperature=1.0, top_k=0, top_p=1.0):
@@ -81,20 +102,26 @@ def sample(mcfg, params, vocab, n=1, max_len=60, temperature=1.0, top_k=0, top_p
     ctx = context_ids(vocab, prime)
     state = lm.zero_state(mcfg, n, params["decoder.bias"].dtype)
     ids = np.repeat(np.array(ctx, np.int64)[:, None], n, axis=1)   # (T0, n)
-    logp, state = _feed(mcfg, params, ids, state)
+    z, state = _next_logits(mcfg, params, ids, state)
     end = vocab.id("eos") if vocab.level == "word" else None
     out, done = [[] for _ in range(n)], np.zeros(n, bool)
+    plain = not top_k and top_p >= 1
     for _ in range(max_len):
-        p = next_token_probs(logp, _banned(vocab), temperature, top_k, top_p)
         u = rng.random((n, 1))
-        tok = np.minimum((np.cumsum(p, axis=1) < u).sum(axis=1), p.shape[1] - 1)  # (n,)
+        if plain:
+            tok = _draw(z, _banned(vocab), temperature, u[:, 0])                 # (n,)
+        else:
+            logp = z - z.max(axis=1, keepdims=True)
+            logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
+            p = next_token_probs(logp, _banned(vocab), temperature, top_k, top_p)
+            tok = np.minimum((np.cumsum(p, axis=1) < u).sum(axis=1), p.shape[1] - 1)
         for b in np.flatnonzero(~done):
             done[b] = end is not None and tok[b] == end
             if not done[b]:
                 out[b].append(int(tok[b]))
         if done.all():
             break
-        logp, state = _feed(mcfg, params, tok[None, :], state)
+        z, state = _next_logits(mcfg, params, tok[None, :], state)
     sep = " " if vocab.level == "word" else ""
     head = (prime + sep) if prime and vocab.level == "word" else (prime or "")
     return [head + vocab_mod.decode(vocab, o) for o in out]

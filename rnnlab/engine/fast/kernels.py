@@ -80,6 +80,7 @@ class FM(NamedTuple):
     chist: object         # (H, (T+1)*B) LSTM cell states, else None
     acts: np.ndarray      # (A, T*B) LSTM i,f,g,o | GRU r,z,n,gh_n | RNN none
     tanh_c: object        # (H, T*B) LSTM tanh(c_t), else None
+    idx: object = None    # (N,) column t*B + b of each token of a ragged batch; None if full
 
 
 def usable(*arrays):
@@ -123,6 +124,19 @@ def time_major(base, T, B):
     return base[:, :T * B].reshape(base.shape[0], T, B).transpose(1, 2, 0)
 
 
-
 def batch_sizes(bs, T, B):
     return np.full(T, B, np.int64) if bs is None else np.asarray(bs, np.int64)
+
+
+def offsets(bs):
+    """(T,) first packed column of each step: bs[0] + ... + bs[t-1]."""
+    return np.concatenate(([0], np.cumsum(bs)[:-1])).astype(np.int64)
+
+
+def packed_index(bs, B):
+    """(N,) padded column t*B + b of each token present (b < bs[t]), in packed
+    order; None when every row runs every step (packed = padded)."""
+    if (bs == B).all():
+        return None
+    T = len(bs)
+    return (np.arange(T)[:, None] * B + np.arange(B))[np.arange(B) < bs[:, None]]

@@ -26,7 +26,7 @@ class Fused(NamedTuple):
     """What the fast path needs to know about one cell."""
     scale: Callable       # (G, H, opts) -> (G,): 1/2 on sigmoid rows (sigmoid = (1+tanh)/2), 1 else
     b_hh_rows: Callable   # H -> leading rows of b_hh folded into the input projection
-    forward: Callable     # (Fwd) -> (chist or None, acts (A, T*B), tanh_c or None)
+    forward: Callable     # (Fwd) -> (chist or None, acts (A, T*B))
     backward: Callable    # (Bwd) -> (dGh buffer, extra dstate0 tuple)
     supports: Callable    # opts -> bool: can these cell options run fused?
 
@@ -77,7 +77,7 @@ def _rnn_forward(f):
     acts = _k.buffer(0, f.tb, f.gx.dtype)                        # none: h_t gives f'
     _k.loops.rnn_fwd(f.gemm, f.w_s, f.gx, f.scale, f.bias, f.hist, f.bs, f.off,
                      len(f.state0[0]), _rnn_kind(f.opts), f.half)
-    return None, acts, None
+    return None, acts
 
 
 def _rnn_backward(b):
@@ -94,21 +94,20 @@ def _lstm_scale(G, H, opts):
 
 def _lstm_forward(f):
     H, B = f.hist.shape[0], len(f.state0[0])
-    chist, tanh_c = _k.buffer(H, f.hist.shape[1] - 16, f.gx.dtype), \
-        _k.buffer(H, f.tb, f.gx.dtype, True)
+    chist = _k.buffer(H, f.hist.shape[1] - 16, f.gx.dtype)
     chist[:, :B] = f.state0[1].T
     full = f.gx.shape[1] - 16 == f.tb
     acts = f.gx if full else _k.buffer(f.gx.shape[0], f.tb, f.gx.dtype, True)
-    _k.loops.lstm_fwd(f.gemm, f.w_s, f.gx, acts, f.scale, f.bias, f.hist, chist, tanh_c,
-                      f.bs, f.off, B, f.half)
-    return chist, acts, tanh_c                                    # full: i,f,g,o overwrite gx
+    _k.loops.lstm_fwd(f.gemm, f.w_s, f.gx, acts, f.scale, f.bias, f.hist, chist, f.bs, f.off,
+                      B, f.half)
+    return chist, acts                                            # full: i,f,g,o overwrite gx
 
 
 def _lstm_backward(b):
     H, B = b.dh_mat.shape
     dc, dcn = np.zeros((H, B), b.dg.dtype), np.ascontiguousarray(b.dstate_n[1].T)
-    _k.loops.lstm_bwd(b.gemm, b.w_t, b.dout, b.fm.acts, b.fm.tanh_c, b.fm.chist, b.dg,
-                      b.dh_mat, dc, b.dhn, dcn, b.bs, b.off, B, b.one)
+    _k.loops.lstm_bwd(b.gemm, b.w_t, b.dout, b.fm.acts, b.fm.chist, b.dg, b.dh_mat, dc,
+                      b.dhn, dcn, b.bs, b.off, B, b.one)
     return b.dg, (dc.T,)
 
 
@@ -125,7 +124,7 @@ def _gru_forward(f):
     b_hn = b_hh[2 * H:].copy() if b_hh is not None else np.zeros(H, f.gx.dtype)
     _k.loops.gru_fwd(f.gemm, f.w_s, f.gx, f.scale, f.bias, f.hist, acts, b_hn, f.bs, f.off,
                      B, f.half)
-    return None, acts, None
+    return None, acts
 
 
 def _gru_backward(b):
@@ -177,9 +176,9 @@ def forward(fused, p, x, state0, batch_sizes, **opts):
     hist[:, :B] = state0[0].T
     f = Fwd(_k.gemm(dt), p, gx, scale, bias, w_s, hist, state0, bs, _k.offsets(bs), T * B,
             dt.type(0.5), opts)
-    chist, acts, tanh_c = fused.forward(f)
+    chist, acts = fused.forward(f)
     states = (_k.time_major(hist, T + 1, B),) + ((_k.time_major(chist, T + 1, B),) if chist is not None else ())
-    return states, _k.time_major(acts, T, B), _k.FM(xT, hist, chist, acts, tanh_c, idx)
+    return states, _k.time_major(acts, T, B), _k.FM(xT, hist, chist, acts, idx)
 
 
 def backward(fused, p, cache, dout, dstate_n, **opts):

@@ -21,8 +21,10 @@ What makes it fast, and why:
   float32 that tanh is a rational approximation (max error 3e-7, about 2.6 ulp;
   coefficients fitted for rnnlab) that the compiler vectorises, where libm's is
   a scalar call. float64 uses the exact tanh.
-* The backward needs no transcendentals: derivatives come from cached
-  activations. Input and weight gradients are one product each after the loop.
+* The backward's derivatives come from cached activations; the LSTM's
+  tanh(c_t) alone is recomputed from c_t (one tanh costs less than writing and
+  re-reading an (H, T*B) array). Input and weight gradients are one product
+  each after the loop, over the tokens present (ragged batches are packed).
 """
 import ctypes
 import glob
@@ -79,7 +81,6 @@ class FM(NamedTuple):
     hist: np.ndarray      # (H, (T+1)*B) hidden states; block 0 is the initial state
     chist: object         # (H, (T+1)*B) LSTM cell states, else None
     acts: np.ndarray      # (A, T*B) LSTM i,f,g,o | GRU r,z,n,gh_n | RNN none
-    tanh_c: object        # (H, T*B) LSTM tanh(c_t), else None
     idx: object = None    # (N,) column t*B + b of each token of a ragged batch; None if full
 
 

@@ -206,13 +206,13 @@ def rnn_fwd(gemm, w_s, gx, scale, bias, hist, bs, off, B, kind, half):
 
 
 @_jit
-def lstm_fwd(gemm, w_s, gx, acts, scale, bias, hist, chist, tanh_c, bs, off, B, half):
+def lstm_fwd(gemm, w_s, gx, acts, scale, bias, hist, chist, bs, off, B, half):
     """gx: the packed input projection W_ih x; acts gets i,f,g,o (acts may be gx
     itself when the batch is full: each step reads its block before writing it)."""
     G, H = w_s.shape
     dt = acts.dtype
     a_buf, x_buf = np.empty(G * B, dt), np.empty(G * B, dt)
-    c_buf, t_buf, h_buf = np.empty(H * B, dt), np.empty(H * B, dt), np.empty(H * B, dt)
+    c_buf, h_buf = np.empty(H * B, dt), np.empty(H * B, dt)
     for s in range(bs.shape[0]):
         b, c0, c1 = bs[s], s * B, (s + 1) * B                     # b rows still running
         n = H * b
@@ -221,19 +221,17 @@ def lstm_fwd(gemm, w_s, gx, acts, scale, bias, hist, chist, tanh_c, bs, off, B, 
         _gather(chist, c0, b, _block(c_buf, H, b))                # c_{t-1}
         ai, af, ag, ao = a_buf[:n], a_buf[n:2 * n], a_buf[2 * n:3 * n], a_buf[3 * n:4 * n]
         xi, xf, xg, xo = x_buf[:n], x_buf[n:2 * n], x_buf[2 * n:3 * n], x_buf[3 * n:4 * n]
-        cf, tf, hf = c_buf[:n], t_buf[:n], h_buf[:n]
+        cf, hf = c_buf[:n], h_buf[:n]
         for e in range(n):                                        # one fused pass
             i = half * _tanh(ai[e] + xi[e]) + half
             f = half * _tanh(af[e] + xf[e]) + half
             g = _tanh(ag[e] + xg[e])
             o = half * _tanh(ao[e] + xo[e]) + half
             ce = f * cf[e] + i * g                                # c = f c + i g
-            te = _tanh(ce)
             ai[e], af[e], ag[e], ao[e] = i, f, g, o
-            cf[e], tf[e], hf[e] = ce, te, o * te                  # h = o tanh(c)
+            cf[e], hf[e] = ce, o * _tanh(ce)                      # h = o tanh(c)
         _scatter(_block(a_buf, G, b), acts, c0, b)
         _scatter(_block(c_buf, H, b), chist, c1, b)
-        _scatter(_block(t_buf, H, b), tanh_c, c0, b)
         _scatter(_block(h_buf, H, b), hist, c1, b)
         if b < B:
             _carry(hist, c0, c1, b, B)
@@ -305,8 +303,9 @@ def rnn_bwd(gemm, w_t, dout, hist, dg, dh_mat, dhn, bs, off, B, kind, one):
 
 
 @_jit
-def lstm_bwd(gemm, w_t, dout, acts, tanh_c, chist, dg, dh_mat, dc, dhn, dcn, bs, off, B,
-             one):
+def lstm_bwd(gemm, w_t, dout, acts, chist, dg, dh_mat, dc, dhn, dcn, bs, off, B, one):
+    """tanh(c_t) is recomputed from c_t rather than stored by the forward: one
+    tanh per element costs less than writing and re-reading an (H, T*B) array."""
     H, G = w_t.shape
     T = bs.shape[0]
     dt = dg.dtype
@@ -320,7 +319,7 @@ def lstm_bwd(gemm, w_t, dout, acts, tanh_c, chist, dg, dh_mat, dc, dhn, dcn, bs,
         _inject(dh_mat, dhn, lo, b)                               # rows whose last step is s
         _inject(dc, dcn, lo, b)
         _gather(acts, c0, b, _block(a_buf, G, b))
-        _gather(tanh_c, c0, b, _block(t_buf, H, b))
+        _gather(chist, c0 + B, b, _block(t_buf, H, b))            # c_t
         _gather(chist, c0, b, _block(c_buf, H, b))                # c_{t-1}
         _gather(dout, c0, b, _block(d_buf, H, b))
         _gather(dh_mat, 0, b, _block(dh_buf, H, b))               # from step t+1
@@ -330,7 +329,7 @@ def lstm_bwd(gemm, w_t, dout, acts, tanh_c, chist, dg, dh_mat, dc, dhn, dcn, bs,
         t, cp, d, dh, dcf = t_buf[:n], c_buf[:n], d_buf[:n], dh_buf[:n], dc_buf[:n]
         for e in range(n):                                        # one fused pass
             dhe = dh[e] + d[e]                                    # dL/dh_t
-            i, f, gv, o, te = ai[e], af[e], ag[e], ao[e], t[e]
+            i, f, gv, o, te = ai[e], af[e], ag[e], ao[e], _tanh(t[e])
             dct = dcf[e] + dhe * o * (one - te * te)              # dL/dc_t
             go[e] = dhe * te * o * (one - o)
             gi[e] = dct * gv * i * (one - i)

@@ -113,3 +113,22 @@ def test_readme_python_examples_run():
         if "import torch" in src:
             pytest.importorskip("torch")
         exec(compile(src, "README.md", "exec"), {})
+
+
+def test_readme_layout_table_names_every_folder_and_module():
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Layout"):]
+    section = section[:section.index("\n## ", 5)]
+    pkg = ROOT / "rnnlab"
+    missing = []
+    for path in sorted(pkg.rglob("*.py")):
+        rel = path.relative_to(pkg)
+        if path.name in ("__init__.py", "__main__.py"):
+            continue
+        if path.name not in section:
+            missing.append(str(rel))
+    for folder in sorted(p for p in pkg.rglob("*") if p.is_dir() and p.name != "__pycache__"):
+        rel = folder.relative_to(pkg).as_posix()
+        if f"{rel}/" not in section:
+            missing.append(rel + "/")
+    assert not missing, f"README layout table does not name: {missing}"

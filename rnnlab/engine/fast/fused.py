@@ -51,7 +51,7 @@ class Fwd(NamedTuple):
 class Bwd(NamedTuple):
     gemm: int
     w_t: np.ndarray       # (H, G) W_hh^T
-    dout: np.ndarray      # (H, T*B)
+    dout: np.ndarray      # (H, T*B) feature-major, or (T*B, H) time-major rows
     fm: object            # kernels.FM of the forward
     dg: np.ndarray        # (G, N + pad) dL/d(gx), packed
     dh_mat: np.ndarray    # (H, B) dL/dh_{s-1} through W_hh, zeroed
@@ -188,7 +188,7 @@ def backward(fused, p, cache, dout, dstate_n, **opts):
     G, H = p.w_hh.shape
     dt, N = fm.hist.dtype, fm.xT.shape[1]
     bs = _k.batch_sizes(cache.batch_sizes, T, B)
-    b = Bwd(_k.gemm(dt), np.ascontiguousarray(p.w_hh.T), _k.feature_major(dout), fm,
+    b = Bwd(_k.gemm(dt), np.ascontiguousarray(p.w_hh.T), _k.dout_layout(dout), fm,
             _k.buffer(G, N, dt), np.zeros((H, B), dt),
             np.ascontiguousarray(dstate_n[0].T), dstate_n, bs, _k.offsets(bs),
             dt.type(1.0), opts)

@@ -114,6 +114,17 @@ def feature_major(a):
     return out
 
 
+def dout_layout(a):
+    """The upstream gradient (T, B, H) as the backward loops read it: its
+    time-major rows (T*B, H) when C-contiguous (the caller's array, as is), else
+    ``feature_major`` (a view of a layer above's feature-major gradient, or a copy).
+    Ambiguous only when T*B == H; then feature-major."""
+    T, B, F = a.shape
+    if a.flags.c_contiguous and T * B != F:
+        return a.reshape(T * B, F)
+    return feature_major(a)
+
+
 def fm_view(a):
     """(T, B, F) -> (F, T*B) for BLAS only: any layout BLAS takes, copied only if not."""
     T, B, F = a.shape

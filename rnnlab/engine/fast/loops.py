@@ -117,6 +117,22 @@ def _gather(src, c0, b, dst):
 
 
 @_jit
+def _gather_dout(src, c0, b, dst):
+    """A step's upstream gradient into (H, b) scratch, from either layout:
+    feature-major (H, T*B) like ``_gather``, or time-major (T*B, H) rows (the
+    caller's own (T, B, H) array), transposed here while it is in cache instead
+    of in a whole-array copy before the loop."""
+    H = dst.shape[0]
+    if src.shape[0] == H:
+        _gather(src, c0, b, dst)
+        return
+    for k in range(b):
+        row = src[c0 + k]
+        for r in range(H):
+            dst[r, k] = row[r]
+
+
+@_jit
 def _gather_affine(src, c0, b, dst, scale, bias):
     """dst[r, :b] = scale[r] * (src[r, c0:c0+b] + bias[r]): the input projection's
     biases and the 1/2 of sigmoid gates, applied as the step reads its block."""
@@ -284,7 +300,7 @@ def rnn_bwd(gemm, w_t, dout, hist, dg, dh_mat, dhn, bs, off, B, kind, one):
         b, c0 = bs[s], s * B
         n = H * b
         _inject(dh_mat, dhn, bs[s + 1] if s + 1 < T else 0, b)
-        _gather(dout, c0, b, _block(d_buf, H, b))
+        _gather_dout(dout, c0, b, _block(d_buf, H, b))
         _gather(hist, c0 + B, b, _block(h_buf, H, b))             # h_t = f(a_t)
         _gather(dh_mat, 0, b, _block(dh_buf, H, b))               # dL/dh_t from step t+1
         d, h, g, dh = d_buf[:n], h_buf[:n], g_buf[:n], dh_buf[:n]
@@ -321,7 +337,7 @@ def lstm_bwd(gemm, w_t, dout, acts, chist, dg, dh_mat, dc, dhn, dcn, bs, off, B,
         _gather(acts, c0, b, _block(a_buf, G, b))
         _gather(chist, c0 + B, b, _block(t_buf, H, b))            # c_t
         _gather(chist, c0, b, _block(c_buf, H, b))                # c_{t-1}
-        _gather(dout, c0, b, _block(d_buf, H, b))
+        _gather_dout(dout, c0, b, _block(d_buf, H, b))
         _gather(dh_mat, 0, b, _block(dh_buf, H, b))               # from step t+1
         _gather(dc, 0, b, _block(dc_buf, H, b))
         ai, af, ag, ao = a_buf[:n], a_buf[n:2 * n], a_buf[2 * n:3 * n], a_buf[3 * n:4 * n]
@@ -355,7 +371,7 @@ def gru_bwd(gemm, w_t, dout, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, off,
         _inject(dh_dir, dhn, bs[s + 1] if s + 1 < T else 0, b)
         _gather(acts, c0, b, _block(a_buf, 4 * H, b))             # r, z, n, gh_n
         _gather(hist, c0, b, _block(h_buf, H, b))                 # h_{t-1}
-        _gather(dout, c0, b, _block(d_buf, H, b))
+        _gather_dout(dout, c0, b, _block(d_buf, H, b))
         _gather(dh_mat, 0, b, _block(dh_buf, H, b))               # W_hh^T dGh from step t+1
         _gather(dh_dir, 0, b, _block(dd_buf, H, b))               # dh * z from step t+1
         ar, az, an, ahn = a_buf[:n], a_buf[n:2 * n], a_buf[2 * n:3 * n], a_buf[3 * n:4 * n]

@@ -13,7 +13,6 @@ between them (see ``machine.settle``); median time per call gives tokens/s.
 import argparse
 import statistics
 import sys
-import time
 
 import numpy as np
 
@@ -60,14 +59,27 @@ def main(argv=None):
     p.add_argument("--tokens", type=int, default=100, help="N tokens per row per call")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 32], help="B rows")
     p.add_argument("--repeats", type=int, default=7, help="timed calls per library")
+    p.add_argument("--threads", type=int, default=2, help="BLAS / torch threads")
+    p.add_argument("--clock", choices=sorted(machine.CLOCKS), default="wall",
+                   help="wall time, or this process's CPU time (with --threads 1 on a "
+                        "loaded machine)")
     a = p.parse_args(argv)
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(a.threads):
+        _run(a, argv)
+
+
+def _run(a, argv):
     import torch
+    torch.set_num_threads(a.threads)
+    tick = machine.CLOCKS[a.clock]
     cfg = lm.LMConfig(10000, 200, 200, 2, "lstm")
     params = lm.init_params(cfg, np.random.default_rng(0))
     print(machine.describe(torch))
     print(f"command: python benchmarks/lm_generate_speed.py {' '.join(argv)}")
     print(f"model: V={cfg.vocab_size} E=H={cfg.hidden_size} L={cfg.num_layers} lstm, float32; "
-          f"{a.tokens} sampled tokens per row per call")
+          f"{a.tokens} sampled tokens per row per call; {a.threads} thread(s), "
+          f"{a.clock} clock; target >= 1.5x")
     print("| B | rnnlab tokens/s | torch tokens/s | rnnlab / torch |")
     print("|---|---|---|---|")
     for B in a.batches:
@@ -79,9 +91,9 @@ def main(argv=None):
         for _ in range(a.repeats):
             for k, f in fs.items():
                 machine.settle()
-                t0 = time.perf_counter()
+                t0 = tick()
                 f()
-                times[k].append(time.perf_counter() - t0)
+                times[k].append(tick() - t0)
         tok = {k: B * a.tokens / statistics.median(v) for k, v in times.items()}
         print(f"| {B} | {tok['rnnlab']:,.0f} | {tok['torch']:,.0f} | "
               f"{tok['rnnlab'] / tok['torch']:.2f}x |", flush=True)

@@ -20,7 +20,6 @@ import argparse
 import statistics
 import subprocess
 import sys
-import time
 
 import numpy as np
 
@@ -114,15 +113,27 @@ def main(argv=None):
     p.add_argument("--layers", type=int, default=2, help="L")
     p.add_argument("--batch", type=int, default=20, help="B")
     p.add_argument("--bptt", type=int, default=20, help="T")
+    p.add_argument("--threads", type=int, default=2, help="BLAS / torch threads")
+    p.add_argument("--clock", choices=sorted(machine.CLOCKS), default="wall",
+                   help="wall time, or this process's CPU time (with --threads 1 on a "
+                        "loaded machine)")
     p.add_argument("--memory-of", choices=["rnnlab", "torch"], help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     cfg = lm.LMConfig(a.vocab, a.hidden, a.hidden, a.layers, "lstm")
     rng = np.random.default_rng(0)
     data = rng.integers(0, a.vocab, (a.bptt + 1, a.batch))
     x, y = data[:-1], data[1:]
-    if a.memory_of:
-        return memory_of(a.memory_of, cfg, a, x, y)
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(a.threads):
+        if a.memory_of:
+            return memory_of(a.memory_of, cfg, a, x, y)
+        return _speed(a, argv, cfg, x, y)
+
+
+def _speed(a, argv, cfg, x, y):
     import torch
+    torch.set_num_threads(a.threads)
+    tick = machine.CLOCKS[a.clock]
     print(machine.describe(torch))
     steppers = {"rnnlab": rnnlab_stepper(cfg, a.batch), "torch": torch_stepper(cfg, a.batch)}
     times = {k: [] for k in steppers}
@@ -133,13 +144,14 @@ def main(argv=None):
         for name, s in steppers.items():
             machine.settle()
             for _ in range(a.block):
-                t0 = time.perf_counter()
+                t0 = tick()
                 s(x, y)
-                times[name].append(time.perf_counter() - t0)
+                times[name].append(tick() - t0)
     tok = {k: a.batch * a.bptt / statistics.median(v) for k, v in times.items()}
     print(f"command: python benchmarks/lm_speed.py {' '.join(argv)}")
     print(f"model: V={a.vocab} E=H={a.hidden} L={a.layers} lstm, B={a.batch}, bptt={a.bptt}, "
-          f"float32; step = forward, cross-entropy, BPTT, clip 5, SGD lr 1")
+          f"float32; step = forward, cross-entropy, BPTT, clip 5, SGD lr 1; "
+          f"{a.threads} thread(s), {a.clock} clock")
     for k in tok:
         print(f"{k:7s} median {statistics.median(times[k]) * 1000:7.1f} ms/step "
               f"{tok[k]:9,.0f} tokens/s")

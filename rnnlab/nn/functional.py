@@ -4,7 +4,20 @@ by side: linear layer, embedding, dropout, softmax cross-entropy, squared error.
 Shapes: N rows (N = T*B when time is flattened), I in, O out, V vocabulary.
 Each ``*_backward`` takes the upstream gradient and returns gradients for every
 input and parameter of its forward.
+
+Row-sparse gradients (``RowGrad``): an embedding looked up with N ids sends
+gradient to at most N of its V rows. For a word model (V = 10,000, N = 400)
+building the dense (V, E) gradient, measuring its norm and applying it cost more
+than everything else about the embedding, so ``embedding_backward_rows`` keeps
+the touched rows only, once each (repeated ids summed). ``rnnlab.optim``'s
+norm, clipping and plain SGD read those rows only (plain SGD's result is bit
+for bit the dense one); every rule with per-row state (momentum, Adam, RMSprop,
+Adagrad) expands it first: their state decays on every row at every step, so
+updating touched rows only ("lazy" Adam) would be a different rule.
+K distinct ids (K <= N).
 """
+from typing import NamedTuple
+
 import numpy as np
 
 
@@ -37,6 +50,47 @@ def embedding_backward(dy, ids, vocab_size):
     dtable = np.zeros((vocab_size, E), dtype=dy.dtype)
     np.add.at(dtable, ids.reshape(-1), dy.reshape(-1, E))         # repeated ids add up
     return dtable
+
+
+class RowGrad(NamedTuple):
+    """dL/d(table) (V, E) that is zero outside ``rows``."""
+    rows: np.ndarray      # (K,) distinct row indices, increasing
+    values: np.ndarray    # (K, E) the gradient on those rows
+    shape: tuple          # (V, E) of the dense gradient
+
+    @property
+    def dtype(self):
+        return self.values.dtype
+
+    def to_dense(self):
+        """The (V, E) dense gradient."""
+        out = np.zeros(self.shape, self.values.dtype)
+        out[self.rows] = self.values
+        return out
+
+    def __mul__(self, s):
+        """Scaled by a scalar (clipping, sums over time): still row-sparse."""
+        return RowGrad(self.rows, self.values * s, self.shape)
+
+    __rmul__ = __mul__
+
+
+def embedding_backward_rows(dy, ids, vocab_size):
+    """The embedding's gradient as a ``RowGrad``: dy (..., E) summed per distinct id.
+
+    Repeated ids add up in the order they occur, as ``np.add.at`` into zeros
+    does for the dense gradient, so the touched rows equal the dense ones exactly.
+    """
+    E = dy.shape[-1]
+    rows, inverse = np.unique(ids.reshape(-1), return_inverse=True)   # (K,), (N,)
+    values = np.zeros((len(rows), E), dy.dtype)                       # (K, E)
+    np.add.at(values, inverse.reshape(-1), dy.reshape(-1, E))
+    return RowGrad(rows, values, (vocab_size, E))
+
+
+def dense(g):
+    """g as a dense array (a RowGrad is expanded; anything else is returned as is)."""
+    return g.to_dense() if isinstance(g, RowGrad) else g
 
 
 def dropout_mask(shape, p, rng, dtype):

@@ -15,7 +15,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from rnnlab.nn.sparse import RowGrad, dense
+from rnnlab.nn.functional import RowGrad, dense
 
 
 class Optimizer(NamedTuple):

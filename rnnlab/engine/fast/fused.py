@@ -176,7 +176,8 @@ def forward(fused, p, x, state0, batch_sizes, **opts):
     hist[:, :B] = state0[0].T
     f = Fwd(_k.gemm(dt), p, gx, scale, bias, w_s, hist, state0, bs, _k.offsets(bs), T * B,
             dt.type(0.5), opts)
-    chist, acts = fused.forward(f)
+    with _k.loop_threads():
+        chist, acts = fused.forward(f)
     states = (_k.time_major(hist, T + 1, B),) + ((_k.time_major(chist, T + 1, B),) if chist is not None else ())
     return states, _k.time_major(acts, T, B), _k.FM(xT, hist, chist, acts, idx)
 
@@ -192,7 +193,8 @@ def backward(fused, p, cache, dout, dstate_n, **opts):
             _k.buffer(G, N, dt), np.zeros((H, B), dt),
             np.ascontiguousarray(dstate_n[0].T), dstate_n, bs, _k.offsets(bs),
             dt.type(1.0), opts)
-    dgh, extra = fused.backward(b)
+    with _k.loop_threads():
+        dgh, extra = fused.backward(b)
     dG, dGh = b.dg[:, :N], dgh[:, :N]                             # (G, N) each
     if fm.idx is None:
         hprev = fm.hist[:, :N]                                    # h_{t-1} of every token

@@ -11,6 +11,13 @@ What makes it fast, and why:
 * The whole time loop of a layer-direction is one compiled call: no Python or
   NumPy call overhead per step. Each step calls ``?gemm`` on OpenBLAS (the one
   NumPy ships) for the recurrent product, then one fused pass over the gates.
+* The per-step products run on one BLAS thread (``loop_threads``): they are
+  small (B columns), so a second thread gains little even on an idle machine,
+  and each call would synchronise the BLAS threads once per step; on a machine
+  that other jobs load, a descheduled BLAS thread stalls every step (measured:
+  64 steps of a (1024, 256) x (256, 32) product took 22 ms on one thread and
+  90-1,260 ms on two). The whole-sequence products before and after the loop
+  keep every thread. ``RNNLAB_LOOP_THREADS=0`` leaves the loop to BLAS's setting.
 * Feature-major histories. The per-step product is small (B columns); OpenBLAS
   runs it ~35% faster when batch is the fast axis of the result, so ``hist`` is
   (H, (T+1)*B) and step s is the column block [s*B, (s+1)*B). Rows are padded
@@ -29,6 +36,7 @@ What makes it fast, and why:
 import ctypes
 import glob
 import os
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
@@ -56,8 +64,18 @@ def _load_gemm():
     return None
 
 
+def _thread_setter():
+    """OpenBLAS's ``openblas_set_num_threads_local`` (this thread only; returns
+    the previous count), or None where this OpenBLAS lacks it."""
+    f = getattr(_LIBS[0], "openblas_set_num_threads_local", None) if _LIBS else None
+    if f is not None:
+        f.argtypes, f.restype = [ctypes.c_int], ctypes.c_int
+    return f
+
+
 _LIBS = []
 _GEMM = _load_gemm() if numba is not None else None
+_SET_THREADS = _thread_setter()
 if _GEMM is not None:
     from rnnlab.engine.fast import loops                          # noqa: E402
 
@@ -65,6 +83,21 @@ if _GEMM is not None:
 def gemm(dtype):
     """The address of cblas_sgemm (float32) or cblas_dgemm (float64)."""
     return _GEMM[np.dtype(dtype) == np.float64]
+
+
+@contextmanager
+def loop_threads():
+    """Inside: this thread's BLAS calls run on ``RNNLAB_LOOP_THREADS`` threads
+    (default 1; 0 = unchanged), for the compiled time loops' per-step products."""
+    n = int(os.environ.get("RNNLAB_LOOP_THREADS", "1"))
+    if _SET_THREADS is None or n <= 0:
+        yield
+        return
+    prev = _SET_THREADS(n)
+    try:
+        yield
+    finally:
+        _SET_THREADS(prev)
 
 
 def available():

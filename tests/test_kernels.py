@@ -78,7 +78,7 @@ def test_nonfinite_values_propagate():
     assert not np.isfinite(out).all()
 
 
-def test_loop_threads_is_one_blas_thread_inside_and_restores_after(monkeypatch):
+def test_loop_threads_one_blas_thread_inside_and_restored_after(monkeypatch):
     threadpoolctl = pytest.importorskip("threadpoolctl")
 
     def blas_threads():
@@ -88,6 +88,7 @@ def test_loop_threads_is_one_blas_thread_inside_and_restores_after(monkeypatch):
         pytest.skip("this OpenBLAS has no openblas_set_num_threads_local")
     with threadpoolctl.threadpool_limits(2):
         before = blas_threads()
+        monkeypatch.setenv("RNNLAB_LOOP_THREADS", "1")
         with _kernels.loop_threads():
             assert 1 in blas_threads()
         assert blas_threads() == before

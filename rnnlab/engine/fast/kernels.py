@@ -11,13 +11,12 @@ What makes it fast, and why:
 * The whole time loop of a layer-direction is one compiled call: no Python or
   NumPy call overhead per step. Each step calls ``?gemm`` on OpenBLAS (the one
   NumPy ships) for the recurrent product, then one fused pass over the gates.
-* The per-step products run on one BLAS thread (``loop_threads``): they are
-  small (B columns), so a second thread gains little even on an idle machine,
-  and each call would synchronise the BLAS threads once per step; on a machine
-  that other jobs load, a descheduled BLAS thread stalls every step (measured:
-  64 steps of a (1024, 256) x (256, 32) product took 22 ms on one thread and
-  90-1,260 ms on two). The whole-sequence products before and after the loop
-  keep every thread. ``RNNLAB_LOOP_THREADS=0`` leaves the loop to BLAS's setting.
+* ``RNNLAB_LOOP_THREADS=1`` runs the per-step products on one BLAS thread
+  (``loop_threads``; default 0: BLAS's own setting). On an idle machine BLAS's
+  threads help (2 threads: GRU 1.10x torch instead of 0.79x at H = 256); on a
+  machine that other jobs load, a descheduled BLAS thread stalls every step
+  (64 steps of a (1024, 256) x (256, 32) product: 22 ms on one thread, 90-1,260
+  ms on two), and one thread is the robust choice.
 * Feature-major histories. The per-step product is small (B columns); OpenBLAS
   runs it ~35% faster when batch is the fast axis of the result, so ``hist`` is
   (H, (T+1)*B) and step s is the column block [s*B, (s+1)*B). Rows are padded
@@ -88,8 +87,8 @@ def gemm(dtype):
 @contextmanager
 def loop_threads():
     """Inside: this thread's BLAS calls run on ``RNNLAB_LOOP_THREADS`` threads
-    (default 1; 0 = unchanged), for the compiled time loops' per-step products."""
-    n = int(os.environ.get("RNNLAB_LOOP_THREADS", "1"))
+    (default 0 = unchanged), for the compiled time loops' per-step products."""
+    n = int(os.environ.get("RNNLAB_LOOP_THREADS", "0"))
     if _SET_THREADS is None or n <= 0:
         yield
         return

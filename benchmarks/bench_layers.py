@@ -1,52 +1,32 @@
 """Training throughput of rnnlab's recurrent layers against torch.nn, same run.
 
 For RNN (tanh), GRU and LSTM at B=32, T=64, I=H in {128, 256, 512}, float32,
-two threads: tokens/s of forward + full backward (input gradient included) for
-rnnlab (fast path), rnnlab's pure-NumPy path and torch.nn; their ratios; and the
-matrix-product work done per second as a fraction of this machine's float32
-matrix-multiply rate, measured here too (best of NumPy and torch on a large
-square product).
+two threads (``--threads``): tokens/s of forward + full backward (input
+gradient included) for rnnlab (fast path), rnnlab's pure-NumPy path and
+torch.nn; their ratios; and the matrix-product work done per second as a
+fraction of this machine's float32 matrix-multiply rate, measured in the same
+run (best of NumPy and torch on a large square product). Every figure is
+printed with the machine (``machine.describe``); a pause separates the two
+libraries' runs (``machine.settle``).
 
     python benchmarks/bench_layers.py            # the full table (~3 minutes)
     python benchmarks/bench_layers.py --quick    # one size, fewer repeats
     python benchmarks/bench_layers.py --lengths  # variable-length batches only
+    python benchmarks/bench_layers.py --threads 1 --clock cpu   # on a loaded machine
 
 Variable lengths: the same layer on a batch whose rows have random lengths in
-1..T against the full-length batch; the time ratio should track the fraction of
-tokens actually present. torch runs the same batch through pack_padded_sequence.
+1..T against the full-length batch; the time ratio should track the fraction f
+of tokens actually present (target: at most f + 0.1). torch runs the same batch
+through pack_padded_sequence (target: rnnlab at least 1.5x faster).
 """
 import argparse
 import os
-import platform
-import statistics
-import time
+import sys
 
 import numpy as np
 
+import machine
 from rnnlab.engine.cells import CELLS
-
-os.environ.setdefault("OMP_NUM_THREADS", "2")
-
-
-def timeit(f, repeats, number):
-    f()                                                           # warm up (and compile)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            f()
-        times.append((time.perf_counter() - t0) / number)
-    return statistics.median(times)
-
-
-def matmul_rate(torch, n=2048):
-    """float32 GFLOP/s of one large square product, best of NumPy and torch."""
-    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
-    rate = 2 * n ** 3 / timeit(lambda: a @ a, 5, 3) / 1e9
-    if torch is not None:
-        t = torch.from_numpy(a)
-        rate = max(rate, 2 * n ** 3 / timeit(lambda: t @ t, 5, 3) / 1e9)
-    return rate
 
 
 def rnnlab_step(mode, H, T, B, generic=False):
@@ -76,17 +56,18 @@ def torch_step(torch, mode, H, T, B):
     return f
 
 
-def lengths_table(torch, H=256, T=64, B=32, reps=7):
+def lengths_table(torch, clock, H=256, T=64, B=32, reps=7):
     """Time of a variable-length batch relative to the full batch, both libraries."""
     import rnnlab
     lens = np.random.default_rng(2).integers(1, T + 1, size=B)
     share = lens.sum() / (T * B)
     x = np.random.default_rng(1).standard_normal((T, B, H)).astype(np.float32)
     print(f"\n# variable lengths: B={B} T={T} H={H}, lengths uniform in 1..{T}: "
-          f"{share:.0%} of the T*B tokens are present; forward + full backward")
+          f"f = {share:.0%} of the T*B tokens are present; forward + full backward; "
+          f"targets: varlen / full <= f + 0.1 = {share + 0.1:.2f}, >= 1.5x torch packed")
     print("| cell | rnnlab full | rnnlab varlen | varlen / full | torch full | torch packed "
-          "| packed / full |")
-    print("|---|---|---|---|---|---|---|")
+          "| packed / full | rnnlab vs torch packed |")
+    print("|---|---|---|---|---|---|---|---|")
     for mode in ("rnn", "gru", "lstm"):
         m = {"rnn": rnnlab.RNN, "gru": rnnlab.GRU, "lstm": rnnlab.LSTM}[mode](H, H, seed=0)
 
@@ -94,10 +75,11 @@ def lengths_table(torch, H=256, T=64, B=32, reps=7):
             def f():
                 out, _ = m(x, lengths=lengths)
                 m.backward(np.ones_like(out))
-            return timeit(f, reps, 3)
+            return machine.timeit(f, reps, 3, clock)
         full, var = ours(None), ours(lens)
         row = f"| {mode} | {full * 1e3:.1f} ms | {var * 1e3:.1f} ms | {var / full:.2f} |"
         if torch is not None:
+            machine.settle()
             tm = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[mode](H, H)
             xt = torch.from_numpy(x).requires_grad_(True)
 
@@ -108,36 +90,47 @@ def lengths_table(torch, H=256, T=64, B=32, reps=7):
                     out, _ = tm(inp)
                     out = torch.nn.utils.rnn.pad_packed_sequence(out)[0] if packed else out
                     out.sum().backward()
-                return timeit(f, reps, 3)
+                return machine.timeit(f, reps, 3, clock)
             tf, tp = theirs(False), theirs(True)
-            row += f" {tf * 1e3:.1f} ms | {tp * 1e3:.1f} ms | {tp / tf:.2f} |"
+            row += (f" {tf * 1e3:.1f} ms | {tp * 1e3:.1f} ms | {tp / tf:.2f} | "
+                    f"{tp / var:.2f}x |")
         print(row, flush=True)
+        machine.settle()
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="H=256 only, fewer repeats")
     ap.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512])
     ap.add_argument("--no-generic", action="store_true", help="skip the pure-NumPy path")
     ap.add_argument("--lengths", action="store_true", help="only the variable-length table")
+    ap.add_argument("--threads", type=int, default=2, help="BLAS / torch threads")
+    ap.add_argument("--clock", choices=sorted(machine.CLOCKS), default="wall",
+                    help="wall time, or this process's CPU time (use with --threads 1 "
+                         "when other jobs load the machine)")
     args = ap.parse_args(argv)
     from threadpoolctl import threadpool_limits
     try:
         import torch
-        torch.set_num_threads(2)
+        torch.set_num_threads(args.threads)
     except ImportError:
         torch = None
         print("torch is not installed: rnnlab columns only (pip install 'rnnlab[torch]')")
     T, B = 64, 32
     sizes = [256] if args.quick else args.sizes
     reps = 3 if args.quick else 7
-    with threadpool_limits(2):
+    with threadpool_limits(args.threads):
+        print(f"# {machine.describe(torch)}")
+        print(f"# command: python benchmarks/bench_layers.py {' '.join(argv)}; "
+              f"{args.threads} thread(s), {args.clock} clock")
         if args.lengths:
-            return lengths_table(torch)
-        peak = matmul_rate(torch)
-        print(f"# {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
-              f"{os.cpu_count()} cores, 2 threads; float32 matmul rate {peak:.0f} GFLOP/s")
-        print(f"# B={B} T={T} I=H, forward + full backward; tok/s = T*B / time")
+            return lengths_table(torch, args.clock)
+        peak = machine.matmul_rate(torch, clock=args.clock)
+        print(f"# float32 matmul rate {peak:.0f} GFLOP/s (2048^2, best of NumPy and torch)")
+        print(f"# B={B} T={T} I=H, forward + full backward; tok/s = T*B / time; targets: "
+              f"LSTM >= 1.0x (stretch 1.2x), RNN and GRU >= 1.3x at 256, GRU >= 1.5x at "
+              f"256 and 512, every cell >= 85% of the matmul rate at 512")
         print("| cell | H | rnnlab tok/s | torch tok/s | vs torch | pure NumPy tok/s | "
               "rnnlab GFLOP/s | of matmul rate |")
         print("|---|---|---|---|---|---|---|---|")
@@ -146,16 +139,19 @@ def main(argv=None):
                 G = CELLS[mode].GATES * H
                 flops = 6 * 2 * T * B * H * G                     # 2 products fwd, 4 bwd
                 number = max(1, int(2e9 / flops))
-                ours = timeit(rnnlab_step(mode, H, T, B), reps, number)
-                theirs = (timeit(torch_step(torch, mode, H, T, B), reps, number)
-                          if torch is not None else float("nan"))
+                ours = machine.timeit(rnnlab_step(mode, H, T, B), reps, number, args.clock)
+                machine.settle()
+                theirs = (machine.timeit(torch_step(torch, mode, H, T, B), reps, number,
+                                         args.clock) if torch is not None else float("nan"))
+                machine.settle()
                 plain = (float("nan") if args.no_generic else
-                         timeit(rnnlab_step(mode, H, T, B, generic=True), max(2, reps // 3), number))
+                         machine.timeit(rnnlab_step(mode, H, T, B, generic=True),
+                                        max(2, reps // 3), number, args.clock))
                 gf = flops / ours / 1e9
                 print(f"| {mode} | {H} | {T * B / ours:,.0f} | {T * B / theirs:,.0f} | "
                       f"{theirs / ours:.2f}x | {T * B / plain:,.0f} | {gf:.0f} | {gf / peak:.0%} |",
                       flush=True)
-        lengths_table(torch)
+        lengths_table(torch, args.clock)
 
 
 if __name__ == "__main__":

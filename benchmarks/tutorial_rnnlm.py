@@ -27,6 +27,7 @@ import numpy as np
 
 import machine
 import tutorial_peer as peer
+from rnnlab import nn
 from rnnlab.lm import corpus, generate, model as lm, vocab as vocab_mod
 from rnnlab.optim import schedules
 
@@ -38,10 +39,14 @@ def sgd_step(cfg, params, ids, lr, truncate):
     """One sentence: summed loss (as the tutorial) with truncated BPTT."""
     x, y = ids[:-1, None], ids[1:, None]                           # (T, 1)
     loss, _, cache = lm.loss_forward(cfg, params, x, y, None)
-    grads = lm.backward(cfg, params, cache, bptt_truncate=truncate)
+    grads = lm.backward(cfg, params, cache, bptt_truncate=truncate, sparse=True)
     T = len(y)
     for k, p in params.items():                                   # in place: no copies
-        p -= p.dtype.type(lr * T) * grads[k]                      # sum = T * mean
+        g, s = grads[k], p.dtype.type(lr * T)                     # sum = T * mean
+        if isinstance(g, nn.RowGrad):
+            p[g.rows] -= s * g.values                             # the words of the sentence
+        else:
+            p -= s * g
     return params, loss
 
 

@@ -76,3 +76,22 @@ def test_nonfinite_values_propagate():
     x = np.ones((4, 2, 2), np.float32)
     out, _, _ = layers.forward(cfg, params, x, impl="fast")
     assert not np.isfinite(out).all()
+
+
+def test_loop_threads_one_blas_thread_inside_and_restored_after(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info()
+                if i["user_api"] == "blas"]
+    if _kernels._SET_THREADS is None:
+        pytest.skip("this OpenBLAS has no openblas_set_num_threads_local")
+    with threadpoolctl.threadpool_limits(2):
+        before = blas_threads()
+        monkeypatch.setenv("RNNLAB_LOOP_THREADS", "1")
+        with _kernels.loop_threads():
+            assert 1 in blas_threads()
+        assert blas_threads() == before
+        monkeypatch.setenv("RNNLAB_LOOP_THREADS", "0")
+        with _kernels.loop_threads():
+            assert blas_threads() == before

@@ -354,3 +354,30 @@ def backward(cfg, params, cache, doutput=None, dh_n=None, bptt_truncate=None, on
                 for s in dstate0)
     grads = {k: grads[k] for k in params}
     return _finish(cfg, xp, dy, cache.order, cache.unbatched), dhx, grads
+
+
+def step(cfg, params, x, states):
+    """One time step of a unidirectional stack, for generation: no cache, no checks.
+
+    x (B, I); states: tuple of (L, B, H) (``h`` or ``h, c``). Returns the top
+    layer's output (B, H) and the new states. The same function as ``forward``
+    on a one-step input (the cells' own step, in evaluation mode), without the
+    per-call work a training step needs (validation, sorting, histories), which
+    is what a token-by-token sampling loop pays for at every token.
+    """
+    if cfg.bidirectional:
+        raise ValueError("step needs a unidirectional stack: a bidirectional layer "
+                         "reads the whole sequence")
+    xp = _backend.namespace(x)
+    new = [[None] * cfg.num_layers for _ in states]
+    for layer in range(cfg.num_layers):
+        p = dir_params(params, cfg, layer, 0)
+        gx = x @ p.w_ih.T                                         # (B, G)
+        if p.b_ih is not None:
+            gx = gx + p.b_ih
+        out, _ = cfg.cell.step_forward(xp, p, gx, tuple(s[layer] for s in states),
+                                       **cfg.cell_opts)
+        for k, s in enumerate(out):
+            new[k][layer] = s
+        x = out[0]                                                # (B, H)
+    return x, tuple(xp.stack(s, axis=0) for s in new)

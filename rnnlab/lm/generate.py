@@ -92,6 +92,9 @@ def _log_probs(logits):
 
 def _feed(mcfg, params, ids, state):
     """Run ids (T, B); returns log-probabilities of the next token (B, V) and the state."""
+    if ids.shape[0] == 1:                          # one token per row: every sampling step
+        logits, state = lm.step_logits(mcfg, params, ids[0], state)     # (B, V)
+        return _log_probs(logits), state
     logits, state, _ = lm.logits_forward(mcfg, params, ids, state)
     return _log_probs(logits[-1]), state
 

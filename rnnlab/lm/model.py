@@ -109,7 +109,7 @@ class LMCache(NamedTuple):
     out_mask: object           # (T, B, H) or None
     h: np.ndarray              # (T, B, H) decoder input (after dropout)
     rnn_cache: object
-    dlogits: object            # (T*B, V) dL/dlogits, from the loss
+    decoder_grads: object      # (dh (T*B, H), dW (V, H), db (V,)), from the loss
 
 
 def logits_forward(cfg, params, ids, state, training=False, rng=None, masks=None):
@@ -117,6 +117,26 @@ def logits_forward(cfg, params, ids, state, training=False, rng=None, masks=None
 
     masks: optional fixed (emb_mask, out_mask) to use instead of drawing them.
     """
+    out, finals, cache = _features(cfg, params, ids, state, training, rng, masks)
+    T, B, H = out.shape
+    # 2-D product: NumPy's (T, B, H) @ (H, V) runs as T small matmuls, 5-10x slower
+    logits = nn.linear_forward(out.reshape(T * B, H), decoder_weight(cfg, params),
+                               params["decoder.bias"]).reshape(T, B, -1)   # (T, B, V)
+    return logits, finals, cache
+
+
+def step_logits(cfg, params, ids, state):
+    """Next-token logits (B, V) after one token per row, ids (B,); and the new
+    state (None: zeros). Evaluation mode; what a sampling loop calls once per token."""
+    if state is None:
+        state = zero_state(cfg, len(ids), params["decoder.bias"].dtype)
+    x = nn.embedding_forward(ids, params["encoder.weight"])           # (B, E)
+    out, state = layers.step(cfg.rnn, rnn_params(params), x, state)  # (B, H)
+    return nn.linear_forward(out, decoder_weight(cfg, params), params["decoder.bias"]), state
+
+
+def _features(cfg, params, ids, state, training, rng, masks):
+    """The decoder's input (T, B, H), the final state and the cache."""
     check_ids("ids", ids, cfg.vocab_size)
     x = nn.embedding_forward(ids, params["encoder.weight"])            # (T, B, E)
     drop = training and cfg.dropout > 0
@@ -135,33 +155,33 @@ def logits_forward(cfg, params, ids, state, training=False, rng=None, masks=None
                                          training=drop, rng=rng)      # (T, B, H)
     if out_mask is not None:
         out = out * out_mask
-    T, B, H = out.shape
-    # 2-D product: NumPy's (T, B, H) @ (H, V) runs as T small matmuls, 5-10x slower
-    logits = nn.linear_forward(out.reshape(T * B, H), decoder_weight(cfg, params),
-                               params["decoder.bias"]).reshape(T, B, -1)   # (T, B, V)
-    return logits, finals, LMCache(ids, emb_mask, out_mask, out, rcache, None)
+    return out, finals, LMCache(ids, emb_mask, out_mask, out, rcache, None)
 
 
 def loss_forward(cfg, params, ids, targets, state, training=False, rng=None, masks=None):
     """Mean cross-entropy (nats per token) of targets (T, B) given ids (T, B).
 
     Returns (loss, final state, cache); the state is carried to the next chunk.
+    The decoder's gradients are computed here, with the loss, so the (T*B, V)
+    logits are one buffer that becomes their gradient (``nn.linear_cross_entropy``).
     """
-    logits, finals, cache = logits_forward(cfg, params, ids, state, training, rng, masks)
-    T, B, V = logits.shape
-    loss, dlogits = nn.softmax_cross_entropy(logits.reshape(T * B, V), targets.reshape(-1))
-    return loss, finals, cache._replace(dlogits=dlogits)
+    out, finals, cache = _features(cfg, params, ids, state, training, rng, masks)
+    T, B, H = out.shape
+    loss, *dec = nn.linear_cross_entropy(out.reshape(T * B, H), decoder_weight(cfg, params),
+                                         params["decoder.bias"], targets.reshape(-1))
+    return loss, finals, cache._replace(decoder_grads=tuple(dec))
 
 
-def backward(cfg, params, cache, bptt_truncate=None):
+def backward(cfg, params, cache, bptt_truncate=None, sparse=False):
     """Gradients of the mean loss for every parameter (same keys as params).
 
     The carried-in state gets no gradient: truncated BPTT stops at chunk starts.
+    sparse=True: the untied embedding's gradient is an ``nn.RowGrad`` (the rows
+    the chunk touched), which ``rnnlab.optim`` applies without a dense (V, E) array.
     """
     T, B = cache.ids.shape
     H = cfg.hidden_size
-    W = decoder_weight(cfg, params)
-    dout, dW, db = nn.linear_backward(cache.dlogits, cache.h.reshape(T * B, H), W)
+    dout, dW, db = cache.decoder_grads
     dout = dout.reshape(T, B, H)                                        # (T, B, H)
     if not np.isfinite(dout).all():                  # weights blown up: say so here
         raise FloatingPointError("the gradient reaching the recurrent layers is not finite "
@@ -172,7 +192,9 @@ def backward(cfg, params, cache, bptt_truncate=None):
                                     bptt_truncate=bptt_truncate)        # dx (T, B, E)
     if cache.emb_mask is not None:
         dx = dx * cache.emb_mask
-    grads = {"encoder.weight": nn.embedding_backward(dx, cache.ids, cfg.vocab_size)}
+    emb_backward = (nn.embedding_backward_rows if sparse and not cfg.tie_weights
+                    else nn.embedding_backward)
+    grads = {"encoder.weight": emb_backward(dx, cache.ids, cfg.vocab_size)}
     if cfg.tie_weights:
         grads["encoder.weight"] += dW                                   # both uses add up
     else:

@@ -5,7 +5,20 @@ by side: linear layer, embedding, dropout, softmax cross-entropy, sigmoid
 Shapes: N rows (N = T*B when time is flattened), I in, O out, V vocabulary.
 Each ``*_backward`` takes the upstream gradient and returns gradients for every
 input and parameter of its forward.
+
+Row-sparse gradients (``RowGrad``): an embedding looked up with N ids sends
+gradient to at most N of its V rows. For a word model (V = 10,000, N = 400)
+building the dense (V, E) gradient, measuring its norm and applying it cost more
+than everything else about the embedding, so ``embedding_backward_rows`` keeps
+the touched rows only, once each (repeated ids summed). ``rnnlab.optim``'s
+norm, clipping and plain SGD read those rows only (plain SGD's result is bit
+for bit the dense one); every rule with per-row state (momentum, Adam, RMSprop,
+Adagrad) expands it first: their state decays on every row at every step, so
+updating touched rows only ("lazy" Adam) would be a different rule.
+K distinct ids (K <= N).
 """
+from typing import NamedTuple
+
 import numpy as np
 
 
@@ -38,6 +51,47 @@ def embedding_backward(dy, ids, vocab_size):
     dtable = np.zeros((vocab_size, E), dtype=dy.dtype)
     np.add.at(dtable, ids.reshape(-1), dy.reshape(-1, E))         # repeated ids add up
     return dtable
+
+
+class RowGrad(NamedTuple):
+    """dL/d(table) (V, E) that is zero outside ``rows``."""
+    rows: np.ndarray      # (K,) distinct row indices, increasing
+    values: np.ndarray    # (K, E) the gradient on those rows
+    shape: tuple          # (V, E) of the dense gradient
+
+    @property
+    def dtype(self):
+        return self.values.dtype
+
+    def to_dense(self):
+        """The (V, E) dense gradient."""
+        out = np.zeros(self.shape, self.values.dtype)
+        out[self.rows] = self.values
+        return out
+
+    def __mul__(self, s):
+        """Scaled by a scalar (clipping, sums over time): still row-sparse."""
+        return RowGrad(self.rows, self.values * s, self.shape)
+
+    __rmul__ = __mul__
+
+
+def embedding_backward_rows(dy, ids, vocab_size):
+    """The embedding's gradient as a ``RowGrad``: dy (..., E) summed per distinct id.
+
+    Repeated ids add up in the order they occur, as ``np.add.at`` into zeros
+    does for the dense gradient, so the touched rows equal the dense ones exactly.
+    """
+    E = dy.shape[-1]
+    rows, inverse = np.unique(ids.reshape(-1), return_inverse=True)   # (K,), (N,)
+    values = np.zeros((len(rows), E), dy.dtype)                       # (K, E)
+    np.add.at(values, inverse.reshape(-1), dy.reshape(-1, E))
+    return RowGrad(rows, values, (vocab_size, E))
+
+
+def dense(g):
+    """g as a dense array (a RowGrad is expanded; anything else is returned as is)."""
+    return g.to_dense() if isinstance(g, RowGrad) else g
 
 
 def dropout_mask(shape, p, rng, dtype):
@@ -84,6 +138,43 @@ def softmax_cross_entropy(logits, targets, weights=None, smoothing=0.0):
     if smoothing:
         p -= (smoothing / V * w / total)[:, None].astype(p.dtype)
     return loss, p
+
+
+def linear_cross_entropy(x, w, b, targets, block_rows=None):
+    """Mean negative log-likelihood of targets under softmax(x W^T + b), with
+    every gradient, in one pass that holds a single (N, V) buffer.
+
+    x (N, I), w (V, I), b (V,) or None, targets (N,) integers.
+    Returns (loss, dx (N, I), dw (V, I), db (V,) or None): the same numbers as
+    ``linear_forward`` + ``softmax_cross_entropy`` + ``linear_backward``, but the
+    logits are turned into their gradient in place, so the logits and dlogits
+    are never both held (a word model's (N, V) is its largest array). The
+    softmax runs over blocks of ``block_rows`` rows (default: about 1 MiB of
+    float32), each one read from memory once and finished while in cache.
+    """
+    N, V = x.shape[0], w.shape[0]
+    buf = np.empty((N, V), np.result_type(x, w))
+    np.matmul(x, w.T, out=buf)                                    # (N, V) logits
+    rows = block_rows or max(1, (1 << 18) // V)
+    nll = np.empty(N, buf.dtype)                                  # (N,)
+    db = np.zeros(V, buf.dtype) if b is not None else None
+    scale = buf.dtype.type(1.0 / N)
+    for r0 in range(0, N, rows):
+        blk, t = buf[r0:r0 + rows], targets[r0:r0 + rows]         # (n, V), (n,)
+        at = np.arange(len(blk))
+        if b is not None:
+            blk += b
+        blk -= blk.max(axis=1, keepdims=True)                     # max 0: no overflow
+        z = blk[at, t]                                            # target logits, shifted
+        np.exp(blk, out=blk)
+        total_e = blk.sum(axis=1)                                 # (n,)
+        nll[r0:r0 + len(blk)] = np.log(total_e) - z
+        blk *= (scale / total_e)[:, None]                         # softmax / N
+        blk[at, t] -= scale                                       # dL/dlogits
+        if db is not None:
+            db += blk.sum(axis=0)
+    loss = float(nll.sum(dtype=np.float64) / N)
+    return loss, buf @ w, buf.T @ x, db                           # dx (N, I), dw (V, I)
 
 
 # ---------------------------------------------------------------- independent Bernoulli outputs

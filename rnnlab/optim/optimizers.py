@@ -5,10 +5,17 @@ An optimiser is a pair ``init(params) -> state`` and
 arrays keyed ``"<slot>/<param>"`` plus a step counter, so checkpoints store it in
 an ``.npz`` like the parameters. ``lr`` is passed at every step so schedules stay
 plain functions of the step or epoch.
+
+A gradient may be a ``rnnlab.nn.RowGrad`` (an embedding's touched rows): the
+norm, clipping and plain SGD use its rows only; every rule with per-row state
+(momentum, Adam, RMSprop, Adagrad) expands it to the dense gradient first, so
+each rule is the same whichever form the gradient comes in.
 """
 from typing import Callable, NamedTuple
 
 import numpy as np
+
+from rnnlab.nn.functional import RowGrad, dense
 
 
 class Optimizer(NamedTuple):
@@ -19,7 +26,8 @@ class Optimizer(NamedTuple):
 
 def global_norm(grads):
     """sqrt(sum of squares over every gradient), accumulated in float64."""
-    return float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
+    vals = (g.values if isinstance(g, RowGrad) else g for g in grads.values())
+    return float(np.sqrt(sum(float(np.vdot(v, v)) for v in vals)))
 
 
 def clip_by_global_norm(grads, max_norm):
@@ -52,6 +60,10 @@ def sgd(momentum=0.0):
         new, st = {}, dict(state)
         for k, p in params.items():
             g = grads[k]
+            if isinstance(g, RowGrad) and not momentum:
+                new[k] = _sgd_rows(p, g, lr)
+                continue
+            g = dense(g)
             if momentum:
                 g = momentum * state[f"velocity/{k}"] + g
                 st[f"velocity/{k}"] = g
@@ -61,6 +73,16 @@ def sgd(momentum=0.0):
         st["step"] = state["step"] + 1
         return new, st
     return Optimizer("sgd", init, update)
+
+
+def _sgd_rows(p, g, lr):
+    """p - lr g for a RowGrad g: a copy of p with the touched rows moved, computed
+    as the dense update computes them (g * -lr, then + p), so bit for bit equal."""
+    new = p.copy()
+    step = g.values * p.dtype.type(-lr)                           # (K, E)
+    step += p[g.rows]
+    new[g.rows] = step
+    return new
 
 
 def adam(beta1=0.9, beta2=0.999, eps=1e-8):
@@ -75,7 +97,7 @@ def adam(beta1=0.9, beta2=0.999, eps=1e-8):
         c1, c2 = 1.0 - beta1 ** t, 1.0 - beta2 ** t
         new = {}
         for k, p in params.items():
-            g = grads[k]
+            g = dense(grads[k])
             m = beta1 * state[f"m/{k}"] + (1 - beta1) * g
             v = beta2 * state[f"v/{k}"] + (1 - beta2) * g * g
             st[f"m/{k}"], st[f"v/{k}"] = m, v
@@ -95,9 +117,10 @@ def rmsprop(decay=0.9, eps=1e-8):
     def update(params, grads, state, lr):
         st, new = dict(state), {}
         for k, p in params.items():
-            ms = decay * state[f"ms/{k}"] + (1 - decay) * grads[k] ** 2
+            g = dense(grads[k])
+            ms = decay * state[f"ms/{k}"] + (1 - decay) * g ** 2
             st[f"ms/{k}"] = ms
-            new[k] = (p - lr * grads[k] / (np.sqrt(ms) + eps)).astype(p.dtype)
+            new[k] = (p - lr * g / (np.sqrt(ms) + eps)).astype(p.dtype)
         st["step"] = state["step"] + 1
         return new, st
     return Optimizer("rmsprop", init, update)
@@ -112,9 +135,10 @@ def adagrad(eps=1e-10):
     def update(params, grads, state, lr):
         st, new = dict(state), {}
         for k, p in params.items():
-            s = state[f"sum_sq/{k}"] + grads[k] ** 2
+            g = dense(grads[k])
+            s = state[f"sum_sq/{k}"] + g ** 2
             st[f"sum_sq/{k}"] = s
-            new[k] = (p - lr * grads[k] / (np.sqrt(s) + eps)).astype(p.dtype)
+            new[k] = (p - lr * g / (np.sqrt(s) + eps)).astype(p.dtype)
         st["step"] = state["step"] + 1
         return new, st
     return Optimizer("adagrad", init, update)

@@ -8,8 +8,12 @@ steps, the feature-major buffers, and the weight gradients after the loop
 (see ``kernels`` for why the buffers look as they do). The compiled time loops
 are in ``loops``.
 
-Shapes: T time, B batch, I input, H hidden, G = gates * H, A act width;
-feature-major buffers are (F, T*B) with column t*B + b.
+Shapes: T time, B batch, I input, H hidden, G = gates * H, A act width,
+N tokens present (T*B when every row is full); feature-major buffers are
+(F, T*B) with column t*B + b, except the packed ones (the input, W_ih x and the
+gradients dL/d(gx), dL/d(gh)): (F, N), step t's rows from column off[t] on.
+A ragged batch thus costs its tokens in the products before and after the loop
+(the loop itself only ever ran the rows still going).
 """
 from typing import Callable, NamedTuple
 
@@ -22,7 +26,7 @@ class Fused(NamedTuple):
     """What the fast path needs to know about one cell."""
     scale: Callable       # (G, H, opts) -> (G,): 1/2 on sigmoid rows (sigmoid = (1+tanh)/2), 1 else
     b_hh_rows: Callable   # H -> leading rows of b_hh folded into the input projection
-    forward: Callable     # (Fwd) -> (chist or None, acts (A, T*B), tanh_c or None)
+    forward: Callable     # (Fwd) -> (chist or None, acts (A, T*B))
     backward: Callable    # (Bwd) -> (dGh buffer, extra dstate0 tuple)
     supports: Callable    # opts -> bool: can these cell options run fused?
 
@@ -31,13 +35,15 @@ class Fwd(NamedTuple):
     """One forward call's operands, as the per-cell loops take them."""
     gemm: int             # address of cblas ?gemm
     p: object             # DirParams
-    gx: np.ndarray        # (G, T*B) W_ih x, unscaled and without bias
+    gx: np.ndarray        # (G, N) W_ih x, packed, unscaled and without bias
     scale: np.ndarray     # (G,)
     bias: np.ndarray      # (G,) b_ih + the folded rows of b_hh
     w_s: np.ndarray       # (G, H) W_hh with its rows scaled
     hist: np.ndarray      # (H, (T+1)*B) padded; block 0 holds h_0
     state0: tuple         # each (B, H)
     bs: np.ndarray        # (T,) rows running at each step
+    off: np.ndarray       # (T,) first packed column of each step
+    tb: int               # T*B, the padded grid's columns
     half: object          # 0.5 in the dtype
     opts: dict
 
@@ -45,13 +51,14 @@ class Fwd(NamedTuple):
 class Bwd(NamedTuple):
     gemm: int
     w_t: np.ndarray       # (H, G) W_hh^T
-    dout: np.ndarray      # (H, T*B)
+    dout: np.ndarray      # (H, T*B) feature-major, or (T*B, H) time-major rows
     fm: object            # kernels.FM of the forward
-    dg: np.ndarray        # (G, T*B + pad) dL/d(gx), zeroed
+    dg: np.ndarray        # (G, N + pad) dL/d(gx), packed
     dh_mat: np.ndarray    # (H, B) dL/dh_{s-1} through W_hh, zeroed
     dhn: np.ndarray       # (H, B) dL/dh_n
     dstate_n: tuple       # each (B, H)
     bs: np.ndarray
+    off: np.ndarray
     one: object           # 1.0 in the dtype
     opts: dict
 
@@ -67,16 +74,15 @@ def _rnn_scale(G, H, opts):
 
 
 def _rnn_forward(f):
-    TB = f.gx.shape[1] - 16
-    acts = _k.buffer(0, TB, f.gx.dtype)                          # none: h_t gives f'
-    _k.loops.rnn_fwd(f.gemm, f.w_s, f.gx, f.scale, f.bias, f.hist, f.bs, len(f.state0[0]),
-                       _rnn_kind(f.opts), f.half)
-    return None, acts, None
+    acts = _k.buffer(0, f.tb, f.gx.dtype)                        # none: h_t gives f'
+    _k.loops.rnn_fwd(f.gemm, f.w_s, f.gx, f.scale, f.bias, f.hist, f.bs, f.off,
+                     len(f.state0[0]), _rnn_kind(f.opts), f.half)
+    return None, acts
 
 
 def _rnn_backward(b):
-    _k.loops.rnn_bwd(b.gemm, b.w_t, b.dout, b.fm.hist, b.dg, b.dh_mat, b.dhn, b.bs,
-                       b.dh_mat.shape[1], _rnn_kind(b.opts), b.one)
+    _k.loops.rnn_bwd(b.gemm, b.w_t, b.dout, b.fm.hist, b.dg, b.dh_mat, b.dhn, b.bs, b.off,
+                     b.dh_mat.shape[1], _rnn_kind(b.opts), b.one)
     return b.dg, ()
 
 
@@ -88,19 +94,20 @@ def _lstm_scale(G, H, opts):
 
 def _lstm_forward(f):
     H, B = f.hist.shape[0], len(f.state0[0])
-    chist, tanh_c = _k.buffer(H, f.hist.shape[1] - 16, f.gx.dtype), \
-        _k.buffer(H, f.gx.shape[1] - 16, f.gx.dtype, True)
+    chist = _k.buffer(H, f.hist.shape[1] - 16, f.gx.dtype)
     chist[:, :B] = f.state0[1].T
-    _k.loops.lstm_fwd(f.gemm, f.w_s, f.gx, f.scale, f.bias, f.hist, chist, tanh_c, f.bs, B,
-                        f.half)
-    return chist, f.gx, tanh_c                                    # acts i,f,g,o overwrite gx
+    full = f.gx.shape[1] - 16 == f.tb
+    acts = f.gx if full else _k.buffer(f.gx.shape[0], f.tb, f.gx.dtype, True)
+    _k.loops.lstm_fwd(f.gemm, f.w_s, f.gx, acts, f.scale, f.bias, f.hist, chist, f.bs, f.off,
+                      B, f.half)
+    return chist, acts                                            # full: i,f,g,o overwrite gx
 
 
 def _lstm_backward(b):
     H, B = b.dh_mat.shape
     dc, dcn = np.zeros((H, B), b.dg.dtype), np.ascontiguousarray(b.dstate_n[1].T)
-    _k.loops.lstm_bwd(b.gemm, b.w_t, b.dout, b.fm.acts, b.fm.tanh_c, b.fm.chist, b.dg,
-                        b.dh_mat, dc, b.dhn, dcn, b.bs, B, b.one)
+    _k.loops.lstm_bwd(b.gemm, b.w_t, b.dout, b.fm.acts, b.fm.chist, b.dg, b.dh_mat, dc,
+                      b.dhn, dcn, b.bs, b.off, B, b.one)
     return b.dg, (dc.T,)
 
 
@@ -111,21 +118,21 @@ def _gru_scale(G, H, opts):
 
 
 def _gru_forward(f):
-    H, B, TB = f.hist.shape[0], len(f.state0[0]), f.gx.shape[1] - 16
-    acts = _k.buffer(4 * H, TB, f.gx.dtype, True)                # r, z, n, gh_n
+    H, B = f.hist.shape[0], len(f.state0[0])
+    acts = _k.buffer(4 * H, f.tb, f.gx.dtype, True)              # r, z, n, gh_n
     b_hh = f.p.b_hh
     b_hn = b_hh[2 * H:].copy() if b_hh is not None else np.zeros(H, f.gx.dtype)
-    _k.loops.gru_fwd(f.gemm, f.w_s, f.gx, f.scale, f.bias, f.hist, acts, b_hn, f.bs, B,
-                       f.half)
-    return None, acts, None
+    _k.loops.gru_fwd(f.gemm, f.w_s, f.gx, f.scale, f.bias, f.hist, acts, b_hn, f.bs, f.off,
+                     B, f.half)
+    return None, acts
 
 
 def _gru_backward(b):
     H, B = b.dh_mat.shape
-    dgh = _k.buffer(b.dg.shape[0], b.dg.shape[1] - 16, b.dg.dtype, True)
+    dgh = _k.buffer(b.dg.shape[0], b.dg.shape[1] - 16, b.dg.dtype)   # every column written
     dh_dir = np.zeros((H, B), b.dg.dtype)                         # dh * z, the direct path
     _k.loops.gru_bwd(b.gemm, b.w_t, b.dout, b.fm.acts, b.fm.hist, b.dg, dgh, b.dh_mat,
-                       dh_dir, b.dhn, b.bs, B, b.one)
+                     dh_dir, b.dhn, b.bs, b.off, B, b.one)
     b.dh_mat[...] += dh_dir
     return dgh, ()
 
@@ -159,32 +166,49 @@ def forward(fused, p, x, state0, batch_sizes, **opts):
     T, B, _ = x.shape
     H = p.w_hh.shape[1]
     dt = x.dtype
-    xT = _k.fm_view(x)                       # (I, T*B); BLAS reads x's layout as is
-    gx, scale, bias, w_s = _prologue(fused, p, xT, T * B, opts)
+    bs = _k.batch_sizes(batch_sizes, T, B)
+    idx = _k.packed_index(bs, B)                 # (N,) t*B + b of each token, None if full
+    # (I, N): BLAS reads x's layout as is; a ragged batch's tokens are gathered first
+    xT = _k.fm_view(x) if idx is None else x.reshape(T * B, -1)[idx].T
+    N = xT.shape[1]
+    gx, scale, bias, w_s = _prologue(fused, p, xT, N, opts)
     hist = _k.buffer(H, (T + 1) * B, dt)
     hist[:, :B] = state0[0].T
-    f = Fwd(_k.gemm(dt), p, gx, scale, bias, w_s, hist, state0,
-            _k.batch_sizes(batch_sizes, T, B), dt.type(0.5), opts)
-    chist, acts, tanh_c = fused.forward(f)
+    f = Fwd(_k.gemm(dt), p, gx, scale, bias, w_s, hist, state0, bs, _k.offsets(bs), T * B,
+            dt.type(0.5), opts)
+    with _k.loop_threads():
+        chist, acts = fused.forward(f)
     states = (_k.time_major(hist, T + 1, B),) + ((_k.time_major(chist, T + 1, B),) if chist is not None else ())
-    return states, _k.time_major(acts, T, B), _k.FM(xT, hist, chist, acts, tanh_c)
+    return states, _k.time_major(acts, T, B), _k.FM(xT, hist, chist, acts, idx)
 
 
 def backward(fused, p, cache, dout, dstate_n, **opts):
     """Fused backward from a fused forward's cache: dx, dstate0, (dW_ih, dW_hh, db_ih, db_hh)."""
     fm = cache.fm
-    T, B, _ = cache.x.shape
+    T, B, I = cache.x.shape
     G, H = p.w_hh.shape
-    dt, TB = fm.hist.dtype, T * B
-    b = Bwd(_k.gemm(dt), np.ascontiguousarray(p.w_hh.T), _k.feature_major(dout), fm,
-            _k.buffer(G, TB, dt, True), np.zeros((H, B), dt),
-            np.ascontiguousarray(dstate_n[0].T), dstate_n,
-            _k.batch_sizes(cache.batch_sizes, T, B), dt.type(1.0), opts)
-    dgh, extra = fused.backward(b)
-    dG, dGh = b.dg[:, :TB], dgh[:, :TB]
-    dx = (p.w_ih.T @ dG).reshape(-1, T, B).transpose(1, 2, 0)     # (T, B, I), one product
-    grads = (dG @ fm.xT[:, :TB].T,                                # dW_ih (G, I)
-             dGh @ fm.hist[:, :TB].T,                             # dW_hh (G, H)
-             dG.sum(axis=1) if p.b_ih is not None else None,
-             dGh.sum(axis=1) if p.b_hh is not None else None)
+    dt, N = fm.hist.dtype, fm.xT.shape[1]
+    bs = _k.batch_sizes(cache.batch_sizes, T, B)
+    b = Bwd(_k.gemm(dt), np.ascontiguousarray(p.w_hh.T), _k.dout_layout(dout), fm,
+            _k.buffer(G, N, dt), np.zeros((H, B), dt),
+            np.ascontiguousarray(dstate_n[0].T), dstate_n, bs, _k.offsets(bs),
+            dt.type(1.0), opts)
+    with _k.loop_threads():
+        dgh, extra = fused.backward(b)
+    dG, dGh = b.dg[:, :N], dgh[:, :N]                             # (G, N) each
+    if fm.idx is None:
+        hprev = fm.hist[:, :N]                                    # h_{t-1} of every token
+        dx = (p.w_ih.T @ dG).reshape(-1, T, B).transpose(1, 2, 0)     # (T, B, I), one product
+    else:
+        hprev = fm.hist[:, fm.idx]                                # (H, N) gathered
+        dx = np.zeros((T * B, I), dt)
+        dx[fm.idx] = dG.T @ p.w_ih                                # tokens present; the rest 0
+        dx = dx.reshape(T, B, I)
+    db_ih = dG.sum(axis=1) if p.b_ih is not None else None
+    db_hh = None
+    if p.b_hh is not None:                                        # LSTM, RNN: dGh is dG
+        db_hh = db_ih.copy() if (dgh is b.dg and db_ih is not None) else dGh.sum(axis=1)
+    grads = (dG @ fm.xT[:, :N].T,                                 # dW_ih (G, I)
+             dGh @ hprev.T,                                       # dW_hh (G, H)
+             db_ih, db_hh)
     return dx, (b.dh_mat.T,) + extra, grads

@@ -11,6 +11,12 @@ What makes it fast, and why:
 * The whole time loop of a layer-direction is one compiled call: no Python or
   NumPy call overhead per step. Each step calls ``?gemm`` on OpenBLAS (the one
   NumPy ships) for the recurrent product, then one fused pass over the gates.
+* ``RNNLAB_LOOP_THREADS=1`` runs the per-step products on one BLAS thread
+  (``loop_threads``; default 0: BLAS's own setting). On an idle machine BLAS's
+  threads help (2 threads: GRU 1.10x torch instead of 0.79x at H = 256); on a
+  machine that other jobs load, a descheduled BLAS thread stalls every step
+  (64 steps of a (1024, 256) x (256, 32) product: 22 ms on one thread, 90-1,260
+  ms on two), and one thread is the robust choice.
 * Feature-major histories. The per-step product is small (B columns); OpenBLAS
   runs it ~35% faster when batch is the fast axis of the result, so ``hist`` is
   (H, (T+1)*B) and step s is the column block [s*B, (s+1)*B). Rows are padded
@@ -21,12 +27,15 @@ What makes it fast, and why:
   float32 that tanh is a rational approximation (max error 3e-7, about 2.6 ulp;
   coefficients fitted for rnnlab) that the compiler vectorises, where libm's is
   a scalar call. float64 uses the exact tanh.
-* The backward needs no transcendentals: derivatives come from cached
-  activations. Input and weight gradients are one product each after the loop.
+* The backward's derivatives come from cached activations; the LSTM's
+  tanh(c_t) alone is recomputed from c_t (one tanh costs less than writing and
+  re-reading an (H, T*B) array). Input and weight gradients are one product
+  each after the loop, over the tokens present (ragged batches are packed).
 """
 import ctypes
 import glob
 import os
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
@@ -54,8 +63,18 @@ def _load_gemm():
     return None
 
 
+def _thread_setter():
+    """OpenBLAS's ``openblas_set_num_threads_local`` (this thread only; returns
+    the previous count), or None where this OpenBLAS lacks it."""
+    f = getattr(_LIBS[0], "openblas_set_num_threads_local", None) if _LIBS else None
+    if f is not None:
+        f.argtypes, f.restype = [ctypes.c_int], ctypes.c_int
+    return f
+
+
 _LIBS = []
 _GEMM = _load_gemm() if numba is not None else None
+_SET_THREADS = _thread_setter()
 if _GEMM is not None:
     from rnnlab.engine.fast import loops                          # noqa: E402
 
@@ -63,6 +82,21 @@ if _GEMM is not None:
 def gemm(dtype):
     """The address of cblas_sgemm (float32) or cblas_dgemm (float64)."""
     return _GEMM[np.dtype(dtype) == np.float64]
+
+
+@contextmanager
+def loop_threads():
+    """Inside: this thread's BLAS calls run on ``RNNLAB_LOOP_THREADS`` threads
+    (default 0 = unchanged), for the compiled time loops' per-step products."""
+    n = int(os.environ.get("RNNLAB_LOOP_THREADS", "0"))
+    if _SET_THREADS is None or n <= 0:
+        yield
+        return
+    prev = _SET_THREADS(n)
+    try:
+        yield
+    finally:
+        _SET_THREADS(prev)
 
 
 def available():
@@ -79,7 +113,7 @@ class FM(NamedTuple):
     hist: np.ndarray      # (H, (T+1)*B) hidden states; block 0 is the initial state
     chist: object         # (H, (T+1)*B) LSTM cell states, else None
     acts: np.ndarray      # (A, T*B) LSTM i,f,g,o | GRU r,z,n,gh_n | RNN none
-    tanh_c: object        # (H, T*B) LSTM tanh(c_t), else None
+    idx: object = None    # (N,) column t*B + b of each token of a ragged batch; None if full
 
 
 def usable(*arrays):
@@ -112,6 +146,17 @@ def feature_major(a):
     return out
 
 
+def dout_layout(a):
+    """The upstream gradient (T, B, H) as the backward loops read it: its
+    time-major rows (T*B, H) when C-contiguous (the caller's array, as is), else
+    ``feature_major`` (a view of a layer above's feature-major gradient, or a copy).
+    Ambiguous only when T*B == H; then feature-major."""
+    T, B, F = a.shape
+    if a.flags.c_contiguous and T * B != F:
+        return a.reshape(T * B, F)
+    return feature_major(a)
+
+
 def fm_view(a):
     """(T, B, F) -> (F, T*B) for BLAS only: any layout BLAS takes, copied only if not."""
     T, B, F = a.shape
@@ -123,6 +168,19 @@ def time_major(base, T, B):
     return base[:, :T * B].reshape(base.shape[0], T, B).transpose(1, 2, 0)
 
 
-
 def batch_sizes(bs, T, B):
     return np.full(T, B, np.int64) if bs is None else np.asarray(bs, np.int64)
+
+
+def offsets(bs):
+    """(T,) first packed column of each step: bs[0] + ... + bs[t-1]."""
+    return np.concatenate(([0], np.cumsum(bs)[:-1])).astype(np.int64)
+
+
+def packed_index(bs, B):
+    """(N,) padded column t*B + b of each token present (b < bs[t]), in packed
+    order; None when every row runs every step (packed = padded)."""
+    if (bs == B).all():
+        return None
+    T = len(bs)
+    return (np.arange(T)[:, None] * B + np.arange(B))[np.arange(B) < bs[:, None]]

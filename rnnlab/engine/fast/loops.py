@@ -97,6 +97,10 @@ def _jit(f):
 # Index convention: buffers are padded (rows, cols + 16) bases; the data of time
 # step s, batch row k is column s*B + k (hist: (s+1)*B + k after the step).
 # bs[s] = rows still running at step s (a prefix of the length-sorted batch).
+# Packed buffers (gx, and the gradients dg/dgx/dgh) hold only the tokens present:
+# step s's rows start at column off[s] = bs[0] + ... + bs[s-1] (= s*B when every
+# row is full), so the whole-sequence products before and after the loop run
+# over the tokens of a ragged batch, not its padded grid.
 #
 # Every inner loop runs from 0 over 1-D slice views: an index like lo + i could
 # be negative as far as numba knows, and its wraparound branch would stop LLVM
@@ -110,6 +114,22 @@ def _gather(src, c0, b, dst):
         s, d = src[r, c0:c0 + b], dst[r, :b]
         for k in range(b):
             d[k] = s[k]
+
+
+@_jit
+def _gather_dout(src, c0, b, dst):
+    """A step's upstream gradient into (H, b) scratch, from either layout:
+    feature-major (H, T*B) like ``_gather``, or time-major (T*B, H) rows (the
+    caller's own (T, B, H) array), transposed here while it is in cache instead
+    of in a whole-array copy before the loop."""
+    H = dst.shape[0]
+    if src.shape[0] == H:
+        _gather(src, c0, b, dst)
+        return
+    for k in range(b):
+        row = src[c0 + k]
+        for r in range(H):
+            dst[r, k] = row[r]
 
 
 @_jit
@@ -180,13 +200,13 @@ def _block(flat, rows, b):
 
 
 @_jit
-def rnn_fwd(gemm, w_s, gx, scale, bias, hist, bs, B, kind, half):
+def rnn_fwd(gemm, w_s, gx, scale, bias, hist, bs, off, B, kind, half):
     G, H = w_s.shape
     a_buf, g_buf = np.empty(G * B, gx.dtype), np.empty(G * B, gx.dtype)
     for s in range(bs.shape[0]):
         b, c0, c1 = bs[s], s * B, (s + 1) * B
         _gemm(gemm, G, b, H, w_s, 0, H, hist, c0, hist.shape[1], 0.0, a_buf, 0, b)
-        _gather_affine(gx, c0, b, _block(g_buf, G, b), scale, bias)
+        _gather_affine(gx, off[s], b, _block(g_buf, G, b), scale, bias)
         a, g = a_buf[:G * b], g_buf[:G * b]
         _add(a, g)
         if kind == 0:
@@ -202,33 +222,32 @@ def rnn_fwd(gemm, w_s, gx, scale, bias, hist, bs, B, kind, half):
 
 
 @_jit
-def lstm_fwd(gemm, w_s, acts, scale, bias, hist, chist, tanh_c, bs, B, half):
-    """acts holds the input projection W_ih x on entry, i,f,g,o on exit."""
+def lstm_fwd(gemm, w_s, gx, acts, scale, bias, hist, chist, bs, off, B, half):
+    """gx: the packed input projection W_ih x; acts gets i,f,g,o (acts may be gx
+    itself when the batch is full: each step reads its block before writing it)."""
     G, H = w_s.shape
     dt = acts.dtype
     a_buf, x_buf = np.empty(G * B, dt), np.empty(G * B, dt)
-    c_buf, t_buf, h_buf = np.empty(H * B, dt), np.empty(H * B, dt), np.empty(H * B, dt)
+    c_buf, h_buf = np.empty(H * B, dt), np.empty(H * B, dt)
     for s in range(bs.shape[0]):
         b, c0, c1 = bs[s], s * B, (s + 1) * B                     # b rows still running
         n = H * b
         _gemm(gemm, G, b, H, w_s, 0, H, hist, c0, hist.shape[1], 0.0, a_buf, 0, b)
-        _gather_affine(acts, c0, b, _block(x_buf, G, b), scale, bias)
+        _gather_affine(gx, off[s], b, _block(x_buf, G, b), scale, bias)
         _gather(chist, c0, b, _block(c_buf, H, b))                # c_{t-1}
         ai, af, ag, ao = a_buf[:n], a_buf[n:2 * n], a_buf[2 * n:3 * n], a_buf[3 * n:4 * n]
         xi, xf, xg, xo = x_buf[:n], x_buf[n:2 * n], x_buf[2 * n:3 * n], x_buf[3 * n:4 * n]
-        cf, tf, hf = c_buf[:n], t_buf[:n], h_buf[:n]
+        cf, hf = c_buf[:n], h_buf[:n]
         for e in range(n):                                        # one fused pass
             i = half * _tanh(ai[e] + xi[e]) + half
             f = half * _tanh(af[e] + xf[e]) + half
             g = _tanh(ag[e] + xg[e])
             o = half * _tanh(ao[e] + xo[e]) + half
             ce = f * cf[e] + i * g                                # c = f c + i g
-            te = _tanh(ce)
             ai[e], af[e], ag[e], ao[e] = i, f, g, o
-            cf[e], tf[e], hf[e] = ce, te, o * te                  # h = o tanh(c)
+            cf[e], hf[e] = ce, o * _tanh(ce)                      # h = o tanh(c)
         _scatter(_block(a_buf, G, b), acts, c0, b)
         _scatter(_block(c_buf, H, b), chist, c1, b)
-        _scatter(_block(t_buf, H, b), tanh_c, c0, b)
         _scatter(_block(h_buf, H, b), hist, c1, b)
         if b < B:
             _carry(hist, c0, c1, b, B)
@@ -236,7 +255,7 @@ def lstm_fwd(gemm, w_s, acts, scale, bias, hist, chist, tanh_c, bs, B, half):
 
 
 @_jit
-def gru_fwd(gemm, w_s, gx, scale, bias, hist, acts, b_hn, bs, B, half):
+def gru_fwd(gemm, w_s, gx, scale, bias, hist, acts, b_hn, bs, off, B, half):
     G, H = w_s.shape
     dt = gx.dtype
     one = half + half
@@ -246,7 +265,7 @@ def gru_fwd(gemm, w_s, gx, scale, bias, hist, acts, b_hn, bs, B, half):
         b, c0, c1 = bs[s], s * B, (s + 1) * B
         n = H * b
         _gemm(gemm, G, b, H, w_s, 0, H, hist, c0, hist.shape[1], 0.0, a_buf, 0, b)
-        _gather_affine(gx, c0, b, _block(x_buf, G, b), scale, bias)
+        _gather_affine(gx, off[s], b, _block(x_buf, G, b), scale, bias)
         _gather(hist, c0, b, _block(h_buf, H, b))                 # h_{t-1}
         bn = _block(bn_buf, H, b)
         for j in range(H):
@@ -271,7 +290,7 @@ def gru_fwd(gemm, w_s, gx, scale, bias, hist, acts, b_hn, bs, B, half):
 
 
 @_jit
-def rnn_bwd(gemm, w_t, dout, hist, dg, dh_mat, dhn, bs, B, kind, one):
+def rnn_bwd(gemm, w_t, dout, hist, dg, dh_mat, dhn, bs, off, B, kind, one):
     H, G = w_t.shape
     T = bs.shape[0]
     dt = dg.dtype
@@ -281,7 +300,7 @@ def rnn_bwd(gemm, w_t, dout, hist, dg, dh_mat, dhn, bs, B, kind, one):
         b, c0 = bs[s], s * B
         n = H * b
         _inject(dh_mat, dhn, bs[s + 1] if s + 1 < T else 0, b)
-        _gather(dout, c0, b, _block(d_buf, H, b))
+        _gather_dout(dout, c0, b, _block(d_buf, H, b))
         _gather(hist, c0 + B, b, _block(h_buf, H, b))             # h_t = f(a_t)
         _gather(dh_mat, 0, b, _block(dh_buf, H, b))               # dL/dh_t from step t+1
         d, h, g, dh = d_buf[:n], h_buf[:n], g_buf[:n], dh_buf[:n]
@@ -295,12 +314,14 @@ def rnn_bwd(gemm, w_t, dout, hist, dg, dh_mat, dhn, bs, B, kind, one):
         else:
             for e in range(n):
                 g[e] = dh[e] * h[e] * (one - h[e])
-        _scatter(_block(g_buf, H, b), dg, c0, b)
+        _scatter(_block(g_buf, H, b), dg, off[s], b)
         _gemm(gemm, H, b, G, w_t, 0, G, g_buf, 0, b, 0.0, dh_mat, 0, B)
 
 
 @_jit
-def lstm_bwd(gemm, w_t, dout, acts, tanh_c, chist, dg, dh_mat, dc, dhn, dcn, bs, B, one):
+def lstm_bwd(gemm, w_t, dout, acts, chist, dg, dh_mat, dc, dhn, dcn, bs, off, B, one):
+    """tanh(c_t) is recomputed from c_t rather than stored by the forward: one
+    tanh per element costs less than writing and re-reading an (H, T*B) array."""
     H, G = w_t.shape
     T = bs.shape[0]
     dt = dg.dtype
@@ -314,9 +335,9 @@ def lstm_bwd(gemm, w_t, dout, acts, tanh_c, chist, dg, dh_mat, dc, dhn, dcn, bs,
         _inject(dh_mat, dhn, lo, b)                               # rows whose last step is s
         _inject(dc, dcn, lo, b)
         _gather(acts, c0, b, _block(a_buf, G, b))
-        _gather(tanh_c, c0, b, _block(t_buf, H, b))
+        _gather(chist, c0 + B, b, _block(t_buf, H, b))            # c_t
         _gather(chist, c0, b, _block(c_buf, H, b))                # c_{t-1}
-        _gather(dout, c0, b, _block(d_buf, H, b))
+        _gather_dout(dout, c0, b, _block(d_buf, H, b))
         _gather(dh_mat, 0, b, _block(dh_buf, H, b))               # from step t+1
         _gather(dc, 0, b, _block(dc_buf, H, b))
         ai, af, ag, ao = a_buf[:n], a_buf[n:2 * n], a_buf[2 * n:3 * n], a_buf[3 * n:4 * n]
@@ -324,7 +345,7 @@ def lstm_bwd(gemm, w_t, dout, acts, tanh_c, chist, dg, dh_mat, dc, dhn, dcn, bs,
         t, cp, d, dh, dcf = t_buf[:n], c_buf[:n], d_buf[:n], dh_buf[:n], dc_buf[:n]
         for e in range(n):                                        # one fused pass
             dhe = dh[e] + d[e]                                    # dL/dh_t
-            i, f, gv, o, te = ai[e], af[e], ag[e], ao[e], t[e]
+            i, f, gv, o, te = ai[e], af[e], ag[e], ao[e], _tanh(t[e])
             dct = dcf[e] + dhe * o * (one - te * te)              # dL/dc_t
             go[e] = dhe * te * o * (one - o)
             gi[e] = dct * gv * i * (one - i)
@@ -332,12 +353,12 @@ def lstm_bwd(gemm, w_t, dout, acts, tanh_c, chist, dg, dh_mat, dc, dhn, dcn, bs,
             gf[e] = dct * cp[e] * f * (one - f)
             dcf[e] = dct * f                                      # dL/dc_{t-1}
         _scatter(_block(dc_buf, H, b), dc, 0, b)
-        _scatter(_block(g_buf, G, b), dg, c0, b)
+        _scatter(_block(g_buf, G, b), dg, off[s], b)
         _gemm(gemm, H, b, G, w_t, 0, G, g_buf, 0, b, 0.0, dh_mat, 0, B)
 
 
 @_jit
-def gru_bwd(gemm, w_t, dout, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, B, one):
+def gru_bwd(gemm, w_t, dout, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, off, B, one):
     H, G = w_t.shape
     T = bs.shape[0]
     dt = dgx.dtype
@@ -350,7 +371,7 @@ def gru_bwd(gemm, w_t, dout, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, B, o
         _inject(dh_dir, dhn, bs[s + 1] if s + 1 < T else 0, b)
         _gather(acts, c0, b, _block(a_buf, 4 * H, b))             # r, z, n, gh_n
         _gather(hist, c0, b, _block(h_buf, H, b))                 # h_{t-1}
-        _gather(dout, c0, b, _block(d_buf, H, b))
+        _gather_dout(dout, c0, b, _block(d_buf, H, b))
         _gather(dh_mat, 0, b, _block(dh_buf, H, b))               # W_hh^T dGh from step t+1
         _gather(dh_dir, 0, b, _block(dd_buf, H, b))               # dh * z from step t+1
         ar, az, an, ahn = a_buf[:n], a_buf[n:2 * n], a_buf[2 * n:3 * n], a_buf[3 * n:4 * n]
@@ -367,6 +388,6 @@ def gru_bwd(gemm, w_t, dout, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, B, o
             gr[e], gz[e], gn[e] = dar, daz, dan * r               # dL/d(W_hh h + b_hh)
             dd[e] = dhe * z                                       # direct path dh * z
         _scatter(_block(dd_buf, H, b), dh_dir, 0, b)
-        _scatter(_block(x_buf, G, b), dgx, c0, b)
-        _scatter(_block(g_buf, G, b), dgh, c0, b)
+        _scatter(_block(x_buf, G, b), dgx, off[s], b)
+        _scatter(_block(g_buf, G, b), dgh, off[s], b)
         _gemm(gemm, H, b, G, w_t, 0, G, g_buf, 0, b, 0.0, dh_mat, 0, B)

@@ -43,14 +43,3 @@ def test_step_logits_continue_a_sequence(mode):
     np.testing.assert_allclose(first, logits[0], rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("temperature", [1.0, 0.7])
-def test_plain_draw_picks_what_the_probabilities_pick(temperature):
-    rng = np.random.default_rng(4)
-    z = rng.standard_normal((64, 50)) * 3
-    u = rng.random(64)
-    banned = [0, 7]
-    p = generate.next_token_probs(nn.log_softmax(z), banned, temperature)
-    want = np.minimum((np.cumsum(p, axis=1) < u[:, None]).sum(axis=1), 49)
-    got = generate._draw(z.copy(), banned, temperature, u)
-    np.testing.assert_array_equal(got, want)
-    assert not np.isin(got, banned).any()

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from rnnlab import nn
 from rnnlab.engine import layers
 from rnnlab.lm import generate, model as lm
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from rnnlab.engine import layers
-from rnnlab.lm import generate, model as lm
+from rnnlab.lm import model as lm
 
 
 @pytest.mark.parametrize("mode", ["rnn", "lstm", "gru"])

@@ -356,10 +356,10 @@ def test_many_samples_are_drawn_in_bounded_groups(run_dir, monkeypatch):
     _, out = run_dir
     cfg, params, vocab, _ = lm.load_model(out / "last.npz")
     widths = []
-    real = generate._feed
+    real = generate._step                                             # one token per row
     monkeypatch.setattr(generate, "GROUP_CELLS", 4 * len(vocab))     # 4 rows per group
-    monkeypatch.setattr(generate, "_feed",
-                        lambda m, p, ids, s: widths.append(ids.shape[1]) or real(m, p, ids, s))
+    monkeypatch.setattr(generate, "_step",
+                        lambda m, p, tok, s: widths.append(tok.shape[0]) or real(m, p, tok, s))
     s = generate.sample(cfg, params, vocab, n=10, max_len=3, rng=0)
     assert len(s) == 10 and max(widths) == 4
 

@@ -42,3 +42,16 @@ def test_step_logits_continue_a_sequence(mode):
     np.testing.assert_allclose(first, logits[0], rtol=0, atol=1e-12)
 
 
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_plain_draw_picks_what_the_probabilities_pick(temperature):
+    from rnnlab import nn
+    from rnnlab.lm import generate
+    z = np.random.default_rng(4).standard_normal((64, 50)) * 3
+    banned = [0, 7]
+    p = generate.next_token_probs(nn.log_softmax(z), banned, temperature)
+    want = generate._draw(p, np.random.default_rng(9))
+    got = generate._draw_plain(z.copy() + 5.0, banned, temperature, np.random.default_rng(9))
+    np.testing.assert_array_equal(got, want)                        # logits up to a shift
+    assert not np.isin(got, banned).any()

@@ -92,11 +92,19 @@ def _log_probs(logits):
 
 def _feed(mcfg, params, ids, state):
     """Run ids (T, B); returns log-probabilities of the next token (B, V) and the state."""
-    if ids.shape[0] == 1:                          # one token per row: every sampling step
-        logits, state = lm.step_logits(mcfg, params, ids[0], state)     # (B, V)
-        return _log_probs(logits), state
     logits, state, _ = lm.logits_forward(mcfg, params, ids, state)
     return _log_probs(logits[-1]), state
+
+
+def _step(mcfg, params, tok, state):
+    """One token per row, tok (B,): the next token's float64 logits (B, V), checked
+    finite, and the state. Sampling needs no normalisation: every rule below is the
+    same for logits and for log-probabilities (they differ by a constant per row)."""
+    logits, state = lm.step_logits(mcfg, params, tok, state)           # (B, V)
+    if not np.isfinite(logits).all():
+        raise ValueError("the model's outputs are not finite (NaN or Inf weights?); "
+                         "this checkpoint cannot generate")
+    return logits.astype(np.float64), state
 
 
 def _prime(mcfg, params, ctx):
@@ -141,6 +149,25 @@ def _draw(p, rng):
     return np.minimum((c < u).sum(axis=1), p.shape[1] - 1)          # first c >= u
 
 
+def _draw_plain(z, banned, temperature, rng):
+    """Plain sampling (no top-k, no top-p) straight from logits z (B, V) float64,
+    overwritten: the draw ``_draw(next_token_probs(z, banned, temperature), rng)``
+    makes, with the same uniforms, in half the passes over (B, V)."""
+    if temperature != 1:
+        with np.errstate(over="ignore", under="ignore"):
+            z /= temperature
+    z[:, banned] = -np.inf
+    top = z.max(axis=1, keepdims=True)
+    if not np.isfinite(top).all():
+        raise ValueError("no token is left to sample: every token of the vocabulary is a "
+                         "special one (unknown, sentence start) or has probability 0")
+    z -= top
+    np.exp(z, out=z)
+    np.cumsum(z, axis=1, out=z)                                    # unnormalised CDF
+    u = np.maximum(rng.random((z.shape[0], 1)) * z[:, -1:], np.finfo(z.dtype).tiny)
+    return np.minimum((z < u).sum(axis=1), z.shape[1] - 1)
+
+
 def sample(mcfg, params, vocab, n=1, max_len=60, temperature=1.0, top_k=0, top_p=1.0,
            prime="", rng=None):
     """n samples (strings: the priming text plus its continuation)."""
@@ -150,21 +177,25 @@ def sample(mcfg, params, vocab, n=1, max_len=60, temperature=1.0, top_k=0, top_p
     logp0, state0 = _prime(mcfg, params, context_ids(vocab, prime))
     end = vocab.id("eos") if vocab.level == "word" else None
     group = max(1, min(n, GROUP_CELLS // len(vocab)))
+    banned, plain = _banned(vocab), not top_k and top_p >= 1
     out = []
     for g0 in range(0, n, group):
         g = min(group, n - g0)
-        logp = np.repeat(logp0, g, axis=0)
+        z = np.repeat(logp0, g, axis=0)                            # (g, V)
         state = tuple(np.repeat(s, g, axis=1) for s in state0)
         rows, done = [[] for _ in range(g)], np.zeros(g, bool)
         for _ in range(max_len):
-            tok = _draw(next_token_probs(logp, _banned(vocab), temperature, top_k, top_p), rng)
+            if plain:
+                tok = _draw_plain(z, banned, temperature, rng)
+            else:
+                tok = _draw(next_token_probs(z, banned, temperature, top_k, top_p), rng)
             for b in np.flatnonzero(~done):
                 done[b] = end is not None and tok[b] == end
                 if not done[b]:
                     rows[b].append(int(tok[b]))
             if done.all():
                 break
-            logp, state = _feed(mcfg, params, tok[None, :], state)
+            z, state = _step(mcfg, params, tok, state)
         out.extend(rows)
     sep = " " if vocab.level == "word" else ""
     head = (prime + sep) if prime and vocab.level == "word" else (prime or "")

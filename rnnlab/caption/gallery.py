@@ -9,17 +9,8 @@ import tempfile
 import numpy as np
 
 from rnnlab.caption import evaluate
+from rnnlab.io.figures import pyplot as _plt
 from rnnlab.io.page import Page
-
-
-def _plt():
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ValueError("the gallery needs matplotlib: pip install 'rnnlab[plot]'") from None
-    return plt
 
 
 def overlay_figure(path, image, caption, alphas, grid, per_row=8):

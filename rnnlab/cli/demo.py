@@ -168,8 +168,9 @@ def tour_report(cfg, flows):
     if not cfg.report:
         return
     try:
+        from rnnlab.io import figures
         from rnnlab.lab import plots, report
-        plots._plt()
+        figures.pyplot()
     except ValueError as e:                                       # matplotlib missing
         print(f"figures and report skipped: {e}")
         return

@@ -62,8 +62,8 @@ def _outputs(args):
     """Directory for the PNGs: --plots, else a temporary one when only --report is asked."""
     if not (args.plots or args.report):
         return None
-    from rnnlab.lab import plots
-    plots._plt()                                       # fail early if matplotlib is missing
+    from rnnlab.io import figures
+    figures.pyplot()                                       # fail early if matplotlib is missing
     d = args.plots or tempfile.mkdtemp(prefix="rnnlab-plots-")
     os.makedirs(d, exist_ok=True)
     return d
@@ -88,7 +88,7 @@ def _measure_cells(args, cells, trained=None):
         rc = tasks.rnn_config(cfg, task)
         model = (trained[cell] if trained else
                  tasks.init_model(cfg, task, np.random.default_rng([args.seed, 1])))
-        params = tasks._rnn_part(rc, model)
+        params = tasks.rnn_part(rc, model)
         flow = gradflow.measure(rc, params, x, last_only=task.readout == "last", rng=args.seed)
         flows[LABELS[cell]] = flow[(rc.num_layers - 1, 0)]
     return flows

@@ -268,8 +268,8 @@ def write_lm_table(results, path):
 
 def lm_figure(results, path):
     """Validation perplexity against epoch, one line per trial (matplotlib)."""
-    from rnnlab.lab import plots
-    fig, ax = plots._plt().subplots(figsize=(7, 4.5))
+    from rnnlab.io import figures
+    fig, ax = figures.pyplot().subplots(figsize=(7, 4.5))
     for r in results:
         h = r["history"]
         ax.plot([x["epoch"] for x in h], [x["valid_ppl"] for x in h], marker="o", label=r["name"])
@@ -277,4 +277,4 @@ def lm_figure(results, path):
     ax.set(xlabel="epoch", ylabel="validation perplexity", yscale="log",
            title="Language-model sweep: validation perplexity per trial")
     ax.legend(fontsize=7, ncol=2)
-    return plots._save(fig, path)
+    return figures.save_png(fig, path)

@@ -11,28 +11,11 @@ import os
 import numpy as np
 
 from rnnlab.forecast import heads
-from rnnlab.io.atomic import atomic_path
+from rnnlab.io.figures import pyplot as _plt, save_png
 from rnnlab.io.page import Page
 
 METRICS = ("mase", "smape", "mape", "rmse", "pinball", "coverage_80", "coverage_95",
            "width_80", "width_95")
-
-
-def _plt():
-    try:
-        import matplotlib
-    except ImportError:
-        raise ImportError("figures need matplotlib: pip install 'rnnlab[plot]'") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(fig, path):
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90, bbox_inches="tight")
-    _plt().close(fig)
-    return path
 
 
 def plot_series(bt, path):
@@ -44,7 +27,7 @@ def plot_series(bt, path):
         ax.axvline(s.time[o], color="tab:red", lw=0.7, alpha=0.6)
     ax.set_title(f"{s.name}: {len(s)} observations; red lines: the {len(bt.origins)} "
                  "forecast origins")
-    return _save(fig, path)
+    return save_png(fig, path, dpi=90)
 
 
 def plot_fans(bt, path, context=48):
@@ -71,7 +54,7 @@ def plot_fans(bt, path, context=48):
         ax.axis("off")
     axes.flat[0].legend(fontsize=7, loc="upper left")
     fig.suptitle(f"{s.name}: forecasts from {s.time[o]}")
-    return _save(fig, path)
+    return save_png(fig, path, dpi=90)
 
 
 def plot_horizon_errors(bt, path):
@@ -84,7 +67,7 @@ def plot_horizon_errors(bt, path):
     ax.set_ylabel("mean absolute scaled error")
     ax.set_title(f"{bt.series.name}: error per horizon, mean over {len(bt.origins)} origins")
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_png(fig, path, dpi=90)
 
 
 def table_rows(bt):

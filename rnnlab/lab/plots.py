@@ -9,32 +9,14 @@ point is written on the figure.
 """
 import numpy as np
 
-from rnnlab.io.atomic import atomic_write
+from rnnlab.io.figures import pyplot as _plt, save_png as _save
 
 COLORS = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green", "irnn": "tab:orange"}
-
-
-def _plt():
-    try:
-        import matplotlib
-    except ImportError as e:
-        raise ValueError('plotting needs matplotlib: pip install "rnnlab[plot]"') from e
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
 
 
 def _color(label, k):
     key = label.lower().split()[0]
     return COLORS.get(key, f"C{k}")
-
-
-def _save(fig, path):
-    fig.tight_layout()
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, dpi=110, format="png")
-    _plt().close(fig)
-    return str(path)
 
 
 def _positive(v):

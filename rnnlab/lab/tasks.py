@@ -212,7 +212,7 @@ def init_model(cfg, task, rng):
     return model
 
 
-def _rnn_part(rc, model):
+def rnn_part(rc, model):
     return {k: model[k] for k in layers.param_shapes(rc)}
 
 
@@ -232,7 +232,7 @@ def _readout(task, model, out, y):
 
 def loss_and_grads(task, rc, model, x, y, need_grads=True):
     """(loss, grads or None, predictions). Readout of the last step or of every step."""
-    rnn = _rnn_part(rc, model)
+    rnn = rnn_part(rc, model)
     out, _, cache = layers.forward(rc, rnn, x)                    # (T, B, H)
     loss, pred, h, dpred = _readout(task, model, out, y)
     if not need_grads:
@@ -253,7 +253,7 @@ def last_step_gradient(task, rc, model, x, y):
     the stack; ``gradflow.measure(..., last_only=True, dout=...)`` takes it."""
     if task.readout != "last":
         raise ValueError(f"task {task.name!r} reads out every step, not the last")
-    out, _, _ = layers.forward(rc, _rnn_part(rc, model), x)
+    out, _, _ = layers.forward(rc, rnn_part(rc, model), x)
     _, _, h, dpred = _readout(task, model, out, y)
     return nn.linear_backward(dpred, h, model["readout.weight"])[0]
 
@@ -273,7 +273,7 @@ def evaluate(task, rc, model, x, y, chunk=256):
 def snapshot(task, rc, model, x, step, rows):
     """Cheap gradient-flow record: the curve on a few probe rows, and the step
     Jacobian norms of one row at every 8th step (their SVDs are the costly part)."""
-    rnn = _rnn_part(rc, model)
+    rnn = rnn_part(rc, model)
     with np.errstate(all="ignore"):
         flow = gradflow.measure(rc, rnn, x[:, :rows], last_only=task.readout == "last",
                                 jacobians=False)

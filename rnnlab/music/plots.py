@@ -5,7 +5,7 @@ matplotlib is one clear error naming the ``plot`` extra.
 """
 import numpy as np
 
-from rnnlab.lab.plots import _plt, _save
+from rnnlab.io.figures import pyplot as _plt, save_png as _save
 from rnnlab.music.data import KEYS, LOWEST
 
 

@@ -6,8 +6,6 @@ each sample next to the sample itself, and audio players for all of them.
 """
 import os
 
-import numpy as np
-
 from rnnlab.io.page import Page
 from rnnlab.music import generate, midi, plots, synth, train
 

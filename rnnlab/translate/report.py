@@ -10,7 +10,7 @@ import os
 import numpy as np
 
 from rnnlab.io.page import Page
-from rnnlab.lab.plots import _plt, _save
+from rnnlab.io.figures import pyplot as _plt, save_png as _save
 
 
 def attention_png(weights, src_tokens, tgt_tokens, path, title=""):

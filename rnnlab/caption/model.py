@@ -34,7 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rnnlab.engine.cells import lstm as cell
+from rnnlab.engine.cells import gate_rows, lstm as cell
 from rnnlab.engine.sequence import DirParams
 from rnnlab.nn import attention, conv
 from rnnlab.nn.functional import linear_backward, linear_forward, softmax_cross_entropy
@@ -85,7 +85,7 @@ def init_params(cfg, rng=None, dtype=np.float32):
     I = E + (F if cfg.decoder == "attend" else 0)
     p.update({"lstm.weight_ih": u((4 * H, I), H), "lstm.weight_hh": u((4 * H, H), H),
               "lstm.bias_ih": np.zeros(4 * H, dtype), "lstm.bias_hh": np.zeros(4 * H, dtype)})
-    p["lstm.bias_ih"][H:2 * H] = 1.0                              # forget-gate bias
+    p["lstm.bias_ih"][gate_rows(cell, cell.KEEP_GATE, H)] = 1.0   # forget-gate bias
     if cfg.decoder == "attend":
         p.update(attention.init_params("additive", H, F, cfg.attention, rng, dtype))
     p["out.weight"], p["out.bias"] = u((V, H), H), np.zeros(V, dtype)

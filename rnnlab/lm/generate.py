@@ -116,20 +116,32 @@ def _prime(mcfg, params, ctx):
     return logp, state
 
 
-def next_token_probs(logp, banned, temperature=1.0, top_k=0, top_p=1.0):
-    """Sampling distribution (B, V) from log-probabilities (B, V)."""
-    _checked(temperature=temperature, top_k=top_k, top_p=top_p)
-    with np.errstate(over="ignore", under="ignore"):    # tiny temperatures: -inf is right
-        z = logp / temperature
+def _temper(z, banned, temperature):
+    """z (B, V) divided by the temperature and the banned tokens set to -inf, in place."""
+    if temperature != 1:
+        with np.errstate(over="ignore", under="ignore"):    # tiny temperatures: -inf is right
+            z /= temperature
     z[:, banned] = -np.inf
-    if top_k and top_k < z.shape[1]:
-        kth = np.sort(z, axis=1)[:, -top_k][:, None]               # (B, 1)
-        z = np.where(z < kth, -np.inf, z)
+    return z
+
+
+def _row_max(z):
+    """Each row's largest score (B, 1); a row with nothing left to draw is an error."""
     top = z.max(axis=1, keepdims=True)
     if not np.isfinite(top).all():
         raise ValueError("no token is left to sample: every token of the vocabulary is a "
                          "special one (unknown, sentence start) or has probability 0")
-    p = np.exp(z - top)
+    return top
+
+
+def next_token_probs(logp, banned, temperature=1.0, top_k=0, top_p=1.0):
+    """Sampling distribution (B, V) from log-probabilities (B, V)."""
+    _checked(temperature=temperature, top_k=top_k, top_p=top_p)
+    z = _temper(logp.copy(), banned, temperature)
+    if top_k and top_k < z.shape[1]:
+        kth = np.sort(z, axis=1)[:, -top_k][:, None]               # (B, 1)
+        z = np.where(z < kth, -np.inf, z)
+    p = np.exp(z - _row_max(z))
     p /= p.sum(axis=1, keepdims=True)
     if top_p < 1:
         order = np.argsort(-p, axis=1, kind="stable")
@@ -153,15 +165,8 @@ def _draw_plain(z, banned, temperature, rng):
     """Plain sampling (no top-k, no top-p) straight from logits z (B, V) float64,
     overwritten: the draw ``_draw(next_token_probs(z, banned, temperature), rng)``
     makes, with the same uniforms, in half the passes over (B, V)."""
-    if temperature != 1:
-        with np.errstate(over="ignore", under="ignore"):
-            z /= temperature
-    z[:, banned] = -np.inf
-    top = z.max(axis=1, keepdims=True)
-    if not np.isfinite(top).all():
-        raise ValueError("no token is left to sample: every token of the vocabulary is a "
-                         "special one (unknown, sentence start) or has probability 0")
-    z -= top
+    _temper(z, banned, temperature)
+    z -= _row_max(z)
     np.exp(z, out=z)
     np.cumsum(z, axis=1, out=z)                                    # unnormalised CDF
     u = np.maximum(rng.random((z.shape[0], 1)) * z[:, -1:], np.finfo(z.dtype).tiny)

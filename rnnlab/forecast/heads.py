@@ -79,16 +79,19 @@ def loss(head, out, y):
 def quantiles(head, out, calibration=1.0):
     """Predicted quantiles at QUANTILES: out (..., K) -> (..., P), sorted along P.
 
-    ``calibration`` (a number, or one factor per level in QUANTILES) widens (> 1)
-    or narrows the spread around the median; for the point head every quantile
-    is the forecast itself.
+    ``calibration`` (a number, one factor per level in QUANTILES (P,), or one per
+    horizon step and level (Hz, P)) widens (> 1) or narrows the spread around the
+    median (``widen``); for the point head every quantile is the forecast itself.
     """
-    calibration = np.asarray(calibration, dtype=np.float64)
     if head == "point":
         return np.repeat(out[..., :1], len(QUANTILES), axis=-1)
     if head == "gaussian":
         sigma = softplus(out[..., 1]) + SIGMA_MIN
-        return out[..., :1] + calibration * sigma[..., None] * Z
-    q = np.sort(out, axis=-1)                                 # no crossing quantiles
+        return widen(out[..., :1] + sigma[..., None] * Z, calibration)
+    return widen(np.sort(out, axis=-1), calibration)          # no crossing quantiles
+
+
+def widen(q, calibration):
+    """q (..., P) sorted quantiles -> median + calibration * (q - median)."""
     med = q[..., MEDIAN:MEDIAN + 1]
-    return med + calibration * (q - med)
+    return med + np.asarray(calibration, dtype=np.float64) * (q - med)

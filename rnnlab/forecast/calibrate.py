@@ -19,6 +19,12 @@ and, when the network forecasts from a later origin o without retraining, every
 window whose origin lies at or after the end of the training part and whose
 targets are all observed by o. Nothing after the forecast origin is ever used.
 
+Never narrower than the network's own quantiles (f >= 1): those are fitted by
+the pinball (or Gaussian) loss on the training windows, where errors are no
+larger than on new data, so a factor below 1 can only come from the sampling
+error of a small, serially dependent held-out set (12 overlapping windows span
+two years of targets: one calm stretch would narrow every later interval).
+
 Per horizon step: the error grows with the step, so each step gets its own
 factor, from the scores of that step and its nearest neighbours: the band
 grows by one step either side until it holds at least ``MIN_SCORES`` scores
@@ -31,6 +37,7 @@ import numpy as np
 from rnnlab.forecast import heads
 
 MIN_SCORES = 40
+FLOOR = 1.0
 
 
 def scores(q, y):
@@ -60,7 +67,8 @@ def band(N, Hz, h, min_scores=MIN_SCORES):
 
 
 def factors(s, min_scores=MIN_SCORES):
-    """Widening factors (Hz, P) from scores s (N, Hz, V); ones where N = 0."""
+    """Widening factors (Hz, P) from scores s (N, Hz, V), at least FLOOR; ones
+    where N = 0."""
     N, Hz, _ = s.shape
     f = np.ones((Hz, len(heads.QUANTILES)))
     if N == 0:
@@ -68,5 +76,5 @@ def factors(s, min_scores=MIN_SCORES):
     for h in range(Hz):
         lo_h, hi_h = band(N, Hz, h, min_scores)
         for v, (level, (lo, hi)) in enumerate(heads.LEVELS.items()):
-            f[h, [lo, hi]] = conformal_quantile(s[:, lo_h:hi_h, v], level)
+            f[h, [lo, hi]] = max(FLOOR, conformal_quantile(s[:, lo_h:hi_h, v], level))
     return f

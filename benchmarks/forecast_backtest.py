@@ -73,8 +73,9 @@ def machine():
     return f"{name}, {os.cpu_count()} cores"
 
 
-def run_one(name, horizon, step, count, out, seed, choose=False):
+def run_one(name, horizon, step, count, out, seed, choose=False, ensemble=1):
     extra, retrain, _ = SETTINGS[name]
+    extra = {**extra, "ensemble": ensemble}
     t0 = time.perf_counter()
     s = data.load(name)
     tried = []
@@ -104,23 +105,28 @@ def markdown(bt, seconds, opts, retrain, tried):
     net = {k: v for k, v in vars(opts).items() if k in (
         "arch", "mode", "hidden_size", "head", "input_len", "ar", "log", "diff", "epochs", "lr",
         "batch_size", "valid", "refit", "ensemble", "seed")}
-    how = {0: "trained once at the first origin", 1: "retrained at every origin"}.get(
-        retrain, f"retrained at every {retrain}th origin")
+    how = "trained once at the first origin" if retrain == 0 or len(bt.origins) == 1 else \
+        "retrained at every origin" if retrain == 1 else f"retrained at every {retrain}th origin"
     lines += ["", f"network: {net}, {how}"]
     if tried:
         lines += ["", f"chosen on {VALID_ORIGINS} validation origins before the first test "
                   "origin (network MASE there): " + "; ".join(f"{c} {m:.4f}" for c, m in tried)]
-    lines += ["",
-              f"standard errors of the coverages (Newey-West over the {len(bt.origins)} "
-              f"per-origin values, correlated up to {bt.overlap} origins apart; in brackets "
-              f"the binomial one, as if all {len(bt.origins) * bt.horizon} values were "
-              "independent):", ""]
-    n = len(bt.origins) * bt.horizon
+    return lines + [""] + coverage_errors(bt)
+
+
+def coverage_errors(bt):
+    """Each model's coverages with their standard errors, as markdown lines."""
+    n, many = len(bt.origins) * bt.horizon, len(bt.origins) > 1
+    lines = [("standard errors of the coverages: Newey-West over the "
+              f"{len(bt.origins)} per-origin values, correlated up to {bt.overlap} origins "
+              "apart; in brackets " if many else "standard errors of the coverages: ") +
+             f"the binomial one, as if all {n} values were independent", ""]
     for name, r in bt.models.items():
         m = r.mean()
+        binomial = {k: (m[k] * (1 - m[k]) / n) ** 0.5 for k in ("coverage_80", "coverage_95")}
         lines.append(f"- {name}: " + ", ".join(
-            f"{k} {m[k]:.3f} ± {r.se(k, bt.overlap):.3f} ({(m[k] * (1 - m[k]) / n) ** 0.5:.3f})"
-            for k in ("coverage_80", "coverage_95")))
+            f"{k} {m[k]:.3f} ± " + (f"{r.se(k, bt.overlap):.3f} ({b:.3f})" if many else f"{b:.3f}")
+            for k, b in binomial.items()))
     lines.append("")
     return lines
 
@@ -133,13 +139,16 @@ def main(argv=None):
     ap.add_argument("--step", type=int, help="observations between origins (default: the "
                     "series' in SETTINGS)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ensemble", type=int, default=1, help="networks (seeds) averaged")
     ap.add_argument("--out", default="forecast-bench")
     args = ap.parse_args(argv)
     if args.what == "airline-split":
-        runs = [run_one("airline", 36, 12, 1, os.path.join(args.out, "split"), args.seed)]
+        runs = [run_one("airline", 36, 12, 1, os.path.join(args.out, "split"), args.seed,
+                        ensemble=args.ensemble)]
     else:
         runs = [run_one(s, 12, args.step or SETTINGS[s][2], args.origins,
-                        os.path.join(args.out, "backtest"), args.seed, choose=True)
+                        os.path.join(args.out, "backtest"), args.seed, choose=True,
+                        ensemble=args.ensemble)
                 for s in args.series]
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     head = f"date: {stamp}; machine: {machine()}; command: " \

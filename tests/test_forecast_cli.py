@@ -35,7 +35,7 @@ def test_backtest_writes_results_and_page_and_plot_rebuilds_it(tmp_path, capsys)
     (tmp_path / "bt" / "report.html").unlink()
     assert main(["forecast", "plot", out]) == 0
     html = (tmp_path / "bt" / "report.html").read_text()
-    assert "<table>" in html and html.count("<img") == 3
+    assert "<table>" in html and html.count("<img") == 4
 
 
 def test_bad_input_exits_2_with_a_message(tmp_path, capsys):

@@ -42,9 +42,12 @@ SETTINGS = {
 
 
 # candidates per series, overriding SETTINGS (sunspots has zeros: no log)
-GRID = {"airline": [dict(log=lg, ar=ar) for lg in (False, True) for ar in (0, 12)],
-        "co2": [dict(log=lg, ar=ar) for lg in (False, True) for ar in (0, 12)],
-        "sunspots": [dict(ar=ar) for ar in (0, 24)]}
+HEADS = ("gaussian", "quantile")
+GRID = {"airline": [dict(head=h, log=lg, ar=ar) for h in HEADS for lg in (False, True)
+                    for ar in (0, 12)],
+        "co2": [dict(head=h, log=lg, ar=ar) for h in HEADS for lg in (False, True)
+                for ar in (0, 12)],
+        "sunspots": [dict(head=h, ar=ar) for h in HEADS for ar in (0, 24)]}
 VALID_ORIGINS = 12
 
 

@@ -4,7 +4,7 @@ spread, and the calibration at an origin reads nothing after it."""
 import numpy as np
 import pytest
 
-from rnnlab.forecast import backtest, calibrate, data, heads, train
+from rnnlab.forecast import backtest, data, heads, train
 
 
 def _gaussian_forecasts(rng, N, Hz, sigma_model):
@@ -26,7 +26,7 @@ def test_calibrated_intervals_cover_their_level_on_gaussian_data(sigma_model):
     every step but the first (sigma_model < sqrt(h)); uncalibrated it misses."""
     rng = np.random.default_rng(0)
     Hz = 6
-    f = calibrate.factors(calibrate.scores(*_gaussian_forecasts(rng, 200, Hz, sigma_model)))
+    f = heads.factors(heads.scores(*_gaussian_forecasts(rng, 200, Hz, sigma_model)))
     assert f.shape == (Hz, len(heads.QUANTILES))
     assert np.all(np.diff(f[:, heads.LEVELS[0.8][1]]) >= -0.15 / sigma_model)  # grows with h
     q, y = _gaussian_forecasts(rng, 20000, Hz, sigma_model)
@@ -41,19 +41,19 @@ def test_calibrated_intervals_cover_their_level_on_gaussian_data(sigma_model):
 def test_factors_never_narrow_the_networks_own_intervals():
     """A model four times too wide keeps its intervals (FLOOR): they overcover."""
     rng = np.random.default_rng(1)
-    f = calibrate.factors(calibrate.scores(*_gaussian_forecasts(rng, 200, 3, 8.0)))
+    f = heads.factors(heads.scores(*_gaussian_forecasts(rng, 200, 3, 8.0)))
     np.testing.assert_array_equal(f, np.ones_like(f))
 
 
 def test_band_pools_neighbouring_steps_until_enough_scores():
-    assert calibrate.band(12, 12, 0) == (0, 4)           # 4 steps x 12 windows = 48 >= 40
-    assert calibrate.band(12, 12, 5) == (3, 8)           # 5 x 12 = 60
-    assert calibrate.band(40, 12, 7) == (7, 8)           # one step suffices
-    assert calibrate.conformal_quantile(np.arange(1.0, 10.0), 0.8) == 8.0   # ceil(10 * 0.8)
+    assert heads.band(12, 12, 0) == (0, 4)           # 4 steps x 12 windows = 48 >= 40
+    assert heads.band(12, 12, 5) == (3, 8)           # 5 x 12 = 60
+    assert heads.band(40, 12, 7) == (7, 8)           # one step suffices
+    assert heads.conformal_quantile(np.arange(1.0, 10.0), 0.8) == 8.0   # ceil(10 * 0.8)
 
 
 def test_no_scores_no_widening():
-    f = calibrate.factors(np.zeros((0, 3, len(heads.LEVELS))))
+    f = heads.factors(np.zeros((0, 3, len(heads.LEVELS))))
     np.testing.assert_array_equal(f, np.ones((3, len(heads.QUANTILES))))
 
 
@@ -81,7 +81,7 @@ def test_calibration_uses_nothing_after_the_origin(tmp_path):
     # window that became fully observed since (origin o_0, targets up to o_0 + 6)
     f = net.forecaster
     assert f.ends == [bt_a.origins[0]]
-    held_only = calibrate.factors(f.held)
+    held_only = heads.factors(f.held)
     assert not np.array_equal(f.factors(s.head(bt_a.origins[0] + 7)), held_only)
     np.testing.assert_array_equal(f.factors(s.head(bt_a.origins[0] + 6)), held_only)
 

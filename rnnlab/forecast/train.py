@@ -5,7 +5,7 @@ index), the input is features[o-L+1 .. o] (L, F), the future covariates are
 calendar[o+1 .. o+Hz] (Hz, C) and the target is ``Scaling.targets`` (Hz,). Every
 origin whose targets lie inside the training part is used; the last ``valid``
 origins are held out to pick the best epoch (``best.npz``) and to calibrate the
-intervals (``calibrate``). Several series train one global model: their windows are
+intervals (``heads.factors``). Several series train one global model: their windows are
 pooled, each series scaled with its own statistics.
 """
 import math
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnlab.forecast import calibrate, data, heads, model, transform
+from rnnlab.forecast import data, heads, model, transform
 from rnnlab.io import checkpoint
 from rnnlab.training import trainer
 from rnnlab.training.options import option
@@ -168,7 +168,7 @@ def fit(opts, series_list, log=print):
         members.append(params)
         held.append(q)
     V = len(heads.LEVELS)
-    scores = calibrate.scores(np.mean(held, axis=0), pool["valid"][2]) if held[0] is not None \
+    scores = heads.scores(np.mean(held, axis=0), pool["valid"][2]) if held[0] is not None \
         else np.zeros((0, opts.horizon, V))
     return Forecaster(mcfg, members, scalings, opts.input_len, scores,
                       [len(s) - 1 for s in series_list], opts.calibrate)
@@ -179,7 +179,7 @@ class Forecaster:
 
     ``held`` (N, Hz, V): conformity scores of the held-out windows; ``ends``: per
     series, the last index of the training part; ``calibrate``: widen the
-    intervals by ``calibrate.factors`` (else the network's own).
+    intervals by ``heads.factors`` (else the network's own).
     """
 
     def __init__(self, mcfg, members, scalings, input_len, held, ends, calibrate=True):
@@ -197,9 +197,9 @@ class Forecaster:
         scores = self.held
         if len(later):
             x, cov, y = windows(s, sc, self.L, Hz, later)
-            scores = np.concatenate([scores, calibrate.scores(
+            scores = np.concatenate([scores, heads.scores(
                 raw_quantiles(self.mcfg, self.members, x, cov), y)])
-        return calibrate.factors(scores)
+        return heads.factors(scores)
 
     def predict(self, s, which=0):
         """Quantiles (Hz, P) of the next Hz values after the end of s, in s's units."""

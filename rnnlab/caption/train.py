@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnlab.caption import data, metrics, model, search
+from rnnlab.caption import data, metrics, model, scenes, search
 from rnnlab.io import checkpoint
 from rnnlab.training import trainer
 from rnnlab.training.options import option
@@ -47,6 +47,13 @@ class CaptionOptions(trainer.TrainOptions):
                             "(off by default: with fewer words than grid cells it pulls the "
                             "attention of the nouns onto the background; measured in "
                             "benchmarks/results/caption*.md)", lo=0)
+    colour_channels: int = option(0, "0: the CNN reads the RGB image; > 0: two-stream encoder, "
+                                  "the CNN reads the brightness (max over R, G, B) and a 1x1 "
+                                  "conv with this many channels reads the colours", lo=0)
+    ctx_dropout: float = option(0.0, "dropout on the attention context the decoder LSTM reads "
+                                "(the output layer always sees it whole)", lo=0, hi=1, hi_open=True)
+    word_dropout: float = option(0.0, "probability of replacing each previous word the decoder "
+                                 "reads by <pad> while training", lo=0, hi=1, hi_open=True)
     dtype: str = option("float32", "parameter dtype", choices=("float32", "float64"))
 
     def __post_init__(self):
@@ -67,7 +74,8 @@ def parse_channels(text):
 
 def model_config(cfg, vocab):
     return model.ModelConfig(cfg.decoder, len(vocab), parse_channels(cfg.channels), cfg.embed,
-                             cfg.hidden, cfg.attention_size, cfg.alpha_c)
+                             cfg.hidden, cfg.attention_size, cfg.alpha_c,
+                             colour_channels=cfg.colour_channels, ctx_dropout=cfg.ctx_dropout, word_dropout=cfg.word_dropout)
 
 
 class Task:
@@ -92,7 +100,8 @@ class Task:
         pick = np.random.default_rng([self.cfg.seed, epoch, i]).integers(0, 720, len(idx))
         seqs = [self.ids[j][k % len(self.ids[j])] if self.cfg.phrasing == "random"
                 else self.ids[j][0] for j, k in zip(idx, pick)]
-        loss, parts, caches = model.loss_forward(self.mcfg, params, self.x[idx], data.pad(seqs))
+        loss, parts, caches = model.loss_forward(self.mcfg, params, self.x[idx], data.pad(seqs),
+                                                 rng)
         return loss, parts["tokens"], model.backward(self.mcfg, params, caches)
 
     def evaluate(self, params):
@@ -121,6 +130,8 @@ def fit(cfg, resume=None, log=print):
     mcfg = model_config(cfg, vocab)
     train = data.make_split(cfg.source, cfg.train_size, "train", cfg.seed, cfg.max_objects)
     valid = data.make_split(cfg.source, cfg.valid_size, "valid", cfg.seed, cfg.max_objects)
+    if cfg.source == "scenes":
+        scenes.check_split(train + valid, [])          # the held-out pairs stay held out
     task = Task(cfg, mcfg, vocab, train, valid)
     params = None if resume else model.init_params(mcfg, cfg.seed, np.dtype(cfg.dtype))
     log(f"{cfg.source}: {len(train)} train / {len(valid)} valid images, vocabulary "

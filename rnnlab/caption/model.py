@@ -7,9 +7,16 @@ E embedding, H hidden, V vocabulary, A attention size.
 Encoder (trained end to end from random weights: no pretrained CNN can be
 downloaded here)::
 
-    image (B, 3, 48, 48) -> [conv 3x3 -> ReLU -> max-pool 2] x 3 -> (B, C, 6, 6)
-    grid  (B, S=36, C) ++ fixed position features (row, col: linear and one-hot)
-          -> feats (B, S, F = C + 2 + 2*6)
+    image (B, 3, 48, 48) -> [conv 3x3 -> ReLU -> max-pool 2] x n -> (B, C, G, G)
+    grid  (B, S=G*G, C) ++ fixed position features (row, col: linear and one-hot)
+          -> feats (B, S, F = C + 2 + 2*G)
+
+n = 3 blocks give a 6 x 6 grid, n = 4 a 3 x 3 grid whose cells are the scenes'
+cells (one object per cell, each cell's receptive field covering it). With
+``colour_channels`` > 0 the encoder has two streams (``encode``): the conv
+blocks see the brightness only, and a 1x1 conv sees the colours, so a cell's
+features name its shape and its colour separately; a colour-shape pair never
+seen in training then reads as a known shape next to a known colour.
 
 Decoders (``decoder`` in the config):
 
@@ -19,7 +26,9 @@ Decoders (``decoder`` in the config):
   [embed(w_{t-1}), z_t]; logits_t = W_o h_t + W_z z_t (the paper's deep output,
   so the attended cell speaks to the word directly). Loss: cross-entropy plus the doubly
   stochastic regulariser alpha_c * mean_b sum_s (1 - sum_t alpha_ts)^2, which
-  asks every cell to be looked at about once over the caption.
+  asks every cell to be looked at about once over the caption. Training may
+  drop words the LSTM reads (``word_dropout``: replaced by <pad>) and the
+  context it reads (``ctx_dropout``, inverted dropout; the output layer keeps it).
 - ``show-tell`` (Vinyals et al. 2015): h_0, c_0 = tanh(W flatten(feats)) (the whole
   grid, so positions survive); the LSTM reads embed(w_{t-1}) alone.
 

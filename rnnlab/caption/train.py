@@ -42,12 +42,13 @@ class CaptionOptions(trainer.TrainOptions):
     hidden: int = option(128, "decoder LSTM size H", lo=1)
     embed: int = option(32, "word embedding size E", lo=1)
     attention_size: int = option(64, "attention size A", lo=1)
-    channels: str = option("16,32,32", "CNN channels per conv-ReLU-pool block (comma list)")
+    channels: str = option("16,32,32,32", "CNN channels per conv-ReLU-pool block (comma list; "
+                           "4 blocks: a 3 x 3 feature grid, one cell per scene cell)")
     alpha_c: float = option(0.0, "weight of the doubly stochastic attention regulariser "
                             "(off by default: with fewer words than grid cells it pulls the "
                             "attention of the nouns onto the background; measured in "
                             "benchmarks/results/caption*.md)", lo=0)
-    colour_channels: int = option(0, "0: the CNN reads the RGB image; > 0: two-stream encoder, "
+    colour_channels: int = option(8, "0: the CNN reads the RGB image; > 0: two-stream encoder, "
                                   "the CNN reads the brightness (max over R, G, B) and a 1x1 "
                                   "conv with this many channels reads the colours", lo=0)
     ctx_dropout: float = option(0.0, "dropout on the attention context the decoder LSTM reads "

@@ -322,7 +322,8 @@ def backward(cfg, params, caches):
     g["lstm.weight_hh"] = np.einsum("tbg,tbh->gh", gx_all, hs_prev(dec))
     g["lstm.bias_hh"] = gx_all.sum(axis=(0, 1))
     g["embed.weight"] = np.zeros_like(params["embed.weight"])
-    np.add.at(g["embed.weight"], dec.inputs.T.reshape(-1), dxs[..., :cfg.embed].reshape(-1, cfg.embed))
+    np.add.at(g["embed.weight"], dec.inputs.T.reshape(-1),
+              dxs[..., :cfg.embed].reshape(-1, cfg.embed))                 # (T*B, E)
     dinit = _init_backward(cfg, params, dec, (dh, dc), g)
     if dec.att:
         dk2, gk = attention.project_keys_backward("additive", params, dec.feats, dpk)

@@ -130,17 +130,22 @@ def table(results):
 
 def digits_section(a):
     """Digit composites ("a 3 above a 7"): the noun follows the article, so the
-    decoder must look at the digit to name it."""
+    decoder must look at the digit to name it. One block per ``--digits`` checkpoint."""
     if not a.digits:
         return []
-    mcfg, params, vocab, _ = train.load(a.digits)
-    r, _, _ = evaluate.report(mcfg, params, vocab, data.make_split("digits", 500, "test", 12345),
-                              a.beam)
-    hist = jsonl.read(os.path.join(os.path.dirname(a.digits), "metrics.jsonl"))
-    return ["## Second source: scikit-learn digit composites", "",
-            f"{a.digits} ({len(hist)} epochs); 500 test composites of handwriting never "
-            "trained on (the last 20% of scikit-learn's bundle), data seed 12345", "",
-            "```", evaluate.format_report(r), "```", ""]
+    lines = ["## Second source: scikit-learn digit composites", "",
+             "500 test composites of handwriting never trained on (the last 20% of "
+             "scikit-learn's bundle), data seed 12345", ""]
+    for path in a.digits:
+        mcfg, params, vocab, _ = train.load(path)
+        r, _, _ = evaluate.report(mcfg, params, vocab,
+                                  data.make_split("digits", 500, "test", 12345), a.beam)
+        hist = jsonl.read(os.path.join(os.path.dirname(path), "metrics.jsonl"))
+        lines += [f"{path} ({len(hist)} epochs; encoder: {mcfg.grid} x {mcfg.grid} grid, "
+                  + (f"two streams, {mcfg.colour_channels} colour channels)"
+                     if mcfg.colour_channels else "one RGB stream)"), "",
+                  "```", evaluate.format_report(r), "```", ""]
+    return lines
 
 
 ABLATION = (("exact", "test exact"), ("heldout_exact", "held-out exact"),
@@ -174,8 +179,9 @@ def main(argv=None):
     p.add_argument("-n", type=int, default=1000, help="test images (default 1000)")
     p.add_argument("--heldout", type=int, default=500, help="held-out images (default 500)")
     p.add_argument("--beam", type=int, default=0, help="beam width (0: greedy)")
-    p.add_argument("--digits", help="optional: an attention checkpoint trained with "
-                   "--source digits, measured on digit composites")
+    p.add_argument("--digits", action="append", default=[],
+                   help="optional: an attention checkpoint trained with --source digits, "
+                   "measured on digit composites (repeatable)")
     p.add_argument("--ablation", action="append", default=[], metavar="NAME=CHECKPOINT",
                    help="a quick design run to tabulate (repeatable)")
     p.add_argument("--ablation-n", type=int, default=300, help="scenes per split for those")
@@ -199,7 +205,7 @@ def main(argv=None):
         "evaluation:", "```",
         f"python benchmarks/caption_targets.py --attend {a.attend} --show-tell {a.show_tell} "
         f"-n {a.n} --heldout {a.heldout} --beam {a.beam}"
-        + (f" --digits {a.digits}" if a.digits else "")
+        + "".join(f" --digits {x}" for x in a.digits)
         + "".join(f" --ablation {x}" for x in a.ablation)
         + (f" --ablation-n {a.ablation_n}" if a.ablation else ""), "```", "",
         table(res), "",

@@ -18,7 +18,8 @@ Two presets (``--preset``; any flag below overrides a preset's value):
   (5.4M parameters instead of ~20M; about 3x fewer multiply-adds per target
   token, most of them saved in the output layer), full teacher forcing,
   dropout 0.3, label smoothing 0.1, learning rate halved when the validation
-  loss stops falling, up to 15 epochs.
+  loss stops falling, 15 epochs; the mean weights of the last 3 epochs are
+  scored too (checkpoint averaging).
 - ``published``: the notebook's settings above (about 75 minutes an epoch here).
 
 Differences that remain in both: the data's own Moses tokens (``tok/``,
@@ -59,14 +60,15 @@ def cpu_model():
 # flag -> TranslateOptions field, and each preset's values
 FLAGS = {"emb": "emb_size", "attention": "attention", "style": "style", "tie": "tie_embeddings",
          "dropout": "dropout", "label_smoothing": "label_smoothing",
-         "teacher_forcing": "teacher_forcing", "schedule": "schedule", "epochs": "epochs"}
+         "teacher_forcing": "teacher_forcing", "schedule": "schedule", "epochs": "epochs",
+         "average": "keep_epochs"}
 PRESETS = {
     "published": dict(emb=256, hidden=512, attention="additive", style="bahdanau", tie=0,
                       dropout=0.5, label_smoothing=0.0, teacher_forcing=0.5,
-                      schedule="constant", epochs=10),
+                      schedule="constant", epochs=10, average=0),
     "cpu": dict(emb=256, hidden=256, attention="general", style="luong", tie=1,
                 dropout=0.3, label_smoothing=0.1, teacher_forcing=1.0,
-                schedule="plateau", epochs=15),
+                schedule="plateau", epochs=15, average=3),
 }
 
 
@@ -102,27 +104,46 @@ def main(argv=None):
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--out", default="runs/multi30k")
     p.add_argument("--results", default=RESULTS)
-    p.add_argument("--eval-only", metavar="CHECKPOINT",
-                   help="skip training: score this checkpoint (e.g. a run stopped early)")
+    p.add_argument("--average", type=int, help="also score the mean weights of the last N "
+                   "epochs (0: off)")
+    p.add_argument("--eval-only", metavar="CHECKPOINT", nargs="+",
+                   help="skip training: score these checkpoints (e.g. of a run stopped early)")
     a = p.parse_args(argv)
     cfg = train.TranslateOptions(**options(a))
     t0 = time.time()
-    if not a.eval_only:
+    scored = a.eval_only
+    if not scored:
         train.run(cfg)
-    minutes = (time.time() - t0) / 60
-    best = a.eval_only or os.path.join(a.out, "best.npz")
-    meta = checkpoint.load(best, kind=train.KIND)["meta"]
+        scored = [os.path.join(a.out, "best.npz")]
+        if cfg.keep_epochs:
+            scored.append(average(a.out, cfg.keep_epochs))
+    minutes = None if a.eval_only else (time.time() - t0) / 60
+    lines = describe(scored[0], minutes)
+    for path in scored:
+        lines += score(path, a.beam)
+    print("\n".join(lines))
+    os.makedirs(os.path.dirname(a.results), exist_ok=True)
+    with open(a.results, "a") as f:
+        f.write("\n```\n" + "\n".join(lines) + "\n```\n")
+
+
+def average(out, k):
+    """OUT/average.npz: the mean weights of the last k epoch checkpoints."""
+    n = len(checkpoint.load(os.path.join(out, "last.npz"), kind=train.KIND)["meta"]["history"])
+    path = os.path.join(out, "average.npz")
+    train.average([os.path.join(out, f"epoch{e}.npz") for e in range(max(n - k, 0) + 1, n + 1)],
+                  path)
+    return path
+
+
+def describe(path, minutes):
+    """Date, machine, command, model and the run's history (from last.npz beside it)."""
+    mcfg, _, vocabs, _ = train.load_model(path)
+    last = os.path.join(os.path.dirname(path), "last.npz")
+    meta = checkpoint.load(last if os.path.exists(last) else path, kind=train.KIND)["meta"]
     history, tc = meta["history"], meta["train_config"]
-    mcfg, params, vocabs, _ = train.load_model(best)
-    test = data.load_pair("multi30k", "de", "en")["test"]
-    res = train.evaluate(mcfg, params, test, vocabs, 64, 0)
-    refs = [t for _, t in test]
-    greedy = train.translate_pairs(mcfg, params, test, vocabs, 64)
-    beam = train.translate_pairs(mcfg, params, test, vocabs, 64, a.beam, 1.0)
-    raw = data.read_lines(data.DATA_ROOT / "multi30k" / "raw" / "test_2016_flickr.en")
-    sacre, sig = bleu.sacrebleu_score([bleu.detokenize(h) for h in greedy], raw, lowercase=True)
     rate = sum(r["tok_per_s"] for r in history) / len(history)
-    lines = [
+    return [
         f"date {datetime.date.today()}, machine: {cpu_model()}, {os.cpu_count()} cpus "
         "(shared with other jobs)",
         f"command: python {' '.join(sys.argv)}",
@@ -131,22 +152,34 @@ def main(argv=None):
         + (", input feeding" if mcfg.input_feed else "")
         + (", tied output layer" if mcfg.tie_embeddings else "")
         + f", dropout {mcfg.dropout}, label smoothing {tc['label_smoothing']}, teacher forcing "
-        f"{tc['teacher_forcing']}, lr {tc['lr']:g} {tc['schedule']}, "
-        f"batch {tc['batch_size']}, train pairs {tc['max_train'] or 29000:,}, vocab {len(vocabs[0]):,} / {len(vocabs[1]):,}",
-        f"epochs run {len(history)}" + ("" if a.eval_only else f" in {minutes:.1f} min")
-        + f" ({rate:,.0f} target tokens/s); valid loss per epoch "
-        + ", ".join(f"{r['valid_loss']:.3f}" for r in history) + f"; scored: {best}",
-        f"test 2016: loss {res['loss']:.4f}, ppl {res['ppl']:.2f}",
-        f"BLEU (lowercased tokens, torchtext/multi-bleu convention), greedy: "
-        f"{bleu.token_bleu(greedy, refs):.2f}",
-        f"BLEU (lowercased tokens), beam {a.beam}, alpha 1: {bleu.token_bleu(beam, refs):.2f}",
-        f"sacreBLEU greedy vs raw references: {sacre:.2f}  {sig}",
+        f"{tc['teacher_forcing']}, Adam lr {tc['lr']:g} {tc['schedule']}, batch "
+        f"{tc['batch_size']}, train pairs {tc['max_train'] or 29000:,}, vocab "
+        f"{len(vocabs[0]):,} / {len(vocabs[1]):,}",
+        f"epochs run {len(history)}" + ("" if minutes is None else f" in {minutes:.1f} min")
+        + f" ({rate:,.0f} target tokens/s)",
+        "valid loss per epoch " + ", ".join(f"{r['valid_loss']:.3f}" for r in history),
+        "valid BLEU (greedy, lowercased tokens) per epoch "
+        + ", ".join(f"{r['valid_bleu']:.2f}" for r in history if "valid_bleu" in r),
+        "lr per epoch " + ", ".join(f"{r['lr']:g}" for r in history),
     ]
-    print("\n".join(lines))
-    os.makedirs(os.path.dirname(a.results), exist_ok=True)
-    with open(a.results, "a") as f:
-        f.write("\n```\n" + "\n".join(lines) + "\n```\n")
 
+
+def score(path, beam):
+    """Test 2016: loss, ppl, BLEU greedy and beam (both conventions) of one checkpoint."""
+    mcfg, params, vocabs, _ = train.load_model(path)
+    test = data.load_pair("multi30k", "de", "en")["test"]
+    res = train.evaluate(mcfg, params, test, vocabs, 64, 0)
+    refs = [t for _, t in test]
+    raw = data.read_lines(data.DATA_ROOT / "multi30k" / "raw" / "test_2016_flickr.en")
+    lines = [f"scored: {path}", f"test 2016: loss {res['loss']:.4f}, ppl {res['ppl']:.2f}"]
+    for name, k, alpha in (("greedy", 1, 0.0), (f"beam {beam}, alpha 1", beam, 1.0)):
+        hyps = train.translate_pairs(mcfg, params, test, vocabs, 64, k, alpha)
+        sacre, sig = bleu.sacrebleu_score([bleu.detokenize(h) for h in hyps], raw,
+                                          lowercase=True)
+        lines.append(f"  {name}: BLEU (lowercased tokens, torchtext/multi-bleu convention) "
+                     f"{bleu.token_bleu(hyps, refs):.2f}; sacreBLEU vs raw references "
+                     f"{sacre:.2f}  {sig}")
+    return lines
 
 if __name__ == "__main__":
     main()

@@ -15,11 +15,12 @@ Two presets (``--preset``; any flag below overrides a preset's value):
   published; the model and recipe differ: Luong-style decoder (step, then
   general attention, ``h~ = tanh(W_c [c; h])``, input feeding) with the output
   layer tied to the target embeddings, emb 256, bi-GRU 256, GRU decoder 256
-  (5.4M parameters instead of ~20M; about 3x fewer multiply-adds per target
+  (5.4M parameters instead of ~20M; about 5x fewer multiply-adds per target
   token, most of them saved in the output layer), full teacher forcing,
   dropout 0.3, label smoothing 0.1, learning rate halved when the validation
   loss stops falling, 15 epochs; the mean weights of the last 3 epochs are
-  scored too (checkpoint averaging).
+  scored too (checkpoint averaging). Measured: 92.6 min, BLEU 41.0 greedy,
+  41.7 beam 5 (``results/translate_multi30k.md``).
 - ``published``: the notebook's settings above (about 75 minutes an epoch here).
 
 Differences that remain in both: the data's own Moses tokens (``tok/``,

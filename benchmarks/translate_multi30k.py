@@ -64,10 +64,10 @@ FLAGS = {"emb": "emb_size", "attention": "attention", "style": "style", "tie": "
          "teacher_forcing": "teacher_forcing", "schedule": "schedule", "epochs": "epochs",
          "average": "keep_epochs"}
 PRESETS = {
-    "published": dict(emb=256, hidden=512, attention="additive", style="bahdanau", tie=0,
+    "published": dict(emb=256, hidden=512, attention="additive", style="bahdanau", tie=False,
                       dropout=0.5, label_smoothing=0.0, teacher_forcing=0.5,
                       schedule="constant", epochs=10, average=0),
-    "cpu": dict(emb=256, hidden=256, attention="general", style="luong", tie=1,
+    "cpu": dict(emb=256, hidden=256, attention="general", style="luong", tie=True,
                 dropout=0.3, label_smoothing=0.1, teacher_forcing=1.0,
                 schedule="plateau", epochs=15, average=3),
 }
@@ -78,7 +78,6 @@ def options(a):
     v = {k: getattr(a, k) if getattr(a, k) is not None else d
          for k, d in PRESETS[a.preset].items()}
     opts = {field: v[flag] for flag, field in FLAGS.items()}
-    opts["tie_embeddings"] = bool(opts["tie_embeddings"])
     return dict(opts, data="multi30k", src_lang="de", tgt_lang="en", min_count=2,
                 enc_hidden=v["hidden"], dec_hidden=v["hidden"], input_feed=v["style"] == "luong",
                 optimizer="adam", lr=1e-3, clip=1.0, lr_decay=0.5, patience=0,
@@ -94,7 +93,8 @@ def main(argv=None):
     p.add_argument("--hidden", type=int, help="encoder (per direction) and decoder")
     p.add_argument("--attention", choices=("additive", "dot", "general"))
     p.add_argument("--style", choices=("bahdanau", "luong"))
-    p.add_argument("--tie", type=int, choices=(0, 1), help="tie the output layer (1) or not (0)")
+    p.add_argument("--tie", action=argparse.BooleanOptionalAction,
+                   help="tie the output layer to the target embeddings")
     p.add_argument("--dropout", type=float)
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--teacher-forcing", type=float)

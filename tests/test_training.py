@@ -2,6 +2,7 @@
 early stopping, divergence, option checks."""
 import io
 import json
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,23 +51,26 @@ class Kill(Exception):
     pass
 
 
-def test_resume_after_a_kill_mid_epoch_is_bit_identical(tmp_path):
-    whole = _fit(_cfg(tmp_path / "a"))
-    task, calls = Regression(), []
+def _killed_at(cfg, task, at):
+    """Train until step ``at`` = (epoch, i), both 0-based, is killed; the last
+    checkpoint, loaded, with its path."""
     real = task.loss_and_grads
 
     def dying(params, epoch, i, rng):
-        calls.append((epoch, i))
-        if len(calls) == 13:                                      # in epoch 2, step 5
+        if (epoch, i) == at:
             raise Kill
         return real(params, epoch, i, rng)
     task.loss_and_grads = dying
-    cfg = _cfg(tmp_path / "b", checkpoint_every=2)
     with pytest.raises(Kill):
         _fit(cfg, task=task)
-    path = str(tmp_path / "b" / "run" / "last.npz")
-    ck = checkpoint.load(path, kind="test")
-    ck["path"] = path
+    path = os.path.join(cfg.out, "last.npz")
+    return {**checkpoint.load(path, kind="test"), "path": path}
+
+
+def test_resume_after_a_kill_mid_epoch_is_bit_identical(tmp_path):
+    whole = _fit(_cfg(tmp_path / "a"))
+    cfg = _cfg(tmp_path / "b", checkpoint_every=2)
+    ck = _killed_at(cfg, Regression(), (1, 4))                    # in epoch 2, step 5
     assert ck["meta"]["position"] == {"epoch": 1, "step": 4}     # saved at step 4 of epoch 2
     assert len(metrics.read(tmp_path / "b" / "run" / "metrics.jsonl")) == 1
     task2, steps_after = Regression(), []
@@ -144,21 +148,10 @@ def test_non_finite_gradients_in_a_row_are_a_divergence(tmp_path):
 def test_resume_across_skipped_steps_is_bit_identical(tmp_path):
     bad = {(0, 1), (1, 2), (1, 3)}
     whole = _fit(_cfg(tmp_path / "a"), task=Overflows(bad))
-    task = Overflows(bad)
-    real = task.loss_and_grads
-
-    def dying(params, epoch, i, rng):
-        if (epoch, i) == (1, 5):
-            raise Kill
-        return real(params, epoch, i, rng)
-    task.loss_and_grads = dying
     cfg = _cfg(tmp_path / "b", checkpoint_every=4)
-    with pytest.raises(Kill):
-        _fit(cfg, task=task)
-    path = str(tmp_path / "b" / "run" / "last.npz")
-    ck = checkpoint.load(path, kind="test")
+    ck = _killed_at(cfg, Overflows(bad), (1, 5))
     assert ck["meta"]["sums"]["skipped"] == 2 and ck["meta"]["sums"]["bad_in_row"] == 2
-    resumed = _fit(cfg, resume={**ck, "path": path}, task=Overflows(bad))
+    resumed = _fit(cfg, resume=ck, task=Overflows(bad))
     np.testing.assert_array_equal(resumed.params["w"], whole.params["w"])
     assert [r.get("skipped_steps", 0) for r in resumed.history] == [1, 2, 0, 0]
 

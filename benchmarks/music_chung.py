@@ -124,7 +124,7 @@ def latest():
                 key = (r.get("kind", "nll"), r["set"], r["cell"], r.get("output", "bernoulli"))
                 c = r.get("recipe", {})
                 # a second phase (init_from) counts as the same figure: the latest wins
-                recs[key + (r["units"], c.get("batch_size"))] = r
+                recs[key + (r["units"], c.get("batch_size"), c.get("weight_noise"))] = r
     return recs
 
 

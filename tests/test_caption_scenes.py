@@ -91,3 +91,14 @@ def test_digit_composites_name_the_digits():
             named = [w for w in text.split() if w.isdigit()]
             assert sorted(named) == sorted(o.shape for o in s.objects)
             assert set(text.split()) <= set(digits.vocabulary())
+
+
+def test_training_refuses_scenes_with_held_out_pairs(monkeypatch, tmp_path):
+    from rnnlab.caption import data, train
+    real = data.make_split
+    monkeypatch.setattr(data, "make_split", lambda source, n, split, *a: real(
+        source, n, "heldout" if split == "train" else split, *a))
+    cfg = train.CaptionOptions(out=str(tmp_path), train_size=4, valid_size=2, epochs=1)
+    with pytest.raises(ValueError, match="held-out combinations occur in training"):
+        train.fit(cfg, log=lambda *a: None)
+    assert not list(tmp_path.iterdir())                # refused before any training

@@ -35,7 +35,7 @@ def test_backtest_writes_results_and_page_and_plot_rebuilds_it(tmp_path, capsys)
     (tmp_path / "bt" / "report.html").unlink()
     assert main(["forecast", "plot", out]) == 0
     html = (tmp_path / "bt" / "report.html").read_text()
-    assert "<table>" in html and html.count("<img") == 3
+    assert "<table>" in html and html.count("<img") == 4
 
 
 def test_bad_input_exits_2_with_a_message(tmp_path, capsys):
@@ -48,5 +48,7 @@ def test_bad_input_exits_2_with_a_message(tmp_path, capsys):
     assert "unknown model 'prophet'" in capsys.readouterr().err
     assert main(["forecast", "train", "--input-len", "200"] + TINY[:4]) == 2
     assert "needs at least" in capsys.readouterr().err
+    assert main(["forecast", "backtest", "--models", "naive", "--retrain-every", "-1"]) == 2
+    assert "--retrain-every: expected an integer >= 0, got -1" in capsys.readouterr().err
     assert main(["forecast", "plot", str(tmp_path)]) == 2
     assert "backtest.json: no such file" in capsys.readouterr().err

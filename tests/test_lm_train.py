@@ -51,6 +51,25 @@ def test_same_seed_same_run(tmp_path, opt):
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
 
 
+@pytest.mark.parametrize("opt", ["sgd", "adam"])
+def test_row_sparse_embedding_gradient_trains_as_the_dense_one(tmp_path, monkeypatch, opt):
+    """Alone, the trainer takes the embedding's touched rows (nn.RowGrad): the run
+    must be the dense run up to float32 rounding of the clipping norm."""
+    kw = dict(optimizer=opt, lr=0.5 if opt == "sgd" else 0.01, clip=0.1)
+    seen, backward = [], train.lm.backward
+
+    def spy(*a, sparse=False, **k):
+        seen.append(sparse)
+        return backward(*a, sparse=sparse, **k)
+    monkeypatch.setattr(train.lm, "backward", spy)
+    rows = _fit(tmp_path, "rows", **kw)[4]
+    monkeypatch.setattr(train.lm, "backward", lambda *a, sparse=False, **k: backward(*a, **k))
+    full = _fit(tmp_path, "dense", **kw)[4]
+    assert seen and all(seen)
+    for k in full.params:
+        np.testing.assert_allclose(rows.params[k], full.params[k], rtol=2e-5, atol=2e-6)
+
+
 def test_early_stop_after_no_improvement(tmp_path, monkeypatch):
     monkeypatch.setattr(train, "evaluate", lambda *a: 1.0)      # validation never improves
     r = _fit(tmp_path, "e", early_stop=2, epochs=9)

@@ -93,3 +93,25 @@ def test_checkpoint_for_another_language_pair_is_refused(trained):
     meta = train.load_model(str(trained / "best.npz"))[3]
     with pytest.raises(ValueError, match="translates src->tgt, not de->en"):
         train.check_pair(meta, "de", "en", "best.npz")
+
+
+def test_keep_epochs_and_average(tmp_path, capsys):
+    out = tmp_path / "k"
+    assert main(["translate", "train", "--out", str(out), "--epochs", "3", "--keep-epochs",
+                 "2"] + TINY) == 0
+    assert sorted(p.name for p in out.glob("epoch*.npz")) == ["epoch2.npz", "epoch3.npz"]
+    cks = [str(out / f"epoch{k}.npz") for k in (2, 3)]
+    assert main(["translate", "average"] + cks + ["--out", str(tmp_path / "avg.npz")]) == 0
+    a, b, avg = (checkpoint.load(p, kind="translate")["params"]
+                 for p in cks + [str(tmp_path / "avg.npz")])
+    assert avg.keys() == a.keys()
+    assert all(np.allclose(avg[k], (a[k].astype(np.float64) + b[k]) / 2, atol=1e-7) for k in a)
+    assert not np.array_equal(a["out.bias"], b["out.bias"])
+    assert main(["translate", "eval", str(tmp_path / "avg.npz"), "--split", "valid"]) == 0
+    assert "BLEU (lowercased tokens" in capsys.readouterr().out
+    ck = checkpoint.load(cks[0], kind="translate")
+    ck["meta"]["app"]["tgt_vocab"][-1] += "x"                  # another run's vocabulary
+    checkpoint.save(tmp_path / "other.npz", ck["params"], None, None, ck["meta"], "translate")
+    other = [cks[1], str(tmp_path / "other.npz"), "--out", str(tmp_path / "x.npz")]
+    assert main(["translate", "average"] + other) == 2
+    assert "expected the same model" in capsys.readouterr().err

@@ -51,7 +51,8 @@ def write(out, mcfg, params, vocab, scenes_, beam=0, name="checkpoint"):
     page.heading("Images, captions and attention")
     if maps is not None:
         page.text("Each panel after the image shows where the decoder looked (brighter: "
-                  "more attention over the 6 x 6 feature grid) when it emitted the word above it.")
+                  f"more attention over the {mcfg.grid} x {mcfg.grid} feature grid) when it "
+                  "emitted the word above it.")
     with tempfile.TemporaryDirectory() as tmp:
         for i, (s, c) in enumerate(zip(scenes_, caps)):
             ok = "correct" if c in s.captions else "WRONG"

@@ -7,9 +7,16 @@ E embedding, H hidden, V vocabulary, A attention size.
 Encoder (trained end to end from random weights: no pretrained CNN can be
 downloaded here)::
 
-    image (B, 3, 48, 48) -> [conv 3x3 -> ReLU -> max-pool 2] x 3 -> (B, C, 6, 6)
-    grid  (B, S=36, C) ++ fixed position features (row, col: linear and one-hot)
-          -> feats (B, S, F = C + 2 + 2*6)
+    image (B, 3, 48, 48) -> [conv 3x3 -> ReLU -> max-pool 2] x n -> (B, C, G, G)
+    grid  (B, S=G*G, C) ++ fixed position features (row, col: linear and one-hot)
+          -> feats (B, S, F = C + 2 + 2*G)
+
+n = 3 blocks give a 6 x 6 grid, n = 4 a 3 x 3 grid whose cells are the scenes'
+cells (one object per cell, each cell's receptive field covering it). With
+``colour_channels`` > 0 the encoder has two streams (``encode``): the conv
+blocks see the brightness only, and a 1x1 conv sees the colours, so a cell's
+features name its shape and its colour separately; a colour-shape pair never
+seen in training then reads as a known shape next to a known colour.
 
 Decoders (``decoder`` in the config):
 
@@ -19,7 +26,9 @@ Decoders (``decoder`` in the config):
   [embed(w_{t-1}), z_t]; logits_t = W_o h_t + W_z z_t (the paper's deep output,
   so the attended cell speaks to the word directly). Loss: cross-entropy plus the doubly
   stochastic regulariser alpha_c * mean_b sum_s (1 - sum_t alpha_ts)^2, which
-  asks every cell to be looked at about once over the caption.
+  asks every cell to be looked at about once over the caption. Training may
+  drop words the LSTM reads (``word_dropout``: replaced by <pad>) and the
+  context it reads (``ctx_dropout``, inverted dropout; the output layer keeps it).
 - ``show-tell`` (Vinyals et al. 2015): h_0, c_0 = tanh(W flatten(feats)) (the whole
   grid, so positions survive); the LSTM reads embed(w_{t-1}) alone.
 
@@ -53,6 +62,9 @@ class ModelConfig:
     attention: int = 64
     alpha_c: float = 0.1
     image: int = 48                    # side of the square RGB input
+    colour_channels: int = 0           # >0: two-stream encoder (see ``encode``)
+    ctx_dropout: float = 0.0           # training: drop the context the LSTM reads
+    word_dropout: float = 0.0          # training: replace the previous word by <pad>
 
     @property
     def grid(self):
@@ -60,7 +72,7 @@ class ModelConfig:
 
     @property
     def feat(self):
-        return self.channels[-1] + 2 + 2 * self.grid
+        return self.channels[-1] + self.colour_channels + 2 + 2 * self.grid
 
     def to_dict(self):
         return asdict(self)
@@ -73,7 +85,9 @@ class ModelConfig:
 def init_params(cfg, rng=None, dtype=np.float32):
     rng = np.random.default_rng(rng)
     u = lambda shape, fan: rng.uniform(-fan ** -0.5, fan ** -0.5, shape).astype(dtype)
-    p, C = {}, 3
+    p, C = {}, 1 if cfg.colour_channels else 3
+    if cfg.colour_channels:
+        p.update(conv.init_params(3, cfg.colour_channels, 1, rng, dtype, prefix="colour."))
     for i, O in enumerate(cfg.channels):
         p.update(conv.init_params(C, O, 3, rng, dtype, prefix=f"conv{i + 1}."))
         C = O
@@ -115,8 +129,20 @@ def position_features(G, dtype):
 
 
 def encode(cfg, params, x):
-    """feats (B, S, F) for images x (B, 3, image, image); cache for ``encode_backward``."""
-    caches = []
+    """feats (B, S, F) for images x (B, 3, image, image); cache for ``encode_backward``.
+
+    One stream (``colour_channels`` 0): the conv blocks read the RGB image. Two
+    streams (``colour_channels`` Cc > 0): the conv blocks read the image's
+    brightness, max over R, G, B (HSV's value: about the same for every colour
+    here), so the features they give each cell know the shape and size but not
+    the colour; the colour stream is a 1x1 conv on the RGB pixels -> ReLU ->
+    max-pool over each cell (B, S, Cc): which colours the cell holds, but
+    no shape (it sees one pixel at a time). feats = [shape stream, colour
+    stream, position].
+    """
+    img, caches = x, []
+    if cfg.colour_channels:
+        x = x.max(axis=1, keepdims=True)                                   # (B, 1, ·, ·)
     for i in range(len(cfg.channels)):
         w = params[f"conv{i + 1}.weight"]
         y, cc = conv.conv2d_forward(x, w, params[f"conv{i + 1}.bias"], 1, 1)
@@ -124,17 +150,30 @@ def encode(cfg, params, x):
         x, pc = conv.maxpool_forward(r, 2)
         caches.append((cc, r, pc))
     B, C, G, _ = x.shape
-    grid = x.reshape(B, C, G * G).transpose(0, 2, 1)                       # (B, S, C)
-    pos = np.broadcast_to(position_features(G, x.dtype), (B, G * G, cfg.feat - C))
-    return np.concatenate([grid, pos], 2), caches
+    parts = [x.reshape(B, C, G * G).transpose(0, 2, 1)]                    # (B, S, C)
+    if cfg.colour_channels:
+        y, cc = conv.conv2d_forward(img, params["colour.weight"], params["colour.bias"])
+        r = conv.relu_forward(y)                                           # (B, Cc, ·, ·)
+        col, pc = conv.maxpool_forward(r, img.shape[2] // G)               # (B, Cc, G, G)
+        parts.append(col.reshape(B, -1, G * G).transpose(0, 2, 1))         # (B, S, Cc)
+        caches.append((cc, r, pc))
+    pos = position_features(G, x.dtype)
+    parts.append(np.broadcast_to(pos, (B, G * G, pos.shape[1])))
+    return np.concatenate(parts, 2), caches
 
 
 def encode_backward(cfg, params, caches, dfeats):
     """grads of every conv tensor for dfeats (B, S, F)."""
-    C, G = cfg.channels[-1], cfg.grid
+    C, G, Cc = cfg.channels[-1], cfg.grid, cfg.colour_channels
     B = dfeats.shape[0]
-    d = dfeats[:, :, :C].transpose(0, 2, 1).reshape(B, C, G, G)          # (B, C, G, G)
     grads = {}
+    if Cc:
+        cc, r, pc = caches[-1]
+        d = dfeats[:, :, C:C + Cc].transpose(0, 2, 1).reshape(B, Cc, G, G)
+        d = conv.relu_backward(conv.maxpool_backward(d, pc), r)
+        _, grads["colour.weight"], grads["colour.bias"] = conv.conv2d_backward(
+            d, params["colour.weight"], cc, need_dx=False)
+    d = dfeats[:, :, :C].transpose(0, 2, 1).reshape(B, C, G, G)          # (B, C, G, G)
     for i in reversed(range(len(cfg.channels))):
         cc, r, pc = caches[i]
         d = conv.relu_backward(conv.maxpool_backward(d, pc), r)
@@ -155,6 +194,9 @@ class DecCache(NamedTuple):
     acts: list             # per step gate activations (B, 4H)
     att: list              # per step attention caches (or empty)
     alphas: np.ndarray     # (T, B, S) or None
+    ctxs: list             # per step context (B, F) (or empty)
+    keep: np.ndarray       # (T, B, F) context dropout mask, or None
+    inputs: np.ndarray     # (B, T) the words read (after word dropout)
 
 
 def lstm_params(params):
@@ -170,41 +212,67 @@ def init_state(cfg, params, feats):
                       for n in ("init_h", "init_c"))
 
 
-def step(cfg, params, p, pk, feats, word, state):
+def step(cfg, params, p, pk, feats, word, state, keep=None):
     """One decoder step from ``state`` reading ``word`` (B,): (logits (B, V),
-    new state, alpha (B, S) or None, (x, acts, attention cache))."""
+    new state, alpha (B, S) or None, (x, acts, attention cache, context)).
+    ``keep`` (B, F): the training dropout mask (scaled) on the context the LSTM
+    reads; the output layer always gets the whole context."""
     h, c = state
-    x, alpha, ac = params["embed.weight"][word], None, None                # (B, E)
+    x, alpha, ac, ctx = params["embed.weight"][word], None, None, None      # (B, E)
     if cfg.decoder == "attend":
         ctx, alpha, ac = attention.forward("additive", params, h, feats, pk)
-        x = np.concatenate([x, ctx], 1)                                    # (B, E + F)
+        x = np.concatenate([x, ctx if keep is None else ctx * keep], 1)    # (B, E + F)
     gx = linear_forward(x, p.w_ih, p.b_ih)                                 # (B, 4H)
     new, acts = cell.step_forward(np, p, gx, state)
     logits = linear_forward(new[0], params["out.weight"], params["out.bias"])
     if ac is not None:
         logits += ctx @ params["out_ctx.weight"].T                        # (B, V)
-    return logits, new, alpha, (x, acts, ac)
+    return logits, new, alpha, (x, acts, ac, ctx)
 
 
-def decode(cfg, params, feats, ids):
-    """Teacher-forced pass over ids (B, T+1) (BOS first): logits (T, B, V), cache."""
+def dropout_masks(cfg, ids, feats, rng):
+    """(inputs (B, T), keep (T, B, F) or None) for training with ``rng``: the words
+    read, each after the first replaced by <pad> with probability ``word_dropout``,
+    and the inverted-dropout mask of the context the LSTM reads (``ctx_dropout``)."""
+    inputs = ids[:, :-1].copy()
+    if rng is None:
+        return inputs, None
+    if cfg.word_dropout:
+        drop = rng.random(inputs.shape) < cfg.word_dropout
+        drop[:, 0] = False
+        inputs[drop] = PAD
+    keep = None
+    if cfg.ctx_dropout and cfg.decoder == "attend":
+        T, (B, _, F) = inputs.shape[1], feats.shape
+        keep = (rng.random((T, B, F)) >= cfg.ctx_dropout) / (1.0 - cfg.ctx_dropout)
+        keep = keep.astype(feats.dtype)
+    return inputs, keep
+
+
+def decode(cfg, params, feats, ids, rng=None):
+    """Teacher-forced pass over ids (B, T+1) (BOS first): logits (T, B, V), cache.
+    ``rng`` (training): word and context dropout as the config asks."""
     p = lstm_params(params)
     pk = attention.project_keys("additive", params, feats) if cfg.decoder == "attend" else None
+    inputs, keep = dropout_masks(cfg, ids, feats, rng)
     init_in, state = init_state(cfg, params, feats)
-    states, xs, acts, att, alphas, logits = [state], [], [], [], [], []
-    for t in range(ids.shape[1] - 1):
-        lg, state, alpha, (x, a, ac) = step(cfg, params, p, pk, feats, ids[:, t], state)
+    states, xs, acts, att, alphas, logits, ctxs = [state], [], [], [], [], [], []
+    for t in range(inputs.shape[1]):
+        lg, state, alpha, (x, a, ac, ctx) = step(cfg, params, p, pk, feats, inputs[:, t], state,
+                                                 None if keep is None else keep[t])
         states.append(state), xs.append(x), acts.append(a), logits.append(lg)
         if alpha is not None:
-            att.append(ac), alphas.append(alpha)
+            att.append(ac), alphas.append(alpha), ctxs.append(ctx)
     al = np.stack(alphas) if alphas else None
-    return np.stack(logits), DecCache(feats, init_in, states[0], xs, states, acts, att, al)
+    return np.stack(logits), DecCache(feats, init_in, states[0], xs, states, acts, att, al,
+                                      ctxs, keep, inputs)
 
 
-def loss_forward(cfg, params, images, ids):
-    """(loss, parts, caches): mean token cross-entropy (+ the attention regulariser)."""
+def loss_forward(cfg, params, images, ids, rng=None):
+    """(loss, parts, caches): mean token cross-entropy (+ the attention regulariser).
+    ``rng``: training mode (word and context dropout, when the config has them)."""
     feats, enc = encode(cfg, params, images)
-    logits, dec = decode(cfg, params, feats, ids)
+    logits, dec = decode(cfg, params, feats, ids, rng)
     T, B, V = logits.shape
     targets = ids[:, 1:].T                                                 # (T, B)
     mask = (targets != PAD).astype(logits.dtype)
@@ -216,12 +284,12 @@ def loss_forward(cfg, params, images, ids):
         reg = cfg.alpha_c * float((left ** 2).sum(axis=1).mean())
         dalpha = (-2.0 * cfg.alpha_c / B) * left[None] * mask[:, :, None]  # (T, B, S)
     parts = {"ce": ce, "reg": reg, "tokens": int(mask.sum())}
-    return ce + reg, parts, (enc, dec, dlogits.reshape(T, B, V), dalpha, ids)
+    return ce + reg, parts, (enc, dec, dlogits.reshape(T, B, V), dalpha)
 
 
 def backward(cfg, params, caches):
     """Gradients of ``loss_forward``'s loss for every parameter."""
-    enc, dec, dlogits, dalpha, ids = caches
+    enc, dec, dlogits, dalpha = caches
     T, B, V = dlogits.shape
     p, H = lstm_params(params), cfg.hidden
     hs = np.stack([s[0] for s in dec.states[1:]])                          # (T, B, H)
@@ -238,7 +306,10 @@ def backward(cfg, params, caches):
         gx_all[t] = da
         dh = dh_prev
         if dec.att:
-            dctx = da @ p.w_ih[:, cfg.embed:] + dlogits[t] @ params["out_ctx.weight"]  # (B, F)
+            dctx = da @ p.w_ih[:, cfg.embed:]                              # (B, F)
+            if dec.keep is not None:
+                dctx *= dec.keep[t]
+            dctx += dlogits[t] @ params["out_ctx.weight"]
             dq, dk, dpk_t, ga = attention.backward(
                 "additive", params, dec.att[t], dctx,
                 dweights=None if dalpha is None else dalpha[t])
@@ -246,12 +317,13 @@ def backward(cfg, params, caches):
             att_g = {k: att_g.get(k, 0) + v for k, v in ga.items()}
     xs = np.stack(dec.xs)                                                  # (T, B, I)
     if dec.att:
-        g["out_ctx.weight"] = np.einsum("tbv,tbf->vf", dlogits, xs[..., cfg.embed:])
+        g["out_ctx.weight"] = np.einsum("tbv,tbf->vf", dlogits, np.stack(dec.ctxs))
     dxs, g["lstm.weight_ih"], g["lstm.bias_ih"] = linear_backward(gx_all, xs, p.w_ih)
     g["lstm.weight_hh"] = np.einsum("tbg,tbh->gh", gx_all, hs_prev(dec))
     g["lstm.bias_hh"] = gx_all.sum(axis=(0, 1))
     g["embed.weight"] = np.zeros_like(params["embed.weight"])
-    np.add.at(g["embed.weight"], ids[:, :-1].T.reshape(-1), dxs[..., :cfg.embed].reshape(-1, cfg.embed))
+    np.add.at(g["embed.weight"], dec.inputs.T.reshape(-1),
+              dxs[..., :cfg.embed].reshape(-1, cfg.embed))                 # (T*B, E)
     dinit = _init_backward(cfg, params, dec, (dh, dc), g)
     if dec.att:
         dk2, gk = attention.project_keys_backward("additive", params, dec.feats, dpk)

@@ -61,7 +61,10 @@ def register(subparsers):
     b.add_argument("--models", default="naive,snaive,drift,ets,arima,rnn",
                    help=f"comma-separated, from {', '.join(MODELS)}")
     b.add_argument("--retrain", action="store_true",
-                   help="train the network anew at every origin (default: once, at the first)")
+                   help="train the network anew at every origin (default: once, at the first, "
+                   "recalibrated at every later origin)")
+    b.add_argument("--retrain-every", type=int, default=0, metavar="K",
+                   help="train the network anew at every K-th origin (0: only at the first)")
     b.add_argument("--config", help="TOML file with the network's options")
     options.add_arguments(b, train.ForecastOptions)
     b.set_defaults(func=run_backtest)
@@ -145,7 +148,9 @@ def run_backtest(args):
     opts = _opts(args)
     s = _load(args, args.data)
     names = [m.strip() for m in args.models.split(",") if m.strip()]
-    fs = forecasters(names, opts, opts.log, args.retrain)
+    if args.retrain_every < 0:
+        raise ValueError(f"--retrain-every: expected an integer >= 0, got {args.retrain_every}")
+    fs = forecasters(names, opts, opts.log, 1 if args.retrain else args.retrain_every)
     bt = bt_mod.run(s, fs, opts.horizon, args.step, args.origins, show=opts.progress)
     for n, lab in labels(fs).items():
         bt.models[n].label = lab

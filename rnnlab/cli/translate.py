@@ -9,6 +9,8 @@
 - ``translate CHECKPOINT``: source lines from ``--input`` (or stdin), one
   translation per line; ``--nbest N`` prints ``i ||| translation ||| score``
   (fairseq/OpenNMT style); ``--score FILE`` scores given translations instead.
+- ``average CK.npz ... --out AVG.npz``: one model with the mean weights of
+  several checkpoints of one run (e.g. ``OUT/epoch*.npz`` of ``--keep-epochs``).
 - ``paths WITH.npz WITHOUT.npz``: the attention-vs-recurrence gradient study
   (``translate.gradpaths``), a figure and a page.
 """
@@ -43,6 +45,10 @@ def register(subparsers):
                    "(one per line) instead of translating")
     _decoding(r)
     r.set_defaults(func=cmd_translate)
+    v = sub.add_parser("average", help="average the weights of checkpoints of one run")
+    v.add_argument("checkpoints", nargs="+", help="e.g. OUT/epoch8.npz OUT/epoch9.npz ...")
+    v.add_argument("--out", required=True, help="the averaged checkpoint to write")
+    v.set_defaults(func=cmd_average)
     g = sub.add_parser("paths", help="gradient through attention vs through the recurrence")
     g.add_argument("with_attention")
     g.add_argument("without_attention")
@@ -146,6 +152,12 @@ def _score(mcfg, params, vocabs, tok, src, targets, args):
         b = data.pad_batch(src[i:i + args.batch_size], tgt[i:i + args.batch_size])
         for k, s in enumerate(decode.score(mcfg, params, b)):
             print(f"{i + k} ||| {targets[i + k]} ||| {s:.4f}")
+    return 0
+
+
+def cmd_average(args):
+    train.average(args.checkpoints, args.out)
+    print(f"{args.out}: mean of {len(args.checkpoints)} checkpoints")
     return 0
 
 

@@ -36,10 +36,26 @@ class ModelResult:
     def mean(self):
         return {k: float(np.mean([s[k] for s in self.scores])) for k in self.scores[0]}
 
+    def se(self, key, lags):
+        """Standard error of ``mean()[key]``: Newey-West over the per-origin values,
+        which are correlated up to ``lags`` origins apart (overlapping targets)."""
+        return mean_se([s[key] for s in self.scores], lags)
+
     def per_horizon(self, actual, scales):
         """Mean absolute scaled error per horizon step (Hz,), over the origins."""
         err = [np.abs(a - q[:, heads.MEDIAN]) / sc for a, q, sc in zip(actual, self.q, scales)]
         return np.mean(err, axis=0)
+
+
+def mean_se(x, lags):
+    """Standard error of the mean of x (n,) whose terms are correlated up to ``lags``
+    apart (Newey & West 1987: Bartlett weights 1 - k / (lags + 1))."""
+    d = np.asarray(x, np.float64) - np.mean(x)
+    n = len(d)
+    v = d @ d / n
+    for k in range(1, min(lags, n - 1) + 1):
+        v += 2.0 * (1.0 - k / (lags + 1)) * (d[k:] @ d[:-k]) / n
+    return float(np.sqrt(max(v, 0.0) / n))
 
 
 @dataclass
@@ -55,10 +71,17 @@ class Backtest:
         """Rows: model, label, then the mean of every metric over the origins."""
         return [(name, r.label, r.mean()) for name, r in self.models.items()]
 
+    @property
+    def overlap(self):
+        """How many origins apart two forecasts can still share a target."""
+        step = self.origins[1] - self.origins[0] if len(self.origins) > 1 else self.horizon
+        return -(-self.horizon // step) - 1
+
     def to_dict(self):
         return {"series": self.series.name, "horizon": self.horizon,
                 "origins": [str(self.series.time[o]) for o in self.origins],
                 "models": {n: {"label": r.label, "mean": r.mean(),
+                               "se": {k: r.se(k, self.overlap) for k in r.scores[0]},
                                "per_horizon": r.per_horizon(self.actual, self.scales).tolist()}
                            for n, r in self.models.items()}}
 

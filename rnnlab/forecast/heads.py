@@ -1,6 +1,6 @@
 """Output heads of the forecasters: what the network's last K numbers per horizon
 mean, the loss that trains them (forward and hand-written backward side by
-side) and the quantiles they predict.
+side), the quantiles they predict and their split-conformal calibration.
 
 Shapes: B batch, Hz horizon, K outputs per horizon, P = len(QUANTILES).
 
@@ -18,7 +18,37 @@ Shapes: B batch, Hz horizon, K outputs per horizon, P = len(QUANTILES).
   in q is -tau where u > 0 and 1 - tau where u < 0 (0 at the kink, a subgradient).
 
 Every loss is the mean over all B * Hz (* P) terms.
+
+Calibration (``scores``, ``factors``, ``widen``): split conformal
+(Romano, Patterson & Candes 2019, conformalized quantile regression, in ratio
+form), with N windows and V = len(LEVELS). The quantiles q are widened around
+their median: q' = median + f (q - median), one factor f per horizon step and
+level. A value y lies inside the widened central interval exactly when its score
+
+    r = |y - median| / half,   half = upper - median if y >= median else median - lower
+
+is at most f. So, given the scores r_1..r_n of n values the network was not
+trained on, f = the ceil((n + 1) level)-th smallest of them gives the interval
+coverage >= level on a new exchangeable value (and < level + 1 / (n + 1)).
+Which values (``train.Forecaster``): the held-out training windows, scored by
+weights that never trained on them, and, when the network forecasts from a later
+origin without retraining, every window whose origin lies at or after the end of
+the training part and whose targets are all observed by then; nothing after the
+forecast origin.
+
+Never narrower than the network's own quantiles (f >= FLOOR = 1): those are
+fitted by the loss on the training windows, where errors are no larger than on
+new data, so a factor below 1 can only come from the sampling error of a small,
+serially dependent held-out set (12 overlapping windows span two years of
+targets: one calm stretch would narrow every later interval).
+
+Per horizon step: the error grows with the step, so each step gets its own
+factor, from the scores of that step and its nearest neighbours: the band grows
+by one step either side until it holds at least MIN_SCORES scores (with 12
+held-out windows: steps h-2..h+2).
 """
+import math
+
 import numpy as np
 
 # the 95% and 80% central intervals and the median
@@ -79,16 +109,65 @@ def loss(head, out, y):
 def quantiles(head, out, calibration=1.0):
     """Predicted quantiles at QUANTILES: out (..., K) -> (..., P), sorted along P.
 
-    ``calibration`` (a number, or one factor per level in QUANTILES) widens (> 1)
-    or narrows the spread around the median; for the point head every quantile
-    is the forecast itself.
+    ``calibration`` (a number, one factor per level in QUANTILES (P,), or one per
+    horizon step and level (Hz, P)) widens (> 1) or narrows the spread around the
+    median (``widen``); for the point head every quantile is the forecast itself.
     """
-    calibration = np.asarray(calibration, dtype=np.float64)
     if head == "point":
         return np.repeat(out[..., :1], len(QUANTILES), axis=-1)
     if head == "gaussian":
         sigma = softplus(out[..., 1]) + SIGMA_MIN
-        return out[..., :1] + calibration * sigma[..., None] * Z
-    q = np.sort(out, axis=-1)                                 # no crossing quantiles
+        return widen(out[..., :1] + sigma[..., None] * Z, calibration)
+    return widen(np.sort(out, axis=-1), calibration)          # no crossing quantiles
+
+
+def widen(q, calibration):
+    """q (..., P) sorted quantiles -> median + calibration * (q - median)."""
     med = q[..., MEDIAN:MEDIAN + 1]
-    return med + calibration * (q - med)
+    return med + np.asarray(calibration, dtype=np.float64) * (q - med)
+
+
+# ---------------------------------------------------------------- calibration
+
+MIN_SCORES = 40
+FLOOR = 1.0
+
+
+def scores(q, y):
+    """Conformity scores (N, Hz, V) of targets y (N, Hz) under quantiles q (N, Hz, P)."""
+    med = q[..., MEDIAN]
+    out = []
+    for lo, hi in LEVELS.values():
+        half = np.where(y >= med, q[..., hi] - med, med - q[..., lo])
+        out.append(np.abs(y - med) / np.maximum(half, 1e-12))
+    return np.stack(out, axis=-1)
+
+
+def conformal_quantile(r, level):
+    """The ceil((n + 1) level)-th smallest of the scores r (n,) (the largest when
+    n is too small for the level)."""
+    r = np.sort(np.ravel(r))
+    return float(r[min(len(r) - 1, math.ceil((len(r) + 1) * level) - 1)])
+
+
+def band(N, Hz, h, min_scores=MIN_SCORES):
+    """The horizon steps (lo, hi) pooled for step h: the narrowest symmetric band
+    (clipped at the ends) holding at least ``min_scores`` of N windows' scores."""
+    b = 0
+    while N * (min(Hz, h + b + 1) - max(0, h - b)) < min_scores and b < Hz:
+        b += 1
+    return max(0, h - b), min(Hz, h + b + 1)
+
+
+def factors(s, min_scores=MIN_SCORES):
+    """Widening factors (Hz, P) from scores s (N, Hz, V), at least FLOOR; ones
+    where N = 0."""
+    N, Hz, _ = s.shape
+    f = np.ones((Hz, len(QUANTILES)))
+    if N == 0:
+        return f
+    for h in range(Hz):
+        lo_h, hi_h = band(N, Hz, h, min_scores)
+        for v, (level, (lo, hi)) in enumerate(LEVELS.items()):
+            f[h, [lo, hi]] = max(FLOOR, conformal_quantile(s[:, lo_h:hi_h, v], level))
+    return f

@@ -4,7 +4,8 @@ a backtest, built with the shared ``rnnlab.io.page.Page``.
 - the series with the origins marked;
 - the forecast fan of each model from the last origin: median, 80% and 95%
   intervals, against the actuals;
-- the backtest error per horizon step (mean absolute scaled error) for every model.
+- the backtest error per horizon step (mean absolute scaled error) for every model;
+- the share of actuals inside the 80% and 95% intervals per horizon step.
 """
 import os
 
@@ -70,6 +71,32 @@ def plot_horizon_errors(bt, path):
     return save_png(fig, path, dpi=90)
 
 
+def coverage_per_horizon(bt, name):
+    """{level: (Hz,)} share of actuals inside the model's central intervals, per
+    horizon step, over the origins."""
+    q, a = np.asarray(bt.models[name].q), np.asarray(bt.actual)             # (O, Hz, P), (O, Hz)
+    return {level: np.mean((q[..., lo] <= a) & (a <= q[..., hi]), axis=0)
+            for level, (lo, hi) in heads.LEVELS.items()}
+
+
+def plot_coverage(bt, path):
+    """One panel per interval level: coverage per horizon step of every model."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(heads.LEVELS), figsize=(11, 3.5), sharey=True)
+    h = np.arange(1, bt.horizon + 1)
+    cover = {n: coverage_per_horizon(bt, n) for n in bt.models}
+    for ax, level in zip(axes, heads.LEVELS):
+        for name, r in bt.models.items():
+            ax.plot(h, cover[name][level], marker="o", ms=3, label=r.label)
+        ax.axhline(level, color="k", ls="--", lw=1)
+        ax.set_title(f"{int(round(level * 100))}% intervals (dashed: nominal)", fontsize=9)
+        ax.set_xlabel("horizon step")
+    axes[0].set_ylabel(f"coverage over {len(bt.origins)} origins")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{bt.series.name}: interval coverage per horizon step")
+    return save_png(fig, path, dpi=90)
+
+
 def table_rows(bt):
     return [[name, label] + [m[k] for k in METRICS] for name, label, m in bt.table()]
 
@@ -94,4 +121,11 @@ def write_page(backtests, out, title="rnnlab forecast backtest", notes=()):
                     "median, 80% and 95% intervals from the last origin; dashed: actual")
         page.figure(plot_horizon_errors(bt, os.path.join(out, f"{name}-horizon.png")),
                     "backtest error per horizon step for every model")
+        page.text("coverage ± standard error (Newey-West over the per-origin values, "
+                  f"correlated up to {bt.overlap} origins apart): " + "; ".join(
+                      f"{n} " + ", ".join(f"{r.mean()[k]:.2f} ± {r.se(k, bt.overlap):.2f}"
+                                          for k in ("coverage_80", "coverage_95"))
+                      for n, r in bt.models.items()))
+        page.figure(plot_coverage(bt, os.path.join(out, f"{name}-coverage.png")),
+                    "interval coverage per horizon step for every model")
     return page.write(os.path.join(out, "report.html"))

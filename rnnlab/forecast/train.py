@@ -5,7 +5,7 @@ index), the input is features[o-L+1 .. o] (L, F), the future covariates are
 calendar[o+1 .. o+Hz] (Hz, C) and the target is ``Scaling.targets`` (Hz,). Every
 origin whose targets lie inside the training part is used; the last ``valid``
 origins are held out to pick the best epoch (``best.npz``) and to calibrate the
-interval width. Several series train one global model: their windows are
+intervals (``heads.factors``). Several series train one global model: their windows are
 pooled, each series scaled with its own statistics.
 """
 import math
@@ -40,8 +40,9 @@ class ForecastOptions(trainer.TrainOptions):
                        "or none", choices=("seasonal", "first", "none"))
     valid: int = option(12, "last training origins held out for best epoch and calibration",
                         lo=0)
-    calibrate: bool = option(True, "scale each interval to its coverage on the held-out "
-                             "origins (split conformal)")
+    calibrate: bool = option(True, "widen each interval, per horizon step, to its coverage "
+                             "on windows the network never trained on: the held-out origins "
+                             "and those observed since training (split conformal)")
     refit: bool = option(True, "after choosing the epoch count and the calibration on the "
                          "held-out origins, train again on every origin for that many epochs")
     ensemble: int = option(1, "seeds averaged (seed, seed+1, ...)", lo=1)
@@ -123,39 +124,25 @@ def build(opts, series_list):
     return mcfg, scalings, pool
 
 
-def calibration(mcfg, params, valid):
-    """Per-quantile factors (P,) on the spread around the median, so that each
-    central interval covers its level of the held-out windows (split conformal,
-    Romano et al. 2019, in ratio form: the ceil((n + 1) level)-th smallest ratio
-    |y - median| / half-width, n held-out values)."""
-    x, cov, y = valid
-    out, _ = model.forward(mcfg, params, x, cov)
-    q = heads.quantiles(mcfg.head, out)                                      # (N, Hz, P)
-    med = q[..., heads.MEDIAN]
-    factors = np.ones(len(heads.QUANTILES))
-    if mcfg.head == "point":
-        return factors.tolist()
-    for level, (lo, hi) in heads.LEVELS.items():
-        half = np.where(y >= med, q[..., hi] - med, med - q[..., lo])
-        ratio = np.sort((np.abs(y - med) / np.maximum(half, 1e-12)).ravel())
-        k = min(len(ratio) - 1, int(np.ceil((len(ratio) + 1) * level)) - 1)
-        factors[[lo, hi]] = ratio[k]
-    return factors.tolist()
+def raw_quantiles(mcfg, members, x, cov):
+    """Uncalibrated quantiles (N, Hz, P) on the network's scale, the members' mean."""
+    return np.mean([heads.quantiles(mcfg.head, model.forward(mcfg, p, x, cov)[0])
+                    for p in members], axis=0)
 
 
 def _member(opts, mcfg, pool, meta, log):
-    """One trained network: (params, calibration factor)."""
+    """One trained network: (params, its uncalibrated quantiles (N, Hz, P) on the
+    held-out windows from the weights that never trained on them, or None)."""
     from dataclasses import replace
     if pool["valid"] is None:
         st = trainer.fit(opts, Task(opts, mcfg, pool["train"], None),
                          model.init_params(mcfg, opts.seed), kind=KIND, app_meta=meta, log=log)
-        return st.params, [1.0] * len(heads.QUANTILES)
+        return st.params, None
     st = trainer.fit(opts, Task(opts, mcfg, pool["train"], pool["valid"]),
                      model.init_params(mcfg, opts.seed), kind=KIND, app_meta=meta, log=log)
     params = checkpoint.load(f"{opts.out}/best.npz", kind=KIND)["params"]
     model.check_params(mcfg, params)
-    calib = calibration(mcfg, params, pool["valid"]) if opts.calibrate \
-        else [1.0] * len(heads.QUANTILES)
+    held = raw_quantiles(mcfg, [params], *pool["valid"][:2])
     if opts.refit:
         values = [r[opts.monitor] for r in st.history]
         epochs = 1 + int(np.argmin(values) if not trainer.higher_is_better(opts.monitor)
@@ -164,56 +151,82 @@ def _member(opts, mcfg, pool, meta, log):
         o = replace(opts, epochs=epochs, early_stop=0, out=f"{opts.out}/refit")
         params = trainer.fit(o, Task(o, mcfg, every, None), model.init_params(mcfg, opts.seed),
                              kind=KIND, app_meta=meta, log=log).params
-    return params, calib
+    return params, held
 
 
 def fit(opts, series_list, log=print):
-    """Train ``opts.ensemble`` members; returns a ``Forecaster``."""
+    """Train ``opts.ensemble`` members; returns a calibrated ``Forecaster``."""
     from dataclasses import replace
     mcfg, scalings, pool = build(opts, series_list)
     meta = {"model": mcfg.to_dict(), "scalings": [s.to_dict() for s in scalings],
             "series": [s.name for s in series_list]}
-    members = []
+    members, held = [], []
     for k in range(opts.ensemble):
         o = replace(opts, seed=opts.seed + k,
                     out=opts.out if opts.ensemble == 1 else f"{opts.out}/member{k}")
-        members.append(_member(o, mcfg, pool, meta, log))
-    return Forecaster(mcfg, members, scalings, opts.input_len)
+        params, q = _member(o, mcfg, pool, meta, log)
+        members.append(params)
+        held.append(q)
+    V = len(heads.LEVELS)
+    scores = heads.scores(np.mean(held, axis=0), pool["valid"][2]) if held[0] is not None \
+        else np.zeros((0, opts.horizon, V))
+    return Forecaster(mcfg, members, scalings, opts.input_len, scores,
+                      [len(s) - 1 for s in series_list], opts.calibrate)
 
 
 class Forecaster:
-    """A trained network (or an ensemble): ``predict(series, scaling_index)``."""
+    """A trained network (or an ensemble): ``predict(series, scaling_index)``.
 
-    def __init__(self, mcfg, members, scalings, input_len):
+    ``held`` (N, Hz, V): conformity scores of the held-out windows; ``ends``: per
+    series, the last index of the training part; ``calibrate``: widen the
+    intervals by ``heads.factors`` (else the network's own).
+    """
+
+    def __init__(self, mcfg, members, scalings, input_len, held, ends, calibrate=True):
         self.mcfg, self.members, self.scalings, self.L = mcfg, members, scalings, input_len
+        self.held, self.ends, self.calibrate = held, list(ends), calibrate
+
+    def factors(self, s, which=0):
+        """Widening factors (Hz, P) at the end of s: the held-out scores and those of
+        every window of s after the training part whose targets s already holds."""
+        if not self.calibrate or self.mcfg.head == "point":
+            return np.ones((self.mcfg.horizon, len(heads.QUANTILES)))
+        sc, Hz = self.scalings[which], self.mcfg.horizon
+        first = max(self.ends[which], self.L - 1 + sc.lag)
+        later = np.arange(first, len(s) - Hz)                  # origins with targets <= end
+        scores = self.held
+        if len(later):
+            x, cov, y = windows(s, sc, self.L, Hz, later)
+            scores = np.concatenate([scores, heads.scores(
+                raw_quantiles(self.mcfg, self.members, x, cov), y)])
+        return heads.factors(scores)
 
     def predict(self, s, which=0):
-        """Quantiles (Hz, P) of the next Hz values after the end of s, in s's units;
-        members' quantiles averaged."""
+        """Quantiles (Hz, P) of the next Hz values after the end of s, in s's units."""
         sc, Hz = self.scalings[which], self.mcfg.horizon
         data.check_length(s, self.L + sc.lag, f"an input window of {self.L} at lag {sc.lag}")
         x, cov, _ = windows(s, sc, self.L, Hz, np.array([len(s) - 1]))
-        qs = []
-        for params, calib in self.members:
-            out, _ = model.forward(self.mcfg, params, x, cov)
-            qs.append(sc.invert(heads.quantiles(self.mcfg.head, out, calib)[0].T, s.values).T)
-        return np.mean(qs, axis=0)
+        q = heads.widen(raw_quantiles(self.mcfg, self.members, x, cov)[0],
+                        self.factors(s, which))                          # (Hz, P)
+        return sc.invert(q.T, s.values).T
 
 
 class Network:
     """A backtest forecaster ``(history, horizon) -> q``: trains on the history at
     the first origin, then forecasts from every later origin with the longer
-    history as input (darts' ``retrain=False``); ``retrain=True`` trains anew at
-    every origin."""
+    history as input and recalibrated on the windows seen since (darts'
+    ``retrain=False``); ``retrain=k`` trains anew at every k-th origin
+    (``True``: at every one)."""
 
-    def __init__(self, opts, retrain=False, log=None, label=None):
-        self.opts, self.retrain, self.log = opts, retrain, log or (lambda *a: None)
-        self.label = label or f"{opts.mode.upper()} {opts.arch} {opts.head}"
+    def __init__(self, opts, retrain=0, log=None, label=None):
+        self.opts, self.every, self.log = opts, int(retrain), log or (lambda *a: None)
+        self.label = label or f"{opts.mode.upper()} {opts.arch} {opts.head}" + (
+            f" x{opts.ensemble}" if opts.ensemble > 1 else "")
         self.forecaster, self.calls = None, 0
 
     def __call__(self, s, horizon):
         from dataclasses import replace
-        if self.forecaster is None or self.retrain:
+        if self.forecaster is None or (self.every and self.calls % self.every == 0):
             o = replace(self.opts, horizon=horizon, out=f"{self.opts.out}/origin{self.calls}")
             self.forecaster = fit(o, [s], self.log)
         self.calls += 1
@@ -222,11 +235,13 @@ class Network:
 
 def save_forecaster(path, f, series_names):
     """One ``.npz`` (the shared checkpoint format): member k's weights as ``m<k>.<name>``,
-    the architecture, scalings, window length and calibrations in the metadata."""
-    params = {f"m{k}.{n}": v for k, (p, _) in enumerate(f.members) for n, v in p.items()}
+    the held-out conformity scores as ``held``; the architecture, scalings, window
+    length and training ends in the metadata."""
+    params = {f"m{k}.{n}": v for k, p in enumerate(f.members) for n, v in p.items()}
+    params["held"] = np.asarray(f.held, np.float64)
     meta = {"model": f.mcfg.to_dict(), "scalings": [s.to_dict() for s in f.scalings],
-            "input_len": f.L, "calibration": [c for _, c in f.members],
-            "series": list(series_names)}
+            "input_len": f.L, "members": len(f.members), "ends": f.ends,
+            "calibrate": bool(f.calibrate), "series": list(series_names)}
     checkpoint.save(path, params, meta=meta, kind=KIND)
 
 
@@ -236,11 +251,12 @@ def load_forecaster(path):
     try:
         mcfg = model.ForecastConfig(**m["model"])
         members = []
-        for k, calib in enumerate(m["calibration"]):
+        for k in range(int(m["members"])):
             p = {n[len(f"m{k}."):]: v for n, v in ck["params"].items() if n.startswith(f"m{k}.")}
             model.check_params(mcfg, p)
-            members.append((p, [float(c) for c in calib]))
+            members.append(p)
         scalings = [transform.Scaling(**s) for s in m["scalings"]]
-        return Forecaster(mcfg, members, scalings, int(m["input_len"])), m["series"]
+        return Forecaster(mcfg, members, scalings, int(m["input_len"]), ck["params"]["held"],
+                          [int(e) for e in m["ends"]], bool(m["calibrate"])), m["series"]
     except (KeyError, TypeError) as e:
         raise checkpoint.CheckpointError(f"{path}: not a forecaster file ({e})") from None

@@ -179,7 +179,9 @@ class LMTask:
             self._carry = lm.zero_state(self.mcfg, self.cfg.batch_size,
                                         params["decoder.bias"].dtype)
         x, y = _chunk(self.train, i, self.cfg.bptt)
-        part = functools.partial(self._part, params, x, y)
+        # alone, the untied embedding's gradient is its touched rows (nn.RowGrad);
+        # data-parallel parts are summed as flat dense buffers
+        part = functools.partial(self._part, params, x, y, sparse=self.dp is None)
         loss, count, grads, state = (part(slice(None), rng) if self.dp is None else
                                      self.dp.step(part, x.shape[1], "--batch-size", rng))
         self.steps_run += 1
@@ -188,7 +190,7 @@ class LMTask:
         self._carry = state
         return loss, count, grads
 
-    def _part(self, params, x, y, cols, rng):
+    def _part(self, params, x, y, cols, rng, sparse=False):
         """Mean loss, token count, gradients (None when not finite) and final state
         of the streams ``cols`` (a slice of the B)."""
         carry = tuple(h[:, cols] for h in self._carry)                # (L, B', H) each
@@ -198,7 +200,7 @@ class LMTask:
         grads = None
         if math.isfinite(loss):
             try:
-                grads = lm.backward(self.mcfg, params, cache)    # of the per-token mean
+                grads = lm.backward(self.mcfg, params, cache, sparse=sparse)   # per-token mean
             except FloatingPointError:
                 pass
         if grads is not None and self.cfg.sum_over_time:

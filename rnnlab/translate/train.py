@@ -7,8 +7,14 @@ and validation metrics: ``valid_loss``, ``valid_ppl`` and, on up to
 ``bleu_sentences`` validation sentences decoded greedily, ``valid_bleu``
 (lowercased tokens) and ``valid_exact`` (whole-sentence accuracy). Any of them
 can be ``--monitor``ed (BLEU and exact match: higher is better).
+
+``keep_epochs`` N keeps ``OUT/epoch<k>.npz`` of the last N epochs;
+``average`` makes one model of several such checkpoints (the mean of their
+weights, as fairseq's ``average_checkpoints.py``), often a little better than
+any one of them.
 """
 import math
+import os
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -59,6 +65,10 @@ class TranslateOptions(trainer.TrainOptions):
     bleu_sentences: int = option(500, "validation sentences decoded for valid_bleu (0: none)",
                                  lo=0)
     dtype: str = option("float32", "parameter dtype", choices=("float32", "float64"))
+    keep_epochs: int = option(0, "also keep OUT/epoch<k>.npz of the last N epochs (for "
+                              "rnnlab translate average)", lo=0)
+
+    RESUMABLE = trainer.RESUMABLE + ("keep_epochs",)
 
 
 def model_config(cfg, vocabs):
@@ -159,9 +169,39 @@ def run(cfg, resume=None, log=print):
         f"{len(vocabs[1]):,}; {sum(int(np.prod(s)) for s in model.param_shapes(mcfg).values()):,} "
         "parameters")
     task = Task(cfg, mcfg, splits, vocabs)
-    st = trainer.fit(cfg, task, params, kind=KIND, app_meta=app_meta(cfg, mcfg, vocabs),
-                     resume=resume, log=log, unit="tok")
+    meta = app_meta(cfg, mcfg, vocabs)
+    st = trainer.fit(cfg, task, params, kind=KIND, app_meta=meta, resume=resume, log=log,
+                     unit="tok", on_epoch=lambda st, _: keep_epoch(cfg, st, meta))
     return st, task
+
+
+def keep_epoch(cfg, st, meta):
+    """OUT/epoch<k>.npz after epoch k (a full checkpoint); drop the one N epochs older."""
+    if not cfg.keep_epochs:
+        return
+    trainer.save(os.path.join(cfg.out, f"epoch{st.epoch}.npz"), cfg, st, KIND, meta)
+    old = os.path.join(cfg.out, f"epoch{st.epoch - cfg.keep_epochs}.npz")
+    if os.path.exists(old):
+        os.remove(old)
+
+
+def average(paths, out):
+    """Write ``out``: the mean weights of the checkpoints ``paths`` (same model and
+    vocabularies, else ValueError naming the odd one), the last one's metadata."""
+    from rnnlab.io import checkpoint
+    if not paths:
+        raise ValueError("checkpoints: expected at least one, got none")
+    cks = [checkpoint.load(p, kind=KIND) for p in paths]
+    first = cks[0]["meta"].get("app")
+    for p, ck in zip(paths, cks):
+        if ck["meta"].get("app") != first or ck["params"].keys() != cks[0]["params"].keys():
+            raise ValueError(f"{p}: expected the same model and vocabularies as {paths[0]}, "
+                             "found another")
+    params = {k: (sum(ck["params"][k].astype(np.float64) for ck in cks) / len(cks))
+              .astype(v.dtype) for k, v in cks[0]["params"].items()}
+    meta = dict(cks[-1]["meta"], averaged=[os.fspath(p) for p in paths])
+    checkpoint.save(out, params, None, None, meta, kind=KIND)
+    return params
 
 
 def check_pair(meta, src_lang, tgt_lang, path):

@@ -1,0 +1,121 @@
+"""Where an LSTM training step spends its time: rnnlab's fast path against torch.
+
+Issue 12 asks, for a target not met, the profile that shows where the time
+goes. For one LSTM layer (B=32, T=64, I=H, float32) this times, in the same
+process and with the same thread count:
+
+- the whole forward, and forward + backward, of rnnlab (fused path) and torch.nn.LSTM;
+- the matrix products the step cannot avoid, done by NumPy's BLAS (what rnnlab
+  calls) and by torch's BLAS on the same shapes: the input product
+  W_ih x (4H, I) @ (I, T*B), the T recurrent products W_hh h (4H, H) @ (H, B),
+  the T backward products W_hh^T dG (H, 4H) @ (4H, B), and the weight
+  gradients dG x^T, dG h^T, W_ih^T dG (each (4H, T*B)-sized);
+- what is left of rnnlab's time after its products: the gate passes, the
+  gathers and scatters between steps, and Python overhead.
+
+    python benchmarks/lstm_profile.py                    # H = 256 and 512, 1 thread, CPU clock
+    python benchmarks/lstm_profile.py --threads 2 --clock wall   # on a quiet machine
+
+Writes the table to stdout and, with --out, to a Markdown record.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+import machine
+
+
+def products(mm, zeros, H, T, B, rng):
+    """The products of one LSTM layer's step, as callables on one library's arrays."""
+    G = 4 * H
+    w, x, h, dg = (mm(rng.standard_normal(s).astype(np.float32))
+                   for s in ((G, H), (H, T * B), (H, B), (G, T * B)))
+    wt, dgb = mm(np.ascontiguousarray(rng.standard_normal((H, G)).astype(np.float32))), dg[:, :B]
+
+    def steps_fwd():
+        for _ in range(T):
+            w @ h
+
+    def steps_bwd():
+        for _ in range(T):
+            wt @ dgb
+    return {"input product W_ih x": lambda: w @ x,
+            "T recurrent products W_hh h": steps_fwd,
+            "T backward products W_hh^T dG": steps_bwd,
+            "weight/input gradients (3 products)": lambda: (dg @ x.T, dg @ x.T, wt @ dg)}
+
+
+def profile(torch, H, T, B, clock, repeats):
+    import rnnlab
+    rng = np.random.default_rng(0)
+    t = lambda f: machine.timeit(f, repeats, 1, clock) * 1e3          # ms
+    x = rng.standard_normal((T, B, H)).astype(np.float32)
+    dout = np.ones((T, B, H), np.float32)
+    m = rnnlab.LSTM(H, H, seed=0)
+    ours = {"forward": t(lambda: m(x))}
+    ours["forward + backward"] = t(lambda: (m(x), m.backward(dout)))
+    machine.settle()
+    tm, xt = torch.nn.LSTM(H, H), torch.randn(T, B, H, requires_grad=True)
+
+    def tfwd():
+        with torch.no_grad():
+            tm(xt)
+    theirs = {"forward": t(tfwd), "forward + backward": t(lambda: tm(xt)[0].sum().backward())}
+    machine.settle()
+    np_p = {k: t(f) for k, f in products(np.asarray, np.zeros, H, T, B, rng).items()}
+    machine.settle()
+    th_p = {k: t(f) for k, f in products(torch.from_numpy, torch.zeros, H, T, B, rng).items()}
+    return ours, theirs, np_p, th_p
+
+
+def table(H, ours, theirs, np_p, th_p):
+    rows = [f"### H = {H}", "", "| ms per call | rnnlab / NumPy BLAS | torch / its BLAS | ratio |",
+            "|---|---|---|---|"]
+    for k in ours:
+        rows.append(f"| whole {k} | {ours[k]:.2f} | {theirs[k]:.2f} | {theirs[k] / ours[k]:.2f}x |")
+    for k in np_p:
+        rows.append(f"| {k} | {np_p[k]:.2f} | {th_p[k]:.2f} | {th_p[k] / np_p[k]:.2f}x |")
+    fwd_p = np_p["input product W_ih x"] + np_p["T recurrent products W_hh h"]
+    all_p = sum(np_p.values())
+    rows += ["", f"rnnlab forward: {fwd_p:.2f} ms in products, {ours['forward'] - fwd_p:.2f} ms "
+             f"({1 - fwd_p / ours['forward']:.0%}) in gate passes, copies and overhead; "
+             f"forward + backward: {all_p:.2f} ms in products, "
+             f"{ours['forward + backward'] - all_p:.2f} ms "
+             f"({1 - all_p / ours['forward + backward']:.0%}) else.", ""]
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--out", help="also write the record here (Markdown)")
+    a = ap.parse_args(argv)
+    os.environ["OMP_NUM_THREADS"] = str(a.threads)
+    try:
+        import torch
+    except ImportError:
+        sys.exit("lstm_profile: torch is the peer here; pip install torch")
+    from threadpoolctl import threadpool_limits
+    torch.set_num_threads(a.threads)
+    threadpool_limits(a.threads)
+    lines = ["# LSTM step profile (issue 12)", "", machine.describe(torch),
+             f"command: python benchmarks/lstm_profile.py {' '.join(argv or sys.argv[1:])}",
+             f"B=32, T=64, I=H, float32, {a.threads} thread(s), {a.clock} clock, "
+             f"median of {a.repeats}", ""]
+    for H in a.sizes:
+        lines += table(H, *profile(torch, H, 64, 32, a.clock, a.repeats))
+    text = "\n".join(lines)
+    print(text)
+    if a.out:
+        from rnnlab.io.atomic import atomic_write
+        with atomic_write(a.out) as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

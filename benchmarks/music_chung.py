@@ -3,16 +3,17 @@ RNN / GRU / LSTM frame models on the four polyphonic music sets, and the
 training speed of the same Bernoulli model in rnnlab and in torch.
 
 Recipe (Chung et al. section 4.2 as far as the paper states it; the rest is
-ours and fixed here): about 20k parameters (tanh 100, GRU 46, LSTM 36 units,
-one layer, 88 sigmoid outputs), RMSProp (decay 0.9, lr 1e-3), gradient norm
-clipped to 1, weight noise σ = 0.075 drawn afresh for each update, one piece
-per update (whole-piece BPTT), output biases started at the logit of the
-training note frequencies, early stopping on validation NLL (patience 20
-epochs, at most ``--epochs``), the test NLL of the best-validation weights.
-Seed 0, float32.
+ours and fixed here; the defaults of ``rnnlab music train``): about 20k
+parameters (tanh 100, GRU 46, LSTM 36 units, one layer, 88 sigmoid outputs),
+RMSProp (decay 0.9, lr 3e-3, halved after 3 epochs in a row without a better
+validation NLL), gradient norm clipped to 1, weight noise σ = 0.075 drawn
+afresh for each update, one piece per update (whole-piece BPTT), output biases
+started at the logit of the training note frequencies, early stopping on
+validation NLL (patience 10 epochs, at most ``--epochs``), the test NLL of the
+best-validation weights. Seed 0, float32.
 
     python benchmarks/music_chung.py --sets jsb nottingham [--cells rnn gru lstm]
-        [--epochs 200] [--out runs/music_chung]
+        [--epochs 300] [--out runs/music_r2]
 
 The speed comparison is ``benchmarks/speed_music.py``; it writes into the same
 files.
@@ -61,9 +62,9 @@ def cpu_model():
 
 
 def recipe(name, cell, epochs, out, **kw):
-    base = dict(data=name, mode=cell, hidden_size=UNITS[cell], optimizer="rmsprop", lr=1e-3,
-                clip=1.0, weight_noise=0.075, batch_size=1, epochs=epochs, early_stop=20,
-                seed=0, progress=False)
+    base = dict(data=name, mode=cell, hidden_size=UNITS[cell], optimizer="rmsprop", lr=3e-3,
+                clip=1.0, weight_noise=0.075, batch_size=1, epochs=epochs, early_stop=10,
+                schedule="plateau", lr_decay=0.5, patience=2, seed=0, progress=False)
     base.update(kw)
     base["out"] = os.path.join(out, f"{name}-{cell}-{base.get('output', 'bernoulli')}"
                                + ("" if base["hidden_size"] == UNITS[cell] else
@@ -98,8 +99,10 @@ def run_cell(name, cell, sets, epochs, out, **kw):
             "paper": PAPER.get(name, {}).get(cell) if cfg.output == "bernoulli" else None,
             "seconds": round(time.time() - t0, 1),
             "train_frames_per_s": float(np.median([r["frame_per_s"] for r in st.history])),
+            "skipped_steps": int(sum(r.get("skipped_steps", 0) for r in st.history)),
             "recipe": {k: getattr(cfg, k) for k in ("optimizer", "lr", "clip", "weight_noise",
                                                      "batch_size", "epochs", "early_stop",
+                                                     "schedule", "lr_decay", "patience",
                                                      "freq_init", "seed", "dtype",
                                                      "nade_hidden", "init_from")}}
 
@@ -120,7 +123,8 @@ def latest():
                 r = json.loads(line)
                 key = (r.get("kind", "nll"), r["set"], r["cell"], r.get("output", "bernoulli"))
                 c = r.get("recipe", {})
-                recs[key + (r["units"], c.get("batch_size"), c.get("init_from", ""))] = r
+                # a second phase (init_from) counts as the same figure: the latest wins
+                recs[key + (r["units"], c.get("batch_size"), c.get("weight_noise"))] = r
     return recs
 
 
@@ -128,6 +132,8 @@ def _recipe(r):
     c = r["recipe"]
     text = (f"{c['optimizer']} {c['lr']:g}, clip {c['clip']:g}, noise {c['weight_noise']:g}, "
             f"batch {c['batch_size']}, patience {c['early_stop']}, max {c['epochs']}")
+    if c.get("schedule", "constant") == "plateau":
+        text += f", lr x{c['lr_decay']:g} after {c['patience'] + 1} epochs without progress"
     text += f", NADE {c['nade_hidden']}" if r.get("output") == "nade" else ""
     return text + (f", from {c['init_from']}" if c.get("init_from") else "")
 
@@ -171,17 +177,22 @@ def main(argv=None):
     p.add_argument("--sets", nargs="+", default=["jsb", "nottingham"],
                    choices=sorted(data.DATASETS))
     p.add_argument("--cells", nargs="+", default=["rnn", "gru", "lstm"], choices=sorted(UNITS))
-    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--epochs", type=int, default=300)
     p.add_argument("--output", default="bernoulli", choices=("bernoulli", "nade"))
     p.add_argument("--units", type=int, help="override the hidden units (NADE runs)")
     p.add_argument("--nade-hidden", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=1, help="pieces per update")
-    p.add_argument("--lr", type=float, default=1e-3, help="RMSProp learning rate")
+    p.add_argument("--lr", type=float, default=3e-3, help="RMSProp learning rate")
     p.add_argument("--phase2", type=float, metavar="LR",
                    help="second phase: start from the cell's best.npz at this lower lr")
     p.add_argument("--weight-noise", type=float, default=0.075)
-    p.add_argument("--early-stop", type=int, default=20)
-    p.add_argument("--out", default="runs/music_chung")
+    p.add_argument("--schedule", default="plateau", choices=("constant", "plateau"),
+                   help="plateau: multiply the lr by --lr-decay after --patience epochs "
+                        "without a better valid NLL")
+    p.add_argument("--lr-decay", type=float, default=0.5)
+    p.add_argument("--patience", type=int, default=2)
+    p.add_argument("--early-stop", type=int, default=10)
+    p.add_argument("--out", default="runs/music_r2")
     args = p.parse_args(argv)
     command = "python benchmarks/music_chung.py " + " ".join(argv or sys.argv[1:])
     for name in args.sets:
@@ -189,7 +200,8 @@ def main(argv=None):
         for cell in args.cells:
             kw = {"output": args.output, "nade_hidden": args.nade_hidden,
                   "batch_size": args.batch_size, "weight_noise": args.weight_noise, "lr": args.lr,
-                  "early_stop": args.early_stop}
+                  "early_stop": args.early_stop, "schedule": args.schedule,
+                  "lr_decay": args.lr_decay, "patience": args.patience}
             if args.units:
                 kw["hidden_size"] = args.units
             if args.phase2:

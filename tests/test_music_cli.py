@@ -103,15 +103,22 @@ def test_chung_recipe_from_a_toml_file(tmp_path):
     from rnnlab.cli.command import build_parser
     from rnnlab.training import trainer
     toml = tmp_path / "chung.toml"
-    toml.write_text('mode = "rnn"\nhidden-size = 100\noptimizer = "rmsprop"\nlr = 1e-3\n'
-                    'clip = 1.0\nweight-noise = 0.075\nearly-stop = 20\nbatch-size = 1\n')
+    toml.write_text('mode = "rnn"\nhidden-size = 100\noptimizer = "rmsprop"\nlr = 3e-3\n'
+                    'clip = 1.0\nweight-noise = 0.075\nschedule = "plateau"\nlr-decay = 0.5\n'
+                    'patience = 2\nearly-stop = 10\nbatch-size = 1\n')
     args = build_parser().parse_args(["music", "train", "jsb", "--config", str(toml),
                                       "--epochs", "200"])
     del args.music_command
     cfg, _ = trainer.config_from_args(train.MusicOptions, args, train.KIND)
-    assert (cfg.data, cfg.mode, cfg.hidden_size, cfg.optimizer, cfg.clip, cfg.weight_noise,
-            cfg.early_stop, cfg.epochs, cfg.monitor) == (
-        "jsb", "rnn", 100, "rmsprop", 1.0, 0.075, 20, 200, "valid_nll")
+    assert (cfg.data, cfg.mode, cfg.hidden_size, cfg.optimizer, cfg.lr, cfg.clip,
+            cfg.weight_noise, cfg.schedule, cfg.lr_decay, cfg.patience, cfg.early_stop,
+            cfg.epochs, cfg.monitor) == (
+        "jsb", "rnn", 100, "rmsprop", 3e-3, 1.0, 0.075, "plateau", 0.5, 2, 10, 200, "valid_nll")
+    # the file holds exactly the defaults: the command line alone gives the same recipe
+    plain = build_parser().parse_args(["music", "train", "jsb", "--mode", "rnn",
+                                       "--hidden-size", "100", "--epochs", "200"])
+    del plain.music_command
+    assert trainer.config_from_args(train.MusicOptions, plain, train.KIND)[0] == cfg
 
 
 def test_init_from_starts_at_the_given_weights(tmp_path, capsys):

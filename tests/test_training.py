@@ -2,6 +2,7 @@
 early stopping, divergence, option checks."""
 import io
 import json
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,23 +51,26 @@ class Kill(Exception):
     pass
 
 
-def test_resume_after_a_kill_mid_epoch_is_bit_identical(tmp_path):
-    whole = _fit(_cfg(tmp_path / "a"))
-    task, calls = Regression(), []
+def _killed_at(cfg, task, at):
+    """Train until step ``at`` = (epoch, i), both 0-based, is killed; the last
+    checkpoint, loaded, with its path."""
     real = task.loss_and_grads
 
     def dying(params, epoch, i, rng):
-        calls.append((epoch, i))
-        if len(calls) == 13:                                      # in epoch 2, step 5
+        if (epoch, i) == at:
             raise Kill
         return real(params, epoch, i, rng)
     task.loss_and_grads = dying
-    cfg = _cfg(tmp_path / "b", checkpoint_every=2)
     with pytest.raises(Kill):
         _fit(cfg, task=task)
-    path = str(tmp_path / "b" / "run" / "last.npz")
-    ck = checkpoint.load(path, kind="test")
-    ck["path"] = path
+    path = os.path.join(cfg.out, "last.npz")
+    return {**checkpoint.load(path, kind="test"), "path": path}
+
+
+def test_resume_after_a_kill_mid_epoch_is_bit_identical(tmp_path):
+    whole = _fit(_cfg(tmp_path / "a"))
+    cfg = _cfg(tmp_path / "b", checkpoint_every=2)
+    ck = _killed_at(cfg, Regression(), (1, 4))                    # in epoch 2, step 5
     assert ck["meta"]["position"] == {"epoch": 1, "step": 4}     # saved at step 4 of epoch 2
     assert len(metrics.read(tmp_path / "b" / "run" / "metrics.jsonl")) == 1
     task2, steps_after = Regression(), []
@@ -100,6 +104,56 @@ def test_early_stop_and_plateau(tmp_path):
 def test_divergence_names_the_fix(tmp_path):
     with pytest.raises(trainer.TrainingDiverged, match="lower --lr"):
         _fit(_cfg(tmp_path, lr=1e6, clip=0.0, optimizer="sgd"))
+
+
+class Overflows(Regression):
+    """Regression whose gradient is infinite (the loss finite) at the steps ``bad``."""
+
+    def __init__(self, bad):
+        super().__init__()
+        self.bad, self.seen = bad, {}
+
+    def loss_and_grads(self, params, epoch, i, rng):
+        self.seen[epoch, i] = params["w"].copy()
+        loss, count, grads = super().loss_and_grads(params, epoch, i, rng)
+        if (epoch, i) in self.bad:
+            grads = {"w": np.array([np.inf, 0.0, 0.0])}
+        return loss, count, grads
+
+
+def test_a_non_finite_gradient_skips_the_update_and_is_counted(tmp_path):
+    task = Overflows({(1, 3), (1, 4)})
+    st = _fit(_cfg(tmp_path / "a", checkpoint_every=3), task=task)
+    w = task.seen
+    assert not np.array_equal(w[1, 2], w[1, 3])                 # a normal update
+    np.testing.assert_array_equal(w[1, 3], w[1, 4])             # no update after a skip
+    np.testing.assert_array_equal(w[1, 4], w[1, 5])
+    assert [r.get("skipped_steps", 0) for r in st.history] == [0, 2, 0, 0]
+    rows = metrics.read(tmp_path / "a" / "run" / "metrics.jsonl")
+    assert [r.get("skipped_steps", 0) for r in rows] == [0, 2, 0, 0]
+    assert st.history[-1]["valid_loss"] < 0.5 * st.history[0]["valid_loss"]   # still learns
+    ref = _fit(_cfg(tmp_path / "b", skip_nonfinite=1), task=Overflows({(1, 3)}))
+    assert ref.history[1]["skipped_steps"] == 1
+
+
+def test_non_finite_gradients_in_a_row_are_a_divergence(tmp_path):
+    bad = {(0, i) for i in range(2, 8)}
+    with pytest.raises(trainer.TrainingDiverged, match=r"epoch 1, step 5 .*gradient norm inf, "
+                       r"3 steps in a row.*lower --lr"):
+        _fit(_cfg(tmp_path, skip_nonfinite=2), task=Overflows(bad))
+    with pytest.raises(trainer.TrainingDiverged, match=r"epoch 1, step 3 .*gradient norm inf\)"):
+        _fit(_cfg(tmp_path, skip_nonfinite=0), task=Overflows(bad))
+
+
+def test_resume_across_skipped_steps_is_bit_identical(tmp_path):
+    bad = {(0, 1), (1, 2), (1, 3)}
+    whole = _fit(_cfg(tmp_path / "a"), task=Overflows(bad))
+    cfg = _cfg(tmp_path / "b", checkpoint_every=4)
+    ck = _killed_at(cfg, Overflows(bad), (1, 5))
+    assert ck["meta"]["sums"]["skipped"] == 2 and ck["meta"]["sums"]["bad_in_row"] == 2
+    resumed = _fit(cfg, resume=ck, task=Overflows(bad))
+    np.testing.assert_array_equal(resumed.params["w"], whole.params["w"])
+    assert [r.get("skipped_steps", 0) for r in resumed.history] == [1, 2, 0, 0]
 
 
 @pytest.mark.parametrize("kw, words", [

@@ -14,7 +14,12 @@ music, translation, forecasting and captioning:
   ends with the same weights, bit for bit, as one that never stopped;
 - ``OUT/metrics.jsonl`` rewritten from the checkpointed history (one row per
   finished epoch, whatever was killed when), the one progress bar, and a clear
-  message when training diverges.
+  message when training diverges;
+- a step whose loss is finite but whose gradient is not (a float32 overflow in
+  one backward, e.g. under weight noise) is skipped: no update, the weights and
+  optimiser state stay as they were, and the epoch's record counts it as
+  ``skipped_steps``; only ``skip_nonfinite`` such steps in a row are taken for
+  a divergence.
 
 A task is any object with:
 
@@ -29,9 +34,10 @@ and optionally ``carry``: a tuple of arrays the task keeps from step to step
 trainer saves it in every checkpoint and sets it back on resume, so a run killed
 mid-epoch continues from the same state. If ``loss_and_grads`` finds a
 non-finite loss or gradient it may return ``grads=None`` (skipping the rest of
-its backward): the trainer reports the divergence either way, before the
-update. ``max_loss`` (optional): a loss above it counts as diverged too (for a
-language model, far worse than a uniform guess).
+its backward): a non-finite loss is a divergence, reported before the update;
+a finite loss with a non-finite gradient skips the update (see above).
+``max_loss`` (optional): a loss above it counts as diverged too (for a language
+model, far worse than a uniform guess).
 
 Before the first step ``fit`` checks that the output folder can be written
 (``check_out``; nothing is created until the first checkpoint, so a run that
@@ -78,13 +84,16 @@ class TrainOptions:
     checkpoint_every: int = option(0, "steps between mid-epoch checkpoints (0: epoch ends)",
                                    lo=0)
     progress: bool = option(True, "show a progress bar on stderr")
+    skip_nonfinite: int = option(5, "skip an update whose gradient is not finite (the loss "
+                                 "being finite); stop as diverged after this many such "
+                                 "steps in a row (0: stop at the first)", lo=0)
 
     def __post_init__(self):
         check(self)
 
 
 # options that may change when a run is resumed; all others must match the checkpoint
-RESUMABLE = ("epochs", "out", "checkpoint_every", "progress", "early_stop")
+RESUMABLE = ("epochs", "out", "checkpoint_every", "progress", "early_stop", "skip_nonfinite")
 
 
 class TrainingDiverged(ValueError):
@@ -105,6 +114,8 @@ class State:
     step: int = 0                   # next step within it
     loss_sum: float = 0.0           # this epoch's summed training loss
     count: int = 0                  # and the items it covers
+    skipped: int = 0                # this epoch's steps skipped for a non-finite gradient
+    bad_in_row: int = 0             # consecutive skipped steps up to now
     plateau: Optional[dict] = None
     best: Optional[float] = None
     bad_epochs: int = 0
@@ -115,7 +126,8 @@ class State:
 def _meta(cfg, st, app_meta):
     return {"train_config": asdict(cfg), "app": app_meta, "rng": st.rng.bit_generator.state,
             "position": {"epoch": st.epoch, "step": st.step},
-            "sums": {"loss": st.loss_sum, "count": st.count}, "plateau": st.plateau,
+            "sums": {"loss": st.loss_sum, "count": st.count, "skipped": st.skipped,
+                     "bad_in_row": st.bad_in_row}, "plateau": st.plateau,
             "best": st.best, "bad_epochs": st.bad_epochs, "history": st.history,
             "finished": st.finished}
 
@@ -150,10 +162,13 @@ def restore(ck, path):
     plateau = m.get("plateau")
     if plateau is not None:
         E(m, "plateau", _PLATEAU, path)
+    # skip counters: absent from checkpoints written before skipping existed
+    skips = [E(m, f"sums.{k}", checkpoint.NONNEG_INT, path) if k in m.get("sums", {}) else 0
+             for k in ("skipped", "bad_in_row")]
     return State(ck["params"], ck["opt_state"], rng, epoch,
                  E(m, "position.step", checkpoint.NONNEG_INT, path),
                  float(E(m, "sums.loss", checkpoint.FINITE, path)),
-                 E(m, "sums.count", checkpoint.NONNEG_INT, path), plateau,
+                 E(m, "sums.count", checkpoint.NONNEG_INT, path), *skips, plateau,
                  E(m, "best", checkpoint.NUMBER_OR_NULL, path),
                  E(m, "bad_epochs", checkpoint.NONNEG_INT, path), list(history),
                  E(m, "finished", checkpoint.BOOL, path))
@@ -265,19 +280,32 @@ def _step(cfg, task, opt, st, lr, reduce_grads):
             loss, count, grads = reduce_grads(loss, count, grads)
         if not math.isfinite(loss):
             raise _diverged(st, lr, f"loss {loss}")
-        if grads is None:
-            raise _diverged(st, lr, f"loss {loss:.4g}, gradients not finite")
         if loss > getattr(task, "max_loss", math.inf):
             raise _diverged(st, lr, f"loss {loss:.4g}, above {task.max_loss:.4g}, the "
                                     "bound for a model that is still learning")
+        if grads is None:
+            return _skip(cfg, st, lr, f"loss {loss:.4g}, gradients not finite")
         grads, norm, _ = optim.clip_by_global_norm(grads, cfg.clip or None)
-        if not math.isfinite(norm):
-            raise _diverged(st, lr, f"loss {loss}, gradient norm {norm}")
+        if not math.isfinite(norm):             # clipping cannot rescale an infinite norm
+            return _skip(cfg, st, lr, f"loss {loss:.4g}, gradient norm {norm}")
         st.params, st.opt_state = opt.update(st.params, grads, st.opt_state, lr)
+    st.bad_in_row = 0
     st.loss_sum += loss * count
     st.count += count
     st.step += 1
     return loss
+
+
+def _skip(cfg, st, lr, what):
+    """A finite loss with a non-finite gradient: leave the weights, count the step,
+    and call it a divergence only after ``skip_nonfinite`` of them in a row."""
+    st.bad_in_row += 1
+    if st.bad_in_row > cfg.skip_nonfinite:
+        many = f", {st.bad_in_row} steps in a row" if st.bad_in_row > 1 else ""
+        raise _diverged(st, lr, what + many)
+    st.skipped += 1
+    st.step += 1
+    return math.nan                             # for the progress bar: no loss counted
 
 
 def _epoch(cfg, task, opt, st, lr, kind, app_meta, reduce_grads, unit, writer=True):
@@ -307,6 +335,8 @@ def show_record(record):
 def _end_epoch(cfg, task, st, lr, rate, unit, log, show):
     record = {"epoch": st.epoch + 1, "lr": lr, "train_loss": st.loss_sum / max(st.count, 1),
               f"{unit}_per_s": rate}
+    if st.skipped:
+        record["skipped_steps"] = st.skipped    # updates left out: non-finite gradient
     record.update(task.evaluate(st.params))
     if cfg.monitor not in record:
         raise ValueError(f"--monitor {cfg.monitor}: the task reports only {sorted(record)}")
@@ -317,7 +347,7 @@ def _end_epoch(cfg, task, st, lr, rate, unit, log, show):
     improved = st.best is None or sign * value < sign * st.best
     st.best, st.bad_epochs = (value, 0) if improved else (st.best, st.bad_epochs + 1)
     st.history.append(record)
-    st.epoch, st.step, st.loss_sum, st.count = st.epoch + 1, 0, 0.0, 0
+    st.epoch, st.step, st.loss_sum, st.count, st.skipped = st.epoch + 1, 0, 0.0, 0, 0
     stop = bool(cfg.early_stop) and st.bad_epochs >= cfg.early_stop
     st.finished = st.epoch >= cfg.epochs or stop
     log(show(record) + (f"\nearly stop: no better {cfg.monitor} for {cfg.early_stop} epochs"

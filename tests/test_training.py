@@ -145,6 +145,30 @@ def test_non_finite_gradients_in_a_row_are_a_divergence(tmp_path):
         _fit(_cfg(tmp_path, skip_nonfinite=0), task=Overflows(bad))
 
 
+class NoGradients(Regression):
+    """Hands back no gradients (its backward overflowed) at the steps ``bad``."""
+
+    def __init__(self, bad):
+        super().__init__()
+        self.bad = bad
+
+    def loss_and_grads(self, params, epoch, i, rng):
+        loss, count, grads = super().loss_and_grads(params, epoch, i, rng)
+        return loss, count, None if (epoch, i) in self.bad else grads
+
+
+def test_a_rank_without_gradients_still_joins_the_reduction_and_all_skip(tmp_path):
+    seen = []
+
+    def reduce_grads(loss, count, grads):          # a one-rank stand-in for dp.reduce_grads
+        seen.append(sorted(grads))
+        return loss, count, grads
+    st = trainer.fit(_cfg(tmp_path), NoGradients({(0, 2)}), {"w": np.zeros(3)}, kind="test",
+                     reduce_grads=reduce_grads, log=lambda *a: None)
+    assert seen and all(keys == ["w"] for keys in seen)
+    assert [r.get("skipped_steps", 0) for r in st.history][:1] == [1]
+
+
 def test_resume_across_skipped_steps_is_bit_identical(tmp_path):
     bad = {(0, 1), (1, 2), (1, 3)}
     whole = _fit(_cfg(tmp_path / "a"), task=Overflows(bad))

@@ -277,6 +277,8 @@ def _step(cfg, task, opt, st, lr, reduce_grads):
     with np.errstate(over="ignore", invalid="ignore"):
         loss, count, grads = task.loss_and_grads(st.params, st.epoch, st.step, st.rng)
         if reduce_grads is not None:
+            if grads is None:       # every rank must join the sum: NaN makes all of them skip
+                grads = {k: np.full_like(v, np.nan) for k, v in st.params.items()}
             loss, count, grads = reduce_grads(loss, count, grads)
         if not math.isfinite(loss):
             raise _diverged(st, lr, f"loss {loss}")

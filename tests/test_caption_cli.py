@@ -68,6 +68,13 @@ def test_checkpoint_errors(tmp_path, capsys):
     assert "--channels: expected" in capsys.readouterr().err
 
 
+def test_auto_channels_pick_the_grid_per_source():
+    from rnnlab.caption import train
+    assert train.channels_of(train.CaptionOptions(source="scenes")) == (16, 32, 32, 32)
+    assert train.channels_of(train.CaptionOptions(source="digits")) == (16, 32, 32)
+    assert train.channels_of(train.CaptionOptions(source="digits", channels="8,8")) == (8, 8)
+
+
 def test_images_and_captions_are_checked():
     v = data.source_vocab("scenes")
     with pytest.raises(ValueError, match="empty caption"):

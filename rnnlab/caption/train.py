@@ -45,8 +45,10 @@ class CaptionOptions(trainer.TrainOptions):
     hidden: int = option(128, "decoder LSTM size H", lo=1)
     embed: int = option(32, "word embedding size E", lo=1)
     attention_size: int = option(64, "attention size A", lo=1)
-    channels: str = option("16,32,32,32", "CNN channels per conv-ReLU-pool block (comma list; "
-                           "4 blocks: a 3 x 3 feature grid, one cell per scene cell)")
+    channels: str = option("auto", "CNN channels per conv-ReLU-pool block (comma list), or "
+                           "auto: 16,32,32,32 for scenes (a 3 x 3 grid, one cell per scene "
+                           "cell), 16,32,32 for digits (6 x 6: on 3 x 3 the digit's attention "
+                           "lands on a neighbouring cell; benchmarks/results/caption.md)")
     alpha_c: float = option(0.0, "weight of the doubly stochastic attention regulariser "
                             "(off by default: on the earlier 6 x 6 one-stream design it pulled "
                             "the attention of the nouns onto the background; measured in "
@@ -65,7 +67,16 @@ class CaptionOptions(trainer.TrainOptions):
 
     def __post_init__(self):
         super().__post_init__()
-        parse_channels(self.channels)
+        channels_of(self)
+
+
+# the encoder per data source when --channels is auto (measured: results/caption.md)
+AUTO_CHANNELS = {"scenes": "16,32,32,32", "digits": "16,32,32"}
+
+
+def channels_of(cfg):
+    """The CNN's channels per block for this config (``auto`` resolved by source)."""
+    return parse_channels(AUTO_CHANNELS[cfg.source] if cfg.channels == "auto" else cfg.channels)
 
 
 def parse_channels(text):
@@ -80,7 +91,7 @@ def parse_channels(text):
 
 
 def model_config(cfg, vocab):
-    return model.ModelConfig(cfg.decoder, len(vocab), parse_channels(cfg.channels), cfg.embed,
+    return model.ModelConfig(cfg.decoder, len(vocab), channels_of(cfg), cfg.embed,
                              cfg.hidden, cfg.attention_size, cfg.alpha_c,
                              colour_channels=cfg.colour_channels, ctx_dropout=cfg.ctx_dropout,
                              word_dropout=cfg.word_dropout)

@@ -146,3 +146,21 @@ def test_metrics_text_and_non_finite_values(tmp_path):
     assert metrics.text(rows).count("\n") == 2
     metrics.write(tmp_path / "m.jsonl", rows)
     assert metrics.read(tmp_path / "m.jsonl") == [rows[0], {"epoch": 2, "loss": "inf"}]
+
+
+def test_load_model_checks_the_app_metadata_and_the_weights(tmp_path):
+    path = str(tmp_path / "m.npz")
+    build = lambda app: int(app["model"]["n"])                       # noqa: E731
+    shapes = lambda n: {"w": (n,), "b": ()}                          # noqa: E731
+    params = {"w": np.zeros(3, np.float32), "b": np.zeros((), np.float32)}
+    checkpoint.save(path, params, meta={"app": {"model": {"n": 3}}}, kind="x")
+    n, got, meta = checkpoint.load_model(path, "x", build, shapes)
+    assert n == 3 and sorted(got) == ["b", "w"] and meta["app"]["model"]["n"] == 3
+    checkpoint.save(path, params, meta={"app": {"model": {"n": 4}}}, kind="x")
+    with pytest.raises(checkpoint.CheckpointError, match=r"m\.npz: weights\['w'\] must have "
+                                                          r"shape \(4,\), got \(3,\)"):
+        checkpoint.load_model(path, "x", build, shapes)
+    checkpoint.save(path, params, meta={"app": {}}, kind="x")
+    with pytest.raises(checkpoint.CheckpointError, match=r"m\.npz: checkpoint metadata is "
+                                                          r"incomplete.*'model'"):
+        checkpoint.load_model(path, "x", build, shapes)

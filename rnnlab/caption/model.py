@@ -108,15 +108,9 @@ def init_params(cfg, rng=None, dtype=np.float32):
     return p
 
 
-def check_params(cfg, params):
-    """ValueError naming the first missing, extra or misshapen tensor."""
-    want = {k: v.shape for k, v in init_params(cfg, 0, np.float32).items()}
-    missing, extra = sorted(set(want) - set(params)), sorted(set(params) - set(want))
-    if missing or extra:
-        raise ValueError(f"parameters do not fit the model: missing {missing}, extra {extra}")
-    for k, shape in want.items():
-        if params[k].shape != shape:
-            raise ValueError(f"parameter {k}: expected shape {shape}, got {params[k].shape}")
+def param_shapes(cfg):
+    """{name: shape} of the model's weights."""
+    return {k: v.shape for k, v in init_params(cfg, 0, np.float32).items()}
 
 
 # ---------------------------------------------------------------- encoder

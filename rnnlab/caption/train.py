@@ -163,18 +163,12 @@ def fit(cfg, resume=None, log=print):
 
 def load(path):
     """(model config, params, vocab, meta) from a checkpoint, checked."""
-    ck = checkpoint.load(path, kind=KIND)
-    m = ck["meta"].get("app") or {}
-    try:
-        mcfg = model.ModelConfig.from_dict(m["model_config"])
-        vocab = data.Vocab(m["vocab"])
-    except (KeyError, TypeError) as e:
-        raise ValueError(f"{path}: checkpoint metadata is incomplete ({e})") from None
-    if len(vocab) != mcfg.vocab_size:
-        raise ValueError(f"{path}: vocabulary has {len(vocab)} words but the model expects "
-                         f"{mcfg.vocab_size}")
-    try:
-        model.check_params(mcfg, ck["params"])
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
-    return mcfg, ck["params"], vocab, ck["meta"]
+    def build(app):
+        mcfg, vocab = model.ModelConfig.from_dict(app["model_config"]), data.Vocab(app["vocab"])
+        if len(vocab) != mcfg.vocab_size:
+            raise ValueError(f"vocabulary has {len(vocab)} words but the model expects "
+                             f"{mcfg.vocab_size}")
+        return mcfg, vocab
+    (mcfg, vocab), params, meta = checkpoint.load_model(
+        path, KIND, build, lambda built: model.param_shapes(built[0]))
+    return mcfg, params, vocab, meta

@@ -176,6 +176,32 @@ def load(path, kind="lm"):
     return {**_split(path, arrays), "meta": meta}
 
 
+def load_model(path, kind, build, shapes=None):
+    """An application's model checkpoint, read and checked in one place:
+    ``(built, params, meta)``.
+
+    ``build(app_meta)`` makes what the application needs from its own metadata
+    (its model config, vocabularies...); a KeyError, TypeError or ValueError
+    there means the metadata is incomplete. ``shapes(built)`` gives the
+    ``{name: shape}`` the weights must have (names, shapes, one float dtype,
+    finite values: ``engine.validate.check_params``). Either failure is a
+    CheckpointError naming the file.
+    """
+    from rnnlab.engine import validate
+    ck = load(path, kind=kind)
+    try:
+        built = build(ck["meta"].get("app") or {})
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: checkpoint metadata is incomplete or not valid "
+                              f"({e})") from None
+    if shapes is not None:
+        try:
+            validate.check_params(shapes(built), ck["params"], what="weights")
+        except ValueError as e:
+            raise CheckpointError(f"{path}: {e}") from None
+    return built, ck["params"], ck["meta"]
+
+
 # ---------------------------------------------------------------- metadata fields
 
 def is_int(v):

@@ -177,10 +177,3 @@ def predict(cfg, params, batch):
         return b >= 0
     c = nn.linear_forward(h, params["nade.cond.weight"], params["nade.cond.bias"])
     return nade_sample(b, c, params["nade.W"], params["nade.V"], greedy=True)
-
-
-def check_params(cfg, params):
-    """Clear error when weights do not fit the architecture."""
-    want = param_shapes(cfg)
-    if set(want) != set(params) or any(tuple(params[k].shape) != s for k, s in want.items()):
-        raise ValueError(f"weights do not match the architecture {cfg.to_dict()}")

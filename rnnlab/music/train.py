@@ -171,17 +171,8 @@ def fit(cfg, sets=None, resume=None, log=print):
 
 def load_model(path):
     """(model config, params, checkpoint metadata), checked."""
-    ck = checkpoint.load(path, kind=KIND)
-    meta = ck["meta"]
-    try:
-        mcfg = model.MusicConfig(**meta["app"]["model"])
-    except (KeyError, TypeError) as e:
-        raise ValueError(f"{path}: checkpoint metadata is incomplete ({e})") from None
-    try:
-        model.check_params(mcfg, ck["params"])
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
-    return mcfg, ck["params"], meta
+    return checkpoint.load_model(path, KIND, lambda app: model.MusicConfig(**app["model"]),
+                                 model.param_shapes)
 
 
 def data_of(meta, given=None):

@@ -214,11 +214,10 @@ def check_pair(meta, src_lang, tgt_lang, path):
 def load_model(path):
     """(Seq2SeqConfig, params, (src vocab, tgt vocab), app meta) of a checkpoint."""
     from rnnlab.io import checkpoint
-    ck = checkpoint.load(path, kind=KIND)
-    meta = ck["meta"].get("app") or {}
-    try:
-        mcfg = model.Seq2SeqConfig(**meta["model"])
-        vocabs = (data.Vocab(meta["src_vocab"]), data.Vocab(meta["tgt_vocab"]))
-    except (KeyError, TypeError) as e:
-        raise checkpoint.CheckpointError(f"{path}: translation metadata is incomplete ({e})") from None
-    return mcfg, ck["params"], vocabs, meta
+
+    def build(app):
+        return (model.Seq2SeqConfig(**app["model"]),
+                (data.Vocab(app["src_vocab"]), data.Vocab(app["tgt_vocab"])))
+    (mcfg, vocabs), params, meta = checkpoint.load_model(
+        path, KIND, build, lambda built: model.param_shapes(built[0]))
+    return mcfg, params, vocabs, meta.get("app") or {}

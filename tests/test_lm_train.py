@@ -75,3 +75,8 @@ def test_early_stop_after_no_improvement(tmp_path, monkeypatch):
     r = _fit(tmp_path, "e", early_stop=2, epochs=9)
     run, hist = r.state, r.history
     assert run.finished and len(hist) == 3
+
+
+def test_lm_resumable_options_extend_the_trainers():
+    from rnnlab.training import trainer
+    assert set(trainer.RESUMABLE) <= set(train.LMTrainConfig.RESUMABLE)

@@ -15,7 +15,7 @@ import json
 import numpy as np
 
 from rnnlab.caption import data, evaluate, scenes, train
-from rnnlab.training import options, trainer
+from rnnlab.training import trainer
 
 
 def register(subparsers):
@@ -26,9 +26,7 @@ def register(subparsers):
     t = sub.add_parser("train", help="train a captioner on generated images",
                        description="Train on images generated from --seed (no download); "
                                    "OUT/best.npz, OUT/last.npz, OUT/metrics.jsonl.")
-    t.add_argument("--config", help="TOML file with training options")
-    t.add_argument("--resume", help="checkpoint to continue from (e.g. OUT/last.npz)")
-    options.add_arguments(t, train.CaptionOptions)
+    trainer.add_arguments(t, train.CaptionOptions)
     t.set_defaults(func=run_train)
 
     e = sub.add_parser("eval", help="every metric and control on a split",

@@ -16,6 +16,7 @@ import math
 
 from rnnlab.dist import mpi
 from rnnlab.lm import evaluate, generate, train, vocab as vocab_mod
+from rnnlab.training import trainer
 from rnnlab.training.options import add_arguments, from_args, settings
 
 
@@ -25,10 +26,8 @@ def register(subparsers):
         description="Train a word- or character-level language model with truncated BPTT. "
                     "Checkpoints go to OUT/last.npz and OUT/best.npz; --resume continues "
                     "a run exactly where it stopped.", argument_default=argparse.SUPPRESS)
-    p.add_argument("--config", help="TOML file with training options")
-    p.add_argument("--resume", help="checkpoint to continue from (e.g. OUT/last.npz)")
-    add_arguments(p, train.LMTrainConfig,
-                  title="training options (also settable in the --config TOML file)")
+    trainer.add_arguments(p, train.LMTrainConfig,
+                          title="training options (also settable in the --config TOML file)")
     p.set_defaults(func=run_train)
 
     e = subparsers.add_parser("eval", help="perplexity of a trained model on a corpus split",

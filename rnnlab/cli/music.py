@@ -7,7 +7,7 @@ line. ``--resume OUT/last.npz`` continues a run exactly.
 import os
 
 from rnnlab.music import data, report, train
-from rnnlab.training import options, trainer
+from rnnlab.training import trainer
 
 
 def register(subparsers):
@@ -19,9 +19,7 @@ def register(subparsers):
                        description="Train on a data set (default: the embedded JSB chorales). "
                        "Writes OUT/best.npz, OUT/last.npz, OUT/metrics.jsonl, then prints "
                        "the test NLL of best.npz.")
-    t.add_argument("--config", help="TOML file with training options")
-    t.add_argument("--resume", help="checkpoint to continue from (OUT/last.npz)")
-    options.add_arguments(t, train.MusicOptions)
+    trainer.add_arguments(t, train.MusicOptions)
     t.set_defaults(func=run_train)
 
     e = sub.add_parser("eval", help="NLL per time step and frame accuracy of a checkpoint",

@@ -19,7 +19,6 @@ import sys
 import numpy as np
 
 from rnnlab.training import trainer
-from rnnlab.training.options import add_arguments
 from rnnlab.translate import bleu, data, decode, text, train
 
 
@@ -28,9 +27,7 @@ def register(subparsers):
                               description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="action", metavar="<action>", required=True)
     t = sub.add_parser("train", help="train a model (default: the date task, about a minute)")
-    t.add_argument("--config", help="TOML file of options")
-    t.add_argument("--resume", help="continue from a checkpoint (OUT/last.npz)")
-    add_arguments(t, train.TranslateOptions)
+    trainer.add_arguments(t, train.TranslateOptions)
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("eval", help="score a checkpoint on a split")
     e.add_argument("checkpoint")

@@ -109,8 +109,7 @@ class LMTrainConfig(TrainOptions):
 
     # options that may change when resuming; everything else must match the checkpoint
     # (how a step is shared out too: a run may resume on any number of ranks)
-    RESUMABLE = ("epochs", "out", "checkpoint_every", "samples", "sample_len", "progress",
-                 "early_stop", "parts", "ordered", "mpi_timeout")
+    RESUMABLE = trainer.RESUMABLE + ("samples", "sample_len", "parts", "ordered", "mpi_timeout")
 
     def __post_init__(self):
         check(self)

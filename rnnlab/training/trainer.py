@@ -189,6 +189,15 @@ def resume_config(cls, meta, overrides, path):
     return from_mapping(cls, {**saved, **overrides}, path)
 
 
+def add_arguments(parser, cls, **kw):
+    """A train command's flags: ``--config``, ``--resume`` (read by
+    ``config_from_args``) and one flag per option of ``cls`` (``options.add_arguments``)."""
+    from rnnlab.training.options import add_arguments as option_flags
+    parser.add_argument("--config", help="TOML file with training options")
+    parser.add_argument("--resume", help="checkpoint to continue from (e.g. OUT/last.npz)")
+    option_flags(parser, cls, **kw)
+
+
 def config_from_args(cls, args, kind):
     """(config, checkpoint or None) from parsed arguments: defaults < ``--config``
     TOML < command line; with ``--resume`` the checkpoint's settings, where only

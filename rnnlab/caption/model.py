@@ -46,7 +46,8 @@ import numpy as np
 from rnnlab.engine.cells import gate_rows, lstm as cell
 from rnnlab.engine.sequence import DirParams
 from rnnlab.nn import attention, conv
-from rnnlab.nn.functional import linear_backward, linear_forward, softmax_cross_entropy
+from rnnlab.nn.functional import (dropout_mask, linear_backward, linear_forward,
+                                  softmax_cross_entropy)
 
 DECODERS = ("attend", "show-tell")
 PAD, BOS, EOS = 0, 1, 2
@@ -235,12 +236,10 @@ def dropout_masks(cfg, ids, feats, rng):
         drop = rng.random(inputs.shape) < cfg.word_dropout
         drop[:, 0] = False
         inputs[drop] = PAD
-    keep = None
-    if cfg.ctx_dropout and cfg.decoder == "attend":
-        T, (B, _, F) = inputs.shape[1], feats.shape
-        keep = (rng.random((T, B, F)) >= cfg.ctx_dropout) / (1.0 - cfg.ctx_dropout)
-        keep = keep.astype(feats.dtype)
-    return inputs, keep
+    if cfg.decoder != "attend":
+        return inputs, None
+    T, (B, _, F) = inputs.shape[1], feats.shape
+    return inputs, dropout_mask((T, B, F), cfg.ctx_dropout, rng, feats.dtype)
 
 
 def decode(cfg, params, feats, ids, rng=None):

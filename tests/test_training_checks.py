@@ -191,3 +191,15 @@ def test_short_flags_and_required_positionals():
     assert vars(p.parse_args(["f.txt", "-n", "5"])) == {"path": "f.txt", "count": 5}
     with pytest.raises(SystemExit):
         p.parse_args([])
+
+
+def test_redefault_keeps_the_declared_range_and_choices():
+    @dataclass
+    class Opts(trainer.TrainOptions):
+        schedule: str = options.redefault(trainer.TrainOptions, "schedule", "plateau")
+        patience: int = options.redefault(trainer.TrainOptions, "patience", 2)
+    assert (Opts().schedule, Opts().patience) == ("plateau", 2)
+    with pytest.raises(ValueError, match="--schedule"):
+        Opts(schedule="cosine")
+    with pytest.raises(ValueError, match="--patience"):
+        Opts(patience=-1)

@@ -34,7 +34,7 @@ import numpy as np
 from rnnlab.io import checkpoint
 from rnnlab.music import data, model
 from rnnlab.training import trainer
-from rnnlab.training.options import option
+from rnnlab.training.options import option, redefault
 
 KIND = "music"
 
@@ -65,11 +65,8 @@ class MusicOptions(trainer.TrainOptions):
     optimizer: str = option("rmsprop", "optimiser", choices=("adagrad", "adam", "rmsprop", "sgd"))
     lr: float = option(3e-3, "learning rate", lo=0, lo_open=True)
     clip: float = option(1.0, "clip gradients to this global norm (0: off)", lo=0)
-    schedule: str = option("plateau", "learning-rate schedule: constant, step (decay each "
-                           "epoch after --decay-start) or plateau (decay when --monitor "
-                           "stops improving)", choices=("constant", "step", "plateau"))
-    patience: int = option(2, "plateau schedule: epochs without improvement before a decay "
-                           "(the rate is multiplied by --lr-decay at the next one)", lo=0)
+    schedule: str = redefault(trainer.TrainOptions, "schedule", "plateau")
+    patience: int = redefault(trainer.TrainOptions, "patience", 2)
     epochs: int = option(300, "maximum number of epochs", lo=1)
     batch_size: int = option(1, "pieces per step (Chung et al.: one piece per update)", lo=1)
     early_stop: int = option(10, "stop after N epochs without a better --monitor (0: off)",

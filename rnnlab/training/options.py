@@ -36,6 +36,13 @@ def option(default, help, *, lo=None, hi=None, lo_open=False, hi_open=False, cho
     return field(default=default, metadata=meta)
 
 
+def redefault(cls, name, default):
+    """``cls``'s option ``name`` with another default (help, range and choices as
+    declared there): for a subclass whose defaults differ."""
+    f = cls.__dataclass_fields__[name]
+    return field(default=default, metadata=f.metadata)
+
+
 def _base_type(f, cls):
     t = typing.get_type_hints(cls).get(f.name, f.type)
     optional = typing.get_origin(t) is typing.Union and type(None) in typing.get_args(t)

@@ -21,11 +21,10 @@ training) and writes ``benchmarks/results/caption.md``:
 import argparse
 import datetime
 import os
-import platform
-import subprocess
 
 import numpy as np
 
+import machine
 from rnnlab.caption import data, evaluate, model, scenes, train
 from rnnlab.io.atomic import atomic_write
 from rnnlab.io import metrics as jsonl
@@ -34,14 +33,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "results", "caption.md")
 TARGETS = {"exact": (">=", 0.95), "heldout_exact": (">=", 0.80), "hit_rate": (">=", 0.80),
            "shuffled_exact": ("<=", 0.10)}
-
-
-def cpu_model():
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        return next(l.split(":", 1)[1].strip() for l in out.splitlines() if "Model name" in l)
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def measure(path, n, n_held, beam, controls=True):
@@ -193,7 +184,7 @@ def main(argv=None):
     text = "\n".join([
         "# Image captioning: issue 11's targets",
         "",
-        f"date {datetime.date.today()}; machine: {cpu_model()}, {os.cpu_count()} cores "
+        f"date {datetime.date.today()}; machine: {machine.cpu_model()}, {os.cpu_count()} cores "
         "(shared with other jobs), float32, numpy",
         f"data: {a.n} generated test scenes and {a.heldout} held-out-composition scenes, "
         f"data seed 12345; {'beam ' + str(a.beam) if a.beam else 'greedy decoding'}",

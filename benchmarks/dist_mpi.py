@@ -17,10 +17,11 @@ import json
 import os
 import statistics
 import time
-import platform
 import subprocess
 import sys
 import tempfile
+
+import machine
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -102,19 +103,11 @@ def model(steps, ranks=(1, 2, 4, 8, 16, 20), gbits=(10, 100), word=4):
     return nbytes, rows
 
 
-def _cpu():
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
 def report(a, runs, seconds, pack):
     rates = {n: statistics.median(v) for n, v in runs.items()}
     step1 = TOKENS / rates[1]
-    lines = [f"# Data parallelism on MPI: PTB Zaremba-small (issue 13)", "",
-             f"Measured {datetime.date.today()}, {_cpu()}, {os.cpu_count()} cores "
+    lines = ["# Data parallelism on MPI: PTB Zaremba-small (issue 13)", "",
+             f"Measured {datetime.date.today()}, {machine.cpu_model()}, {os.cpu_count()} cores "
              f"(shared with other work: load average {os.getloadavg()[0]:.1f} at the end), "
              f"one BLAS thread per rank, MPICH from the mpich wheel.", "",
              f"    python benchmarks/dist_mpi.py --steps {a.steps} --ranks {a.ranks} "

@@ -15,12 +15,12 @@ backtested. The classical models keep ``SETTINGS``' ``log``.
 import argparse
 import datetime
 import os
-import platform
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import machine as host                                     # noqa: E402
 from rnnlab.cli import forecast as cli                      # noqa: E402
 from rnnlab.forecast import backtest, data, report, train  # noqa: E402
 from rnnlab.io.atomic import atomic_write                  # noqa: E402
@@ -70,10 +70,7 @@ def select(name, horizon, step, first, out, seed):
 
 
 def machine():
-    with open("/proc/cpuinfo") as f:
-        name = next((line.split(":", 1)[1].strip() for line in f if "model name" in line),
-                    platform.processor())
-    return f"{name}, {os.cpu_count()} cores"
+    return f"{host.cpu_model()}, {os.cpu_count()} cores"
 
 
 def run_one(name, horizon, step, count, out, seed, choose=False, ensemble=1):

@@ -27,7 +27,6 @@ from the latest record of every (set, cell).
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from datetime import datetime, timezone
@@ -35,6 +34,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import machine as host                                               # noqa: E402
 from rnnlab.io import checkpoint                                       # noqa: E402
 from rnnlab.io.atomic import atomic_write                              # noqa: E402
 from rnnlab.music import data, train                                   # noqa: E402
@@ -48,17 +48,6 @@ UNITS = {"rnn": 100, "gru": 46, "lstm": 36}
 HERE = os.path.dirname(os.path.abspath(__file__))
 RAW = os.path.join(HERE, "results", "music_chung.jsonl")
 TABLE = os.path.join(HERE, "results", "music_chung.md")
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def recipe(name, cell, epochs, out, **kw):
@@ -109,7 +98,7 @@ def run_cell(name, cell, sets, epochs, out, **kw):
 
 def stamp(rec, command):
     rec.update(date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-               machine=cpu_model(), command=command)
+               machine=host.cpu_model(), command=command)
     os.makedirs(os.path.dirname(RAW), exist_ok=True)
     with open(RAW, "a") as f:
         f.write(json.dumps(rec) + "\n")

@@ -40,22 +40,14 @@ its signature. It appends one record (date, machine, command, numbers) to
 import argparse
 import datetime
 import os
-import platform
 import sys
 import time
 
+import machine
 from rnnlab.io import checkpoint
 from rnnlab.translate import bleu, data, train
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "translate_multi30k.md")
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 # flag -> TranslateOptions field, and each preset's values
@@ -145,7 +137,7 @@ def describe(path, minutes):
     history, tc = meta["history"], meta["train_config"]
     rate = sum(r["tok_per_s"] for r in history) / len(history)
     return [
-        f"date {datetime.date.today()}, machine: {cpu_model()}, {os.cpu_count()} cpus "
+        f"date {datetime.date.today()}, machine: {machine.cpu_model()}, {os.cpu_count()} cpus "
         "(shared with other jobs)",
         f"command: python {' '.join(sys.argv)}",
         f"model: emb {mcfg.emb_size}, bi-GRU {mcfg.enc_hidden}, GRU decoder {mcfg.dec_hidden}, "

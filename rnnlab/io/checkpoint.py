@@ -25,6 +25,7 @@ import zipfile
 
 import numpy as np
 
+from rnnlab.engine import validate
 from rnnlab.io.atomic import atomic_path
 
 # "rnnlab-<kind>": kind names the application (lm, music, translate, ...)
@@ -187,7 +188,6 @@ def load_model(path, kind, build, shapes=None):
     finite values: ``engine.validate.check_params``). Either failure is a
     CheckpointError naming the file.
     """
-    from rnnlab.engine import validate
     ck = load(path, kind=kind)
     try:
         built = build(ck["meta"].get("app") or {})

@@ -59,6 +59,7 @@ import numpy as np
 # environment variables that MPI launchers set in every process they start
 SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS", "PMIX_SIZE")
 DEFAULT_TIMEOUT = 300.0
+ABORT_GRACE = 1.0            # seconds between the message on stderr and MPI_Abort
 
 
 def launched_size():
@@ -281,6 +282,9 @@ class DataParallel:
         """Print why on stderr and take every rank down (MPI_Abort; never returns)."""
         print(f"rnnlab: rank {self.rank} of {self.size}: {why}; aborting the job",
               file=sys.stderr, flush=True)
+        # MPI_Abort makes the launcher kill every rank at once, and it may drop what
+        # it has not yet forwarded from our stderr: give it a moment to pass the why on
+        time.sleep(ABORT_GRACE)
         self.comm.Abort(1)
         os._exit(1)                  # MPI_Abort may return before the launcher kills us
 

@@ -37,11 +37,23 @@ def blas():
                      f"kernel, {i.get('num_threads')} threads)" for i in libs) or "none found"
 
 
+def step_blas():
+    """Which BLAS runs rnnlab's per-step products (MKL packed with the mkl extra)."""
+    try:
+        from rnnlab.engine.fast import kernels
+    except ImportError:
+        return "none (numba missing)"
+    return kernels.blas() if kernels.available() else "none (numba or cblas missing)"
+
+
 def describe(torch=None):
-    env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OMP_NUM_THREADS") if k in os.environ}
+    env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OMP_NUM_THREADS", "RNNLAB_BLAS")
+           if k in os.environ}
     tv = f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else ""
+    step = step_blas()                                            # loads MKL where used
     return (f"{time.strftime('%Y-%m-%d %H:%M')}; {cpu_model()}, {os.cpu_count()} cores; "
-            f"numpy {np.__version__}{tv}; BLAS {blas()}" + (f"; env {env}" if env else ""))
+            f"numpy {np.__version__}{tv}; BLAS {blas()}; rnnlab per-step products: {step}"
+            + (f"; env {env}" if env else ""))
 
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}

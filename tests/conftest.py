@@ -4,7 +4,7 @@ Warnings are errors (pyproject's filterwarnings); here NumPy overflow, invalid
 and divide-by-zero raise too, since no test expects them.
 
 Oracle, fast-path and distributed tests carry a marker (``needs_torch``,
-``needs_numba``, ``needs_mpi``, ``needs_ray``;
+``needs_numba``, ``needs_mkl``, ``needs_mpi``, ``needs_ray``;
 a test using the ``torch_twin`` fixture gets ``needs_torch`` by itself). They
 are skipped where torch or the fast path is missing, except when the
 environment variable ``CI`` is set: there a skipped one is a failure, so a
@@ -22,7 +22,7 @@ from rnnlab.engine.layers import as_hx
 
 VARIANTS = variants()
 NEEDS = {"needs_torch": "torch", "needs_numba": "numba", "needs_mpi": "mpi4py",
-         "needs_ray": "ray"}
+         "needs_ray": "ray", "needs_mkl": "numba"}
 
 
 def _missing(mark):
@@ -32,6 +32,9 @@ def _missing(mark):
     if mark == "needs_numba":
         from rnnlab.engine.fast import kernels
         return None if kernels.available() else "no cblas ?gemm found in NumPy's OpenBLAS"
+    if mark == "needs_mkl":
+        from rnnlab.engine.fast import kernels
+        return None if kernels._MKL is not None else "the mkl extra is not installed (no libmkl_rt)"
     return None
 
 

@@ -41,6 +41,27 @@ def test_fast_equals_generic(mode, nl, layers_, bidir, lengths, bias, dtype, tol
         assert np.abs(a - b).max() <= tol * max(1.0, np.abs(b).max())
 
 
+@pytest.mark.needs_mkl
+@pytest.mark.parametrize("blas", ["mkl", "openblas"])
+@pytest.mark.parametrize("mode", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+def test_both_step_blas_equal_generic(monkeypatch, blas, mode, dtype, tol):
+    """B = 20: full steps take MKL's packed product (>= PACKED_MIN_COLS columns),
+    the ragged tail OpenBLAS's; with RNNLAB_BLAS=openblas every step OpenBLAS's."""
+    if blas == "openblas":
+        monkeypatch.setattr(_kernels, "_MKL", None)
+    w = np.ones((8, 8), dtype)
+    assert (_kernels.recurrent_gemm(w, 20)[0][2] != 0) == (blas == "mkl")
+    cfg = layers.RNNConfig(mode, 5, 8, 2, bidirectional=True)
+    params = layers.init_params(cfg, 1, dtype)
+    x = np.random.default_rng(0).standard_normal((9, 20, 5)).astype(dtype)
+    lengths = [9] * 6 + [8, 7] * 5 + [3, 2, 1, 1]                  # 20 rows, 16 run 7 steps
+    for lens in (None, lengths):
+        fast, slow = run(cfg, params, x, lens, True), run(cfg, params, x, lens, False)
+        for a, b in zip(fast, slow):
+            assert np.abs(a - b).max() <= tol * max(1.0, np.abs(b).max())
+
+
 def test_padded_positions_and_untouched_rows():
     """Past a row's end outputs are exactly zero and its input gradient too."""
     cfg = layers.RNNConfig("lstm", 3, 4)

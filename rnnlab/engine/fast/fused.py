@@ -33,7 +33,7 @@ class Fused(NamedTuple):
 
 class Fwd(NamedTuple):
     """One forward call's operands, as the per-cell loops take them."""
-    gemm: int             # address of cblas ?gemm
+    gemm: tuple           # kernels.recurrent_gemm's spec for w_s
     p: object             # DirParams
     gx: np.ndarray        # (G, N) W_ih x, packed, unscaled and without bias
     scale: np.ndarray     # (G,)
@@ -49,7 +49,7 @@ class Fwd(NamedTuple):
 
 
 class Bwd(NamedTuple):
-    gemm: int
+    gemm: tuple           # kernels.recurrent_gemm's spec for w_t
     w_t: np.ndarray       # (H, G) W_hh^T
     dout: np.ndarray      # (H, T*B) feature-major, or (T*B, H) time-major rows
     fm: object            # kernels.FM of the forward
@@ -174,7 +174,8 @@ def forward(fused, p, x, state0, batch_sizes, **opts):
     gx, scale, bias, w_s = _prologue(fused, p, xT, N, opts)
     hist = _k.buffer(H, (T + 1) * B, dt)
     hist[:, :B] = state0[0].T
-    f = Fwd(_k.gemm(dt), p, gx, scale, bias, w_s, hist, state0, bs, _k.offsets(bs), T * B,
+    gemm, packed = _k.recurrent_gemm(w_s, B)                      # packed: kept alive here
+    f = Fwd(gemm, p, gx, scale, bias, w_s, hist, state0, bs, _k.offsets(bs), T * B,
             dt.type(0.5), opts)
     with _k.loop_threads():
         chist, acts = fused.forward(f)
@@ -189,7 +190,9 @@ def backward(fused, p, cache, dout, dstate_n, **opts):
     G, H = p.w_hh.shape
     dt, N = fm.hist.dtype, fm.xT.shape[1]
     bs = _k.batch_sizes(cache.batch_sizes, T, B)
-    b = Bwd(_k.gemm(dt), np.ascontiguousarray(p.w_hh.T), _k.dout_layout(dout), fm,
+    w_t = np.ascontiguousarray(p.w_hh.T)                          # (H, G)
+    gemm, packed = _k.recurrent_gemm(w_t, B)                      # packed: kept alive here
+    b = Bwd(gemm, w_t, _k.dout_layout(dout), fm,
             _k.buffer(G, N, dt), np.zeros((H, B), dt),
             np.ascontiguousarray(dstate_n[0].T), dstate_n, bs, _k.offsets(bs),
             dt.type(1.0), opts)

@@ -18,9 +18,9 @@ from numba.extending import intrinsic, overload
 _JIT_OPTIONS = {"nogil": True, "error_model": "numpy", "fastmath": {"contract"}, "cache": True}
 
 
-def _gemm(addr, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
-    """C[m, n] = A[m, k] @ B[k, n] + beta C, row-major, offsets in elements,
-    through the cblas ?gemm at address addr."""
+def _gemm(gemm, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
+    """C[m, n] = A[m, k] @ B[k, n] + beta C, row-major, offsets in elements, as
+    gemm = ``kernels.recurrent_gemm(A, ...)[0]`` says (A itself, or MKL's packed A)."""
     raise NotImplementedError("only callable from compiled code")
 
 
@@ -59,16 +59,43 @@ def _call_gemm(typingctx, addr, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
     return sig, codegen
 
 
+@intrinsic
+def _call_compute(typingctx, addr, m, n, k, a, b, ldb, beta, c, ldc):
+    """MKL's cblas_?gemm_compute_64(RowMajor, Packed, NoTrans, ...): A was packed
+    (with alpha = 1) by ``kernels.recurrent_gemm``; its lda is ignored."""
+    sig = nbtypes.void(addr, m, n, k, a, b, ldb, beta, c, ldc)
+
+    def codegen(context, builder, signature, args):
+        i32, i64 = llir.IntType(32), llir.IntType(64)
+        ptr, real = llir.IntType(8).as_pointer(), context.get_value_type(signature.args[7])
+        fnty = llir.FunctionType(llir.VoidType(), [i32, i64, i64, i64, i64, i64, ptr, i64,
+                                                   ptr, i64, real, ptr, i64])
+        fn = builder.inttoptr(args[0], fnty.as_pointer())
+        m_, n_, k_, ldb_, ldc_ = [context.cast(builder, args[i], signature.args[i], nbtypes.int64)
+                                  for i in (1, 2, 3, 6, 9)]
+        a_, b_, c_ = [builder.inttoptr(args[i], ptr) for i in (4, 5, 8)]
+        builder.call(fn, [i32(101), i64(151), i64(111), m_, n_, k_, a_, k_, b_, ldb_,
+                          args[7], c_, ldc_])
+        return context.get_dummy_value()
+    return sig, codegen
+
+
 @overload(_gemm, jit_options=_JIT_OPTIONS)
-def _gemm_impl(addr, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
+def _gemm_impl(gemm, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
     real = np.float32 if a.dtype == numba.float32 else np.float64
     size = np.uintp(np.dtype(real).itemsize)
 
-    def impl(addr, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
-        _call_gemm(addr, m, n, k, real(1.0),
-                   a.ctypes.data + size * np.uintp(a_off), lda,
-                   b.ctypes.data + size * np.uintp(b_off), ldb, real(beta),
-                   c.ctypes.data + size * np.uintp(c_off), ldc)
+    def impl(gemm, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
+        plain, compute, packed, min_cols = gemm
+        b_ptr = b.ctypes.data + size * np.uintp(b_off)
+        c_ptr = c.ctypes.data + size * np.uintp(c_off)
+        if n == 0:                        # a ragged batch's step past every row's end
+            return
+        if packed != 0 and n >= min_cols:
+            _call_compute(compute, m, n, k, packed, b_ptr, ldb, real(beta), c_ptr, ldc)
+        else:
+            _call_gemm(plain, m, n, k, real(1.0), a.ctypes.data + size * np.uintp(a_off), lda,
+                       b_ptr, ldb, real(beta), c_ptr, ldc)
     return impl
 
 @overload(_tanh, inline="always", jit_options=_JIT_OPTIONS)

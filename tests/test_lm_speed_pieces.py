@@ -29,6 +29,27 @@ def test_linear_cross_entropy_equals_the_plain_pieces(block_rows, bias):
     assert (db is None) == (not bias)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_linear_cross_entropy_same_numbers_on_any_thread_count(dtype):
+    """Blocks run on threads; each writes its own rows and column sum, and db adds
+    the sums in block order: bit for bit the one-thread result."""
+    x, w, b, t = _head(N=50, I=6, V=40, seed=2, dtype=dtype)
+    one = nn.linear_cross_entropy(x, w, b, t, block_rows=3, threads=1)
+    for threads in (2, 3, 8):
+        many = nn.linear_cross_entropy(x, w, b, t, block_rows=3, threads=threads)
+        assert many[0] == one[0]
+        for a, r in zip(many[1:], one[1:]):
+            np.testing.assert_array_equal(a, r)
+
+
+def test_linear_cross_entropy_thread_count_setting(monkeypatch):
+    monkeypatch.setenv("RNNLAB_THREADS", "3")
+    assert nn.functional.softmax_threads() == 3
+    monkeypatch.delenv("RNNLAB_THREADS")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert nn.functional.softmax_threads() == 1
+
+
 def test_linear_cross_entropy_finite_differences():
     x, w, b, t = _head(N=5, V=6)
 

@@ -115,3 +115,10 @@ def test_keep_epochs_and_average(tmp_path, capsys):
     other = [cks[1], str(tmp_path / "other.npz"), "--out", str(tmp_path / "x.npz")]
     assert main(["translate", "average"] + other) == 2
     assert "expected the same model" in capsys.readouterr().err
+    ck = checkpoint.load(cks[0], kind="translate")                # same meta, a cut array
+    ck["params"]["out.bias"] = ck["params"]["out.bias"][:-1]
+    checkpoint.save(tmp_path / "cut.npz", ck["params"], None, None, ck["meta"], "translate")
+    cut = [cks[1], str(tmp_path / "cut.npz"), "--out", str(tmp_path / "x.npz")]
+    assert main(["translate", "average"] + cut) == 2
+    assert "out.bias is float32" in capsys.readouterr().err
+    assert not (tmp_path / "x.npz").exists()

@@ -17,6 +17,8 @@ Adagrad) expands it first: their state decays on every row at every step, so
 updating touched rows only ("lazy" Adam) would be a different rule.
 K distinct ids (K <= N).
 """
+import concurrent.futures
+import os
 from typing import NamedTuple
 
 import numpy as np
@@ -140,7 +142,7 @@ def softmax_cross_entropy(logits, targets, weights=None, smoothing=0.0):
     return loss, p
 
 
-def linear_cross_entropy(x, w, b, targets, block_rows=None):
+def linear_cross_entropy(x, w, b, targets, block_rows=None, threads=None):
     """Mean negative log-likelihood of targets under softmax(x W^T + b), with
     every gradient, in one pass that holds a single (N, V) buffer.
 
@@ -150,16 +152,22 @@ def linear_cross_entropy(x, w, b, targets, block_rows=None):
     logits are turned into their gradient in place, so the logits and dlogits
     are never both held (a word model's (N, V) is its largest array). The
     softmax runs over blocks of ``block_rows`` rows (default: about 1 MiB of
-    float32), each one read from memory once and finished while in cache.
+    float32), each one read from memory once and finished while in cache, on
+    ``threads`` threads (default ``softmax_threads()``): the products around it
+    are BLAS's, multi-threaded already, and NumPy's ufuncs release the GIL. The
+    numbers do not depend on the thread count (db sums the blocks in order).
     """
     N, V = x.shape[0], w.shape[0]
     buf = np.empty((N, V), np.result_type(x, w))
     np.matmul(x, w.T, out=buf)                                    # (N, V) logits
     rows = block_rows or max(1, (1 << 18) // V)
+    starts = range(0, N, rows)
     nll = np.empty(N, buf.dtype)                                  # (N,)
-    db = np.zeros(V, buf.dtype) if b is not None else None
+    dbs = np.empty((len(starts), V), buf.dtype) if b is not None else None
     scale = buf.dtype.type(1.0 / N)
-    for r0 in range(0, N, rows):
+
+    def block(k):
+        r0 = starts[k]
         blk, t = buf[r0:r0 + rows], targets[r0:r0 + rows]         # (n, V), (n,)
         at = np.arange(len(blk))
         if b is not None:
@@ -171,10 +179,48 @@ def linear_cross_entropy(x, w, b, targets, block_rows=None):
         nll[r0:r0 + len(blk)] = np.log(total_e) - z
         blk *= (scale / total_e)[:, None]                         # softmax / N
         blk[at, t] -= scale                                       # dL/dlogits
-        if db is not None:
-            db += blk.sum(axis=0)
+        if dbs is not None:
+            blk.sum(axis=0, out=dbs[k])
+    _run_blocks(block, len(starts), threads)
+    db = None
+    if dbs is not None:
+        db = np.zeros(V, buf.dtype)
+        for d in dbs:                                             # in block order
+            db += d
     loss = float(nll.sum(dtype=np.float64) / N)
     return loss, buf @ w, buf.T @ x, db                           # dx (N, I), dw (V, I)
+
+
+def softmax_threads():
+    """Threads for ``linear_cross_entropy``'s blocks: RNNLAB_THREADS, else
+    OMP_NUM_THREADS (what an MPI rank or a benchmark set), else the CPUs this
+    process may run on."""
+    for var in ("RNNLAB_THREADS", "OMP_NUM_THREADS"):
+        v = os.environ.get(var, "")
+        if v.isdigit() and int(v) > 0:
+            return int(v)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+_POOL = {}
+
+
+def _run_blocks(fn, n, threads):
+    """fn(0), ..., fn(n - 1), on up to ``threads`` threads (each a contiguous share)."""
+    threads = min(threads or softmax_threads(), n)
+    if threads <= 1:
+        for k in range(n):
+            fn(k)
+        return
+    if threads not in _POOL:
+        _POOL[threads] = concurrent.futures.ThreadPoolExecutor(threads, "rnnlab-softmax")
+    share = -(-n // threads)
+
+    def run(lo):
+        for k in range(lo, min(lo + share, n)):
+            fn(k)
+    for f in [_POOL[threads].submit(run, lo) for lo in range(0, n, share)]:
+        f.result()                                                # re-raises a block's error
 
 
 # ---------------------------------------------------------------- independent Bernoulli outputs

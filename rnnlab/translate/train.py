@@ -193,10 +193,15 @@ def average(paths, out):
         raise ValueError("checkpoints: expected at least one, got none")
     cks = [checkpoint.load(p, kind=KIND) for p in paths]
     first = cks[0]["meta"].get("app")
+    shapes = {k: (v.shape, v.dtype) for k, v in cks[0]["params"].items()}
     for p, ck in zip(paths, cks):
-        if ck["meta"].get("app") != first or ck["params"].keys() != cks[0]["params"].keys():
+        if ck["meta"].get("app") != first or ck["params"].keys() != shapes.keys():
             raise ValueError(f"{p}: expected the same model and vocabularies as {paths[0]}, "
                              "found another")
+        for k, v in ck["params"].items():
+            if (v.shape, v.dtype) != shapes[k]:
+                raise ValueError(f"{p}: {k} is {v.dtype} {v.shape}, expected "
+                                 f"{shapes[k][1]} {shapes[k][0]} as in {paths[0]}")
     params = {k: (sum(ck["params"][k].astype(np.float64) for ck in cks) / len(cks))
               .astype(v.dtype) for k, v in cks[0]["params"].items()}
     meta = dict(cks[-1]["meta"], averaged=[os.fspath(p) for p in paths])

@@ -127,6 +127,7 @@ def main(argv=None):
     except ImportError:
         sys.exit("lstm_profile: torch is the peer here; pip install torch")
     from threadpoolctl import threadpool_limits
+    import rnnlab                          # loads MKL where used, so the limit reaches it
     torch.set_num_threads(a.threads)
     threadpool_limits(a.threads)
     lines = ["# LSTM step profile (issue 12)", "", machine.describe(torch),

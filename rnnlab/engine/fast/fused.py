@@ -151,7 +151,7 @@ def _prologue(fused, p, xT, TB, opts):
     G, H = p.w_hh.shape
     scale = fused.scale(G, H, opts).astype(xT.dtype)
     gx = _k.buffer(G, TB, xT.dtype)
-    np.matmul(p.w_ih, xT[:, :TB], out=gx[:, :TB])                 # (G, T*B)
+    _k.matmul(p.w_ih, xT[:, :TB], out=gx[:, :TB])                 # (G, T*B)
     bias = np.zeros(G, xT.dtype)
     if p.b_ih is not None:
         bias += p.b_ih
@@ -201,17 +201,17 @@ def backward(fused, p, cache, dout, dstate_n, **opts):
     dG, dGh = b.dg[:, :N], dgh[:, :N]                             # (G, N) each
     if fm.idx is None:
         hprev = fm.hist[:, :N]                                    # h_{t-1} of every token
-        dx = (p.w_ih.T @ dG).reshape(-1, T, B).transpose(1, 2, 0)     # (T, B, I), one product
+        dx = _k.matmul(p.w_ih.T, dG).reshape(-1, T, B).transpose(1, 2, 0)  # (T, B, I), one product
     else:
         hprev = fm.hist[:, fm.idx]                                # (H, N) gathered
         dx = np.zeros((T * B, I), dt)
-        dx[fm.idx] = dG.T @ p.w_ih                                # tokens present; the rest 0
+        dx[fm.idx] = _k.matmul(dG.T, p.w_ih)                      # tokens present; the rest 0
         dx = dx.reshape(T, B, I)
     db_ih = dG.sum(axis=1) if p.b_ih is not None else None
     db_hh = None
     if p.b_hh is not None:                                        # LSTM, RNN: dGh is dG
         db_hh = db_ih.copy() if (dgh is b.dg and db_ih is not None) else dGh.sum(axis=1)
-    grads = (dG @ fm.xT[:, :N].T,                                 # dW_ih (G, I)
-             dGh @ hprev.T,                                       # dW_hh (G, H)
+    grads = (_k.matmul(dG, fm.xT[:, :N].T),                       # dW_ih (G, I)
+             _k.matmul(dGh, hprev.T),                             # dW_hh (G, H)
              db_ih, db_hh)
     return dx, (b.dh_mat.T,) + extra, grads

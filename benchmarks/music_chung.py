@@ -113,7 +113,8 @@ def latest():
                 key = (r.get("kind", "nll"), r["set"], r["cell"], r.get("output", "bernoulli"))
                 c = r.get("recipe", {})
                 # a second phase (init_from) counts as the same figure: the latest wins
-                recs[key + (r["units"], c.get("batch_size"), c.get("weight_noise"))] = r
+                recs[key + (r["units"], c.get("batch_size"), c.get("weight_noise"),
+                            c.get("optimizer"))] = r
     return recs
 
 
@@ -171,7 +172,8 @@ def main(argv=None):
     p.add_argument("--units", type=int, help="override the hidden units (NADE runs)")
     p.add_argument("--nade-hidden", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=1, help="pieces per update")
-    p.add_argument("--lr", type=float, default=3e-3, help="RMSProp learning rate")
+    p.add_argument("--optimizer", default="rmsprop", choices=("rmsprop", "adam"))
+    p.add_argument("--lr", type=float, default=3e-3, help="learning rate")
     p.add_argument("--phase2", type=float, metavar="LR",
                    help="second phase: start from the cell's best.npz at this lower lr")
     p.add_argument("--weight-noise", type=float, default=0.075)
@@ -189,6 +191,7 @@ def main(argv=None):
         for cell in args.cells:
             kw = {"output": args.output, "nade_hidden": args.nade_hidden,
                   "batch_size": args.batch_size, "weight_noise": args.weight_noise, "lr": args.lr,
+                  "optimizer": args.optimizer,
                   "early_stop": args.early_stop, "schedule": args.schedule,
                   "lr_decay": args.lr_decay, "patience": args.patience}
             if args.units:

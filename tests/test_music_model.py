@@ -149,7 +149,7 @@ def test_whole_piece_shifted_by_one_frame_against_a_plain_loop(dtype):
     """The metric of issue 8, independently: one state carried through the whole
     piece (no truncation, no reset), the input at step t is frame t-1 (zeros at
     t = 0, so the first frame is predicted from the zero state and counted),
-    NLL summed over the 88 notes. float32 goes through the fast path."""
+    NLL summed over the 88 notes; whichever implementation "auto" picks."""
     from rnnlab.music import train
     r = np.random.default_rng(3)
     rolls = [r.random((T, 88)) < 0.05 for T in (300, 7, 41)]

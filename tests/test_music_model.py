@@ -172,3 +172,14 @@ def test_whole_piece_shifted_by_one_frame_against_a_plain_loop(dtype):
         assert g.shape == w.shape and np.allclose(g, w, rtol=tol, atol=tol)
     pooled = np.concatenate(want).mean()
     assert train.evaluate(cfg, params, rolls, batch=2)["nll"] == pytest.approx(pooled, rel=tol)
+
+
+def test_piece_nlls_pool_to_the_evaluated_nll_with_the_nade_output():
+    from rnnlab.music import train
+    cfg = model.MusicConfig(mode="gru", hidden_size=3, output="nade", nade_hidden=4)
+    params = model.init_params(cfg, 0, np.float64)
+    rolls = _rolls(4)
+    per_piece = train.piece_nlls(cfg, params, rolls, batch=2)
+    assert [len(x) for x in per_piece] == [len(r) for r in rolls]
+    assert np.concatenate(per_piece).mean() == pytest.approx(
+        train.evaluate(cfg, params, rolls, batch=3)["nll"], rel=1e-12)

@@ -26,6 +26,7 @@ from the latest record of every (set, cell).
 """
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -136,17 +137,26 @@ def write_table():
              "of the paper (or better) on JSB and Nottingham. Recipe column: optimiser, lr,",
              "clip, weight-noise σ, pieces per update, early-stopping patience (epochs), max",
              "epochs; NADE rows add the NADE hidden units. Frame accuracy: Bay et al.,",
-             "p >= 0.5 rule (see `rnnlab/music/train.py`).", "",
+             "p >= 0.5 rule (see `rnnlab/music/train.py`). Where one set, cell, output and",
+             "size was trained with several recipes, `chosen` marks the row with the lowest",
+             "validation NLL: that row's test NLL is the figure we report (the recipe is",
+             "picked on validation, never on test).", "",
              "| set | cell | output | units | params | best epoch / run | valid NLL | test NLL "
-             "| paper | diff | test frame acc | recipe | date | machine | command |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| paper | diff | chosen | test frame acc | recipe | date | machine | command |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    best = {}
+    for (kind, s, c, o, units, *_), r in recs.items():
+        if kind == "nll" and r["valid_nll"] < best.get((s, c, o, units), (math.inf,))[0]:
+            best[(s, c, o, units)] = (r["valid_nll"], id(r))
     for (kind, s, c, o, *_), r in sorted(recs.items()):
         if kind != "nll":
             continue
         diff = f"{r['test_nll'] - r['paper']:+.2f}" if r.get("paper") else "–"
+        chosen = "yes" if best[(s, c, o, r["units"])][1] == id(r) else ""
         lines.append(f"| {s} | {c} | {o} | {r['units']} | {r['params']:,} | {r['best_epoch']} / "
                      f"{r['epochs_run']} | {r['valid_nll']:.3f} | {r['test_nll']:.3f} | "
-                     f"{r.get('paper') or '–'} | {diff} | {r['test_acc']:.3f} | {_recipe(r)} | "
+                     f"{r.get('paper') or '–'} | {diff} | {chosen} | {r['test_acc']:.3f} | "
+                     f"{_recipe(r)} | "
                      f"{r['date']} | "
                      f"{r['machine']} | `{r['command']}` |")
     speed = [r for (k, *_), r in sorted(recs.items()) if k == "speed"]

@@ -13,7 +13,9 @@ update, early stopping on ``valid_nll``) with a faster rate that decays: lr
 3e-3, halved after 3 epochs in a row without a better ``valid_nll`` (the plateau
 schedule, ``--patience 2``), stop after 10 such epochs. On Nottingham this
 reaches the level of lr 1e-3 constant in about a third of the epochs, and on
-JSB the same test NLL (see ``benchmarks/results/music.md``).
+JSB the same test NLL. On the larger sets (Nottingham, MuseData, Piano-midi)
+it underfits: ``--batch-size 8 --weight-noise 0`` does better there on validation
+and test (Nottingham: σ = 0.02 better still; see ``benchmarks/results/music.md``).
 
 Metrics (``evaluate``):
 

@@ -142,3 +142,44 @@ def test_nade_matches_a_torch_autograd_twin():
     np.testing.assert_allclose(nll, tnll.detach().numpy(), rtol=1e-12)
     for k in "bcWV":
         np.testing.assert_allclose(ours[k], t[k].grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_whole_piece_shifted_by_one_frame_against_a_plain_loop(dtype):
+    """The metric of issue 8, independently: one state carried through the whole
+    piece (no truncation, no reset), the input at step t is frame t-1 (zeros at
+    t = 0, so the first frame is predicted from the zero state and counted),
+    NLL summed over the 88 notes; whichever implementation "auto" picks."""
+    from rnnlab.music import train
+    r = np.random.default_rng(3)
+    rolls = [r.random((T, 88)) < 0.05 for T in (300, 7, 41)]
+    cfg = model.MusicConfig(mode="rnn", hidden_size=5)
+    params = model.init_params(cfg, 2, dtype)
+    p = {k: v.astype(np.float64) for k, v in params.items()}
+    want = []
+    for roll in rolls:
+        h, x, nll = np.zeros(5), np.zeros(88), []
+        for v in roll:
+            h = np.tanh(p["rnn.weight_ih_l0"] @ x + p["rnn.bias_ih_l0"]
+                        + p["rnn.weight_hh_l0"] @ h + p["rnn.bias_hh_l0"])
+            q = 1 / (1 + np.exp(-(p["out.weight"] @ h + p["out.bias"])))
+            nll.append(-np.log(np.where(v, q, 1 - q)).sum())
+            x = v.astype(np.float64)
+        want.append(np.array(nll))
+    got = train.piece_nlls(cfg, params, rolls, batch=2)
+    tol = 1e-10 if dtype == np.float64 else 2e-5
+    for g, w in zip(got, want):
+        assert g.shape == w.shape and np.allclose(g, w, rtol=tol, atol=tol)
+    pooled = np.concatenate(want).mean()
+    assert train.evaluate(cfg, params, rolls, batch=2)["nll"] == pytest.approx(pooled, rel=tol)
+
+
+def test_piece_nlls_pool_to_the_evaluated_nll_with_the_nade_output():
+    from rnnlab.music import train
+    cfg = model.MusicConfig(mode="gru", hidden_size=3, output="nade", nade_hidden=4)
+    params = model.init_params(cfg, 0, np.float64)
+    rolls = _rolls(4)
+    per_piece = train.piece_nlls(cfg, params, rolls, batch=2)
+    assert [len(x) for x in per_piece] == [len(r) for r in rolls]
+    assert np.concatenate(per_piece).mean() == pytest.approx(
+        train.evaluate(cfg, params, rolls, batch=3)["nll"], rel=1e-12)

@@ -143,6 +143,17 @@ def loss_forward(cfg, params, batch):
     return float(nll.sum() / N), N, Cache(rcache, h, shape, batch.rows, None, ncache)
 
 
+def frame_nll(cfg, params, batch):
+    """The NLL of every valid frame (N,) in nats, in the Batch's row order
+    (time-major: row r is piece ``r % B`` at step ``r // B`` of the padded grid)."""
+    h, _, _ = _states(cfg, params, batch)
+    b = nn.linear_forward(h, params["out.weight"], params["out.bias"])  # (N, 88)
+    if cfg.output == "bernoulli":
+        return nn.sigmoid_nll_rows(b, batch.y)
+    c = nn.linear_forward(h, params["nade.cond.weight"], params["nade.cond.bias"])  # (N, Hn)
+    return nade_forward(b, c, params["nade.W"], params["nade.V"], batch.y)[0]
+
+
 def backward(cfg, params, cache):
     """Gradients of the mean loss (params' keys)."""
     grads = {}

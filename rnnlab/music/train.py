@@ -13,7 +13,9 @@ update, early stopping on ``valid_nll``) with a faster rate that decays: lr
 3e-3, halved after 3 epochs in a row without a better ``valid_nll`` (the plateau
 schedule, ``--patience 2``), stop after 10 such epochs. On Nottingham this
 reaches the level of lr 1e-3 constant in about a third of the epochs, and on
-JSB the same test NLL (see ``benchmarks/results/music.md``).
+JSB the same test NLL. On the larger sets (Nottingham, MuseData, Piano-midi)
+it underfits: ``--batch-size 8 --weight-noise 0`` does better there on validation
+and test (Nottingham: σ = 0.02 better still; see ``benchmarks/results/music.md``).
 
 Metrics (``evaluate``):
 
@@ -81,16 +83,16 @@ class MusicOptions(trainer.TrainOptions):
 
 
 def _length_batches(rolls, size, max_frames=4096):
-    """Pieces sorted by length, cut into batches of at most ``size`` pieces and
-    (unless one piece is longer) ``max_frames`` padded frames: less padding,
-    and NADE's (88, N, Hn) activations stay small."""
+    """Indices of the pieces sorted by length, cut into batches of at most
+    ``size`` pieces and (unless one piece is longer) ``max_frames`` padded
+    frames: less padding, and NADE's (88, N, Hn) activations stay small."""
     order = sorted(range(len(rolls)), key=lambda i: len(rolls[i]))
     batches, cur = [], []
     for i in order:
         if cur and (len(cur) == size or (len(cur) + 1) * len(rolls[i]) > max_frames):
             batches.append(cur)
             cur = []
-        cur.append(rolls[i])
+        cur.append(i)
     return batches + [cur] if cur else batches
 
 
@@ -99,7 +101,7 @@ def evaluate(mcfg, params, rolls, batch=64, accuracy=True):
     dtype = params["out.weight"].dtype
     total, frames, tp, fp, fn = 0.0, 0, 0, 0, 0
     for group in _length_batches(rolls, batch):
-        b = model.make_batch(group, dtype)
+        b = model.make_batch([rolls[i] for i in group], dtype)
         loss, n, _ = model.loss_forward(mcfg, params, b)
         total, frames = total + loss * n, frames + n
         if accuracy:
@@ -109,6 +111,21 @@ def evaluate(mcfg, params, rolls, batch=64, accuracy=True):
             fn += int((~pred & b.y).sum())
     acc = tp / (tp + fp + fn) if tp + fp + fn else float("nan")
     return {"nll": total / frames, "acc": acc, "frames": frames}
+
+
+def piece_nlls(mcfg, params, rolls, batch=64):
+    """The NLL of every frame of every piece: a list of (T_i,) arrays in the
+    order of ``rolls``. Pooling them all is ``evaluate``'s ``nll``; the other
+    weightings (per piece, without the first frame) are for comparing with
+    papers that count differently (``benchmarks/music_diagnosis.py``)."""
+    out = [None] * len(rolls)
+    for group in _length_batches(rolls, batch):
+        b = model.make_batch([rolls[i] for i in group], params["out.weight"].dtype)
+        nll = model.frame_nll(mcfg, params, b)                          # (N,)
+        piece = b.rows % len(group)                                     # (N,) time-major rows
+        for k, i in enumerate(group):
+            out[i] = nll[piece == k]
+    return out
 
 
 class MusicTask:

@@ -236,15 +236,23 @@ def sigmoid_cross_entropy(logits, targets, weights=None):
     ``torch.nn.BCEWithLogitsLoss(reduction="sum") / N`` is the same loss.
     """
     z = logits
-    y = targets.astype(z.dtype)
-    nll = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))  # (N, K)
     w = np.ones(z.shape[0], dtype=z.dtype) if weights is None else weights.astype(z.dtype)
     total = max(float(w.sum()), 1e-12)
-    loss = float(nll.sum(axis=1) @ w / total)
+    loss = float(sigmoid_nll_rows(z, targets) @ w / total)
     dz = sigmoid(z)                                               # (N, K)
-    dz -= y
+    dz -= targets.astype(z.dtype)
     dz *= (w / total)[:, None].astype(z.dtype)
     return loss, dz
+
+
+def sigmoid_nll_rows(logits, targets):
+    """Each row's NLL under independent Bernoullis, summed over its K outputs:
+    logits (N, K), targets (N, K) in {0, 1} -> (N,). The per-row form of
+    ``sigmoid_cross_entropy`` (no gradient), for metrics that weigh rows
+    differently (per piece, without the first frame)."""
+    z = logits
+    y = targets.astype(z.dtype)
+    return (np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))).sum(axis=1)   # (N,)
 
 
 def sigmoid(z):

@@ -17,6 +17,7 @@ its model and first step were built, is reported in MiB (Linux ``ru_maxrss``).
     python benchmarks/lm_speed.py --steps 30
 """
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -124,6 +125,7 @@ def main(argv=None):
     data = rng.integers(0, a.vocab, (a.bptt + 1, a.batch))
     x, y = data[:-1], data[1:]
     from threadpoolctl import threadpool_limits
+    os.environ["RNNLAB_THREADS"] = str(a.threads)     # the softmax blocks' threads too
     with threadpool_limits(a.threads):
         if a.memory_of:
             return memory_of(a.memory_of, cfg, a, x, y)

@@ -47,8 +47,8 @@ def step_blas():
 
 
 def describe(torch=None):
-    env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OMP_NUM_THREADS", "RNNLAB_BLAS")
-           if k in os.environ}
+    names = ("OPENBLAS_CORETYPE", "OMP_NUM_THREADS", "RNNLAB_BLAS", "RNNLAB_THREADS")
+    env = {k: os.environ[k] for k in names if k in os.environ}
     tv = f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else ""
     step = step_blas()                                            # loads MKL where used
     return (f"{time.strftime('%Y-%m-%d %H:%M')}; {cpu_model()}, {os.cpu_count()} cores; "

@@ -175,12 +175,13 @@ def factors(s, min_scores=MIN_SCORES, gamma=0.0):
     for h in range(Hz):
         lo_h, hi_h = band(N, Hz, h, min_scores)
         for v, (level, (lo, hi)) in enumerate(LEVELS.items()):
-            at = aci(s[:, lo_h:hi_h, v], s[:, h, v], level, gamma)[0] if gamma else level
+            at = aci(s[:, lo_h:hi_h, v], s[:, h, v], level, gamma, min_scores)[0] \
+                if gamma else level
             f[h, [lo, hi]] = max(FLOOR, conformal_quantile(s[:, lo_h:hi_h, v], at))
     return f
 
 
-def aci(pooled, own, level, gamma):
+def aci(pooled, own, level, gamma, min_scores=MIN_SCORES):
     """Adaptive conformal inference (Gibbs & Candes 2021) over the windows in time
     order: the miss rate alpha_t in use moves by gamma (alpha - err_t) after each
     window t, err_t = 1 when its own score ``own[t]`` exceeds the conformal quantile
@@ -188,12 +189,12 @@ def aci(pooled, own, level, gamma):
     alpha_t <= 0: the whole line; always when alpha_t >= 1: the empty set), so a run
     of misses raises the level and a calm stretch lowers it; over T updates the
     miss rate is within (max(alpha, 1 - alpha) + gamma) / (gamma T) of alpha, for
-    any sequence. Starts once the windows before hold MIN_SCORES scores. Returns
+    any sequence. Starts once the windows before hold ``min_scores`` scores. Returns
     (the level for the next forecast, 1 - alpha_N clipped to [0, 1] (1: the
     largest score, not the whole line), err (T,))."""
     alpha = target = 1.0 - level
     err = []
-    for t in range(max(1, -(-MIN_SCORES // pooled.shape[1])), len(own)):
+    for t in range(max(1, -(-min_scores // pooled.shape[1])), len(own)):
         err.append(alpha >= 1.0 or (alpha > 0.0 and
                                     own[t] > conformal_quantile(pooled[:t], 1.0 - alpha)))
         alpha += gamma * (target - err[-1])

@@ -91,3 +91,29 @@ def test_mean_se_of_independent_values_is_the_plain_one():
     assert backtest.mean_se(x, 0) == pytest.approx(np.std(x) / np.sqrt(400))
     assert backtest.mean_se(np.repeat(x[:100], 4), 3) > 1.5 * backtest.mean_se(
         np.repeat(x[:100], 4), 0)
+
+
+def test_aci_miss_rate_tracks_the_level_whatever_the_sequence():
+    """Gibbs & Candes' bound: over T updates the miss rate is within
+    (max(alpha, 1 - alpha) + gamma) / (gamma T) of alpha, even when the scores
+    triple halfway; split conformal on the same sequence misses far more often."""
+    rng = np.random.default_rng(0)
+    x = np.abs(np.concatenate([rng.standard_normal(400), 3 * rng.standard_normal(400)]))
+    for level in (0.8, 0.95):
+        for gamma in (0.02, 0.1):
+            at, err = heads.aci(x[:, None], x, level, gamma)
+            alpha = 1 - level
+            assert abs(err.mean() - alpha) <= (max(alpha, 1 - alpha) + gamma) / (gamma * len(err))
+            assert 0.0 <= at <= 1.0
+        split = np.mean([x[t] > heads.conformal_quantile(x[:t], level) for t in range(40, 800)])
+        assert split > (1 - level) + 0.05
+
+
+def test_aci_widens_after_a_run_of_misses_and_gamma_zero_is_split_conformal():
+    rng = np.random.default_rng(2)
+    q, y = _gaussian_forecasts(rng, 120, 4, 1.0)
+    y = y * np.where(np.arange(120) >= 90, 3.0, 1.0)[:, None]       # the last windows miss
+    s = heads.scores(q, y)
+    split, adaptive = heads.factors(s), heads.factors(s, gamma=0.05)
+    assert np.all(adaptive >= split) and np.any(adaptive > split)
+    np.testing.assert_array_equal(heads.factors(s, gamma=0.0), split)

@@ -123,3 +123,32 @@ def test_calendar_covariates_encode_the_month():
     np.testing.assert_allclose(c[0], [0.0, 1.0], atol=1e-15)            # January
     np.testing.assert_allclose(c[3], [1.0, 0.0], atol=1e-15)            # April
     assert transform.calendar(time, "Y").shape == (12, 0)
+
+
+@pytest.mark.parametrize("log, L", [(False, 14), (True, 24), (True, 36)])
+def test_window_targets_invert_exactly_for_every_horizon(log, L):
+    y = data.airline().values
+    sc = transform.Scaling.fit(y[:100], log, 0, window=L, period=12)
+    for origin in (L - 1, 99, 120):
+        z = sc.targets(y, origin, 12)
+        np.testing.assert_allclose(sc.invert(z, y[:origin + 1]),
+                                   y[origin + 1:origin + 13], rtol=1e-12)
+
+
+def test_window_fit_recovers_a_line_plus_any_periodic_pattern():
+    """On w = a + b t + S_(t mod 12) the window's decomposition is exact, so the
+    zero target forecasts the pattern carried forward and the inputs are zeros."""
+    t = np.arange(60.0)
+    w = 2.0 + 0.5 * t + 3 * np.sin(2 * np.pi * t / 12) + (t % 12 == 3)
+    past, future = transform.window_fit(w, 47, 24, 12, 12)
+    np.testing.assert_allclose(past, w[24:48], atol=1e-12)
+    np.testing.assert_allclose(future, w[48:60], atol=1e-12)
+    sc = transform.Scaling(False, 0, 0.0, 1.0, 1.0, window=24, period=12)
+    np.testing.assert_allclose(sc.targets(w, 47, 12), 0.0, atol=1e-12)
+    feats = sc.features(w, np.arange("2000-01", "2005-01", dtype="datetime64[M]"), "M")
+    np.testing.assert_allclose(sc.inputs(feats, w, 47, 24)[:, 0], 0.0, atol=1e-12)
+
+
+def test_window_needs_the_period_plus_two():
+    with pytest.raises(ValueError, match="--input-len: per-window normalisation needs"):
+        transform.Scaling.fit(np.arange(1.0, 50.0), False, 0, window=13, period=12)

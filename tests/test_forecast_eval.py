@@ -122,3 +122,19 @@ def test_classical_baselines_in_the_same_harness():
     np.testing.assert_array_equal(q1, q2)                               # seeded simulation
     snaive = baselines.seasonal_naive(y[:120], 12, 12)[:, heads.MEDIAN]
     assert metrics.mape(y[120:132], q1[:, heads.MEDIAN]) < metrics.mape(y[120:132], snaive)
+
+
+def test_window_normalised_and_adaptive_forecaster_round_trips(tmp_path):
+    """--diff window and --aci train, forecast in the series' units, and survive
+    saving and loading."""
+    s = data.airline().head(100)
+    opts = train.ForecastOptions(horizon=6, input_len=14, hidden_size=4, epochs=2, valid=6,
+                                 diff="window", log=True, aci=0.05, out=str(tmp_path / "w"))
+    f = train.fit(opts, [s], log=lambda *x: None)
+    q = f.predict(s)
+    assert q.shape == (6, len(heads.QUANTILES)) and np.all(np.diff(q, axis=1) >= 0)
+    assert 0.5 * s.values[-12:].mean() < q[:, heads.MEDIAN].mean() < 2 * s.values[-12:].mean()
+    train.save_forecaster(str(tmp_path / "f.npz"), f, [s.name])
+    g, _ = train.load_forecaster(str(tmp_path / "f.npz"))
+    assert g.aci == 0.05 and g.scalings[0].window == 14
+    np.testing.assert_array_equal(g.predict(s), q)

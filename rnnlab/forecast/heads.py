@@ -42,6 +42,12 @@ new data, so a factor below 1 can only come from the sampling error of a small,
 serially dependent held-out set (12 overlapping windows span two years of
 targets: one calm stretch would narrow every later interval).
 
+Adaptive (``aci`` > 0, option ``--aci``): the level at which the scores are
+read follows the misses of the calibration windows taken in time order
+(adaptive conformal inference, ``aci``), so a stretch of misses just before the
+origin widens the next interval beyond the split-conformal one, and calm narrows
+it (never below FLOOR).
+
 Per horizon step: the error grows with the step, so each step gets its own
 factor, from the scores of that step and its nearest neighbours: the band grows
 by one step either side until it holds at least MIN_SCORES scores (with 12
@@ -159,9 +165,9 @@ def band(N, Hz, h, min_scores=MIN_SCORES):
     return max(0, h - b), min(Hz, h + b + 1)
 
 
-def factors(s, min_scores=MIN_SCORES):
-    """Widening factors (Hz, P) from scores s (N, Hz, V), at least FLOOR; ones
-    where N = 0."""
+def factors(s, min_scores=MIN_SCORES, gamma=0.0):
+    """Widening factors (Hz, P) from scores s (N, Hz, V) of windows in time order,
+    at least FLOOR; ones where N = 0. ``gamma`` > 0: the level is adapted (``aci``)."""
     N, Hz, _ = s.shape
     f = np.ones((Hz, len(QUANTILES)))
     if N == 0:
@@ -169,5 +175,27 @@ def factors(s, min_scores=MIN_SCORES):
     for h in range(Hz):
         lo_h, hi_h = band(N, Hz, h, min_scores)
         for v, (level, (lo, hi)) in enumerate(LEVELS.items()):
-            f[h, [lo, hi]] = max(FLOOR, conformal_quantile(s[:, lo_h:hi_h, v], level))
+            at = aci(s[:, lo_h:hi_h, v], s[:, h, v], level, gamma, min_scores)[0] \
+                if gamma else level
+            f[h, [lo, hi]] = max(FLOOR, conformal_quantile(s[:, lo_h:hi_h, v], at))
     return f
+
+
+def aci(pooled, own, level, gamma, min_scores=MIN_SCORES):
+    """Adaptive conformal inference (Gibbs & Candes 2021) over the windows in time
+    order: the miss rate alpha_t in use moves by gamma (alpha - err_t) after each
+    window t, err_t = 1 when its own score ``own[t]`` exceeds the conformal quantile
+    at level 1 - alpha_t of the ``pooled`` (N, k) scores before it (never when
+    alpha_t <= 0: the whole line; always when alpha_t >= 1: the empty set), so a run
+    of misses raises the level and a calm stretch lowers it; over T updates the
+    miss rate is within (max(alpha, 1 - alpha) + gamma) / (gamma T) of alpha, for
+    any sequence. Starts once the windows before hold ``min_scores`` scores. Returns
+    (the level for the next forecast, 1 - alpha_N clipped to [0, 1] (1: the
+    largest score, not the whole line), err (T,))."""
+    alpha = target = 1.0 - level
+    err = []
+    for t in range(max(1, -(-min_scores // pooled.shape[1])), len(own)):
+        err.append(alpha >= 1.0 or (alpha > 0.0 and
+                                    own[t] > conformal_quantile(pooled[:t], 1.0 - alpha)))
+        alpha += gamma * (target - err[-1])
+    return min(1.0, max(0.0, 1.0 - alpha)), np.array(err, dtype=bool)

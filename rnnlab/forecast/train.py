@@ -37,12 +37,18 @@ class ForecastOptions(trainer.TrainOptions):
     horizon: int = option(12, "forecast horizon Hz", lo=1)
     log: bool = option(False, "model log values (positive series only)")
     diff: str = option("seasonal", "difference the series: seasonal (lag m), first (lag 1) "
-                       "or none", choices=("seasonal", "first", "none"))
+                       "or none; or window: take each input window's own linear trend and "
+                       "seasonal indices out of it and forecast the deviation from them "
+                       "carried forward (ES-RNN-style)",
+                       choices=("seasonal", "first", "none", "window"))
     valid: int = option(12, "last training origins held out for best epoch and calibration",
                         lo=0)
     calibrate: bool = option(True, "widen each interval, per horizon step, to its coverage "
                              "on windows the network never trained on: the held-out origins "
                              "and those observed since training (split conformal)")
+    aci: float = option(0.0, "adaptive conformal step gamma (Gibbs & Candes 2021): the "
+                        "calibration level follows the misses of the windows in time order "
+                        "(0: plain split conformal)", lo=0)
     refit: bool = option(True, "after choosing the epoch count and the calibration on the "
                          "held-out origins, train again on every origin for that many epochs")
     ensemble: int = option(1, "seeds averaged (seed, seed+1, ...)", lo=1)
@@ -55,7 +61,7 @@ class ForecastOptions(trainer.TrainOptions):
 
 
 def lag_of(opts, series):
-    return {"seasonal": series.period, "first": 1, "none": 0}[opts.diff]
+    return {"seasonal": series.period, "first": 1, "none": 0, "window": 0}[opts.diff]
 
 
 def windows(s, scaling, L, Hz, origins):
@@ -63,7 +69,7 @@ def windows(s, scaling, L, Hz, origins):
     feats = scaling.features(s.values, s.time, s.unit)                     # (T, F)
     cal = transform.calendar(np.concatenate([s.time, transform.future_time(s.time, Hz)]),
                              s.unit)                                         # (T+Hz, C)
-    x = np.stack([feats[o - L + 1:o + 1] for o in origins])
+    x = np.stack([scaling.inputs(feats, s.values, o, L) for o in origins])
     cov = np.stack([cal[o + 1:o + 1 + Hz] for o in origins])
     y = np.stack([scaling.targets(s.values, o, Hz) for o in origins]) if \
         origins[-1] + Hz < len(s) else None
@@ -107,7 +113,8 @@ def build(opts, series_list):
         data.check_length(s, first + 1 + opts.horizon + opts.valid + 1,
                           f"--input-len {opts.input_len}, --horizon {opts.horizon}, "
                           f"--valid {opts.valid} and differencing at lag {lag}")
-        sc = transform.Scaling.fit(s.values, opts.log, lag)
+        sc = transform.Scaling.fit(s.values, opts.log, lag,
+                                   opts.input_len if opts.diff == "window" else 0, s.period)
         scalings.append(sc)
         last = len(s) - 1 - opts.horizon                                     # last origin
         cut = last - opts.valid
@@ -171,7 +178,7 @@ def fit(opts, series_list, log=print):
     scores = heads.scores(np.mean(held, axis=0), pool["valid"][2]) if held[0] is not None \
         else np.zeros((0, opts.horizon, V))
     return Forecaster(mcfg, members, scalings, opts.input_len, scores,
-                      [len(s) - 1 for s in series_list], opts.calibrate)
+                      [len(s) - 1 for s in series_list], opts.calibrate, opts.aci)
 
 
 class Forecaster:
@@ -182,9 +189,9 @@ class Forecaster:
     intervals by ``heads.factors`` (else the network's own).
     """
 
-    def __init__(self, mcfg, members, scalings, input_len, held, ends, calibrate=True):
+    def __init__(self, mcfg, members, scalings, input_len, held, ends, calibrate=True, aci=0.0):
         self.mcfg, self.members, self.scalings, self.L = mcfg, members, scalings, input_len
-        self.held, self.ends, self.calibrate = held, list(ends), calibrate
+        self.held, self.ends, self.calibrate, self.aci = held, list(ends), calibrate, aci
 
     def factors(self, s, which=0):
         """Widening factors (Hz, P) at the end of s: the held-out scores and those of
@@ -199,7 +206,7 @@ class Forecaster:
             x, cov, y = windows(s, sc, self.L, Hz, later)
             scores = np.concatenate([scores, heads.scores(
                 raw_quantiles(self.mcfg, self.members, x, cov), y)])
-        return heads.factors(scores)
+        return heads.factors(scores, gamma=self.aci)
 
     def predict(self, s, which=0):
         """Quantiles (Hz, P) of the next Hz values after the end of s, in s's units."""
@@ -241,7 +248,7 @@ def save_forecaster(path, f, series_names):
     params["held"] = np.asarray(f.held, np.float64)
     meta = {"model": f.mcfg.to_dict(), "scalings": [s.to_dict() for s in f.scalings],
             "input_len": f.L, "members": len(f.members), "ends": f.ends,
-            "calibrate": bool(f.calibrate), "series": list(series_names)}
+            "calibrate": bool(f.calibrate), "aci": float(f.aci), "series": list(series_names)}
     checkpoint.save(path, params, meta=meta, kind=KIND)
 
 
@@ -257,6 +264,7 @@ def load_forecaster(path):
             members.append(p)
         scalings = [transform.Scaling(**s) for s in m["scalings"]]
         return Forecaster(mcfg, members, scalings, int(m["input_len"]), ck["params"]["held"],
-                          [int(e) for e in m["ends"]], bool(m["calibrate"])), m["series"]
+                          [int(e) for e in m["ends"]], bool(m["calibrate"]),
+                          float(m.get("aci", 0.0))), m["series"]
     except (KeyError, TypeError) as e:
         raise checkpoint.CheckpointError(f"{path}: not a forecaster file ({e})") from None

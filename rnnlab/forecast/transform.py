@@ -15,6 +15,21 @@ forecast, so each horizon inverts on its own, exactly and monotonically:
 w_{o+h} = w_{r(h)} + scale * z_h. A quantile of z is therefore a quantile of y,
 and prediction intervals map through unchanged. With s = 0 the target is the
 standardised level. center, spread and scale come from the training part only.
+
+Per-window normalisation instead of differencing (``window`` = L > 0; in the
+spirit of ES-RNN, Smyl 2020, which deseasonalises and level-normalises each
+input window): the window w_{o-L+1..o} is decomposed by least squares into a
+line a + b (t - tbar) and seasonal indices S_j (one per position j of the period
+m), and
+
+    inputs at t in the window   dw_t = (w_t - fit_o(t)) / scale
+    target at o + h             z_h  = (w_{o+h} - fit_o(o + h)) / scale
+    fit_o(t) = a + b (t - tbar) + S_{t mod m}
+
+so the zero target is the window's own trend and seasonality carried forward
+(additive in log space: multiplicative in y), each observation's noise enters the
+reference only through an average over the window, not one-for-one as in a
+(seasonal) difference, and the inverse is again exact and monotone per horizon.
 """
 from dataclasses import asdict, dataclass
 
@@ -61,6 +76,20 @@ def reference_index(origin, horizon, lag):
     return origin + h - lag * np.ceil(h / lag).astype(np.int64)
 
 
+def window_fit(w, origin, length, period, horizon):
+    """The per-window decomposition fit_o (see the module docstring) of
+    w[origin-length+1 .. origin]: (its values there (length,), its values at
+    origin+1 .. origin+horizon (horizon,)). Line and indices are fitted jointly
+    (least squares on t - tbar and one indicator per position of the period), so a
+    line plus any periodic pattern is recovered exactly."""
+    t = np.arange(origin - length + 1, origin + 1 + horizon)
+    tc = t - (2 * origin - length + 1) / 2.0
+    design = np.column_stack([tc, np.mod(t, period)[:, None] == np.arange(period)])  # (., 1+m)
+    coef = np.linalg.lstsq(design[:length], w[t[:length]], rcond=None)[0]
+    fit = design @ coef
+    return fit[:length], fit[length:]
+
+
 @dataclass
 class Scaling:
     """How one series is brought to the network's scale and back."""
@@ -69,17 +98,24 @@ class Scaling:
     center: float
     spread: float
     scale: float
+    window: int = 0                 # L > 0: per-window normalisation (lag is then 0)
+    period: int = 1                 # m, the seasonal period of the window's indices
 
     @classmethod
-    def fit(cls, y, log, lag):
+    def fit(cls, y, log, lag, window=0, period=1):
         """Statistics of the training part y (N,) only."""
         if log and np.any(y <= 0):
             raise ValueError("log scaling needs positive values; found "
                              f"{int(np.sum(y <= 0))} value(s) <= 0 (use --no-log)")
+        if window and window < period + 2:
+            raise ValueError(f"--input-len: per-window normalisation needs a window of at "
+                             f"least the period {period} + 2 observations, got {window}")
         w = np.log(y) if log else np.asarray(y, np.float64)
         spread = float(np.std(w)) or 1.0
-        scale = float(np.std(difference(w, lag))) if lag else spread
-        return cls(log, lag, float(np.mean(w)), spread, scale or 1.0)
+        at = period if window else lag                     # the noise scale of a difference
+        scale = float(np.std(difference(w, at))) if at else spread
+        return cls(log, 0 if window else lag, float(np.mean(w)), spread, scale or 1.0,
+                   window, period)
 
     def to_dict(self):
         return asdict(self)
@@ -99,10 +135,23 @@ class Scaling:
         lv = (w - self.center) / self.spread
         return np.column_stack([dw, lv, calendar(time, unit)])
 
+    def inputs(self, feats, y, origin, L):
+        """The input window (L, F) ending at ``origin`` from ``features`` (N, F) of y;
+        with per-window normalisation (L = window) its first column is the residual."""
+        x = feats[origin - L + 1:origin + 1]
+        if self.window:
+            w, x = self.warp(y), x.copy()
+            x[:, 0] = (w[origin - L + 1:origin + 1]
+                       - window_fit(w, origin, self.window, self.period, 0)[0]) / self.scale
+        return x
+
     def targets(self, y, origin, horizon):
         """z (horizon,) for the values y[origin+1 : origin+1+horizon]."""
         w = self.warp(y)
         future = w[origin + 1:origin + 1 + horizon]
+        if self.window:
+            ref = window_fit(w, origin, self.window, self.period, horizon)[1]
+            return (future - ref) / self.scale
         if self.lag == 0:
             return (future - self.center) / self.spread
         return (future - w[reference_index(origin, horizon, self.lag)]) / self.scale
@@ -111,8 +160,11 @@ class Scaling:
         """Values from targets: z (..., horizon) -> y (..., horizon), given the
         observed history y_hist (ending at the origin). Monotone in z."""
         horizon = z.shape[-1]
+        w = self.warp(y_hist)
+        if self.window:
+            ref = window_fit(w, len(w) - 1, self.window, self.period, horizon)[1]
+            return self.unwarp(ref + self.scale * z)
         if self.lag == 0:
             return self.unwarp(self.center + self.spread * z)
-        w = self.warp(y_hist)
         ref = w[reference_index(len(w) - 1, horizon, self.lag)]
         return self.unwarp(ref + self.scale * z)

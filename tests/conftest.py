@@ -34,7 +34,7 @@ def _missing(mark):
         return None if kernels.available() else "no cblas ?gemm found in NumPy's OpenBLAS"
     if mark == "needs_mkl":
         from rnnlab.engine.fast import kernels
-        return None if kernels._MKL is not None else "the mkl extra is not installed (no libmkl_rt)"
+        return None if kernels._load_mkl() is not None else "the mkl extra is not installed (no libmkl_rt)"
     return None
 
 

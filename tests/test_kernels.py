@@ -46,10 +46,10 @@ def test_fast_equals_generic(mode, nl, layers_, bidir, lengths, bias, dtype, tol
 @pytest.mark.parametrize("mode", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
 def test_both_step_blas_equal_generic(monkeypatch, blas, mode, dtype, tol):
-    """B = 20: full steps take MKL's packed product (>= PACKED_MIN_COLS columns),
-    the ragged tail OpenBLAS's; with RNNLAB_BLAS=openblas every step OpenBLAS's."""
-    if blas == "openblas":
-        monkeypatch.setattr(_kernels, "_MKL", None)
+    """B = 20: with MKL on (RNNLAB_BLAS=mkl) full steps take MKL's packed product
+    (>= PACKED_MIN_COLS columns), the ragged tail OpenBLAS's; else every step OpenBLAS's."""
+    monkeypatch.setenv("RNNLAB_LOOP_THREADS", "1")                # MKL takes one-thread steps
+    monkeypatch.setattr(_kernels, "_MKL", _kernels._load_mkl() if blas == "mkl" else None)
     w = np.ones((8, 8), dtype)
     assert (_kernels.recurrent_gemm(w, 20)[0][2] != 0) == (blas == "mkl")
     cfg = layers.RNNConfig(mode, 5, 8, 2, bidirectional=True)

@@ -12,11 +12,15 @@ What makes it fast, and why:
 * The whole time loop of a layer-direction is one compiled call: no Python or
   NumPy call overhead per step. Each step calls ``?gemm`` on OpenBLAS (the one
   NumPy ships) for the recurrent product, then one fused pass over the gates.
-* With the ``mkl`` extra (Intel's ``mkl`` wheel), W_hh is packed once per call
-  and the steps of 16 columns or more run MKL's ``?gemm_compute`` on the packed
-  copy (``recurrent_gemm``): OpenBLAS re-packs W_hh at every call, which at
-  B = 32 costs as much as a third of the product. ``RNNLAB_BLAS=openblas``
-  (read at import) keeps every step on OpenBLAS.
+* With ``RNNLAB_BLAS=mkl``, the ``mkl`` extra (Intel's ``mkl`` wheel) and the products on one
+  thread (``--threads 1``, ``RNNLAB_LOOP_THREADS=1``, OMP_NUM_THREADS=1): W_hh
+  is packed once per call and the steps of 16 columns or more run MKL's
+  ``?gemm_compute`` on the packed copy (``recurrent_gemm``; OpenBLAS re-packs
+  W_hh at every call, at B = 32 a third of the product), and the
+  whole-sequence products run on MKL's ?gemm (``matmul``). MKL is sequential
+  here; with more threads OpenBLAS's parallel products do better and run
+  everything. Opt-in, ``RNNLAB_BLAS=mkl`` (read at import): with it a run's
+  last digits depend on the thread count; without it they do not.
 * ``RNNLAB_LOOP_THREADS=1`` runs the per-step products on one BLAS thread
   (``loop_threads``; default 0: BLAS's own setting). On an idle machine BLAS's
   threads help (2 threads: GRU 1.10x torch instead of 0.79x at H = 256); on a
@@ -82,16 +86,18 @@ class MKL(NamedTuple):
 
 
 def _load_mkl():
-    """MKL's runtime library where the ``mkl`` wheel put it, or None; off with
-    RNNLAB_BLAS=openblas."""
-    if os.environ.get("RNNLAB_BLAS", "auto") == "openblas":
-        return None
+    """MKL's runtime library where the ``mkl`` wheel put it, or None."""
     for so in sorted(glob.glob(os.path.join(sys.prefix, "lib", "libmkl_rt.so*"))):
         try:
             lib = ctypes.CDLL(so)
             fns = [getattr(lib, f"cblas_{t}gemm_compute_64") for t in "sd"]
         except (OSError, AttributeError):
             continue
+        # sequential MKL: its OpenMP threads, spinning after each call, fought
+        # OpenBLAS's and torch's (2 threads, quiet machine: the language model
+        # step 2x slower, ragged batches 2.5x); the products it runs here are
+        # per-step ones, or whole-sequence ones only where OpenBLAS is on one thread
+        lib.MKL_Set_Threading_Layer(1)                            # MKL_THREADING_SEQUENTIAL
         for t in "sd":
             size = getattr(lib, f"cblas_{t}gemm_pack_get_size_64")
             size.argtypes, size.restype = [ctypes.c_int] + [ctypes.c_int64] * 3, ctypes.c_size_t
@@ -99,8 +105,6 @@ def _load_mkl():
                 [ctypes.c_int] * 3 + [ctypes.c_int64] * 3
                 + [ctypes.c_float if t == "s" else ctypes.c_double]
                 + [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p])
-        lib.MKL_Set_Num_Threads_Local.argtypes = [ctypes.c_int]
-        lib.MKL_Set_Num_Threads_Local.restype = ctypes.c_int
         gemms = []
         for t, real in (("s", ctypes.c_float), ("d", ctypes.c_double)):
             f = getattr(lib, f"cblas_{t}gemm_64")
@@ -110,6 +114,24 @@ def _load_mkl():
             gemms.append(f)
         return MKL(lib, tuple(ctypes.cast(f, ctypes.c_void_p).value for f in fns), tuple(gemms))
     return None
+
+
+def _openblas_threads():
+    """OpenBLAS's current thread count (1 where it cannot be asked)."""
+    for name in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads"):
+        f = getattr(_LIBS[0], name, None) if _LIBS else None
+        if f is not None:
+            return f()
+    return 1
+
+
+def _loop_blas_threads():
+    """Threads OpenBLAS gives the time loops' per-step products (``loop_threads``).
+    MKL runs sequential here, so it takes the steps only where OpenBLAS would run
+    them on one thread too (2 threads, quiet: OpenBLAS's parallel per-step product
+    won, ragged LSTM batches 31 ms against 35)."""
+    n = int(os.environ.get("RNNLAB_LOOP_THREADS", "0"))
+    return n if n > 0 and _SET_THREADS is not None else _openblas_threads()
 
 
 def _thread_setter():
@@ -123,7 +145,11 @@ def _thread_setter():
 
 _LIBS = []
 _GEMM = _load_gemm() if numba is not None else None
-_MKL = _load_mkl() if _GEMM is not None else None
+# opt-in: MKL's products round differently from OpenBLAS's, and it runs only
+# where the products are on one thread, so with it on, a run's last digits
+# would depend on the thread count (a Ray trial, one thread, against the same
+# run on two); without it they do not
+_MKL = _load_mkl() if _GEMM is not None and os.environ.get("RNNLAB_BLAS") == "mkl" else None
 _SET_THREADS = _thread_setter()
 if _GEMM is not None:
     from rnnlab.engine.fast import loops                          # noqa: E402
@@ -142,13 +168,13 @@ PACKED_MIN_COLS = 16
 
 def recurrent_gemm(w, n):
     """How the time loops multiply by w (m, k) at every step, n columns at most:
-    ``(spec, keep)``. spec = (plain, compute, packed, min_cols) goes to the loops:
+    ``(spec, keep)``; MKL packed only where the steps would run on one thread. spec = (plain, compute, packed, min_cols) goes to the loops:
     a step of at least min_cols columns calls MKL's ?gemm_compute at address
     compute on w packed at address packed; any other, cblas ?gemm at plain on w
     itself (packed = 0: always). keep holds the packed copy alive."""
     m, k = w.shape
     real = w.dtype == np.float64
-    if _MKL is None or n < PACKED_MIN_COLS:
+    if _MKL is None or n < PACKED_MIN_COLS or _loop_blas_threads() != 1:
         return (_GEMM[real], 0, 0, 0), None
     t = "d" if real else "s"
     size = getattr(_MKL.lib, f"cblas_{t}gemm_pack_get_size_64")(161, m, n, k)  # CblasAMatrix
@@ -160,14 +186,16 @@ def recurrent_gemm(w, n):
 
 def matmul(a, b, out=None):
     """a @ b for the whole-sequence products (input projection, weight and input
-    gradients): MKL's ?gemm where the mkl extra is there (5-15% faster than
-    OpenBLAS on these shapes), else NumPy's. 2-D, one float dtype; each operand
-    row- or column-major with any leading dimension (views of the padded buffers)."""
+    gradients): MKL's ?gemm where the mkl extra is there and NumPy's OpenBLAS runs
+    on one thread (5-15% faster than OpenBLAS on these shapes; MKL runs
+    sequential here, so with more threads OpenBLAS's parallel product wins), else
+    NumPy's. 2-D, one float dtype; each operand row- or column-major with any
+    leading dimension (views of the padded buffers)."""
     M, K = a.shape
     N = b.shape[1]
     out = np.empty((M, N), a.dtype) if out is None else out
     oa, ob, oc = _order(a), _order(b), _order(out)
-    if (_MKL is None or a.dtype != b.dtype or a.dtype != out.dtype or oc != 111
+    if (_MKL is None or _openblas_threads() != 1 or a.dtype != b.dtype or a.dtype != out.dtype or oc != 111
             or a.dtype not in (np.float32, np.float64) or None in (oa, ob) or 0 in (M, N, K)):
         return np.matmul(a, b, out=out)
     ld = lambda x, o: (x.strides[0] if o == 111 else x.strides[1]) // x.itemsize  # noqa: E731
@@ -210,15 +238,14 @@ def loop_threads():
     """Inside: this thread's BLAS calls run on ``RNNLAB_LOOP_THREADS`` threads
     (default 0 = unchanged), for the compiled time loops' per-step products."""
     n = int(os.environ.get("RNNLAB_LOOP_THREADS", "0"))
-    setter = _MKL.lib.MKL_Set_Num_Threads_Local if _MKL is not None else _SET_THREADS
-    if setter is None or n <= 0:
+    if _SET_THREADS is None or n <= 0:
         yield
         return
-    prev = setter(n)
+    prev = _SET_THREADS(n)
     try:
         yield
     finally:
-        setter(prev)
+        _SET_THREADS(prev)
 
 
 def available():

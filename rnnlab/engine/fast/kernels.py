@@ -156,8 +156,9 @@ if _GEMM is not None:
 
 
 def blas():
-    """Which library runs the per-step products: 'mkl (packed)' or 'openblas'."""
-    return "mkl (packed)" if _MKL is not None else "openblas"
+    """Which library runs the per-step products: 'openblas', or with RNNLAB_BLAS=mkl
+    'mkl (packed) on one thread, openblas on more'."""
+    return "mkl (packed) on one thread, openblas on more" if _MKL is not None else "openblas"
 
 
 # MKL's packed kernel computes 16 columns at a time: below that, a step (the tail

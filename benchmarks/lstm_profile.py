@@ -6,8 +6,8 @@ process and with the same thread count:
 
 - the whole forward, and forward + backward, of rnnlab (fused path) and torch.nn.LSTM;
 - the matrix products the step cannot avoid, done by the BLAS rnnlab calls (NumPy's
-  OpenBLAS; the per-step products on MKL's packed GEMM where the mkl extra is
-  installed) and by torch's BLAS on the same shapes: the input product
+  OpenBLAS; with RNNLAB_BLAS=mkl on one thread, MKL's packed GEMM for the per-step
+  products) and by torch's BLAS on the same shapes: the input product
   W_ih x (4H, I) @ (I, T*B), the T recurrent products W_hh h (4H, H) @ (H, B),
   the T backward products W_hh^T dG (H, 4H) @ (4H, B), and the weight
   gradients dG x^T, dG h^T, W_ih^T dG (each (4H, T*B)-sized);
@@ -42,8 +42,9 @@ def products(mm, zeros, H, T, B, rng):
     def steps_bwd():
         for _ in range(T):
             wt @ dgb
-    if mm is np.asarray and packed_steps(w, h) is not None:     # rnnlab's own per-step path
-        steps_fwd, steps_bwd = packed_steps(w, h, T), packed_steps(wt, dgb, T)
+    packed = packed_steps(w, h, T) if mm is np.asarray else None  # rnnlab's own per-step path
+    if packed is not None:
+        steps_fwd, steps_bwd = packed, packed_steps(wt, dgb, T)
     return {"input product W_ih x": lambda: w @ x,
             "T recurrent products W_hh h": steps_fwd,
             "T backward products W_hh^T dG": steps_bwd,
@@ -51,9 +52,9 @@ def products(mm, zeros, H, T, B, rng):
 
 
 def packed_steps(w, b, T=1):
-    """T products w @ b as rnnlab's time loops run them where the mkl extra is
-    installed (MKL's packed GEMM, packed once), through ctypes (~1 us per call
-    more than the compiled loops pay); None where the loops use OpenBLAS."""
+    """T products w @ b as rnnlab's time loops run them with RNNLAB_BLAS=mkl on one
+    thread (MKL's packed GEMM, packed once), through ctypes (~1 us per call more
+    than the compiled loops pay); None where the loops use OpenBLAS."""
     import ctypes
     from rnnlab.engine.fast import kernels
     (_, compute, packed, _), keep = kernels.recurrent_gemm(w, b.shape[1])

@@ -38,7 +38,7 @@ def blas():
 
 
 def step_blas():
-    """Which BLAS runs rnnlab's per-step products (MKL packed with the mkl extra)."""
+    """Which BLAS runs rnnlab's per-step products (MKL packed with RNNLAB_BLAS=mkl)."""
     try:
         from rnnlab.engine.fast import kernels
     except ImportError:
@@ -50,7 +50,7 @@ def describe(torch=None):
     names = ("OPENBLAS_CORETYPE", "OMP_NUM_THREADS", "RNNLAB_BLAS", "RNNLAB_THREADS")
     env = {k: os.environ[k] for k in names if k in os.environ}
     tv = f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else ""
-    step = step_blas()                                            # loads MKL where used
+    step = step_blas()                              # imports the kernels (and MKL if asked)
     return (f"{time.strftime('%Y-%m-%d %H:%M')}; {cpu_model()}, {os.cpu_count()} cores; "
             f"numpy {np.__version__}{tv}; BLAS {blas()}; rnnlab per-step products: {step}"
             + (f"; env {env}" if env else ""))

@@ -169,10 +169,11 @@ PACKED_MIN_COLS = 16
 
 def recurrent_gemm(w, n):
     """How the time loops multiply by w (m, k) at every step, n columns at most:
-    ``(spec, keep)``; MKL packed only where the steps would run on one thread. spec = (plain, compute, packed, min_cols) goes to the loops:
+    ``(spec, keep)``. spec = (plain, compute, packed, min_cols) goes to the loops:
     a step of at least min_cols columns calls MKL's ?gemm_compute at address
     compute on w packed at address packed; any other, cblas ?gemm at plain on w
-    itself (packed = 0: always). keep holds the packed copy alive."""
+    itself (packed = 0: always; MKL packs only where the steps run on one
+    thread). keep holds the packed copy alive."""
     m, k = w.shape
     real = w.dtype == np.float64
     if _MKL is None or n < PACKED_MIN_COLS or _loop_blas_threads() != 1:
@@ -196,8 +197,9 @@ def matmul(a, b, out=None):
     N = b.shape[1]
     out = np.empty((M, N), a.dtype) if out is None else out
     oa, ob, oc = _order(a), _order(b), _order(out)
-    if (_MKL is None or _openblas_threads() != 1 or a.dtype != b.dtype or a.dtype != out.dtype or oc != 111
-            or a.dtype not in (np.float32, np.float64) or None in (oa, ob) or 0 in (M, N, K)):
+    if (_MKL is None or _openblas_threads() != 1 or a.dtype != b.dtype
+            or a.dtype != out.dtype or a.dtype not in (np.float32, np.float64)
+            or oc != 111 or None in (oa, ob) or 0 in (M, N, K)):
         return np.matmul(a, b, out=out)
     ld = lambda x, o: (x.strides[0] if o == 111 else x.strides[1]) // x.itemsize  # noqa: E731
     _MKL.gemm[a.dtype == np.float64](101, oa, ob, M, N, K, 1.0, a.ctypes.data, ld(a, oa),

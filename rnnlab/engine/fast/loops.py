@@ -86,11 +86,11 @@ def _gemm_impl(gemm, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc)
     size = np.uintp(np.dtype(real).itemsize)
 
     def impl(gemm, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
+        if n == 0:                        # a ragged batch's step past every row's end
+            return
         plain, compute, packed, min_cols = gemm
         b_ptr = b.ctypes.data + size * np.uintp(b_off)
         c_ptr = c.ctypes.data + size * np.uintp(c_off)
-        if n == 0:                        # a ragged batch's step past every row's end
-            return
         if packed != 0 and n >= min_cols:
             _call_compute(compute, m, n, k, packed, b_ptr, ldb, real(beta), c_ptr, ldc)
         else:

@@ -10,7 +10,7 @@ from rnnlab import cli, nn
 from rnnlab.cli import demo
 from rnnlab.engine import layers
 from rnnlab.engine.layers import as_hx
-from rnnlab.lab import tasks
+from rnnlab.lab import experiment, tasks
 
 
 def _run_quick(capsys, *extra, out=None):
@@ -83,13 +83,13 @@ def _suffix_grad(cfg, model, x, y, d):
 def test_gradient_flow_equals_the_gradient_of_a_restarted_run(mode):
     """The table's entry at d is the mean over rows of ||dL/dh_{T-d}||, the real
     loss's gradient, as a run restarted at step T-d computes it."""
-    tc = tasks.TrainConfig(cell=mode, hidden=3)
-    cfg = tasks.rnn_config(tc, tasks.get_task("adding"))
-    model = tasks.init_model(tc, tasks.get_task("adding"), np.random.default_rng(0))
+    tc = experiment.TrainConfig(cell=mode, hidden=3)
+    cfg = experiment.rnn_config(tc, tasks.get_task("adding"))
+    model = experiment.init_model(tc, tasks.get_task("adding"), np.random.default_rng(0))
     model = {k: v.astype(np.float64) for k, v in model.items()}
     x, y = (a.astype(np.float64) for a in tasks.adding(np.random.default_rng(1), 6, 2))
     curve = demo.gradient_flow(None, cfg, model, x, y).curve.mean
-    dh_last = tasks.last_step_gradient(tasks.get_task("adding"), cfg, model, x, y)
+    dh_last = experiment.last_step_gradient(tasks.get_task("adding"), cfg, model, x, y)
     assert curve[0] == pytest.approx(np.linalg.norm(dh_last, axis=-1).mean(), rel=1e-12)
     for d in range(1, 6):
         want = np.linalg.norm(_suffix_grad(cfg, model, x, y, d), axis=-1).mean()
@@ -110,7 +110,7 @@ def test_progress_bar_shows_rate_and_loss(monkeypatch):
     tqdm hidden so the plain line, whose format is ours, is what is drawn."""
     monkeypatch.setitem(sys.modules, "tqdm", None)
     buf = io.StringIO()
-    res, _ = tasks.train(tasks.TrainConfig(cell="rnn", length=8, steps=5, batch=4, hidden=4,
+    res, _ = experiment.train(experiment.TrainConfig(cell="rnn", length=8, steps=5, batch=4, hidden=4,
                                            eval_batch=8, record_every=0), progress=buf)
     line = buf.getvalue().split("\r")[-3]            # the last drawn state (then: cleared)
     m = re.fullmatch(r"adding rnn T=8  5/5  (\d+\.\d) step/s  loss=(\d\.\d{4})", line)

@@ -11,9 +11,9 @@ import pytest
 
 from rnnlab.dist import tune
 from rnnlab.io import checkpoint
-from rnnlab.lab import tasks
+from rnnlab.lab import experiment
 
-BASE = tasks.TrainConfig(task="adding", length=8, steps=30, batch=8, hidden=8, eval_batch=40,
+BASE = experiment.TrainConfig(task="adding", length=8, steps=30, batch=8, hidden=8, eval_batch=40,
                          record_every=0, record_rows=2)
 CONFIGS = [replace(BASE, cell=c, seed=s) for c, s in (("rnn", 0), ("gru", 0), ("gru", 1))]
 SAME = ("task", "cell", "length", "seed", "score", "success", "losses", "grad_norms", "clip")
@@ -28,10 +28,10 @@ def _sweep(broken=False):
 
 @pytest.fixture(scope="module")
 def sequential():
-    """The sequential sweep's results (rnnlab.lab.tasks.sweep), per trial name."""
+    """The sequential sweep's results (rnnlab.lab.experiment.sweep), per trial name."""
     out = {}
     for cfg in CONFIGS:
-        out.update(zip(tune.tasks_sweep([cfg]), tasks.sweep(cfg, [cfg.cell], [8], [cfg.seed],
+        out.update(zip(tune.tasks_sweep([cfg]), experiment.sweep(cfg, [cfg.cell], [8], [cfg.seed],
                                                              progress=None)))
     return out
 
@@ -53,8 +53,8 @@ def test_in_turn_equals_the_sequential_sweep_and_failures_are_reported(tmp_path,
     t = tune.trial_dir(tmp_path, "adding-gru-T8-seed1")
     assert sorted(os.listdir(t)) == ["metrics.jsonl", "model.npz", "result.json"]
     assert checkpoint.load(os.path.join(t, "model.npz"), kind="tasks")["params"]
-    tasks.write_table(results, tmp_path / "a.md")
-    tasks.write_table(list(sequential.values()), tmp_path / "b.md")
+    experiment.write_table(results, tmp_path / "a.md")
+    experiment.write_table(list(sequential.values()), tmp_path / "b.md")
     strip = [[c for i, c in enumerate(line.split("|")) if i != 9]      # all but seconds
              for line in (tmp_path / "a.md").read_text().splitlines()]
     assert strip == [[c for i, c in enumerate(line.split("|")) if i != 9]

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnlab.lab import gradflow, init, tasks
+from rnnlab.lab import experiment, gradflow, init
 from rnnlab.engine import layers
 
 pytest.importorskip("matplotlib")
@@ -25,7 +25,7 @@ def test_report_embeds_figures_numbers_and_reading(tmp_path):
     flows = _flows()
     figs = {"distance": plots.distance(flows, tmp_path / "d.png"),
             "jacobians": plots.jacobians(flows, tmp_path / "j.png")}
-    res, _ = tasks.train(tasks.TrainConfig(task="adding", cell="gru", length=6, steps=4,
+    res, _ = experiment.train(experiment.TrainConfig(task="adding", cell="gru", length=6, steps=4,
                                            hidden=4, eval_batch=8, record_every=2),
                          progress=None)
     figs["training"] = plots.training([res], tmp_path / "t.png")

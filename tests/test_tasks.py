@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from rnnlab.lab import tasks
+from rnnlab.lab import experiment, tasks
 
 
 def _rng(seed=0):
@@ -77,44 +77,44 @@ def test_digits_pixel_by_pixel_and_permuted():
 @pytest.mark.parametrize("name", ["adding", "copy", "temporal_order"])
 def test_model_gradients_match_finite_differences(name):
     task = tasks.get_task(name)
-    cfg = tasks.TrainConfig(task=name, cell="gru", length=10, hidden=3)
-    rc = tasks.rnn_config(cfg, task)
-    model = {k: v.astype(np.float64) for k, v in tasks.init_model(cfg, task, _rng()).items()}
+    cfg = experiment.TrainConfig(task=name, cell="gru", length=10, hidden=3)
+    rc = experiment.rnn_config(cfg, task)
+    model = {k: v.astype(np.float64) for k, v in experiment.init_model(cfg, task, _rng()).items()}
     x, y = task.sample(_rng(1), 10, 2)
     x = x.astype(np.float64)
     y = y.astype(np.float64) if task.loss == "mse" else y
-    _, grads, _ = tasks.loss_and_grads(task, rc, model, x, y)
+    _, grads, _ = experiment.loss_and_grads(task, rc, model, x, y)
     assert set(grads) == set(model)
     rng, eps = _rng(2), 1e-6
     for k in ("weight_hh_l0", "readout.weight", "bias_ih_l0"):
         v = rng.standard_normal(model[k].shape)
         plus = dict(model, **{k: model[k] + eps * v})
         minus = dict(model, **{k: model[k] - eps * v})
-        num = (tasks.loss_and_grads(task, rc, plus, x, y, False)[0]
-               - tasks.loss_and_grads(task, rc, minus, x, y, False)[0]) / (2 * eps)
+        num = (experiment.loss_and_grads(task, rc, plus, x, y, False)[0]
+               - experiment.loss_and_grads(task, rc, minus, x, y, False)[0]) / (2 * eps)
         assert np.vdot(grads[k], v) == pytest.approx(num, rel=1e-5, abs=1e-9)
 
 
 def test_training_learns_short_adding_and_records_everything():
-    cfg = tasks.TrainConfig(task="adding", cell="lstm", length=8, steps=150, hidden=16,
+    cfg = experiment.TrainConfig(task="adding", cell="lstm", length=8, steps=150, hidden=16,
                             lr=1e-2, clip=0.05, record_every=50, eval_batch=200)
-    res, model = tasks.train(cfg, progress=None)
+    res, model = experiment.train(cfg, progress=None)
     assert res["score"] < 0.5 * res["baseline"]
     assert [s["step"] for s in res["gradflow"]] == [0, 50, 100, 150]
     assert len(res["losses"]) == len(res["grad_norms"]) == 150
     c = res["clip"]
     assert 0 < c["events"] <= 150 and c["fraction"] == c["events"] / 150
     assert c["mean_ratio"] > 1.0
-    again, _ = tasks.train(cfg, progress=None)
+    again, _ = experiment.train(cfg, progress=None)
     assert again["score"] == res["score"]                           # seeded end to end
 
 
 def test_irnn_uses_relu_and_identity():
-    cfg = tasks.TrainConfig(cell="irnn", hidden=4)
+    cfg = experiment.TrainConfig(cell="irnn", hidden=4)
     task = tasks.get_task("adding")
-    rc = tasks.rnn_config(cfg, task)
+    rc = experiment.rnn_config(cfg, task)
     assert rc.nonlinearity == "relu"
-    np.testing.assert_array_equal(tasks.init_model(cfg, task, _rng())["weight_hh_l0"], np.eye(4))
+    np.testing.assert_array_equal(experiment.init_model(cfg, task, _rng())["weight_hh_l0"], np.eye(4))
 
 
 @pytest.mark.parametrize("bad,match", [(dict(task="nope"), "--task: expected one of adding"),
@@ -128,25 +128,25 @@ def test_irnn_uses_relu_and_identity():
                                        (dict(task="temporal_order", length=5), "length >= 10")])
 def test_bad_config_is_a_clear_value_error(bad, match):
     with pytest.raises(ValueError, match=match):
-        tasks.TrainConfig(**bad)
+        experiment.TrainConfig(**bad)
 
 
 def test_divergence_is_reported_with_the_fix():
-    cfg = tasks.TrainConfig(task="adding", cell="rnn", nonlinearity="relu", length=10,
+    cfg = experiment.TrainConfig(task="adding", cell="rnn", nonlinearity="relu", length=10,
                             steps=60, hidden=8, lr=1e9, clip=None, eval_batch=10,
                             record_every=0, optimizer="sgd")
     with pytest.raises(ValueError, match=r"training diverged at step \d+ .*lower --lr"):
-        tasks.train(cfg, progress=None)
+        experiment.train(cfg, progress=None)
 
 
 def test_sweep_table_and_success_by_length(tmp_path):
-    base = tasks.TrainConfig(task="adding", steps=3, hidden=4, eval_batch=20, record_every=0)
-    res = tasks.sweep(base, ["rnn", "gru"], [4, 6], [0, 1], progress=None)
+    base = experiment.TrainConfig(task="adding", steps=3, hidden=4, eval_batch=20, record_every=0)
+    res = experiment.sweep(base, ["rnn", "gru"], [4, 6], [0, 1], progress=None)
     assert len(res) == 8
-    tasks.write_table(res, tmp_path / "t.csv")
-    tasks.write_table(res, tmp_path / "t.md")
+    experiment.write_table(res, tmp_path / "t.csv")
+    experiment.write_table(res, tmp_path / "t.md")
     lines = (tmp_path / "t.csv").read_text().splitlines()
     assert lines[0].startswith("task,cell,length") and len(lines) == 9
     assert (tmp_path / "t.md").read_text().count("| adding |") == 8
-    frac = tasks.success_by_length(res)
+    frac = experiment.success_by_length(res)
     assert set(frac) == {"rnn", "gru"} and set(frac["gru"]) == {4, 6}

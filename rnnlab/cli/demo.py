@@ -9,9 +9,9 @@ U(0, 1) and a marker; exactly two steps are marked, one in each half of the
 sequence, and the target is the sum of the two marked values. Predicting the
 mean (1.0) scores MSE 1/6 ~ 0.167; doing better needs memory reaching back at
 least T/2 steps. The model is one recurrent layer and a linear readout of the
-last hidden state, trained with Adam on MSE by ``rnnlab.lab.tasks`` (the data,
-the model and the loop are the lab's); the table and the verdicts are one
-``rnnlab.lab.gradflow`` measurement per cell.
+last hidden state, trained with Adam on MSE by ``rnnlab.lab.experiment`` (the
+data from ``rnnlab.lab.tasks``; the model and the loop are the lab's); the
+table and the verdicts are one ``rnnlab.lab.gradflow`` measurement per cell.
 
 Shapes: T time, B batch, H hidden; inputs (T, B, 2), targets (B, 1).
 Everything is drawn from generators seeded by ``--seed``: same seed, same
@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from rnnlab.engine import layers
-from rnnlab.lab import gradflow, tasks
+from rnnlab.lab import experiment, gradflow, tasks
 
 CELLS = (("rnn", "RNN (tanh)"), ("lstm", "LSTM"), ("gru", "GRU"))
 BASELINE_MSE = 1.0 / 6.0          # Var(u1 + u2) for u ~ U(0, 1): always predicting 1
@@ -51,11 +51,11 @@ QUICK = dict(steps=5, length=8, batch=4, hidden=4, eval_batch=8, lm_steps=3, lm_
              lm_hidden=8)
 
 
-# ---------------------------------------------------------------- training, on lab.tasks
+# ---------------------------------------------------------------- training, on lab.experiment
 
 def task_config(cfg, mode):
     """The lab's training config for one cell of the tour (no snapshots in between)."""
-    return tasks.TrainConfig(task="adding", cell=mode, length=cfg.length, steps=cfg.steps,
+    return experiment.TrainConfig(task="adding", cell=mode, length=cfg.length, steps=cfg.steps,
                              batch=cfg.batch, hidden=cfg.hidden, lr=cfg.lr, optimizer="adam",
                              clip=cfg.clip, seed=cfg.seed, eval_batch=cfg.eval_batch,
                              record_every=0)
@@ -63,24 +63,24 @@ def task_config(cfg, mode):
 
 def seeds(cfg, k):
     """The tour's generators: cell k's own weights; the same batches and test set for all."""
-    return tasks.Seeds(np.random.default_rng([cfg.seed, 2, k]), np.random.default_rng(cfg.seed),
+    return experiment.Seeds(np.random.default_rng([cfg.seed, 2, k]), np.random.default_rng(cfg.seed),
                        np.random.default_rng([cfg.seed, 1]))
 
 
 def train_cell(cfg, k, progress_out=None):
-    """Train cell k of CELLS; returns (result dict of ``tasks.train``, rnn config, model)."""
+    """Train cell k of CELLS; returns (result dict of ``experiment.train``, rnn config, model)."""
     mode, label = CELLS[k]
     tc = task_config(cfg, mode)
-    res, model = tasks.train(tc, sys.stderr if progress_out is None else progress_out,
+    res, model = experiment.train(tc, sys.stderr if progress_out is None else progress_out,
                              seeds(cfg, k), desc=f"{label:<11}")
-    return res, tasks.rnn_config(tc, tasks.get_task("adding")), model
+    return res, experiment.rnn_config(tc, tasks.get_task("adding")), model
 
 
 def gradient_flow(cfg, rc, model, x, y):
     """``gradflow.measure`` of the trained layer for the loss at the last step:
     the upstream gradient is the real one, dL/dh_T of the MSE readout."""
     task = tasks.get_task("adding")
-    dh_last = tasks.last_step_gradient(task, rc, model, x, y)     # (B, H)
+    dh_last = experiment.last_step_gradient(task, rc, model, x, y)     # (B, H)
     rnn = {k: model[k] for k in layers.param_shapes(rc)}
     return gradflow.measure(rc, rnn, x, last_only=True, dout=dh_last)[(0, 0)]
 
@@ -134,7 +134,7 @@ def run_demo(cfg, progress_out=None):
     print(f"Adding problem: T = {cfg.length}, batch {cfg.batch}, hidden {cfg.hidden}, "
           f"{cfg.steps} Adam steps (lr {cfg.lr}, clip {cfg.clip}), seed {cfg.seed}")
     x_test, y_test = tasks.adding(np.random.default_rng([cfg.seed, 1]), cfg.length,
-                                  cfg.eval_batch)                 # the set tasks.train scores
+                                  cfg.eval_batch)                 # the set experiment.train scores
     results, flows = [], {}
     for k, (_, label) in enumerate(CELLS):
         res, rc, model = train_cell(cfg, k, progress_out)

@@ -17,7 +17,7 @@ from dataclasses import replace
 import numpy as np
 
 from rnnlab.io.atomic import atomic_write
-from rnnlab.lab import gradflow, init, tasks
+from rnnlab.lab import experiment, gradflow, init, tasks
 
 LABELS = {"rnn": "RNN (tanh)", "lstm": "LSTM", "gru": "GRU", "irnn": "IRNN (relu, identity)"}
 
@@ -55,7 +55,7 @@ def _train_config(args, **over):
         kw["forget_bias"] = None                    # only gated cells have a keep gate
     if kw["init"] == "identity" and kw["cell"] != "irnn":
         raise ValueError("--init identity is the IRNN: use --cell irnn (ReLU RNN)")
-    return tasks.TrainConfig(**kw)
+    return experiment.TrainConfig(**kw)
 
 
 def _outputs(args):
@@ -85,10 +85,10 @@ def _measure_cells(args, cells, trained=None):
     flows = {}
     for cell in cells:
         cfg = _train_config(args, cell=cell, steps=max(args.steps, 1))
-        rc = tasks.rnn_config(cfg, task)
+        rc = experiment.rnn_config(cfg, task)
         model = (trained[cell] if trained else
-                 tasks.init_model(cfg, task, np.random.default_rng([args.seed, 1])))
-        params = tasks.rnn_part(rc, model)
+                 experiment.init_model(cfg, task, np.random.default_rng([args.seed, 1])))
+        params = experiment.rnn_part(rc, model)
         flow = gradflow.measure(rc, params, x, last_only=task.readout == "last", rng=args.seed)
         flows[LABELS[cell]] = flow[(rc.num_layers - 1, 0)]
     return flows
@@ -126,7 +126,7 @@ def run_gradflow(args):
         if out:
             _figures_and_report(args, out, flows, {}, [])
         return 0
-    cells = _names(args.cells, tasks.CELL_CHOICES, "cell")
+    cells = _names(args.cells, experiment.CELL_CHOICES, "cell")
     tasks.get_task(args.task)
     out = _outputs(args)
     flows = _measure_cells(args, cells)
@@ -134,7 +134,7 @@ def run_gradflow(args):
     results, after, trained = [], {}, {}
     if args.steps > 0:
         for cell in cells:
-            res, trained[cell] = tasks.train(_train_config(args, cell=cell))
+            res, trained[cell] = experiment.train(_train_config(args, cell=cell))
             results.append(res)
             print(f"  trained {cell}: {res['metric']} {res['score']:.4f} "
                   f"(baseline {res['baseline']:.4f}) {'solved' if res['success'] else 'not solved'}")
@@ -179,7 +179,7 @@ def run_tasks(args):
     tasks.get_task(args.task)
     cfg = _train_config(args)
     out = _outputs(args)
-    res, _ = tasks.train(cfg)
+    res, _ = experiment.train(cfg)
     c = res["clip"]
     print(f"{res['task']} {res['cell']} T={res['length']} seed={res['seed']}: {res['metric']} "
           f"{res['score']:.4f} (baseline {res['baseline']:.4f}) -> "
@@ -203,7 +203,7 @@ def run_tasks(args):
 
 def _run_sweep(args):
     tasks.get_task(args.sweep_task)
-    cells = _names(args.cells, tasks.CELL_CHOICES, "cell")
+    cells = _names(args.cells, experiment.CELL_CHOICES, "cell")
     lengths, seeds = _ints(args.lengths, "lengths"), _ints(args.seeds, "seeds", 0)
     base = _train_config(args, task=args.sweep_task, cell=cells[0], length=lengths[0])
     out = _outputs(args)
@@ -213,13 +213,13 @@ def _run_sweep(args):
         if args.ray:                                   # the same runs, as Ray Tune trials
             configs += [replace(b, cell=cell, length=T, seed=s) for T in lengths for s in seeds]
         else:
-            results += tasks.sweep(b, [cell], lengths, seeds)
+            results += experiment.sweep(b, [cell], lengths, seeds)
     if args.ray:
         from rnnlab.dist import tune
         results, failed, _ = tune.run("tasks", tune.tasks_sweep(configs), args.out,
                                       ray=True, address=args.address, cpus=args.trial_cpus)
     table = args.table or "sweep.md"
-    tasks.write_table(results, table)
+    experiment.write_table(results, table)
     with open(table) as f:
         print(f.read())
     if out:

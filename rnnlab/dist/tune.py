@@ -56,10 +56,10 @@ def _finish(root, name, settings, result):
 # ---------------------------------------------------------------- the trials
 
 def tasks_trial(name, settings, root, report):
-    """One long-range task run (``rnnlab.lab.tasks.train``): result, model, losses."""
-    from rnnlab.lab import tasks
+    """One long-range task run (``rnnlab.lab.experiment.train``): result, model, losses."""
+    from rnnlab.lab import experiment
     out = trial_dir(root, name)
-    res, model = tasks.train(tasks.TrainConfig(**settings), progress=None)
+    res, model = experiment.train(experiment.TrainConfig(**settings), progress=None)
     losses = res["losses"]
     rows = [{"step": s, "train_loss": sum(losses[s - 100:s]) / 100}
             for s in range(100, len(losses) + 1, 100)]
@@ -199,7 +199,7 @@ def run(kind, sweep, root, ray=False, address=None, asha=False, cpus=1, log=prin
 
 
 def tasks_sweep(configs):
-    """{name: settings} for a list of ``tasks.TrainConfig``, in their order."""
+    """{name: settings} for a list of ``experiment.TrainConfig``, in their order."""
     return {f"{c.task}-{c.cell}-T{c.length}-seed{c.seed}": asdict(c) for c in configs}
 
 

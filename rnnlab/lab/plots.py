@@ -3,7 +3,7 @@
 matplotlib is imported only when a figure is drawn, so the rest of rnnlab runs
 without it; a missing matplotlib is a ValueError naming the extra to install.
 Every function takes plain measurements (``gradflow.LayerFlow`` or the result
-dicts of ``tasks.train``) and a path, writes one PNG and returns the path.
+dicts of ``experiment.train``) and a path, writes one PNG and returns the path.
 Non-finite values are never drawn as lines: they are masked and the exploding
 point is written on the figure.
 """
@@ -150,7 +150,7 @@ def clipping(results, path):
 
 def sweep(results, path):
     """Success fraction (over seeds) and score against sequence length, per cell."""
-    from rnnlab.lab.tasks import success_by_length
+    from rnnlab.lab.experiment import success_by_length
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     for k, (cell, by_len) in enumerate(success_by_length(results).items()):

@@ -3,7 +3,7 @@ and a short plain-language reading written from the measured numbers.
 
 ``write(path, flows, figures, results=None, meta=None)``: flows is
 {label: gradflow.LayerFlow} (one per model/layer), figures {caption: png path},
-results optional ``tasks.train`` result dicts. Nothing is fetched from the
+results optional ``experiment.train`` result dicts. Nothing is fetched from the
 network when the page is opened: styles inline, images embedded.
 """
 import base64

@@ -62,6 +62,49 @@ def test_both_step_blas_equal_generic(monkeypatch, blas, mode, dtype, tol):
             assert np.abs(a - b).max() <= tol * max(1.0, np.abs(b).max())
 
 
+@pytest.mark.needs_mkl
+@pytest.mark.parametrize("mode", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+def test_two_threads_of_packed_row_slices_equal_generic(monkeypatch, mode, dtype, tol):
+    """With MKL and two loop threads the batch runs as two row slices on two
+    threads, each step on the one packed W_hh (16 rows or more) or OpenBLAS's."""
+    if _kernels._SET_THREADS is None:
+        pytest.skip("this OpenBLAS cannot hold a caller to one thread: never sliced")
+    monkeypatch.setenv("RNNLAB_LOOP_THREADS", "2")
+    monkeypatch.setattr(_kernels, "_MKL", _kernels._load_mkl())
+    lengths = [9] * 10 + [8, 7] * 10 + [3, 2, 1, 1, 1, 1]          # 36 rows
+    monkeypatch.setattr(_kernels, "MIN_OWN_WEIGHTS", 1)            # H = 8 here
+    assert _kernels.own_workers(32 * 8, 36) == 2
+    assert len(_kernels.row_slices(36, 2)) == 2
+    cfg = layers.RNNConfig(mode, 5, 8, 2, bidirectional=True)
+    params = layers.init_params(cfg, 1, dtype)
+    x = np.random.default_rng(0).standard_normal((9, 36, 5)).astype(dtype)
+    before = _kernels._openblas_threads()
+    for lens in (None, lengths):
+        fast, slow = run(cfg, params, x, lens, True), run(cfg, params, x, lens, False)
+        for a, b in zip(fast, slow):
+            assert np.abs(a - b).max() <= tol * max(1.0, np.abs(b).max())
+    assert _kernels._openblas_threads() == before                 # held at one inside, restored
+
+
+@pytest.mark.needs_mkl
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
+def test_products_split_over_own_threads_equal_numpy(monkeypatch, ta, tb):
+    """The whole-sequence products split by rows over two threads, each piece on
+    sequential MKL, for row- and column-major operands (views of padded buffers)."""
+    if _kernels._SET_THREADS is None:
+        pytest.skip("this OpenBLAS cannot set its thread count: never its own threads")
+    monkeypatch.setattr(_kernels, "_MKL", _kernels._load_mkl())
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((70, 40) if not ta else (40, 70))
+    b = rng.standard_normal((40, 33 + 16) if not tb else (33, 40))
+    a, b = (a.T if ta else a), (b.T if tb else b[:, :33])         # (70, 40) @ (40, 33)
+    with _kernels.own_threads(2):
+        assert _kernels._openblas_threads() == 1
+        got = _kernels.matmul(a, b, parts=2)
+    assert np.abs(got - a @ b).max() <= 1e-12
+
+
 def test_padded_positions_and_untouched_rows():
     """Past a row's end outputs are exactly zero and its input gradient too."""
     cfg = layers.RNNConfig("lstm", 3, 4)
@@ -116,3 +159,51 @@ def test_loop_threads_one_blas_thread_inside_and_restored_after(monkeypatch):
         monkeypatch.setenv("RNNLAB_LOOP_THREADS", "0")
         with _kernels.loop_threads():
             assert blas_threads() == before
+
+
+@pytest.mark.parametrize("mode,nl", CASES)
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-13), (np.float32, 1e-6)])
+def test_row_slices_on_threads_equal_one_loop(monkeypatch, mode, nl, dtype, tol):
+    """The batch split into row slices, each loop on its own thread (what the
+    drivers do for full batches on own threads), gives the numbers of one loop
+    over the whole batch, to rounding (a product's last bits depend on its
+    column count): full and ragged (the loops take any slice of a length-sorted
+    batch), stacked and bidirectional, final-state gradients injected in every
+    slice, odd cuts."""
+    cfg = layers.RNNConfig(mode, 5, 16, 2, True, False, 0.0, True, nonlinearity=nl or "tanh")
+    params = layers.init_params(cfg, 1, dtype)
+    x = np.random.default_rng(0).standard_normal((9, 24, 5)).astype(dtype)
+    lengths = [9] * 5 + [8, 7, 6] * 5 + [3, 2, 1, 1]
+    for lens in (None, lengths):
+        monkeypatch.setattr(_kernels, "row_slices", lambda B, n: [(0, B)])
+        whole = run(cfg, params, x, lens, True)
+        cuts = [(0, 5), (5, 6), (11, 2), (13, 11)]                # 4 threads; rows 13.. end early
+        monkeypatch.setattr(_kernels, "row_slices", lambda B, n: cuts)
+        sliced = run(cfg, params, x, lens, True)
+        for a, b in zip(sliced, whole):
+            assert np.abs(a - b).max() <= tol * max(1.0, np.abs(b).max())
+
+
+def test_row_slices_on_cache_lines():
+    assert _kernels.row_slices(32, 2) == [(0, 16), (16, 16)]
+    assert _kernels.row_slices(40, 2) == [(0, 16), (16, 24)]
+    assert _kernels.row_slices(64, 4) == [(0, 16), (16, 16), (32, 16), (48, 16)]
+    assert _kernels.row_slices(64, 3) == [(0, 16), (16, 32), (48, 16)]
+    assert _kernels.row_slices(31, 2) == [(0, 31)]                 # under 2 x MIN_SLICE_ROWS
+    assert _kernels.row_slices(32, 1) == [(0, 32)]
+
+
+def test_own_threads_only_with_mkl_and_two_loop_threads(monkeypatch):
+    if _kernels._SET_THREADS is None:
+        pytest.skip("this OpenBLAS cannot set its thread count: never its own threads")
+    monkeypatch.setenv("RNNLAB_LOOP_THREADS", "2")
+    monkeypatch.setattr(_kernels, "_MKL", object())
+    big = _kernels.MIN_OWN_WEIGHTS
+    assert _kernels.own_workers(big, 32) == 2
+    assert _kernels.own_workers(big - 1, 32) == 1                 # hand-offs would cost more
+    assert _kernels.own_workers(big, 31) == 1                     # one slice: OpenBLAS's threads
+    monkeypatch.setenv("RNNLAB_LOOP_THREADS", "1")
+    assert _kernels.own_workers(big, 32) == 1
+    monkeypatch.setenv("RNNLAB_LOOP_THREADS", "2")
+    monkeypatch.setattr(_kernels, "_MKL", None)                   # OpenBLAS's threads instead
+    assert _kernels.own_workers(big, 32) == 1

@@ -46,6 +46,7 @@ class Fwd(NamedTuple):
     tb: int               # T*B, the padded grid's columns
     half: object          # 0.5 in the dtype
     opts: dict
+    slices: list          # kernels.row_slices: (k0, kB) of each loop thread
 
 
 class Bwd(NamedTuple):
@@ -61,6 +62,7 @@ class Bwd(NamedTuple):
     off: np.ndarray
     one: object           # 1.0 in the dtype
     opts: dict
+    slices: list          # as the forward's
 
 
 # ---------------------------------------------------------------- per cell
@@ -75,14 +77,16 @@ def _rnn_scale(G, H, opts):
 
 def _rnn_forward(f):
     acts = _k.buffer(0, f.tb, f.gx.dtype)                        # none: h_t gives f'
-    _k.loops.rnn_fwd(f.gemm, f.w_s, f.gx, f.scale, f.bias, f.hist, f.bs, f.off,
-                     len(f.state0[0]), _rnn_kind(f.opts), f.half)
+    _k.run_sliced(_k.loops.rnn_fwd, (f.gemm, f.w_s, f.gx, f.scale, f.bias, f.hist, f.bs,
+                                     f.off, len(f.state0[0]), _rnn_kind(f.opts), f.half),
+                  f.slices)
     return None, acts
 
 
 def _rnn_backward(b):
-    _k.loops.rnn_bwd(b.gemm, b.w_t, b.dout, b.fm.hist, b.dg, b.dh_mat, b.dhn, b.bs, b.off,
-                     b.dh_mat.shape[1], _rnn_kind(b.opts), b.one)
+    _k.run_sliced(_k.loops.rnn_bwd, (b.gemm, b.w_t, b.dout, b.fm.hist, b.dg, b.dh_mat, b.dhn,
+                                     b.bs, b.off, b.dh_mat.shape[1], _rnn_kind(b.opts), b.one),
+                  b.slices)
     return b.dg, ()
 
 
@@ -98,16 +102,17 @@ def _lstm_forward(f):
     chist[:, :B] = f.state0[1].T
     full = f.gx.shape[1] - 16 == f.tb
     acts = f.gx if full else _k.buffer(f.gx.shape[0], f.tb, f.gx.dtype, True)
-    _k.loops.lstm_fwd(f.gemm, f.w_s, f.gx, acts, f.scale, f.bias, f.hist, chist, f.bs, f.off,
-                      B, f.half)
+    _k.run_sliced(_k.loops.lstm_fwd, (f.gemm, f.w_s, f.gx, acts, f.scale, f.bias, f.hist,
+                                      chist, f.bs, f.off, B, f.half), f.slices)
     return chist, acts                                            # full: i,f,g,o overwrite gx
 
 
 def _lstm_backward(b):
     H, B = b.dh_mat.shape
-    dc, dcn = np.zeros((H, B), b.dg.dtype), np.ascontiguousarray(b.dstate_n[1].T)
-    _k.loops.lstm_bwd(b.gemm, b.w_t, b.dout, b.fm.acts, b.fm.chist, b.dg, b.dh_mat, dc,
-                      b.dhn, dcn, b.bs, b.off, B, b.one)
+    dc, dcn = _k.aligned((H, B), b.dg.dtype, True), np.ascontiguousarray(b.dstate_n[1].T)
+    _k.run_sliced(_k.loops.lstm_bwd, (b.gemm, b.w_t, b.dout, b.fm.acts, b.fm.chist, b.dg,
+                                      b.dh_mat, dc, b.dhn, dcn, b.bs, b.off, B, b.one),
+                  b.slices)
     return b.dg, (dc.T,)
 
 
@@ -122,17 +127,17 @@ def _gru_forward(f):
     acts = _k.buffer(4 * H, f.tb, f.gx.dtype, True)              # r, z, n, gh_n
     b_hh = f.p.b_hh
     b_hn = b_hh[2 * H:].copy() if b_hh is not None else np.zeros(H, f.gx.dtype)
-    _k.loops.gru_fwd(f.gemm, f.w_s, f.gx, f.scale, f.bias, f.hist, acts, b_hn, f.bs, f.off,
-                     B, f.half)
+    _k.run_sliced(_k.loops.gru_fwd, (f.gemm, f.w_s, f.gx, f.scale, f.bias, f.hist, acts, b_hn,
+                                     f.bs, f.off, B, f.half), f.slices)
     return None, acts
 
 
 def _gru_backward(b):
     H, B = b.dh_mat.shape
     dgh = _k.buffer(b.dg.shape[0], b.dg.shape[1] - 16, b.dg.dtype)   # every column written
-    dh_dir = np.zeros((H, B), b.dg.dtype)                         # dh * z, the direct path
-    _k.loops.gru_bwd(b.gemm, b.w_t, b.dout, b.fm.acts, b.fm.hist, b.dg, dgh, b.dh_mat,
-                     dh_dir, b.dhn, b.bs, b.off, B, b.one)
+    dh_dir = _k.aligned((H, B), b.dg.dtype, True)                         # dh * z, the direct path
+    _k.run_sliced(_k.loops.gru_bwd, (b.gemm, b.w_t, b.dout, b.fm.acts, b.fm.hist, b.dg, dgh,
+                                     b.dh_mat, dh_dir, b.dhn, b.bs, b.off, B, b.one), b.slices)
     b.dh_mat[...] += dh_dir
     return dgh, ()
 
@@ -146,12 +151,12 @@ GRU = Fused(_gru_scale, lambda H: 2 * H, _gru_forward, _gru_backward,
 
 # ---------------------------------------------------------------- drivers
 
-def _prologue(fused, p, xT, TB, opts):
+def _prologue(fused, p, xT, TB, opts, own):
     """W_ih x for all steps (G, T*B), the row scale, the folded bias, scaled W_hh."""
     G, H = p.w_hh.shape
     scale = fused.scale(G, H, opts).astype(xT.dtype)
     gx = _k.buffer(G, TB, xT.dtype)
-    _k.matmul(p.w_ih, xT[:, :TB], out=gx[:, :TB])                 # (G, T*B)
+    _k.matmul(p.w_ih, xT[:, :TB], out=gx[:, :TB], parts=own)     # (G, T*B)
     bias = np.zeros(G, xT.dtype)
     if p.b_ih is not None:
         bias += p.b_ih
@@ -171,14 +176,17 @@ def forward(fused, p, x, state0, batch_sizes, **opts):
     # (I, N): BLAS reads x's layout as is; a ragged batch's tokens are gathered first
     xT = _k.fm_view(x) if idx is None else x.reshape(T * B, -1)[idx].T
     N = xT.shape[1]
-    gx, scale, bias, w_s = _prologue(fused, p, xT, N, opts)
-    hist = _k.buffer(H, (T + 1) * B, dt)
-    hist[:, :B] = state0[0].T
-    gemm, packed = _k.recurrent_gemm(w_s, B)                      # packed: kept alive here
-    f = Fwd(gemm, p, gx, scale, bias, w_s, hist, state0, bs, _k.offsets(bs), T * B,
-            dt.type(0.5), opts)
-    with _k.loop_threads():
-        chist, acts = fused.forward(f)
+    own = _k.own_workers(p.w_hh.size, B) if idx is None else 1    # 1: BLAS's own threads
+    with _k.own_threads(own):
+        gx, scale, bias, w_s = _prologue(fused, p, xT, N, opts, own)
+        hist = _k.buffer(H, (T + 1) * B, dt)
+        hist[:, :B] = state0[0].T
+        slices = _k.row_slices(B, own)
+        gemm, packed = _k.recurrent_gemm(w_s, max(n for _, n in slices), own > 1)  # packed: kept alive here
+        f = Fwd(gemm, p, gx, scale, bias, w_s, hist, state0, bs, _k.offsets(bs), T * B,
+                dt.type(0.5), opts, slices)
+        with _k.loop_threads(own):
+            chist, acts = fused.forward(f)
     states = (_k.time_major(hist, T + 1, B),) + ((_k.time_major(chist, T + 1, B),) if chist is not None else ())
     return states, _k.time_major(acts, T, B), _k.FM(xT, hist, chist, acts, idx)
 
@@ -191,27 +199,37 @@ def backward(fused, p, cache, dout, dstate_n, **opts):
     dt, N = fm.hist.dtype, fm.xT.shape[1]
     bs = _k.batch_sizes(cache.batch_sizes, T, B)
     w_t = np.ascontiguousarray(p.w_hh.T)                          # (H, G)
-    gemm, packed = _k.recurrent_gemm(w_t, B)                      # packed: kept alive here
-    b = Bwd(gemm, w_t, _k.dout_layout(dout), fm,
-            _k.buffer(G, N, dt), np.zeros((H, B), dt),
-            np.ascontiguousarray(dstate_n[0].T), dstate_n, bs, _k.offsets(bs),
-            dt.type(1.0), opts)
-    with _k.loop_threads():
-        dgh, extra = fused.backward(b)
-    dG, dGh = b.dg[:, :N], dgh[:, :N]                             # (G, N) each
+    own = _k.own_workers(p.w_hh.size, B) if fm.idx is None else 1
+    with _k.own_threads(own):
+        slices = _k.row_slices(B, own)
+        gemm, packed = _k.recurrent_gemm(w_t, max(n for _, n in slices), own > 1)  # packed: kept alive here
+        b = Bwd(gemm, w_t, _k.dout_layout(dout), fm,
+                _k.buffer(G, N, dt), _k.aligned((H, B), dt, True),
+                np.ascontiguousarray(dstate_n[0].T), dstate_n, bs, _k.offsets(bs),
+                dt.type(1.0), opts, slices)
+        with _k.loop_threads(own):
+            dgh, extra = fused.backward(b)
+        dx, grads = _gradients(p, fm, b.dg[:, :N], dgh[:, :N], dgh is b.dg, T, B, I, own)
+    return dx, (b.dh_mat.T,) + extra, grads
+
+
+def _gradients(p, fm, dG, dGh, shared, T, B, I, own):
+    """dx (T, B, I) and (dW_ih, dW_hh, db_ih, db_hh), one product each, over the
+    tokens present. dG, dGh (G, N): dL/d(gx), dL/d(gh) (the same array for LSTM and
+    RNN: ``shared``)."""
+    N = dG.shape[1]
     if fm.idx is None:
         hprev = fm.hist[:, :N]                                    # h_{t-1} of every token
-        dx = _k.matmul(p.w_ih.T, dG).reshape(-1, T, B).transpose(1, 2, 0)  # (T, B, I), one product
+        dx = _k.matmul(p.w_ih.T, dG, parts=own).reshape(-1, T, B).transpose(1, 2, 0)  # (T, B, I)
     else:
         hprev = fm.hist[:, fm.idx]                                # (H, N) gathered
-        dx = np.zeros((T * B, I), dt)
-        dx[fm.idx] = _k.matmul(dG.T, p.w_ih)                      # tokens present; the rest 0
+        dx = np.zeros((T * B, I), dG.dtype)
+        dx[fm.idx] = _k.matmul(dG.T, p.w_ih, parts=own)           # tokens present; the rest 0
         dx = dx.reshape(T, B, I)
     db_ih = dG.sum(axis=1) if p.b_ih is not None else None
     db_hh = None
     if p.b_hh is not None:                                        # LSTM, RNN: dGh is dG
-        db_hh = db_ih.copy() if (dgh is b.dg and db_ih is not None) else dGh.sum(axis=1)
-    grads = (_k.matmul(dG, fm.xT[:, :N].T),                       # dW_ih (G, I)
-             _k.matmul(dGh, hprev.T),                             # dW_hh (G, H)
-             db_ih, db_hh)
-    return dx, (b.dh_mat.T,) + extra, grads
+        db_hh = db_ih.copy() if (shared and db_ih is not None) else dGh.sum(axis=1)
+    return dx, (_k.matmul(dG, fm.xT[:, :N].T, parts=own),         # dW_ih (G, I)
+                _k.matmul(dGh, hprev.T, parts=own),               # dW_hh (G, H)
+                db_ih, db_hh)

@@ -18,9 +18,13 @@ What makes it fast, and why:
   ``?gemm_compute`` on the packed copy (``recurrent_gemm``; OpenBLAS re-packs
   W_hh at every call, at B = 32 a third of the product), and the
   whole-sequence products run on MKL's ?gemm (``matmul``). MKL is sequential
-  here; with more threads OpenBLAS's parallel products do better and run
-  everything. Opt-in, ``RNNLAB_BLAS=mkl`` (read at import): with it a run's
-  last digits depend on the thread count; without it they do not.
+  here. With two or more threads and a full batch of 32 rows or more, a layer call
+  runs on rnnlab's own threads instead (``own_threads``): the batch in row
+  slices, one time loop per slice on the packed W_hh, the whole-sequence
+  products split by rows: 12-17% more tokens/s than on OpenBLAS's threads for
+  the LSTM, GRU and RNN at H = 256-512 (``bench_layers``), none at 128. Opt-in,
+  ``RNNLAB_BLAS=mkl`` (read at import): with it a run's last digits depend on
+  the thread count; without it they do not.
 * ``RNNLAB_LOOP_THREADS=1`` runs the per-step products on one BLAS thread
   (``loop_threads``; default 0: BLAS's own setting). On an idle machine BLAS's
   threads help (2 threads: GRU 1.10x torch instead of 0.79x at H = 256); on a
@@ -167,16 +171,17 @@ def blas():
 PACKED_MIN_COLS = 16
 
 
-def recurrent_gemm(w, n):
+def recurrent_gemm(w, n, sliced=False):
     """How the time loops multiply by w (m, k) at every step, n columns at most:
     ``(spec, keep)``. spec = (plain, compute, packed, min_cols) goes to the loops:
     a step of at least min_cols columns calls MKL's ?gemm_compute at address
     compute on w packed at address packed; any other, cblas ?gemm at plain on w
     itself (packed = 0: always; MKL packs only where the steps run on one
-    thread). keep holds the packed copy alive."""
+    thread, as they do in each of several row slices: ``sliced``). keep holds
+    the packed copy alive (one copy, which every slice's thread reads)."""
     m, k = w.shape
     real = w.dtype == np.float64
-    if _MKL is None or n < PACKED_MIN_COLS or _loop_blas_threads() != 1:
+    if _MKL is None or n < PACKED_MIN_COLS or not (sliced or _loop_blas_threads() == 1):
         return (_GEMM[real], 0, 0, 0), None
     t = "d" if real else "s"
     size = getattr(_MKL.lib, f"cblas_{t}gemm_pack_get_size_64")(161, m, n, k)  # CblasAMatrix
@@ -186,13 +191,13 @@ def recurrent_gemm(w, n):
     return (_GEMM[real], _MKL.compute[real], keep.ctypes.data, PACKED_MIN_COLS), keep
 
 
-def matmul(a, b, out=None):
+def matmul(a, b, out=None, parts=1):
     """a @ b for the whole-sequence products (input projection, weight and input
     gradients): MKL's ?gemm where the mkl extra is there and NumPy's OpenBLAS runs
     on one thread (5-15% faster than OpenBLAS on these shapes; MKL runs
-    sequential here, so with more threads OpenBLAS's parallel product wins), else
-    NumPy's. 2-D, one float dtype; each operand row- or column-major with any
-    leading dimension (views of the padded buffers)."""
+    sequential here), split by rows over ``parts`` of rnnlab's own threads (see
+    ``own_threads``); else NumPy's. 2-D, one float dtype; each operand row- or
+    column-major with any leading dimension (views of the padded buffers)."""
     M, K = a.shape
     N = b.shape[1]
     out = np.empty((M, N), a.dtype) if out is None else out
@@ -201,11 +206,19 @@ def matmul(a, b, out=None):
             or a.dtype != out.dtype or a.dtype not in (np.float32, np.float64)
             or oc != 111 or None in (oa, ob) or 0 in (M, N, K)):
         return np.matmul(a, b, out=out)
+    cuts = np.linspace(0, M, min(parts, max(1, M // 16)) + 1).astype(int)
+    parallel([lambda r0=r0, r1=r1: _mkl_gemm(a[r0:r1], b, out[r0:r1])
+              for r0, r1 in zip(cuts, cuts[1:])])
+    return out
+
+
+def _mkl_gemm(a, b, out):
     ld = lambda x, o: (x.strides[0] if o == 111 else x.strides[1]) // x.itemsize  # noqa: E731
+    (M, K), N = a.shape, b.shape[1]
+    oa, ob = _order(a), _order(b)
     _MKL.gemm[a.dtype == np.float64](101, oa, ob, M, N, K, 1.0, a.ctypes.data, ld(a, oa),
                                       b.ctypes.data, ld(b, ob), 0.0, out.ctypes.data,
-                                      ld(out, oc))
-    return out
+                                      ld(out, 111))
 
 
 def _order(x):
@@ -237,11 +250,12 @@ def _pack_buffer(size):
 
 
 @contextmanager
-def loop_threads():
+def loop_threads(own=1):
     """Inside: this thread's BLAS calls run on ``RNNLAB_LOOP_THREADS`` threads
-    (default 0 = unchanged), for the compiled time loops' per-step products."""
+    (default 0 = unchanged), for the compiled time loops' per-step products;
+    nothing where ``own_threads(own)`` holds OpenBLAS at one thread already."""
     n = int(os.environ.get("RNNLAB_LOOP_THREADS", "0"))
-    if _SET_THREADS is None or n <= 0:
+    if _SET_THREADS is None or n <= 0 or own > 1:
         yield
         return
     prev = _SET_THREADS(n)
@@ -249,6 +263,98 @@ def loop_threads():
         yield
     finally:
         _SET_THREADS(prev)
+
+
+# ---------------------------------------------------------------- own threads
+# With the mkl extra (RNNLAB_BLAS=mkl) and two or more threads, a layer call
+# runs on rnnlab's own threads: the batch in row slices, one whole time loop
+# per slice (rows of a layer never meet, so the threads meet once per call,
+# not at every step; the gate passes run on every core), each step on the one
+# packed W_hh, and the whole-sequence products split by rows, each piece on
+# sequential MKL. OpenBLAS is held to one thread meanwhile: its idle workers
+# spin after a call and took the core a slice needed (traced, LSTM H = 256:
+# the second slice started 3 ms late and ran 1.5x longer, and the step was no
+# faster). Without MKL a slice's product on OpenBLAS re-packs W_hh at every
+# step, and two slices were no faster than OpenBLAS's own threads.
+MIN_SLICE_ROWS = PACKED_MIN_COLS
+# below this many weights in W_hh (G x H) the threads' hand-offs cost more than
+# they save (measured, tanh RNN at H = 128: 483k tokens/s on own threads, 552k
+# on OpenBLAS's; a GRU at H = 128, 49k weights, gained: 221k against 188k)
+MIN_OWN_WEIGHTS = 1 << 15
+
+
+def own_workers(weights, B):
+    """How many of its own threads a layer call uses (weights: W_hh's G x H; B
+    batch rows): the loop threads (``RNNLAB_LOOP_THREADS``, else OpenBLAS's
+    count) with MKL's products, a W_hh of MIN_OWN_WEIGHTS or more and at least
+    two slices of rows, else 1 (one time loop on OpenBLAS's threads: the
+    language model's B = 20 step took 43.0 ms on own threads, 39.8 without).
+    The fused drivers keep ragged batches on OpenBLAS's threads too (an LSTM
+    batch of 49% of its tokens: 28.9 ms on own threads, 26.8 without)."""
+    if (_MKL is None or _SET_THREADS is None or weights < MIN_OWN_WEIGHTS
+            or B < 2 * MIN_SLICE_ROWS):
+        return 1
+    return _loop_blas_threads()
+
+
+@contextmanager
+def own_threads(n):
+    """Inside, for n > 1: OpenBLAS on one thread. Its thread setter, though named
+    ``_local``, sets the count every thread sees here (measured), so it is set
+    once, from the calling thread, never from the worker threads."""
+    if n <= 1:
+        yield
+        return
+    prev = _SET_THREADS(1)
+    try:
+        yield
+    finally:
+        _SET_THREADS(prev)
+
+
+def row_slices(B, n):
+    """The batch rows 0..B as contiguous slices ``[(k0, kB), ...]`` for n threads,
+    about equal, MIN_SLICE_ROWS rows or more each, cut on multiples of 16 rows
+    (whole cache lines of the histories: no line holds two threads' columns)."""
+    n = min(n, B // MIN_SLICE_ROWS)
+    cuts = sorted({16 * round(B * j / n / 16) for j in range(1, n)} - {0, B})
+    cuts = [0] + [c for c in cuts if c < B] + [B]
+    return [(a, b - a) for a, b in zip(cuts, cuts[1:])]
+
+
+_POOL = [None, None, 0]                                           # (executor, pid, workers)
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(workers):
+    """rnnlab's own threads, made once per process (a forked child makes its own)."""
+    from concurrent.futures import ThreadPoolExecutor
+    with _POOL_LOCK:
+        pool, pid, have = _POOL
+        if pool is None or pid != os.getpid() or have < workers:
+            _POOL[:] = [ThreadPoolExecutor(workers, thread_name_prefix="rnnlab"), os.getpid(),
+                        workers]
+        return _POOL[0]
+
+
+def parallel(jobs):
+    """Run the callables: the first on this thread, the others on the pool; return
+    when all are done (re-raising the first error). Each job is compiled code or
+    a BLAS call that releases the GIL, and writes its own part of the output."""
+    if len(jobs) == 1:
+        jobs[0]()
+        return
+    rest = [_pool(len(jobs) - 1).submit(job) for job in jobs[1:]]
+    try:
+        jobs[0]()
+    finally:
+        for f in rest:
+            f.result()
+
+
+def run_sliced(loop, args, slices):
+    """``loop(*args, k0, kB)`` for every row slice, in parallel (``parallel``)."""
+    parallel([lambda k0=k0, kB=kB: loop(*args, k0, kB) for k0, kB in slices])
 
 
 def available():
@@ -283,7 +389,19 @@ def buffer(rows, cols, dtype, zero=False):
     apart (T*B = 2048 floats, say) they would all map to the same cache sets
     and evict each other. 16 extra floats per row spread them out.
     """
-    return (np.zeros if zero else np.empty)((rows, cols + 16), dtype)
+    return aligned((rows, cols + 16), dtype, zero)
+
+
+def aligned(shape, dtype, zero=False):
+    """A C-contiguous array that starts on a 64-byte cache line (NumPy's start on
+    16 bytes). Row slices on two threads write neighbouring columns of the same
+    rows; with lines and slice borders (``row_slices``) aligned, no cache line
+    holds both threads' columns, so none moves back and forth between cores."""
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape)) * dtype.itemsize
+    raw = (np.zeros if zero else np.empty)(size + 64, np.uint8)
+    skip = -raw.ctypes.data % 64
+    return raw[skip:skip + size].view(dtype).reshape(shape)
 
 
 def feature_major(a):

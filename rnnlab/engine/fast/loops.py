@@ -133,6 +133,10 @@ def _jit(f):
 # be negative as far as numba knows, and its wraparound branch would stop LLVM
 # from vectorising. Each step works in compact (rows, b) scratch, b = rows still
 # running: gathered from the strided histories, flat loops over it, scattered back.
+#
+# Each loop runs the batch rows k0..k0+kB (kernels.row_slices): rows of a
+# recurrent layer never meet, so slices of the batch run in separate threads,
+# each with its own per-step products, and meet only when the loops return.
 
 @_jit
 def _gather(src, c0, b, dst):
@@ -202,6 +206,21 @@ def _inject(d, dn, lo, hi):
 
 
 @_jit
+def _inject_rows(d, dn, lo, hi, k0, kB):
+    """_inject for the batch rows lo..hi that fall in this loop's slice k0..k0+kB."""
+    lo, hi = max(lo, k0), min(hi, k0 + kB)
+    if hi > lo:
+        _inject(d, dn, lo, hi)
+
+
+@_jit
+def _rows(running, k0, kB):
+    """Of the rows running at a step (a prefix of the length-sorted batch), how many
+    fall in the slice k0..k0+kB that this loop runs."""
+    return min(max(running - k0, 0), kB)
+
+
+@_jit
 def _add(x, y):
     for e in range(x.shape[0]):
         x[e] += y[e]
@@ -227,13 +246,13 @@ def _block(flat, rows, b):
 
 
 @_jit
-def rnn_fwd(gemm, w_s, gx, scale, bias, hist, bs, off, B, kind, half):
+def rnn_fwd(gemm, w_s, gx, scale, bias, hist, bs, off, B, kind, half, k0, kB):
     G, H = w_s.shape
-    a_buf, g_buf = np.empty(G * B, gx.dtype), np.empty(G * B, gx.dtype)
+    a_buf, g_buf = np.empty(G * kB, gx.dtype), np.empty(G * kB, gx.dtype)
     for s in range(bs.shape[0]):
-        b, c0, c1 = bs[s], s * B, (s + 1) * B
+        b, c0, c1 = _rows(bs[s], k0, kB), s * B + k0, (s + 1) * B + k0
         _gemm(gemm, G, b, H, w_s, 0, H, hist, c0, hist.shape[1], 0.0, a_buf, 0, b)
-        _gather_affine(gx, off[s], b, _block(g_buf, G, b), scale, bias)
+        _gather_affine(gx, off[s] + k0, b, _block(g_buf, G, b), scale, bias)
         a, g = a_buf[:G * b], g_buf[:G * b]
         _add(a, g)
         if kind == 0:
@@ -244,23 +263,23 @@ def rnn_fwd(gemm, w_s, gx, scale, bias, hist, bs, off, B, kind, half):
         else:
             _sig_tanh(a, half)                                    # a was pre-scaled by 1/2
         _scatter(_block(a_buf, G, b), hist, c1, b)
-        if b < B:
-            _carry(hist, c0, c1, b, B)
+        if b < kB:
+            _carry(hist, c0, c1, b, kB)
 
 
 @_jit
-def lstm_fwd(gemm, w_s, gx, acts, scale, bias, hist, chist, bs, off, B, half):
+def lstm_fwd(gemm, w_s, gx, acts, scale, bias, hist, chist, bs, off, B, half, k0, kB):
     """gx: the packed input projection W_ih x; acts gets i,f,g,o (acts may be gx
     itself when the batch is full: each step reads its block before writing it)."""
     G, H = w_s.shape
     dt = acts.dtype
-    a_buf, x_buf = np.empty(G * B, dt), np.empty(G * B, dt)
-    c_buf, h_buf = np.empty(H * B, dt), np.empty(H * B, dt)
+    a_buf, x_buf = np.empty(G * kB, dt), np.empty(G * kB, dt)
+    c_buf, h_buf = np.empty(H * kB, dt), np.empty(H * kB, dt)
     for s in range(bs.shape[0]):
-        b, c0, c1 = bs[s], s * B, (s + 1) * B                     # b rows still running
+        b, c0, c1 = _rows(bs[s], k0, kB), s * B + k0, (s + 1) * B + k0   # b rows still running
         n = H * b
         _gemm(gemm, G, b, H, w_s, 0, H, hist, c0, hist.shape[1], 0.0, a_buf, 0, b)
-        _gather_affine(gx, off[s], b, _block(x_buf, G, b), scale, bias)
+        _gather_affine(gx, off[s] + k0, b, _block(x_buf, G, b), scale, bias)
         _gather(chist, c0, b, _block(c_buf, H, b))                # c_{t-1}
         ai, af, ag, ao = a_buf[:n], a_buf[n:2 * n], a_buf[2 * n:3 * n], a_buf[3 * n:4 * n]
         xi, xf, xg, xo = x_buf[:n], x_buf[n:2 * n], x_buf[2 * n:3 * n], x_buf[3 * n:4 * n]
@@ -276,23 +295,23 @@ def lstm_fwd(gemm, w_s, gx, acts, scale, bias, hist, chist, bs, off, B, half):
         _scatter(_block(a_buf, G, b), acts, c0, b)
         _scatter(_block(c_buf, H, b), chist, c1, b)
         _scatter(_block(h_buf, H, b), hist, c1, b)
-        if b < B:
-            _carry(hist, c0, c1, b, B)
-            _carry(chist, c0, c1, b, B)
+        if b < kB:
+            _carry(hist, c0, c1, b, kB)
+            _carry(chist, c0, c1, b, kB)
 
 
 @_jit
-def gru_fwd(gemm, w_s, gx, scale, bias, hist, acts, b_hn, bs, off, B, half):
+def gru_fwd(gemm, w_s, gx, scale, bias, hist, acts, b_hn, bs, off, B, half, k0, kB):
     G, H = w_s.shape
     dt = gx.dtype
     one = half + half
-    a_buf, x_buf = np.empty(G * B, dt), np.empty(G * B, dt)
-    h_buf, n_buf, bn_buf = np.empty(H * B, dt), np.empty(H * B, dt), np.empty(H * B, dt)
+    a_buf, x_buf = np.empty(G * kB, dt), np.empty(G * kB, dt)
+    h_buf, n_buf, bn_buf = np.empty(H * kB, dt), np.empty(H * kB, dt), np.empty(H * kB, dt)
     for s in range(bs.shape[0]):
-        b, c0, c1 = bs[s], s * B, (s + 1) * B
+        b, c0, c1 = _rows(bs[s], k0, kB), s * B + k0, (s + 1) * B + k0
         n = H * b
         _gemm(gemm, G, b, H, w_s, 0, H, hist, c0, hist.shape[1], 0.0, a_buf, 0, b)
-        _gather_affine(gx, off[s], b, _block(x_buf, G, b), scale, bias)
+        _gather_affine(gx, off[s] + k0, b, _block(x_buf, G, b), scale, bias)
         _gather(hist, c0, b, _block(h_buf, H, b))                 # h_{t-1}
         bn = _block(bn_buf, H, b)
         for j in range(H):
@@ -312,24 +331,24 @@ def gru_fwd(gemm, w_s, gx, scale, bias, hist, acts, b_hn, bs, off, B, half):
         _scatter_rows(_block(n_buf, H, b), 0, acts, 2 * H, H, c0, b)   # n
         _scatter_rows(a2, 2 * H, acts, 3 * H, H, c0, b)           # gh_n
         _scatter(_block(h_buf, H, b), hist, c1, b)
-        if b < B:
-            _carry(hist, c0, c1, b, B)
+        if b < kB:
+            _carry(hist, c0, c1, b, kB)
 
 
 @_jit
-def rnn_bwd(gemm, w_t, dout, hist, dg, dh_mat, dhn, bs, off, B, kind, one):
+def rnn_bwd(gemm, w_t, dout, hist, dg, dh_mat, dhn, bs, off, B, kind, one, k0, kB):
     H, G = w_t.shape
     T = bs.shape[0]
     dt = dg.dtype
-    d_buf, h_buf, g_buf, dh_buf = (np.empty(H * B, dt), np.empty(H * B, dt),
-                                   np.empty(H * B, dt), np.empty(H * B, dt))
+    d_buf, h_buf, g_buf, dh_buf = (np.empty(H * kB, dt), np.empty(H * kB, dt),
+                                   np.empty(H * kB, dt), np.empty(H * kB, dt))
     for s in range(T - 1, -1, -1):
-        b, c0 = bs[s], s * B
+        b, c0 = _rows(bs[s], k0, kB), s * B + k0
         n = H * b
-        _inject(dh_mat, dhn, bs[s + 1] if s + 1 < T else 0, b)
+        _inject_rows(dh_mat, dhn, bs[s + 1] if s + 1 < T else 0, bs[s], k0, kB)
         _gather_dout(dout, c0, b, _block(d_buf, H, b))
         _gather(hist, c0 + B, b, _block(h_buf, H, b))             # h_t = f(a_t)
-        _gather(dh_mat, 0, b, _block(dh_buf, H, b))               # dL/dh_t from step t+1
+        _gather(dh_mat, k0, b, _block(dh_buf, H, b))              # dL/dh_t from step t+1
         d, h, g, dh = d_buf[:n], h_buf[:n], g_buf[:n], dh_buf[:n]
         _add(dh, d)
         if kind == 0:
@@ -341,32 +360,32 @@ def rnn_bwd(gemm, w_t, dout, hist, dg, dh_mat, dhn, bs, off, B, kind, one):
         else:
             for e in range(n):
                 g[e] = dh[e] * h[e] * (one - h[e])
-        _scatter(_block(g_buf, H, b), dg, off[s], b)
-        _gemm(gemm, H, b, G, w_t, 0, G, g_buf, 0, b, 0.0, dh_mat, 0, B)
+        _scatter(_block(g_buf, H, b), dg, off[s] + k0, b)
+        _gemm(gemm, H, b, G, w_t, 0, G, g_buf, 0, b, 0.0, dh_mat, k0, B)
 
 
 @_jit
-def lstm_bwd(gemm, w_t, dout, acts, chist, dg, dh_mat, dc, dhn, dcn, bs, off, B, one):
+def lstm_bwd(gemm, w_t, dout, acts, chist, dg, dh_mat, dc, dhn, dcn, bs, off, B, one, k0, kB):
     """tanh(c_t) is recomputed from c_t rather than stored by the forward: one
     tanh per element costs less than writing and re-reading an (H, T*B) array."""
     H, G = w_t.shape
     T = bs.shape[0]
     dt = dg.dtype
-    a_buf, g_buf = np.empty(G * B, dt), np.empty(G * B, dt)      # i,f,g,o; dG_t
-    t_buf, c_buf, d_buf = np.empty(H * B, dt), np.empty(H * B, dt), np.empty(H * B, dt)
-    dh_buf, dc_buf = np.empty(H * B, dt), np.empty(H * B, dt)
+    a_buf, g_buf = np.empty(G * kB, dt), np.empty(G * kB, dt)    # i,f,g,o; dG_t
+    t_buf, c_buf, d_buf = np.empty(H * kB, dt), np.empty(H * kB, dt), np.empty(H * kB, dt)
+    dh_buf, dc_buf = np.empty(H * kB, dt), np.empty(H * kB, dt)
     for s in range(T - 1, -1, -1):
-        b, c0 = bs[s], s * B                                      # b rows running at step s
+        b, c0 = _rows(bs[s], k0, kB), s * B + k0                  # b rows running at step s
         n = H * b
         lo = bs[s + 1] if s + 1 < T else 0
-        _inject(dh_mat, dhn, lo, b)                               # rows whose last step is s
-        _inject(dc, dcn, lo, b)
+        _inject_rows(dh_mat, dhn, lo, bs[s], k0, kB)              # rows whose last step is s
+        _inject_rows(dc, dcn, lo, bs[s], k0, kB)
         _gather(acts, c0, b, _block(a_buf, G, b))
         _gather(chist, c0 + B, b, _block(t_buf, H, b))            # c_t
         _gather(chist, c0, b, _block(c_buf, H, b))                # c_{t-1}
         _gather_dout(dout, c0, b, _block(d_buf, H, b))
-        _gather(dh_mat, 0, b, _block(dh_buf, H, b))               # from step t+1
-        _gather(dc, 0, b, _block(dc_buf, H, b))
+        _gather(dh_mat, k0, b, _block(dh_buf, H, b))              # from step t+1
+        _gather(dc, k0, b, _block(dc_buf, H, b))
         ai, af, ag, ao = a_buf[:n], a_buf[n:2 * n], a_buf[2 * n:3 * n], a_buf[3 * n:4 * n]
         gi, gf, gg, go = g_buf[:n], g_buf[n:2 * n], g_buf[2 * n:3 * n], g_buf[3 * n:4 * n]
         t, cp, d, dh, dcf = t_buf[:n], c_buf[:n], d_buf[:n], dh_buf[:n], dc_buf[:n]
@@ -379,28 +398,29 @@ def lstm_bwd(gemm, w_t, dout, acts, chist, dg, dh_mat, dc, dhn, dcn, bs, off, B,
             gg[e] = dct * i * (one - gv * gv)
             gf[e] = dct * cp[e] * f * (one - f)
             dcf[e] = dct * f                                      # dL/dc_{t-1}
-        _scatter(_block(dc_buf, H, b), dc, 0, b)
-        _scatter(_block(g_buf, G, b), dg, off[s], b)
-        _gemm(gemm, H, b, G, w_t, 0, G, g_buf, 0, b, 0.0, dh_mat, 0, B)
+        _scatter(_block(dc_buf, H, b), dc, k0, b)
+        _scatter(_block(g_buf, G, b), dg, off[s] + k0, b)
+        _gemm(gemm, H, b, G, w_t, 0, G, g_buf, 0, b, 0.0, dh_mat, k0, B)
 
 
 @_jit
-def gru_bwd(gemm, w_t, dout, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, off, B, one):
+def gru_bwd(gemm, w_t, dout, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, off, B, one,
+            k0, kB):
     H, G = w_t.shape
     T = bs.shape[0]
     dt = dgx.dtype
-    a_buf, x_buf, g_buf = np.empty(4 * H * B, dt), np.empty(G * B, dt), np.empty(G * B, dt)
-    h_buf, d_buf = np.empty(H * B, dt), np.empty(H * B, dt)
-    dh_buf, dd_buf = np.empty(H * B, dt), np.empty(H * B, dt)
+    a_buf, x_buf, g_buf = np.empty(4 * H * kB, dt), np.empty(G * kB, dt), np.empty(G * kB, dt)
+    h_buf, d_buf = np.empty(H * kB, dt), np.empty(H * kB, dt)
+    dh_buf, dd_buf = np.empty(H * kB, dt), np.empty(H * kB, dt)
     for s in range(T - 1, -1, -1):
-        b, c0 = bs[s], s * B
+        b, c0 = _rows(bs[s], k0, kB), s * B + k0
         n = H * b
-        _inject(dh_dir, dhn, bs[s + 1] if s + 1 < T else 0, b)
+        _inject_rows(dh_dir, dhn, bs[s + 1] if s + 1 < T else 0, bs[s], k0, kB)
         _gather(acts, c0, b, _block(a_buf, 4 * H, b))             # r, z, n, gh_n
         _gather(hist, c0, b, _block(h_buf, H, b))                 # h_{t-1}
         _gather_dout(dout, c0, b, _block(d_buf, H, b))
-        _gather(dh_mat, 0, b, _block(dh_buf, H, b))               # W_hh^T dGh from step t+1
-        _gather(dh_dir, 0, b, _block(dd_buf, H, b))               # dh * z from step t+1
+        _gather(dh_mat, k0, b, _block(dh_buf, H, b))              # W_hh^T dGh from step t+1
+        _gather(dh_dir, k0, b, _block(dd_buf, H, b))              # dh * z from step t+1
         ar, az, an, ahn = a_buf[:n], a_buf[n:2 * n], a_buf[2 * n:3 * n], a_buf[3 * n:4 * n]
         xr, xz, xn = x_buf[:n], x_buf[n:2 * n], x_buf[2 * n:3 * n]
         gr, gz, gn = g_buf[:n], g_buf[n:2 * n], g_buf[2 * n:3 * n]
@@ -414,7 +434,7 @@ def gru_bwd(gemm, w_t, dout, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, off,
             xr[e], xz[e], xn[e] = dar, daz, dan
             gr[e], gz[e], gn[e] = dar, daz, dan * r               # dL/d(W_hh h + b_hh)
             dd[e] = dhe * z                                       # direct path dh * z
-        _scatter(_block(dd_buf, H, b), dh_dir, 0, b)
-        _scatter(_block(x_buf, G, b), dgx, off[s], b)
-        _scatter(_block(g_buf, G, b), dgh, off[s], b)
-        _gemm(gemm, H, b, G, w_t, 0, G, g_buf, 0, b, 0.0, dh_mat, 0, B)
+        _scatter(_block(dd_buf, H, b), dh_dir, k0, b)
+        _scatter(_block(x_buf, G, b), dgx, off[s] + k0, b)
+        _scatter(_block(g_buf, G, b), dgh, off[s] + k0, b)
+        _gemm(gemm, H, b, G, w_t, 0, G, g_buf, 0, b, 0.0, dh_mat, k0, B)

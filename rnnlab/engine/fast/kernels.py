@@ -21,8 +21,9 @@ What makes it fast, and why:
   here. With two or more threads and a full batch of 32 rows or more, a layer call
   runs on rnnlab's own threads instead (``own_threads``): the batch in row
   slices, one time loop per slice on the packed W_hh, the whole-sequence
-  products split by rows: 12-17% more tokens/s than on OpenBLAS's threads for
-  the LSTM, GRU and RNN at H = 256-512 (``bench_layers``), none at 128. Opt-in,
+  products split by rows: at H = 512, 14-18% more tokens/s than on
+  OpenBLAS's threads for the LSTM, GRU and RNN; at 256, 0-12% (runs vary);
+  none at 128 (``bench_layers``, 2 threads, quiet machine). Opt-in,
   ``RNNLAB_BLAS=mkl`` (read at import): with it a run's last digits depend on
   the thread count; without it they do not.
 * ``RNNLAB_LOOP_THREADS=1`` runs the per-step products on one BLAS thread
@@ -161,8 +162,11 @@ if _GEMM is not None:
 
 def blas():
     """Which library runs the per-step products: 'openblas', or with RNNLAB_BLAS=mkl
-    'mkl (packed) on one thread, openblas on more'."""
-    return "mkl (packed) on one thread, openblas on more" if _MKL is not None else "openblas"
+    where, as ``recurrent_gemm`` and ``own_workers`` decide."""
+    if _MKL is None:
+        return "openblas"
+    return ("mkl (packed) on one thread, and on rnnlab's own threads for full batches of "
+            f"{2 * MIN_SLICE_ROWS}+ rows; openblas's threads otherwise")
 
 
 # MKL's packed kernel computes 16 columns at a time: below that, a step (the tail

@@ -124,7 +124,8 @@ def _gru_scale(G, H, opts):
 
 def _gru_forward(f):
     H, B = f.hist.shape[0], len(f.state0[0])
-    acts = _k.buffer(4 * H, f.tb, f.gx.dtype, True)              # r, z, n, gh_n
+    full = f.gx.shape[1] - 16 == f.tb                             # every column written
+    acts = _k.buffer(4 * H, f.tb, f.gx.dtype, not full)          # r, z, n, gh_n
     b_hh = f.p.b_hh
     b_hn = b_hh[2 * H:].copy() if b_hh is not None else np.zeros(H, f.gx.dtype)
     _k.run_sliced(_k.loops.gru_fwd, (f.gemm, f.w_s, f.gx, f.scale, f.bias, f.hist, acts, b_hn,

@@ -39,8 +39,14 @@ class ForecastOptions(trainer.TrainOptions):
     diff: str = option("seasonal", "difference the series: seasonal (lag m), first (lag 1) "
                        "or none; or window: take each input window's own linear trend and "
                        "seasonal indices out of it and forecast the deviation from them "
-                       "carried forward (ES-RNN-style)",
-                       choices=("seasonal", "first", "none", "window"))
+                       "carried forward (ES-RNN-style); or both: seasonal, and the zero "
+                       "target also carries the latest seasonal change forward (the "
+                       "forecast of ARIMA(0,1,0)(0,1,0)m)",
+                       choices=("seasonal", "first", "none", "window", "both"))
+    halflife: float = option(0.0, "with --diff window: weight the window's fit by 0.5 ** "
+                             "(age / halflife) (discounted least squares: the line follows "
+                             "the recent level and slope, as Brown's double exponential "
+                             "smoothing); 0: plain least squares", lo=0)
     valid: int = option(12, "last training origins held out for best epoch and calibration",
                         lo=0)
     calibrate: bool = option(True, "widen each interval, per horizon step, to its coverage "
@@ -61,7 +67,8 @@ class ForecastOptions(trainer.TrainOptions):
 
 
 def lag_of(opts, series):
-    return {"seasonal": series.period, "first": 1, "none": 0, "window": 0}[opts.diff]
+    return {"seasonal": series.period, "first": 1, "none": 0, "window": 0,
+            "both": series.period}[opts.diff]
 
 
 def windows(s, scaling, L, Hz, origins):
@@ -114,7 +121,8 @@ def build(opts, series_list):
                           f"--input-len {opts.input_len}, --horizon {opts.horizon}, "
                           f"--valid {opts.valid} and differencing at lag {lag}")
         sc = transform.Scaling.fit(s.values, opts.log, lag,
-                                   opts.input_len if opts.diff == "window" else 0, s.period)
+                                   opts.input_len if opts.diff == "window" else 0, s.period,
+                                   drift=opts.diff == "both", halflife=opts.halflife)
         scalings.append(sc)
         last = len(s) - 1 - opts.horizon                                     # last origin
         cut = last - opts.valid

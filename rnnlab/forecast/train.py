@@ -203,18 +203,28 @@ class Forecaster:
 
     def factors(self, s, which=0):
         """Widening factors (Hz, P) at the end of s: the held-out scores and those of
-        every window of s after the training part whose targets s already holds."""
+        every target of s after the training part, from each window that forecast it
+        (``observed_since``)."""
         if not self.calibrate or self.mcfg.head == "point":
             return np.ones((self.mcfg.horizon, len(heads.QUANTILES)))
-        sc, Hz = self.scalings[which], self.mcfg.horizon
-        first = max(self.ends[which], self.L - 1 + sc.lag)
-        later = np.arange(first, len(s) - Hz)                  # origins with targets <= end
         scores = self.held
+        later, y = self.observed_since(s, which)
         if len(later):
-            x, cov, y = windows(s, sc, self.L, Hz, later)
+            x, cov, _ = windows(s, self.scalings[which], self.L, self.mcfg.horizon, later)
             scores = np.concatenate([scores, heads.scores(
                 raw_quantiles(self.mcfg, self.members, x, cov), y)])
         return heads.factors(scores, gamma=self.aci)
+
+    def observed_since(self, s, which=0):
+        """Origins (N,) whose windows forecast a value of s after the training part
+        (it ends at ``ends[which]``), and their targets y (N, Hz): NaN where a target
+        lies in the training part (the weights fitted it) or after the end of s."""
+        sc, Hz, end = self.scalings[which], self.mcfg.horizon, self.ends[which]
+        later = np.arange(max(end - Hz + 1, self.L - 1 + sc.lag), len(s) - 1)
+        pad = np.concatenate([s.values, np.full(Hz, np.nan)])             # not observed yet
+        y = np.array([sc.targets(pad, o, Hz) for o in later]).reshape(len(later), Hz)
+        seen = later[:, None] + np.arange(1, Hz + 1) <= end                 # (N, Hz)
+        return later, np.where(seen, np.nan, y)
 
     def predict(self, s, which=0):
         """Quantiles (Hz, P) of the next Hz values after the end of s, in s's units."""

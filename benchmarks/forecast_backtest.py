@@ -4,6 +4,7 @@ backtests, every model in the same harness.
     python benchmarks/forecast_backtest.py airline-split      # last 36 months, one origin
     python benchmarks/forecast_backtest.py backtest airline co2 sunspots  # 24 origins each
     python benchmarks/forecast_backtest.py validate co2 --seeds 0,1,2 --try '{"ar": 24}'
+    python benchmarks/forecast_backtest.py diagnose airline --out DIR  # misses of DIR's backtest
 
 Writes ``benchmarks/results/forecast_<what>.md`` (the table, with date, machine
 and command) and the page with the figures under ``--out``. Same seed, same
@@ -247,6 +248,31 @@ def bias_lines(bt):
     return lines + [""]
 
 
+def diagnosis(bt, model):
+    """Markdown lines: where ``model``'s interval misses fall. Per origin, its mean
+    signed error 100 (actual - median) / actual and how many of the horizon's values
+    lie below / above the 80% and 95% intervals; per step, the mean distance of
+    the 95% interval's ends below and above the median in percent of the actual
+    (an interval skewed one way shows here)."""
+    r, lines = bt.models[model], [f"### {bt.series.name}: {model} ({bt.models[model].label})",
+                                  "", "| origin | signed error % | below 80 | above 80 | "
+                                  "below 95 | above 95 |", "|---|---|---|---|---|---|"]
+    for o, a, q in zip(bt.origins, bt.actual, r.q):
+        med = q[:, heads.MEDIAN]
+        miss = [f"{int(np.sum(a < q[:, lo]))} | {int(np.sum(a > q[:, hi]))}"
+                for lo, hi in heads.LEVELS.values()]
+        lines.append(f"| {bt.series.time[o]} | {np.mean((a - med) / np.abs(a)) * 100:+.1f} | "
+                     + " | ".join(miss) + " |")
+    lo95, hi95 = heads.LEVELS[0.95]
+    below = np.mean([(q[:, heads.MEDIAN] - q[:, lo95]) / np.abs(a) for a, q in
+                     zip(bt.actual, r.q)], axis=0) * 100
+    above = np.mean([(q[:, hi95] - q[:, heads.MEDIAN]) / np.abs(a) for a, q in
+                     zip(bt.actual, r.q)], axis=0) * 100
+    return lines + ["", "95% interval per horizon step, % of the actual: below the median "
+                    + " ".join(f"{v:.1f}" for v in below) + "; above it "
+                    + " ".join(f"{v:.1f}" for v in above), ""]
+
+
 def coverage_errors(bt):
     """Each model's coverages with their standard errors, as markdown lines."""
     n, many = len(bt.origins) * bt.horizon, len(bt.origins) > 1
@@ -264,9 +290,13 @@ def coverage_errors(bt):
     return lines
 
 
+def tag_of(args):
+    return f"_{args.tag}" if args.tag else ""
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("what", choices=("airline-split", "backtest", "validate"))
+    ap.add_argument("what", choices=("airline-split", "backtest", "validate", "diagnose"))
     ap.add_argument("series", nargs="*", default=["airline", "co2", "sunspots"])
     ap.add_argument("--origins", type=int, default=24)
     ap.add_argument("--step", type=int, help="observations between origins (default: the "
@@ -278,6 +308,9 @@ def main(argv=None):
                     help="validate: a JSON object of network options over SETTINGS "
                     "(repeatable); '{}' is SETTINGS itself")
     ap.add_argument("--seeds", default="0", help="validate: comma-separated seeds")
+    ap.add_argument("--tag", help="validate, diagnose: a suffix of the record's name "
+                    "(forecast_validation_<series>_<tag>.md: a round's own record beside "
+                    "the earlier ones)")
     args = ap.parse_args(argv)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     head = f"date: {stamp}; machine: {machine()}; command: " \
@@ -288,9 +321,19 @@ def main(argv=None):
             t0 = time.perf_counter()
             body = explore(name, args.candidates or ["{}"], seeds,
                            os.path.join(args.out, "validate"))
-            with atomic_write(os.path.join(RESULTS, f"forecast_validation_{name}.md")) as f:
+            with atomic_write(os.path.join(RESULTS,
+                                           f"forecast_validation_{name}{tag_of(args)}.md")) as f:
                 f.write("\n".join([f"# forecast validation: {name}", "", head, "",
                                    f"({time.perf_counter() - t0:.0f} s)", ""] + body) + "\n")
+        return
+    if args.what == "diagnose":                        # from a backtest's --out, no training
+        body = []
+        for name in args.series:
+            bt = cli.load_backtest(os.path.join(args.out, "backtest", name))
+            body += diagnosis(bt, "rnn") + diagnosis(bt, "ets")
+        with atomic_write(os.path.join(RESULTS, f"forecast_diagnosis{tag_of(args)}.md")) as f:
+            f.write("\n".join(["# forecast diagnosis: where the interval misses fall", "",
+                               head, ""] + body) + "\n")
         return
     if args.what == "airline-split":
         runs = [run_one("airline", 36, 12, 1, os.path.join(args.out, "split"), args.seed,

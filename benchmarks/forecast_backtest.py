@@ -194,9 +194,10 @@ def run_one(name, horizon, step, count, out, seed, choose=False, ensemble=1):
     else:
         nets = [network(name, c, sd, horizon, os.path.join(run_dir, f"m{k}s{sd}"), ensemble)
                 for k, c in enumerate(members) for sd in range(seed, seed + SELECT_SEEDS)]
-        opts = nets[0][0]
+        opts, modes = nets[0][0], {o.mode.upper() for o, _ in nets}
+        kind = f"{modes.pop()}s" if len(modes) == 1 else "networks"
         fs["rnn"] = backtest.Combination(
-            [f for _, f in nets], how, f"{how} of {len(nets)} {opts.mode.upper()}s "
+            [f for _, f in nets], how, f"{how} of {len(nets)} {kind} "
             f"({len(members)} setting(s) x {SELECT_SEEDS} seeds)")
     bt = backtest.run(s, fs, horizon, step, count)
     for n, lab in cli.labels(fs).items():

@@ -4,16 +4,22 @@ backtests, every model in the same harness.
     python benchmarks/forecast_backtest.py airline-split      # last 36 months, one origin
     python benchmarks/forecast_backtest.py backtest airline co2 sunspots  # 24 origins each
     python benchmarks/forecast_backtest.py validate co2 --seeds 0,1,2 --try '{"ar": 24}'
+    python benchmarks/forecast_backtest.py diagnose airline --out DIR  # misses of DIR's backtest
 
 Writes ``benchmarks/results/forecast_<what>.md`` (the table, with date, machine
 and command) and the page with the figures under ``--out``. Same seed, same
 numbers. The network's settings per series are in ``SETTINGS``; in the backtest
 a few of them are then chosen per series on validation origins only (``select``):
 each candidate in ``GRID`` forecasts from 12 origins (as far apart as the test
-ones) whose targets all end by the first test origin, and the one with the lowest MASE there is
-backtested (mean MASE over ``SELECT_SEEDS`` seeds). The classical models keep
-``SETTINGS``' ``log``. ``validate`` scores any candidates on the validation
-origins only (``--try``, ``--seeds``), for exploring before a change of ``GRID``.
+ones) whose targets all end by the first test origin, with ``SELECT_SEEDS``
+seeds each. Backtested is whichever is lowest in MASE there: the best candidate
+alone (its mean MASE over the seeds; the network at ``--seed``), or the median
+or the mean of the quantiles of the best n candidates' networks, every seed of
+each (forecast combination the M4 way: networks differing in seed and in
+settings, scored there from the networks already trained for the choice). The
+classical models keep ``SETTINGS``' ``log``. ``validate`` scores any candidates
+and their combinations on the validation origins only (``--try``, ``--seeds``),
+for exploring before a change of ``GRID``.
 """
 import argparse
 import datetime
@@ -29,7 +35,7 @@ import numpy as np                                         # noqa: E402
 
 import machine as host                                     # noqa: E402
 from rnnlab.cli import forecast as cli                      # noqa: E402
-from rnnlab.forecast import backtest, data, report, train  # noqa: E402
+from rnnlab.forecast import backtest, data, heads, metrics, report, train  # noqa: E402
 from rnnlab.io.atomic import atomic_write                  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -55,9 +61,18 @@ SETTINGS = {
 # Sunspots: also the standardised level as the target (diff=none; the highway then
 # reads nothing), better than the first difference on validation
 # (benchmarks/results/forecast_validation_sunspots.md)
+# Airline: also the near-best settings of round three's exploration (seq2seq, LSTM,
+# lr 0.001, 36 months of input: each within 0.02 of the best alone on validation),
+# so that a combination of networks differing in settings can be chosen
+# (benchmarks/results/forecast_validation_airline.md: the mean of the best 7 x 3
+# seeds 0.189 against 0.201 for the best one's 3 seeds)
 HEADS = ("gaussian", "quantile")
 GRID = {"airline": [dict(head=h, log=lg, ar=ar) for h in HEADS for lg in (False, True)
-                    for ar in (0, 12)],
+                    for ar in (0, 12)] +
+        [dict(head="quantile", log=True, ar=12, **form)
+         for form in (dict(arch="seq2seq"), dict(mode="lstm"), dict(lr=0.001),
+                      dict(input_len=36))] +
+        [dict(head="gaussian", log=True, ar=0, arch="seq2seq")],
         "co2": [dict(head=h, log=True, ar=12, **form) for h in HEADS
                 for form in (dict(), dict(diff="window", input_len=36),
                              dict(diff="window", input_len=48))],
@@ -73,46 +88,81 @@ SELECT_SEEDS = 3
 def validate(name, cand, horizon, step, first, out, seed):
     """The network with SETTINGS overridden by ``cand`` on VALID_ORIGINS origins
     ``step`` apart whose targets end at or before the first test origin ``first``
-    (it sees only observations up to ``first``): its mean metrics there."""
+    (it sees only observations up to ``first``): the Backtest of it alone."""
     extra, every, _ = SETTINGS[name]
     opts = train.ForecastOptions(seed=seed, horizon=horizon, **{**extra, **cand}, out=out)
-    bt = backtest.run(data.load(name).head(first + 1),
-                      {"rnn": train.Network(opts, retrain=every)}, horizon, step, VALID_ORIGINS)
-    return bt.models["rnn"].mean()
+    return backtest.run(data.load(name).head(first + 1),
+                        {"rnn": train.Network(opts, retrain=every)}, horizon, step,
+                        VALID_ORIGINS)
+
+
+def combined(bts, how):
+    """Mean metrics over the validation origins of the combination (``how``) of the
+    networks whose validation Backtests are ``bts`` (same origins)."""
+    b = bts[0]
+    q = [backtest.combine([t.models["rnn"].q[i] for t in bts], how) for i in range(len(b.origins))]
+    sc = [metrics.score(a, qi, b.series.values[:o + 1], b.series.period)
+          for a, qi, o in zip(b.actual, q, b.origins)]
+    return {k: float(np.mean([x[k] for x in sc])) for k in sc[0]}
+
+
+def ensembles(runs, means):
+    """M4-style combinations on the validation origins, from the networks already
+    validated: for each rule in COMBINE and n = 1..len(runs), the n candidates with
+    the lowest mean MASE, every seed of each. ``runs`` [candidate][seed] Backtests,
+    ``means`` their mean MASE per candidate. Returns [(how, n, metrics)]."""
+    ranked = [int(k) for k in np.argsort(means, kind="stable")]
+    return [(how, n, combined([b for k in ranked[:n] for b in runs[k]], how))
+            for how in backtest.COMBINE for n in range(1, len(runs) + 1)]
 
 
 def select(name, horizon, step, first, out, seed):
     """The GRID candidate with the lowest MASE on the validation origins
-    (``validate``), averaged over SELECT_SEEDS seeds from ``seed`` on. Returns
-    (choice, [(candidate, mean MASE)])."""
-    tried = []
+    (``validate``), averaged over SELECT_SEEDS seeds from ``seed`` on, or a
+    combination of the best candidates' networks (``ensembles``) where that is
+    lower there. Returns (members: [candidate], how: None for the one network at
+    ``seed`` or a COMBINE rule over the members' SELECT_SEEDS seeds each,
+    [(candidate, mean MASE)], [(how, n, MASE)])."""
+    runs, tried = [], []
     for k, cand in enumerate(GRID[name]):
-        m = [validate(name, cand, horizon, step, first,
-                      os.path.join(out, name, f"select{k}", f"seed{sd}"), sd)["mase"]
-             for sd in range(seed, seed + SELECT_SEEDS)]
-        tried.append((cand, float(np.mean(m))))
+        runs.append([validate(name, cand, horizon, step, first,
+                              os.path.join(out, name, f"select{k}", f"seed{sd}"), sd)
+                     for sd in range(seed, seed + SELECT_SEEDS)])
+        tried.append((cand, float(np.mean([b.models["rnn"].mean()["mase"] for b in runs[-1]]))))
         print(f"{name} validation {cand}: mase {tried[-1][1]:.4f}", flush=True)
-    return min(tried, key=lambda t: t[1])[0], tried
+    means = [m for _, m in tried]
+    combos = [(how, n, m["mase"]) for how, n, m in ensembles(runs, means)]
+    ranked = [tried[k][0] for k in np.argsort(means, kind="stable")]
+    how, n, best = min(combos, key=lambda c: c[2])
+    if best >= min(means):
+        return ranked[:1], None, tried, combos
+    return ranked[:n], how, tried, combos
 
 
 def explore(name, candidates, seeds, out):
     """Markdown lines: each candidate (a JSON object of options over SETTINGS) on
-    the validation origins, per seed and averaged over the seeds; test origins
-    are never read."""
+    the validation origins, per seed and averaged over the seeds, then the
+    combinations of the best n of them (``ensembles``); test origins are never read."""
     step = SETTINGS[name][2]
     first = backtest.origins(len(data.load(name)), 12, step, 24)[0]
     lines = [f"### {name}: {VALID_ORIGINS} validation origins before the first test origin, "
              f"seeds {seeds}", "", "| candidate | mase per seed | mase | coverage_80 | "
              "coverage_95 |", "|---|---|---|---|---|"]
+    runs = []
     for k, text in enumerate(candidates):
         cand = json.loads(text)
-        ms = [validate(name, cand, 12, step, first, os.path.join(out, name, f"try{k}s{sd}"), sd)
-              for sd in seeds]
+        runs.append([validate(name, cand, 12, step, first,
+                              os.path.join(out, name, f"try{k}s{sd}"), sd) for sd in seeds])
+        ms = [b.models["rnn"].mean() for b in runs[-1]]
         mean = {key: float(np.mean([m[key] for m in ms])) for key in ms[0]}
         lines.append(f"| `{text}` | " + " ".join(f"{m['mase']:.3f}" for m in ms) +
                      f" | {mean['mase']:.4f} | {mean['coverage_80']:.3f} | "
                      f"{mean['coverage_95']:.3f} |")
         print(lines[-1], flush=True)
+    means = [float(np.mean([b.models["rnn"].mean()["mase"] for b in r])) for r in runs]
+    for how, n, m in ensembles(runs, means):
+        lines.append(f"| {how} of the best {n} x {len(seeds)} seeds | | {m['mase']:.4f} | "
+                     f"{m['coverage_80']:.3f} | {m['coverage_95']:.3f} |")
     return lines + [""]
 
 
@@ -120,27 +170,47 @@ def machine():
     return f"{host.cpu_model()}, {os.cpu_count()} cores"
 
 
-def run_one(name, horizon, step, count, out, seed, choose=False, ensemble=1):
+def network(name, cand, seed, horizon, out, ensemble):
+    """The network with SETTINGS overridden by ``cand``: (options, forecaster)."""
     extra, retrain, _ = SETTINGS[name]
-    extra = {**extra, "ensemble": ensemble}
+    opts = train.ForecastOptions(seed=seed, horizon=horizon, out=out,
+                                 **{**extra, "ensemble": ensemble, **cand})
+    return opts, train.Network(opts, retrain=retrain)
+
+
+def run_one(name, horizon, step, count, out, seed, choose=False, ensemble=1):
+    """Backtest every model on ``name``; with ``choose`` the network (one, or a
+    combination) is chosen on validation origins first (``select``)."""
     t0 = time.perf_counter()
     s = data.load(name)
-    tried = []
+    members, how, tried, combos = [{}], None, [], []
     if choose:
-        cand, tried = select(name, horizon, step,
-                             backtest.origins(len(s), horizon, step, count)[0], out, seed)
-        extra = {**extra, **cand}
-    opts = train.ForecastOptions(seed=seed, horizon=horizon, out=os.path.join(out, name, "runs"),
-                                 **extra)
-    fs = cli.forecasters(MODELS, opts, SETTINGS[name][0]["log"], retrain)
+        members, how, tried, combos = select(
+            name, horizon, step, backtest.origins(len(s), horizon, step, count)[0], out, seed)
+    run_dir = os.path.join(out, name, "runs")
+    fs = cli.forecasters(MODELS[:-1], None, SETTINGS[name][0]["log"], 0)
+    if how is None:
+        opts, fs["rnn"] = network(name, members[0], seed, horizon, run_dir, ensemble)
+    else:
+        nets = [network(name, c, sd, horizon, os.path.join(run_dir, f"m{k}s{sd}"), ensemble)
+                for k, c in enumerate(members) for sd in range(seed, seed + SELECT_SEEDS)]
+        opts, modes = nets[0][0], {o.mode.upper() for o, _ in nets}
+        kind = f"{modes.pop()}s" if len(modes) == 1 else "networks"
+        fs["rnn"] = backtest.Combination(
+            [f for _, f in nets], how, f"{how} of {len(nets)} {kind} "
+            f"({len(members)} setting(s) x {SELECT_SEEDS} seeds)")
     bt = backtest.run(s, fs, horizon, step, count)
     for n, lab in cli.labels(fs).items():
         bt.models[n].label = lab
     cli.save_backtest(bt, os.path.join(out, name))
-    return bt, time.perf_counter() - t0, opts, retrain, tried
+    return bt, time.perf_counter() - t0, opts, members, how, tried, combos
 
 
-def markdown(bt, seconds, opts, retrain, tried):
+NET_KEYS = ("arch", "mode", "hidden_size", "head", "input_len", "ar", "log", "diff", "epochs",
+            "lr", "batch_size", "valid", "refit", "ensemble", "seed")
+
+
+def markdown(bt, seconds, opts, members, how, tried, combos):
     lines = [f"### {bt.series.name}: horizon {bt.horizon}, {len(bt.origins)} origin(s) "
              f"{bt.series.time[bt.origins[0]]} .. {bt.series.time[bt.origins[-1]]} "
              f"({seconds:.0f} s)", "",
@@ -149,17 +219,59 @@ def markdown(bt, seconds, opts, retrain, tried):
     for name, label, m in bt.table():
         lines.append(f"| {name} | {label} | " + " | ".join(f"{m[k]:.4f}" for k in report.METRICS)
                      + " |")
-    net = {k: v for k, v in vars(opts).items() if k in (
-        "arch", "mode", "hidden_size", "head", "input_len", "ar", "log", "diff", "epochs", "lr",
-        "batch_size", "valid", "refit", "ensemble", "seed")}
-    how = "trained once at the first origin" if retrain == 0 or len(bt.origins) == 1 else \
+    retrain = SETTINGS[bt.series.name][1]
+    net = {k: v for k, v in vars(opts).items() if k in NET_KEYS}
+    when = "trained once at the first origin" if retrain == 0 or len(bt.origins) == 1 else \
         "retrained at every origin" if retrain == 1 else f"retrained at every {retrain}th origin"
-    lines += ["", f"network: {net}, {how}"]
+    lines += ["", f"network: {net}, {when}"]
+    if how is not None:
+        lines += ["", f"combined ({how} of every quantile, each network calibrated on its own) "
+                  f"over seeds {opts.seed}..{opts.seed + SELECT_SEEDS - 1} of each of: "
+                  + "; ".join(json.dumps(c) for c in members)]
     if tried:
         lines += ["", f"chosen on {VALID_ORIGINS} validation origins before the first test "
                   f"origin (network MASE there, mean over {SELECT_SEEDS} "
-                  "seed(s)): " + "; ".join(f"{c} {m:.4f}" for c, m in tried)]
-    return lines + [""] + coverage_errors(bt)
+                  "seed(s)): " + "; ".join(f"{c} {m:.4f}" for c, m in tried),
+                  "", "combinations there (the best n candidates by that MASE, "
+                  f"{SELECT_SEEDS} seeds each): " + "; ".join(
+                      f"{h} of {n} {m:.4f}" for h, n, m in combos)]
+    return lines + [""] + bias_lines(bt) + coverage_errors(bt)
+
+
+def bias_lines(bt):
+    """Each model's mean signed error per horizon step, (actual - median) / actual in
+    percent, over the origins: negative where it forecast too high."""
+    lines = ["mean signed error per horizon step, 100 (actual - median) / actual:", ""]
+    for name, r in bt.models.items():
+        e = np.mean([(a - q[:, heads.MEDIAN]) / np.abs(a) for a, q in zip(bt.actual, r.q)],
+                    axis=0) * 100
+        lines.append(f"- {name}: " + " ".join(f"{v:+.1f}" for v in e))
+    return lines + [""]
+
+
+def diagnosis(bt, model):
+    """Markdown lines: where ``model``'s interval misses fall. Per origin, its mean
+    signed error 100 (actual - median) / actual and how many of the horizon's values
+    lie below / above the 80% and 95% intervals; per step, the mean distance of
+    the 95% interval's ends below and above the median in percent of the actual
+    (an interval skewed one way shows here)."""
+    r, lines = bt.models[model], [f"### {bt.series.name}: {model} ({bt.models[model].label})",
+                                  "", "| origin | signed error % | below 80 | above 80 | "
+                                  "below 95 | above 95 |", "|---|---|---|---|---|---|"]
+    for o, a, q in zip(bt.origins, bt.actual, r.q):
+        med = q[:, heads.MEDIAN]
+        miss = [f"{int(np.sum(a < q[:, lo]))} | {int(np.sum(a > q[:, hi]))}"
+                for lo, hi in heads.LEVELS.values()]
+        lines.append(f"| {bt.series.time[o]} | {np.mean((a - med) / np.abs(a)) * 100:+.1f} | "
+                     + " | ".join(miss) + " |")
+    lo95, hi95 = heads.LEVELS[0.95]
+    below = np.mean([(q[:, heads.MEDIAN] - q[:, lo95]) / np.abs(a) for a, q in
+                     zip(bt.actual, r.q)], axis=0) * 100
+    above = np.mean([(q[:, hi95] - q[:, heads.MEDIAN]) / np.abs(a) for a, q in
+                     zip(bt.actual, r.q)], axis=0) * 100
+    return lines + ["", "95% interval per horizon step, % of the actual: below the median "
+                    + " ".join(f"{v:.1f}" for v in below) + "; above it "
+                    + " ".join(f"{v:.1f}" for v in above), ""]
 
 
 def coverage_errors(bt):
@@ -179,9 +291,13 @@ def coverage_errors(bt):
     return lines
 
 
+def tag_of(args):
+    return f"_{args.tag}" if args.tag else ""
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("what", choices=("airline-split", "backtest", "validate"))
+    ap.add_argument("what", choices=("airline-split", "backtest", "validate", "diagnose"))
     ap.add_argument("series", nargs="*", default=["airline", "co2", "sunspots"])
     ap.add_argument("--origins", type=int, default=24)
     ap.add_argument("--step", type=int, help="observations between origins (default: the "
@@ -193,6 +309,9 @@ def main(argv=None):
                     help="validate: a JSON object of network options over SETTINGS "
                     "(repeatable); '{}' is SETTINGS itself")
     ap.add_argument("--seeds", default="0", help="validate: comma-separated seeds")
+    ap.add_argument("--tag", help="validate, diagnose: a suffix of the record's name "
+                    "(forecast_validation_<series>_<tag>.md: a round's own record beside "
+                    "the earlier ones)")
     args = ap.parse_args(argv)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     head = f"date: {stamp}; machine: {machine()}; command: " \
@@ -203,9 +322,19 @@ def main(argv=None):
             t0 = time.perf_counter()
             body = explore(name, args.candidates or ["{}"], seeds,
                            os.path.join(args.out, "validate"))
-            with atomic_write(os.path.join(RESULTS, f"forecast_validation_{name}.md")) as f:
+            with atomic_write(os.path.join(RESULTS,
+                                           f"forecast_validation_{name}{tag_of(args)}.md")) as f:
                 f.write("\n".join([f"# forecast validation: {name}", "", head, "",
                                    f"({time.perf_counter() - t0:.0f} s)", ""] + body) + "\n")
+        return
+    if args.what == "diagnose":                        # from a backtest's --out, no training
+        body = []
+        for name in args.series:
+            bt = cli.load_backtest(os.path.join(args.out, "backtest", name))
+            body += diagnosis(bt, "rnn") + diagnosis(bt, "ets")
+        with atomic_write(os.path.join(RESULTS, f"forecast_diagnosis{tag_of(args)}.md")) as f:
+            f.write("\n".join(["# forecast diagnosis: where the interval misses fall", "",
+                               head, ""] + body) + "\n")
         return
     if args.what == "airline-split":
         runs = [run_one("airline", 36, 12, 1, os.path.join(args.out, "split"), args.seed,

@@ -46,10 +46,33 @@ def test_factors_never_narrow_the_networks_own_intervals():
 
 
 def test_band_pools_neighbouring_steps_until_enough_scores():
-    assert heads.band(12, 12, 0) == (0, 4)           # 4 steps x 12 windows = 48 >= 40
-    assert heads.band(12, 12, 5) == (3, 8)           # 5 x 12 = 60
-    assert heads.band(40, 12, 7) == (7, 8)           # one step suffices
+    assert heads.band(np.full(12, 12), 0) == (0, 4)          # 4 steps x 12 windows = 48 >= 40
+    assert heads.band(np.full(12, 12), 5) == (3, 8)          # 5 x 12 = 60
+    assert heads.band(np.full(12, 40), 7) == (7, 8)          # one step suffices
+    assert heads.band(np.array([30, 10, 0, 0]), 3) == (0, 4)  # counts what is observed
     assert heads.conformal_quantile(np.arange(1.0, 10.0), 0.8) == 8.0   # ceil(10 * 0.8)
+    r = np.concatenate([np.arange(1.0, 10.0), np.full(5, np.nan)])
+    assert heads.conformal_quantile(r, 0.8) == 8.0                      # NaN: not observed
+    assert heads.conformal_quantile(np.full(3, np.nan), 0.8) == 0.0
+
+
+def test_scores_of_targets_not_observed_yet_are_left_out():
+    """Windows whose last steps are NaN (not observed yet) give the same factors as
+    the observed part alone; ACI skips them too."""
+    rng = np.random.default_rng(3)
+    q, y = _gaussian_forecasts(rng, 60, 4, 0.5)
+    s = heads.scores(q, y)
+    partial = np.concatenate([s, s[:10]])
+    partial[60:, 1:] = np.nan                                  # only step 1 observed there
+    assert np.isnan(partial).sum() == 10 * 3 * len(heads.LEVELS)
+    f, ref = heads.factors(partial), heads.factors(s)
+    np.testing.assert_array_equal(f[2:], ref[2:])             # bands of >= 40 without step 1
+    pooled = np.concatenate([s[:, 0, 0], s[:10, 0, 0]])               # step 1, the 80% scores
+    assert f[0, 1] == max(heads.FLOOR, heads.conformal_quantile(pooled, 0.8))
+    nan_own = np.concatenate([s[:, 0, 0], np.full(5, np.nan)])
+    assert len(heads.aci(s[:, :1, 0], s[:, 0, 0], 0.8, 0.1)[1]) == \
+        len(heads.aci(np.concatenate([s[:, :1, 0], np.full((5, 1), np.nan)]), nan_own, 0.8,
+                      0.1)[1])
 
 
 def test_no_scores_no_widening():
@@ -77,13 +100,20 @@ def test_calibration_uses_nothing_after_the_origin(tmp_path):
     for k in (0, 1):
         np.testing.assert_array_equal(bt_a.models["rnn"].q[k], bt_b.models["rnn"].q[k])
     assert not np.allclose(bt_a.models["rnn"].q[3], bt_b.models["rnn"].q[3])
-    # trained once at the first origin: the later forecast recalibrates on the
-    # window that became fully observed since (origin o_0, targets up to o_0 + 6)
+    # trained once at the first origin o_0: a later forecast recalibrates on every
+    # value observed since, from each window that forecast it (origins o_0 - 5 ..
+    # o_0 + 1 forecast o_0 + 2 at steps 7 .. 1), not only on fully observed windows
     f = net.forecaster
-    assert f.ends == [bt_a.origins[0]]
+    end = bt_a.origins[0]
+    assert f.ends == [end]
     held_only = heads.factors(f.held)
-    assert not np.array_equal(f.factors(s.head(bt_a.origins[0] + 7)), held_only)
-    np.testing.assert_array_equal(f.factors(s.head(bt_a.origins[0] + 6)), held_only)
+    np.testing.assert_array_equal(f.factors(s.head(end + 1)), held_only)
+    later, y = f.observed_since(s.head(end + 3))
+    np.testing.assert_array_equal(later, np.arange(end - 5, end + 2))
+    observed = ~np.isnan(y)                                   # (7, 6): o + h in end+1 .. end+2
+    np.testing.assert_array_equal(observed, [[end < o + h <= end + 2 for h in range(1, 7)]
+                                             for o in later])
+    assert not np.array_equal(f.factors(s.head(end + 7)), held_only)
 
 
 def test_mean_se_of_independent_values_is_the_plain_one():

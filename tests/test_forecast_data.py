@@ -111,6 +111,34 @@ def test_seasonal_target_is_the_deviation_from_seasonal_naive():
     np.testing.assert_array_equal(sc.targets(y, 35, 12), np.full(12, 12.0))
 
 
+@pytest.mark.parametrize("log, lag", [(False, 12), (True, 12), (False, 1)])
+def test_drift_targets_invert_exactly_for_every_horizon(log, lag):
+    y = data.airline().values
+    sc = transform.Scaling.fit(y[:100], log, lag, drift=True)
+    assert sc.drift
+    for origin in (lag, 99, 110):
+        z = sc.targets(y, origin, 30)
+        np.testing.assert_allclose(sc.invert(z, y[:origin + 1]), y[origin + 1:origin + 31],
+                                   rtol=1e-12)
+
+
+def test_drift_target_is_the_deviation_from_arima_010_010():
+    """On a line plus a period-12 pattern the reference w_r(h) + ceil(h/12) (w_o - w_o-12)
+    (the forecast of ARIMA(0,1,0)(0,1,0)12) is exact two seasons ahead, the plain
+    seasonal naive one is off by the year's growth, and the scale is that of the
+    change of the seasonal difference."""
+    t = np.arange(72.0)
+    w = 5.0 + 0.25 * t + np.sin(2 * np.pi * t / 12) + (t % 12 == 7)
+    sc = transform.Scaling(False, 12, 0.0, 1.0, 1.0, drift=True)
+    np.testing.assert_allclose(sc.targets(w, 47, 24), 0.0, atol=1e-12)
+    plain = transform.Scaling(False, 12, 0.0, 1.0, 1.0)
+    np.testing.assert_allclose(plain.targets(w, 47, 24), np.repeat([3.0, 6.0], 12), atol=1e-12)
+    noise = np.random.default_rng(0).normal(size=72)
+    fitted = transform.Scaling.fit(w + noise, False, 12, drift=True)
+    d = (w + noise)[12:] - (w + noise)[:-12]
+    assert fitted.scale == pytest.approx(np.std(d[1:] - d[:-1]))
+
+
 def test_log_needs_positive_values():
     with pytest.raises(ValueError, match="log scaling needs positive values"):
         transform.Scaling.fit(np.array([1.0, 0.0, 2.0]), True, 1)
@@ -152,3 +180,24 @@ def test_window_fit_recovers_a_line_plus_any_periodic_pattern():
 def test_window_needs_the_period_plus_two():
     with pytest.raises(ValueError, match="--input-len: per-window normalisation needs"):
         transform.Scaling.fit(np.arange(1.0, 50.0), False, 0, window=13, period=12)
+
+
+def test_discounted_window_fit_follows_the_recent_slope_and_inverts():
+    """A slope that doubles in the window's last year: the discounted fit's
+    forecast is nearer the recent slope than plain least squares; it still
+    recovers a line plus a pattern exactly, and the targets invert exactly."""
+    t = np.arange(60.0)
+    season = np.sin(2 * np.pi * t / 12)
+    w = 0.1 * t + season + np.where(t > 35, 0.1 * (t - 35), 0.0)
+    plain = transform.window_fit(w, 47, 36, 12, 12)[1]
+    recent = transform.window_fit(w, 47, 36, 12, 12, halflife=6.0)[1]
+    truth = w[48:60]
+    assert np.mean(np.abs(recent - truth)) < 0.7 * np.mean(np.abs(plain - truth))
+    line = 2.0 + 0.3 * t + season
+    np.testing.assert_allclose(transform.window_fit(line, 47, 24, 12, 12, halflife=6.0)[1],
+                               line[48:60], atol=1e-10)
+    y = data.airline().values
+    sc = transform.Scaling.fit(y[:100], True, 0, window=36, period=12, halflife=12.0)
+    assert sc.halflife == 12.0
+    z = sc.targets(y, 99, 12)
+    np.testing.assert_allclose(sc.invert(z, y[:100]), y[100:112], rtol=1e-12)

@@ -138,3 +138,20 @@ def test_window_normalised_and_adaptive_forecaster_round_trips(tmp_path):
     g, _ = train.load_forecaster(str(tmp_path / "f.npz"))
     assert g.aci == 0.05 and g.scalings[0].window == 14
     np.testing.assert_array_equal(g.predict(s), q)
+
+
+def test_combination_takes_the_median_or_mean_of_its_members_quantiles():
+    """Three members whose quantiles are 1x, 2x and 6x a sorted row: the median is
+    the 2x row, the mean the 3x row; both stay sorted, and the combination runs in
+    the backtest like any forecaster."""
+    row = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    members = [lambda s, h, k=k: np.tile(k * row, (h, 1)) for k in (1.0, 2.0, 6.0)]
+    s = data.airline()
+    med = backtest.Combination(members, "median")
+    np.testing.assert_array_equal(med(s, 4), np.tile(2 * row, (4, 1)))
+    np.testing.assert_array_equal(backtest.Combination(members, "mean")(s, 4),
+                                  np.tile(3 * row, (4, 1)))
+    bt = backtest.run(s, {"median": med}, 6, 12, 2)
+    assert len(bt.models["median"].q) == 2
+    with pytest.raises(ValueError, match="combination: expected one of median, mean"):
+        backtest.Combination(members, "mode")

@@ -95,6 +95,32 @@ def baseline_forecasters():
     return {name: simple(fn) for name, fn in baselines.BASELINES.items()}
 
 
+COMBINE = {"median": np.median, "mean": np.mean}
+
+
+def combine(qs, how="median"):
+    """Several forecasts' quantiles (M, Hz, P) -> one (Hz, P): per horizon step and
+    level the median (or mean) over the M members (Vincentization: the quantile
+    averaging of forecast combination; the elementwise median or mean of sorted
+    rows is sorted, so the result is a valid quantile forecast)."""
+    return COMBINE[how](np.asarray(qs, np.float64), axis=0)
+
+
+class Combination:
+    """A forecaster that combines ``members`` (forecasters) by ``combine``; the M4
+    way of ensembling: networks differing in seed and in settings, each
+    calibrated on its own."""
+
+    def __init__(self, members, how="median", label=None):
+        if how not in COMBINE:
+            raise ValueError(f"combination: expected one of {', '.join(COMBINE)}, got {how!r}")
+        self.members, self.how = list(members), how
+        self.label = label or f"{how} of {len(self.members)}"
+
+    def __call__(self, s, horizon):
+        return combine([f(s, horizon) for f in self.members], self.how)
+
+
 def run(series, forecasters, horizon, step, count, show=False):
     """Forecast from every origin with every forecaster; score each forecast."""
     m = series.period

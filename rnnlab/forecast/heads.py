@@ -32,9 +32,11 @@ trained on, f = the ceil((n + 1) level)-th smallest of them gives the interval
 coverage >= level on a new exchangeable value (and < level + 1 / (n + 1)).
 Which values (``train.Forecaster``): the held-out training windows, scored by
 weights that never trained on them, and, when the network forecasts from a later
-origin without retraining, every window whose origin lies at or after the end of
-the training part and whose targets are all observed by then; nothing after the
-forecast origin.
+origin without retraining, every target observed since the end of the training
+part, from each window that forecast it, also from windows whose later targets
+are not observed yet (NaN scores there): a forecast 6 months after training
+already reads the misses of the last 6 months at steps 1..6, not only those of
+windows 12 months old; nothing after the forecast origin.
 
 Never narrower than the network's own quantiles (f >= FLOOR = 1): those are
 fitted by the loss on the training windows, where errors are no larger than on
@@ -50,8 +52,8 @@ it (never below FLOOR).
 
 Per horizon step: the error grows with the step, so each step gets its own
 factor, from the scores of that step and its nearest neighbours: the band grows
-by one step either side until it holds at least MIN_SCORES scores (with 12
-held-out windows: steps h-2..h+2).
+by one step either side until it holds at least MIN_SCORES observed scores (with
+12 held-out windows: steps h-2..h+2).
 """
 import math
 
@@ -150,30 +152,35 @@ def scores(q, y):
 
 
 def conformal_quantile(r, level):
-    """The ceil((n + 1) level)-th smallest of the scores r (n,) (the largest when
-    n is too small for the level)."""
-    r = np.sort(np.ravel(r))
+    """The ceil((n + 1) level)-th smallest of the n observed (not NaN) scores in r
+    (the largest when n is too small for the level; 0 when there are none)."""
+    r = np.sort(np.ravel(r)[~np.isnan(np.ravel(r))])
+    if len(r) == 0:
+        return 0.0
     return float(r[min(len(r) - 1, math.ceil((len(r) + 1) * level) - 1)])
 
 
-def band(N, Hz, h, min_scores=MIN_SCORES):
+def band(counts, h, min_scores=MIN_SCORES):
     """The horizon steps (lo, hi) pooled for step h: the narrowest symmetric band
-    (clipped at the ends) holding at least ``min_scores`` of N windows' scores."""
-    b = 0
-    while N * (min(Hz, h + b + 1) - max(0, h - b)) < min_scores and b < Hz:
+    (clipped at the ends) holding at least ``min_scores`` scores, ``counts`` (Hz,)
+    of them observed per step."""
+    Hz, b = len(counts), 0
+    while np.sum(counts[max(0, h - b):min(Hz, h + b + 1)]) < min_scores and b < Hz:
         b += 1
     return max(0, h - b), min(Hz, h + b + 1)
 
 
 def factors(s, min_scores=MIN_SCORES, gamma=0.0):
-    """Widening factors (Hz, P) from scores s (N, Hz, V) of windows in time order,
-    at least FLOOR; ones where N = 0. ``gamma`` > 0: the level is adapted (``aci``)."""
+    """Widening factors (Hz, P) from scores s (N, Hz, V) of windows in time order
+    (NaN: a target not observed yet), at least FLOOR; ones where N = 0.
+    ``gamma`` > 0: the level is adapted (``aci``)."""
     N, Hz, _ = s.shape
     f = np.ones((Hz, len(QUANTILES)))
     if N == 0:
         return f
+    counts = np.sum(~np.isnan(s[..., 0]), axis=0)                          # (Hz,)
     for h in range(Hz):
-        lo_h, hi_h = band(N, Hz, h, min_scores)
+        lo_h, hi_h = band(counts, h, min_scores)
         for v, (level, (lo, hi)) in enumerate(LEVELS.items()):
             at = aci(s[:, lo_h:hi_h, v], s[:, h, v], level, gamma, min_scores)[0] \
                 if gamma else level
@@ -184,10 +191,11 @@ def factors(s, min_scores=MIN_SCORES, gamma=0.0):
 def aci(pooled, own, level, gamma, min_scores=MIN_SCORES):
     """Adaptive conformal inference (Gibbs & Candes 2021) over the windows in time
     order: the miss rate alpha_t in use moves by gamma (alpha - err_t) after each
-    window t, err_t = 1 when its own score ``own[t]`` exceeds the conformal quantile
-    at level 1 - alpha_t of the ``pooled`` (N, k) scores before it (never when
-    alpha_t <= 0: the whole line; always when alpha_t >= 1: the empty set), so a run
-    of misses raises the level and a calm stretch lowers it; over T updates the
+    window t whose own score is observed (not NaN), err_t = 1 when its own score
+    ``own[t]`` exceeds the conformal quantile at level 1 - alpha_t of the ``pooled``
+    (N, k) scores before it (never when alpha_t <= 0: the whole line; always when
+    alpha_t >= 1: the empty set), so a run of misses raises the level and a calm
+    stretch lowers it; over T updates the
     miss rate is within (max(alpha, 1 - alpha) + gamma) / (gamma T) of alpha, for
     any sequence. Starts once the windows before hold ``min_scores`` scores. Returns
     (the level for the next forecast, 1 - alpha_N clipped to [0, 1] (1: the
@@ -195,6 +203,8 @@ def aci(pooled, own, level, gamma, min_scores=MIN_SCORES):
     alpha = target = 1.0 - level
     err = []
     for t in range(max(1, -(-min_scores // pooled.shape[1])), len(own)):
+        if np.isnan(own[t]):
+            continue
         err.append(alpha >= 1.0 or (alpha > 0.0 and
                                     own[t] > conformal_quantile(pooled[:t], 1.0 - alpha)))
         alpha += gamma * (target - err[-1])

@@ -39,8 +39,14 @@ class ForecastOptions(trainer.TrainOptions):
     diff: str = option("seasonal", "difference the series: seasonal (lag m), first (lag 1) "
                        "or none; or window: take each input window's own linear trend and "
                        "seasonal indices out of it and forecast the deviation from them "
-                       "carried forward (ES-RNN-style)",
-                       choices=("seasonal", "first", "none", "window"))
+                       "carried forward (ES-RNN-style); or both: seasonal, and the zero "
+                       "target also carries the latest seasonal change forward (the "
+                       "forecast of ARIMA(0,1,0)(0,1,0)m)",
+                       choices=("seasonal", "first", "none", "window", "both"))
+    halflife: float = option(0.0, "with --diff window: weight the window's fit by 0.5 ** "
+                             "(age / halflife) (discounted least squares: the line follows "
+                             "the recent level and slope, as Brown's double exponential "
+                             "smoothing); 0: plain least squares", lo=0)
     valid: int = option(12, "last training origins held out for best epoch and calibration",
                         lo=0)
     calibrate: bool = option(True, "widen each interval, per horizon step, to its coverage "
@@ -61,7 +67,8 @@ class ForecastOptions(trainer.TrainOptions):
 
 
 def lag_of(opts, series):
-    return {"seasonal": series.period, "first": 1, "none": 0, "window": 0}[opts.diff]
+    return {"seasonal": series.period, "first": 1, "none": 0, "window": 0,
+            "both": series.period}[opts.diff]
 
 
 def windows(s, scaling, L, Hz, origins):
@@ -114,7 +121,8 @@ def build(opts, series_list):
                           f"--input-len {opts.input_len}, --horizon {opts.horizon}, "
                           f"--valid {opts.valid} and differencing at lag {lag}")
         sc = transform.Scaling.fit(s.values, opts.log, lag,
-                                   opts.input_len if opts.diff == "window" else 0, s.period)
+                                   opts.input_len if opts.diff == "window" else 0, s.period,
+                                   drift=opts.diff == "both", halflife=opts.halflife)
         scalings.append(sc)
         last = len(s) - 1 - opts.horizon                                     # last origin
         cut = last - opts.valid
@@ -195,18 +203,28 @@ class Forecaster:
 
     def factors(self, s, which=0):
         """Widening factors (Hz, P) at the end of s: the held-out scores and those of
-        every window of s after the training part whose targets s already holds."""
+        every target of s after the training part, from each window that forecast it
+        (``observed_since``)."""
         if not self.calibrate or self.mcfg.head == "point":
             return np.ones((self.mcfg.horizon, len(heads.QUANTILES)))
-        sc, Hz = self.scalings[which], self.mcfg.horizon
-        first = max(self.ends[which], self.L - 1 + sc.lag)
-        later = np.arange(first, len(s) - Hz)                  # origins with targets <= end
         scores = self.held
+        later, y = self.observed_since(s, which)
         if len(later):
-            x, cov, y = windows(s, sc, self.L, Hz, later)
+            x, cov, _ = windows(s, self.scalings[which], self.L, self.mcfg.horizon, later)
             scores = np.concatenate([scores, heads.scores(
                 raw_quantiles(self.mcfg, self.members, x, cov), y)])
         return heads.factors(scores, gamma=self.aci)
+
+    def observed_since(self, s, which=0):
+        """Origins (N,) whose windows forecast a value of s after the training part
+        (it ends at ``ends[which]``), and their targets y (N, Hz): NaN where a target
+        lies in the training part (the weights fitted it) or after the end of s."""
+        sc, Hz, end = self.scalings[which], self.mcfg.horizon, self.ends[which]
+        later = np.arange(max(end - Hz + 1, self.L - 1 + sc.lag), len(s) - 1)
+        pad = np.concatenate([s.values, np.full(Hz, np.nan)])             # not observed yet
+        y = np.array([sc.targets(pad, o, Hz) for o in later]).reshape(len(later), Hz)
+        seen = later[:, None] + np.arange(1, Hz + 1) <= end                 # (N, Hz)
+        return later, np.where(seen, np.nan, y)
 
     def predict(self, s, which=0):
         """Quantiles (Hz, P) of the next Hz values after the end of s, in s's units."""

@@ -16,6 +16,13 @@ w_{o+h} = w_{r(h)} + scale * z_h. A quantile of z is therefore a quantile of y,
 and prediction intervals map through unchanged. With s = 0 the target is the
 standardised level. center, spread and scale come from the training part only.
 
+With ``drift`` (``--diff both``) the reference also carries the latest seasonal
+change forward, w_{r(h)} + ceil(h / s) (w_o - w_{o-s}): the forecast of
+ARIMA(0,1,0)(0,1,0)s, so the zero target keeps this year's growth rather than
+last year's level plus the network's idea of a typical year's growth (on
+airline, 1958 grew 0-8% after 9-14% in 1957). scale is then the standard
+deviation of the first difference of the seasonal difference.
+
 Per-window normalisation instead of differencing (``window`` = L > 0; in the
 spirit of ES-RNN, Smyl 2020, which deseasonalises and level-normalises each
 input window): the window w_{o-L+1..o} is decomposed by least squares into a
@@ -30,6 +37,10 @@ so the zero target is the window's own trend and seasonality carried forward
 (additive in log space: multiplicative in y), each observation's noise enters the
 reference only through an average over the window, not one-for-one as in a
 (seasonal) difference, and the inverse is again exact and monotone per horizon.
+With a half-life (``halflife`` > 0) the fit weights observation t by
+0.5 ** ((o - t) / halflife): discounted least squares, whose line is Brown's
+double exponential smoothing (Brown 1963), so the reference follows the recent
+level and slope as ETS's trend does rather than the whole window's average.
 """
 from dataclasses import asdict, dataclass
 
@@ -76,16 +87,20 @@ def reference_index(origin, horizon, lag):
     return origin + h - lag * np.ceil(h / lag).astype(np.int64)
 
 
-def window_fit(w, origin, length, period, horizon):
+def window_fit(w, origin, length, period, horizon, halflife=0.0):
     """The per-window decomposition fit_o (see the module docstring) of
     w[origin-length+1 .. origin]: (its values there (length,), its values at
     origin+1 .. origin+horizon (horizon,)). Line and indices are fitted jointly
-    (least squares on t - tbar and one indicator per position of the period), so a
-    line plus any periodic pattern is recovered exactly."""
+    (least squares on t - tbar and one indicator per position of the period,
+    weighted by 0.5 ** (age / halflife) when ``halflife`` > 0), so a line plus any
+    periodic pattern is recovered exactly."""
     t = np.arange(origin - length + 1, origin + 1 + horizon)
     tc = t - (2 * origin - length + 1) / 2.0
     design = np.column_stack([tc, np.mod(t, period)[:, None] == np.arange(period)])  # (., 1+m)
-    coef = np.linalg.lstsq(design[:length], w[t[:length]], rcond=None)[0]
+    root = 0.5 ** ((origin - t[:length]) / (2.0 * halflife)) if halflife > 0 else \
+        np.ones(length)                            # square roots of the weights (length,)
+    coef = np.linalg.lstsq(design[:length] * root[:, None], w[t[:length]] * root,
+                           rcond=None)[0]
     fit = design @ coef
     return fit[:length], fit[length:]
 
@@ -100,9 +115,11 @@ class Scaling:
     scale: float
     window: int = 0                 # L > 0: per-window normalisation (lag is then 0)
     period: int = 1                 # m, the seasonal period of the window's indices
+    drift: bool = False             # the reference adds the latest lag-s change (lag > 0)
+    halflife: float = 0.0           # > 0: the window's fit discounts older observations
 
     @classmethod
-    def fit(cls, y, log, lag, window=0, period=1):
+    def fit(cls, y, log, lag, window=0, period=1, drift=False, halflife=0.0):
         """Statistics of the training part y (N,) only."""
         if log and np.any(y <= 0):
             raise ValueError("log scaling needs positive values; found "
@@ -113,9 +130,13 @@ class Scaling:
         w = np.log(y) if log else np.asarray(y, np.float64)
         spread = float(np.std(w)) or 1.0
         at = period if window else lag                     # the noise scale of a difference
-        scale = float(np.std(difference(w, at))) if at else spread
+        noise = difference(w, at) if at else None
+        if noise is not None and drift:
+            noise = difference(noise, 1)                   # what the drift leaves
+        scale = float(np.std(noise)) if at else spread
         return cls(log, 0 if window else lag, float(np.mean(w)), spread, scale or 1.0,
-                   window, period)
+                   window, period, bool(drift and lag and not window),
+                   float(halflife) if window else 0.0)
 
     def to_dict(self):
         return asdict(self)
@@ -141,8 +162,8 @@ class Scaling:
         x = feats[origin - L + 1:origin + 1]
         if self.window:
             w, x = self.warp(y), x.copy()
-            x[:, 0] = (w[origin - L + 1:origin + 1]
-                       - window_fit(w, origin, self.window, self.period, 0)[0]) / self.scale
+            past = window_fit(w, origin, self.window, self.period, 0, self.halflife)[0]
+            x[:, 0] = (w[origin - L + 1:origin + 1] - past) / self.scale
         return x
 
     def targets(self, y, origin, horizon):
@@ -150,11 +171,20 @@ class Scaling:
         w = self.warp(y)
         future = w[origin + 1:origin + 1 + horizon]
         if self.window:
-            ref = window_fit(w, origin, self.window, self.period, horizon)[1]
+            ref = window_fit(w, origin, self.window, self.period, horizon, self.halflife)[1]
             return (future - ref) / self.scale
         if self.lag == 0:
             return (future - self.center) / self.spread
-        return (future - w[reference_index(origin, horizon, self.lag)]) / self.scale
+        return (future - self.reference(w, origin, horizon)) / self.scale
+
+    def reference(self, w, origin, horizon):
+        """The zero target's values at origin+1 .. origin+horizon (horizon,), from w
+        up to the origin: the (seasonal) naive forecast, plus the drift."""
+        ref = w[reference_index(origin, horizon, self.lag)]
+        if self.drift:
+            cycles = np.ceil(np.arange(1, horizon + 1) / self.lag)
+            ref = ref + cycles * (w[origin] - w[origin - self.lag])
+        return ref
 
     def invert(self, z, y_hist):
         """Values from targets: z (..., horizon) -> y (..., horizon), given the
@@ -162,9 +192,9 @@ class Scaling:
         horizon = z.shape[-1]
         w = self.warp(y_hist)
         if self.window:
-            ref = window_fit(w, len(w) - 1, self.window, self.period, horizon)[1]
+            ref = window_fit(w, len(w) - 1, self.window, self.period, horizon,
+                             self.halflife)[1]
             return self.unwarp(ref + self.scale * z)
         if self.lag == 0:
             return self.unwarp(self.center + self.spread * z)
-        ref = w[reference_index(len(w) - 1, horizon, self.lag)]
-        return self.unwarp(ref + self.scale * z)
+        return self.unwarp(self.reference(w, len(w) - 1, horizon) + self.scale * z)

@@ -53,6 +53,8 @@ UNITS = {"rnn": 100, "gru": 46, "lstm": 36}
 HERE = os.path.dirname(os.path.abspath(__file__))
 RAW = os.path.join(HERE, "results", "music_chung.jsonl")
 TABLE = os.path.join(HERE, "results", "music_chung.md")
+# the regularisers of round four (off in every earlier record)
+DATA_REG = ("transpose", "dropout", "input_dropout", "input_flip")
 
 
 def recipe(name, cell, epochs, out, **kw):
@@ -98,7 +100,9 @@ def run_cell(name, cell, sets, epochs, out, **kw):
                                                      "batch_size", "epochs", "early_stop",
                                                      "schedule", "lr_decay", "patience",
                                                      "freq_init", "seed", "dtype",
-                                                     "nade_hidden", "init_from")}}
+                                                     "nade_hidden", "init_from", "transpose",
+                                                     "dropout", "input_dropout",
+                                                     "input_flip")}}
 
 
 def stamp(rec, command):
@@ -119,7 +123,7 @@ def latest():
                 c = r.get("recipe", {})
                 # a second phase (init_from) counts as the same figure: the latest wins
                 recs[key + (r["units"], c.get("batch_size"), c.get("weight_noise"),
-                            c.get("optimizer"))] = r
+                            c.get("optimizer")) + tuple(c.get(k, 0) for k in DATA_REG)] = r
     return recs
 
 
@@ -129,6 +133,7 @@ def _recipe(r):
             f"batch {c['batch_size']}, patience {c['early_stop']}, max {c['epochs']}")
     if c.get("schedule", "constant") == "plateau":
         text += f", lr x{c['lr_decay']:g} after {c['patience'] + 1} epochs without progress"
+    text += "".join(f", {k.replace('_', ' ')} {c[k]:g}" for k in DATA_REG if c.get(k))
     text += f", NADE {c['nade_hidden']}" if r.get("output") == "nade" else ""
     return text + (f", from {c['init_from']}" if c.get("init_from") else "")
 
@@ -197,6 +202,13 @@ def main(argv=None):
     p.add_argument("--lr-decay", type=float, default=0.5)
     p.add_argument("--patience", type=int, default=2)
     p.add_argument("--early-stop", type=int, default=10)
+    p.add_argument("--transpose", type=int, default=0,
+                   help="move each training piece by up to K semitones each epoch")
+    p.add_argument("--dropout", type=float, default=0.0,
+                   help="dropout on the output layer's input")
+    p.add_argument("--input-dropout", type=float, default=0.0)
+    p.add_argument("--input-flip", type=float, default=0.0,
+                   help="probability of flipping each input note")
     p.add_argument("--out", default="runs/music_r2")
     args = p.parse_args(argv)
     command = "python benchmarks/music_chung.py " + " ".join(argv or sys.argv[1:])
@@ -207,7 +219,8 @@ def main(argv=None):
                   "batch_size": args.batch_size, "weight_noise": args.weight_noise, "lr": args.lr,
                   "optimizer": args.optimizer,
                   "early_stop": args.early_stop, "schedule": args.schedule,
-                  "lr_decay": args.lr_decay, "patience": args.patience}
+                  "lr_decay": args.lr_decay, "patience": args.patience,
+                  **{k: getattr(args, k) for k in DATA_REG}}
             if args.units:
                 kw["hidden_size"] = args.units
             if args.phase2:

@@ -121,6 +121,7 @@ class Cache(NamedTuple):
     rows: np.ndarray       # (N,) as in the Batch
     dlogits: object        # (N, 88), Bernoulli; or the NADE cache
     nade: object
+    drop: object = None    # (N, H) dropout mask on the output layers' input, or None
 
 
 def _states(cfg, params, batch):
@@ -130,17 +131,20 @@ def _states(cfg, params, batch):
     return out.reshape(T * B, H)[batch.rows], rcache, (T, B, H)      # (N, H)
 
 
-def loss_forward(cfg, params, batch):
-    """(mean NLL per frame in nats, frames N, cache for ``backward``)."""
+def loss_forward(cfg, params, batch, drop=None):
+    """(mean NLL per frame in nats, frames N, cache for ``backward``). ``drop``
+    (N, H): a dropout mask (``nn.dropout_mask``) on the recurrent outputs where
+    they enter the output layer (training only; the recurrence never sees it)."""
     h, rcache, shape = _states(cfg, params, batch)
+    h = h if drop is None else h * drop
     b = nn.linear_forward(h, params["out.weight"], params["out.bias"])  # (N, 88)
     N = len(batch.rows)
     if cfg.output == "bernoulli":
         loss, dlogits = nn.sigmoid_cross_entropy(b, batch.y)
-        return loss, N, Cache(rcache, h, shape, batch.rows, dlogits, None)
+        return loss, N, Cache(rcache, h, shape, batch.rows, dlogits, None, drop)
     c = nn.linear_forward(h, params["nade.cond.weight"], params["nade.cond.bias"])  # (N, Hn)
     nll, ncache = nade_forward(b, c, params["nade.W"], params["nade.V"], batch.y)
-    return float(nll.sum() / N), N, Cache(rcache, h, shape, batch.rows, None, ncache)
+    return float(nll.sum() / N), N, Cache(rcache, h, shape, batch.rows, None, ncache, drop)
 
 
 def frame_nll(cfg, params, batch):
@@ -170,6 +174,8 @@ def backward(cfg, params, cache):
         db, cache.h, params["out.weight"])                               # (N, H)
     if cfg.output == "nade":
         dh += dh_c
+    if cache.drop is not None:
+        dh *= cache.drop
     T, B, H = cache.shape
     dout = np.zeros((T * B, H), dtype=dh.dtype)
     dout[cache.rows] = dh

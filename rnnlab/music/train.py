@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rnnlab import nn
 from rnnlab.io import checkpoint
 from rnnlab.music import data, model
 from rnnlab.training import trainer
@@ -57,6 +58,15 @@ class MusicOptions(trainer.TrainOptions):
     nade_hidden: int = option(50, "NADE hidden units (--output nade)", lo=1)
     weight_noise: float = option(0.075, "std of the Gaussian noise added to the weights for "
                                  "each step's gradient (0: off)", lo=0)
+    transpose: int = option(0, "each epoch, move every training piece by a random number of "
+                            "semitones in [-K, K], among the shifts that keep its notes on the "
+                            "keys (0: off; validation and test are never moved)", lo=0, hi=87)
+    dropout: float = option(0.0, "dropout on the recurrent outputs where they enter the output "
+                            "layer (training only)", lo=0, hi=1, hi_open=True)
+    input_dropout: float = option(0.0, "dropout on the input frames (training only; the "
+                                  "targets stay whole)", lo=0, hi=1, hi_open=True)
+    input_flip: float = option(0.0, "probability of flipping each note of the input frames "
+                               "(training only; the targets stay whole)", lo=0, hi=1)
     freq_init: bool = option(True, "start the output biases at the logit of each note's "
                              "training frequency")
     steps_per_beat: int = option(2, "MIDI folders: time steps per quarter note", lo=1)
@@ -129,11 +139,13 @@ def piece_nlls(mcfg, params, rolls, batch=64):
 
 
 class MusicTask:
-    """The trainer's task: minibatches of whole pieces, weight noise, validation."""
+    """The trainer's task: minibatches of whole pieces, the regularisers of the
+    options (transposition, weight noise, dropout, input noise), validation."""
 
     def __init__(self, cfg, mcfg, sets):
         self.cfg, self.mcfg, self.train, self.valid = cfg, mcfg, sets["train"], sets["valid"]
         self.dtype = np.dtype(cfg.dtype)
+        self.ranges = data.shift_ranges(self.train) if cfg.transpose else None    # (n, 2)
 
     def steps(self, epoch):
         return math.ceil(len(self.train) / self.cfg.batch_size)
@@ -141,13 +153,34 @@ class MusicTask:
     def loss_and_grads(self, params, epoch, i, rng):
         bs = self.cfg.batch_size
         order = np.random.default_rng([self.cfg.seed, epoch]).permutation(len(self.train))
-        batch = model.make_batch([self.train[j] for j in order[i * bs:(i + 1) * bs]], self.dtype)
+        pick = order[i * bs:(i + 1) * bs]
+        batch = self._noisy(model.make_batch(self._pieces(epoch, pick), self.dtype), rng)
         sigma = self.cfg.weight_noise
         if sigma:
             params = {k: (p + sigma * rng.standard_normal(p.shape)).astype(p.dtype)
                       for k, p in params.items()}
-        loss, n, cache = model.loss_forward(self.mcfg, params, batch)
+        drop = nn.dropout_mask((len(batch.rows), self.mcfg.hidden_size), self.cfg.dropout, rng,
+                               self.dtype)                                  # (N, H)
+        loss, n, cache = model.loss_forward(self.mcfg, params, batch, drop)
         return loss, n, model.backward(self.mcfg, params, cache)
+
+    def _pieces(self, epoch, pick):
+        """The training pieces ``pick``, transposed by the epoch's shifts: one
+        draw per piece per epoch, a function of (seed, epoch) only."""
+        if not self.cfg.transpose:
+            return [self.train[j] for j in pick]
+        shifts = data.random_shifts(self.ranges, self.cfg.transpose,
+                                    np.random.default_rng([self.cfg.seed, epoch, 1]))
+        return [data.transpose(self.train[j], shifts[j]) for j in pick]
+
+    def _noisy(self, batch, rng):
+        """The batch with dropped and flipped input notes; the targets are clean."""
+        x = batch.x
+        if self.cfg.input_flip:
+            x = np.abs(x - (rng.random(x.shape) < self.cfg.input_flip)).astype(x.dtype)
+        if self.cfg.input_dropout:
+            x = x * nn.dropout_mask(x.shape, self.cfg.input_dropout, rng, x.dtype)
+        return batch._replace(x=x)
 
     def evaluate(self, params):
         r = evaluate(self.mcfg, params, self.valid, self.cfg.eval_batch)

@@ -56,7 +56,8 @@ def _train(tmp_path, out, *extra):
 
 # round four's regularisers draw from the seed too: a resumed run repeats them
 @pytest.mark.parametrize("extra", [(), ("--transpose", "3", "--dropout", "0.3",
-                                        "--input-dropout", "0.2", "--input-flip", "0.02")])
+                                        "--input-dropout", "0.2", "--input-flip", "0.02",
+                                        "--window", "4")])
 def test_train_then_resume_matches_an_uninterrupted_run(tmp_path, capsys, extra):
     assert _train(tmp_path, tmp_path / "a", "--epochs", "3", *extra) == 0
     assert _train(tmp_path, tmp_path / "b", "--epochs", "2", *extra) == 0
@@ -152,3 +153,22 @@ def test_transposition_moves_the_training_pieces_only(tmp_path):
     later = task._pieces(5, pick)
     assert any((a != b).any() for a, b in zip(first, later))                   # a new draw
     assert task.valid is sets["valid"]
+
+
+def test_windows_cover_every_training_frame_once_per_epoch():
+    sets = _sets(3)
+    cfg = train.MusicOptions(data="x", mode="gru", hidden_size=3, window=4, batch_size=3)
+    task = train.MusicTask(cfg, cfg.model_config(), sets)
+    for epoch in (1, 2):
+        seen = [np.zeros(len(r), int) for r in sets["train"]]
+        for j, s, e in task._plan(epoch):
+            assert 0 < e - s <= 4
+            seen[j][s:e] += 1
+        assert all((c == 1).all() for c in seen)
+    assert task._plan(1) != task._plan(2)                         # a new cut each epoch
+    assert task.steps(1) == -(-len(task._plan(1)) // 3)
+    # a window's first input is the frame before it in the piece
+    j, s, e = next(w for w in task._plan(1) if w[1] > 0)
+    b = model.make_batch([sets["train"][j][s:e]], np.float64, sets["train"][j][s - 1][None])
+    np.testing.assert_array_equal(b.x[0, 0], sets["train"][j][s - 1])
+    np.testing.assert_array_equal(b.x[1:, 0], sets["train"][j][s:e - 1])

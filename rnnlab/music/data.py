@@ -86,6 +86,13 @@ def random_shifts(ranges, k, rng):
     return rng.integers(lo, hi + 1)
 
 
+def windows(T, L, rng):
+    """The (start, stop) frames of a T-frame piece cut every L frames from a
+    random phase p: [0, p), [p, p + L), ..., so every frame is in one window."""
+    cuts = [0] + list(range(int(rng.integers(0, L)) or L, T, L)) + [T]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
 def transpose(roll, shift):
     """``roll`` (T, 88) moved up by ``shift`` semitones (down if negative)."""
     cols = np.flatnonzero(roll.any(axis=0))

@@ -101,8 +101,10 @@ class Batch(NamedTuple):
     rows: np.ndarray       # (N,) indices of the valid frames in the (T*B) flattening
 
 
-def make_batch(rolls, dtype=np.float32):
-    """Pad pieces (each (T_b, 88)) into one time-major batch."""
+def make_batch(rolls, dtype=np.float32, before=None):
+    """Pad pieces (each (T_b, 88)) into one time-major batch. ``before`` (B, 88):
+    the frame preceding each roll, its first input (a window cut from inside a
+    piece); zeros (the start of a piece) when None."""
     lengths = np.array([len(r) for r in rolls])
     T, B = int(lengths.max()), len(rolls)
     v = np.zeros((T, B, KEYS), dtype=bool)
@@ -110,6 +112,8 @@ def make_batch(rolls, dtype=np.float32):
         v[:len(r), b] = r
     x = np.zeros((T, B, KEYS), dtype=dtype)
     x[1:] = v[:-1]
+    if before is not None:
+        x[0] = before
     rows = np.flatnonzero((np.arange(T)[:, None] < lengths[None, :]).reshape(-1))
     return Batch(x, v.reshape(T * B, KEYS)[rows], lengths, rows)
 

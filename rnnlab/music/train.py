@@ -67,6 +67,10 @@ class MusicOptions(trainer.TrainOptions):
                                   "targets stay whole)", lo=0, hi=1, hi_open=True)
     input_flip: float = option(0.0, "probability of flipping each note of the input frames "
                                "(training only; the targets stay whole)", lo=0, hi=1)
+    window: int = option(0, "train on windows of about this many frames (each piece cut at a "
+                         "random phase each epoch, each window from the zero state with the "
+                         "frame before it as its first input) instead of whole pieces (0: off)",
+                         lo=0)
     freq_init: bool = option(True, "start the output biases at the logit of each note's "
                              "training frequency")
     steps_per_beat: int = option(2, "MIDI folders: time steps per quarter note", lo=1)
@@ -148,13 +152,31 @@ class MusicTask:
         self.ranges = data.shift_ranges(self.train) if cfg.transpose else None    # (n, 2)
 
     def steps(self, epoch):
-        return math.ceil(len(self.train) / self.cfg.batch_size)
+        return math.ceil(len(self._plan(epoch)) / self.cfg.batch_size)
+
+    def _plan(self, epoch):
+        """The epoch's training items in order: (piece, start, stop) triples,
+        whole pieces or (``window``) their windows; a function of (seed, epoch)."""
+        if getattr(self, "_planned", (None,))[0] != epoch:
+            rng = np.random.default_rng([self.cfg.seed, epoch])
+            order = rng.permutation(len(self.train))
+            L = self.cfg.window
+            items = [(j, 0, len(self.train[j])) for j in order] if not L else [
+                (j, s, e) for j in order for s, e in data.windows(len(self.train[j]), L, rng)]
+            if L:
+                items = [items[k] for k in rng.permutation(len(items))]
+            self._planned = epoch, items
+        return self._planned[1]
 
     def loss_and_grads(self, params, epoch, i, rng):
         bs = self.cfg.batch_size
-        order = np.random.default_rng([self.cfg.seed, epoch]).permutation(len(self.train))
-        pick = order[i * bs:(i + 1) * bs]
-        batch = self._noisy(model.make_batch(self._pieces(epoch, pick), self.dtype), rng)
+        items = self._plan(epoch)[i * bs:(i + 1) * bs]
+        pieces = self._pieces(epoch, [j for j, _, _ in items])
+        before = np.array([p[s - 1] if s else np.zeros(p.shape[1], bool)
+                           for p, (_, s, _) in zip(pieces, items)])               # (B, 88)
+        batch = model.make_batch([p[s:e] for p, (_, s, e) in zip(pieces, items)], self.dtype,
+                                 before)
+        batch = self._noisy(batch, rng)
         sigma = self.cfg.weight_noise
         if sigma:
             params = {k: (p + sigma * rng.standard_normal(p.shape)).astype(p.dtype)

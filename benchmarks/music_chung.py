@@ -53,8 +53,9 @@ UNITS = {"rnn": 100, "gru": 46, "lstm": 36}
 HERE = os.path.dirname(os.path.abspath(__file__))
 RAW = os.path.join(HERE, "results", "music_chung.jsonl")
 TABLE = os.path.join(HERE, "results", "music_chung.md")
-# the regularisers of round four (off in every earlier record)
-DATA_REG = ("transpose", "dropout", "input_dropout", "input_flip", "window")
+# the regularisers of round four and their "off" values (absent from earlier records)
+DATA_REG = {"transpose": 0, "transpose_step": 1, "dropout": 0, "input_dropout": 0,
+            "input_flip": 0, "window": 0}
 
 
 def recipe(name, cell, epochs, out, **kw):
@@ -100,9 +101,8 @@ def run_cell(name, cell, sets, epochs, out, **kw):
                                                      "batch_size", "epochs", "early_stop",
                                                      "schedule", "lr_decay", "patience",
                                                      "freq_init", "seed", "dtype",
-                                                     "nade_hidden", "init_from", "transpose",
-                                                     "dropout", "input_dropout",
-                                                     "input_flip")}}
+                                                     "nade_hidden", "init_from",
+                                                     *DATA_REG)}}
 
 
 def stamp(rec, command):
@@ -123,7 +123,7 @@ def latest():
                 c = r.get("recipe", {})
                 # a second phase (init_from) counts as the same figure: the latest wins
                 recs[key + (r["units"], c.get("batch_size"), c.get("weight_noise"),
-                            c.get("optimizer")) + tuple(c.get(k, 0) for k in DATA_REG)] = r
+                            c.get("optimizer")) + tuple(c.get(k, v) for k, v in DATA_REG.items())] = r
     return recs
 
 
@@ -133,7 +133,8 @@ def _recipe(r):
             f"batch {c['batch_size']}, patience {c['early_stop']}, max {c['epochs']}")
     if c.get("schedule", "constant") == "plateau":
         text += f", lr x{c['lr_decay']:g} after {c['patience'] + 1} epochs without progress"
-    text += "".join(f", {k.replace('_', ' ')} {c[k]:g}" for k in DATA_REG if c.get(k))
+    text += "".join(f", {k.replace('_', ' ')} {c[k]:g}" for k, v in DATA_REG.items()
+                    if c.get(k, v) != v)
     text += f", NADE {c['nade_hidden']}" if r.get("output") == "nade" else ""
     return text + (f", from {c['init_from']}" if c.get("init_from") else "")
 
@@ -204,6 +205,7 @@ def main(argv=None):
     p.add_argument("--early-stop", type=int, default=10)
     p.add_argument("--transpose", type=int, default=0,
                    help="move each training piece by up to K semitones each epoch")
+    p.add_argument("--transpose-step", type=int, default=1, help="12: by octaves only")
     p.add_argument("--dropout", type=float, default=0.0,
                    help="dropout on the output layer's input")
     p.add_argument("--input-dropout", type=float, default=0.0)

@@ -27,7 +27,7 @@ from rnnlab.music import train                                         # noqa: E
 HERE = os.path.dirname(os.path.abspath(__file__))
 RAW = os.path.join(HERE, "results", "music_nottingham_diagnosis.jsonl")
 KEYS = ("weight_noise", "lr", "schedule", "patience", "optimizer", "batch_size", "transpose",
-        "dropout", "input_dropout", "input_flip", "window")
+        "transpose_step", "dropout", "input_dropout", "input_flip", "window")
 
 
 def record(out, note, command):

@@ -149,6 +149,10 @@ def test_transposition_keeps_every_piece_on_the_keys_and_repeats_with_the_seed()
         assert moved.sum() == roll.sum()                               # no note lost
         np.testing.assert_array_equal(data.transpose(moved, -s), roll)
     assert not data.random_shifts(ranges, 0, np.random.default_rng(0)).any()
+    octaves = np.array([data.random_shifts(ranges, 12, np.random.default_rng(e), 12)
+                        for e in range(50)])
+    assert set(octaves[:, 0]) == {0, 12} and set(octaves[:, 1]) == {-12, 0}
+    assert set(octaves[:, 2]) == {-12, 0, 12}
 
 
 def test_a_shift_off_the_keys_is_refused():

@@ -79,11 +79,13 @@ def shift_ranges(rolls):
     return out
 
 
-def random_shifts(ranges, k, rng):
-    """One shift per piece, uniform over the integers of [-k, k] that keep the
-    piece on the keys (``ranges`` from ``shift_ranges``; k = 0: all zero)."""
-    lo, hi = np.maximum(ranges[:, 0], -k), np.minimum(ranges[:, 1], k)
-    return rng.integers(lo, hi + 1)
+def random_shifts(ranges, k, rng, step=1):
+    """One shift per piece, uniform over the multiples of ``step`` in [-k, k]
+    that keep the piece on the keys (``ranges`` from ``shift_ranges``; k = 0:
+    all zero; step 12: octaves only, the key kept)."""
+    lo = -(-np.maximum(ranges[:, 0], -k) // step)                     # ceil
+    hi = np.minimum(ranges[:, 1], k) // step
+    return step * rng.integers(lo, hi + 1)
 
 
 def windows(T, L, rng):

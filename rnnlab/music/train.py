@@ -17,6 +17,15 @@ JSB the same test NLL. On the larger sets (Nottingham, MuseData, Piano-midi)
 it underfits: ``--batch-size 8 --weight-noise 0`` does better there on validation
 and test (Nottingham: σ = 0.02 better still; see ``benchmarks/results/music.md``).
 
+Regularisers that act on the data (round four; all off by default, chosen on
+validation in ``benchmarks/results/music.md``): ``--transpose K`` moves each
+training piece by a random number of semitones in [-K, K] each epoch (only the
+shifts that keep its notes on the keys; a function of (seed, epoch));
+``--window L`` trains on windows of about L frames instead of whole pieces;
+``--dropout`` drops the recurrent outputs where they enter the output layer,
+``--input-dropout`` and ``--input-flip`` drop or flip notes of the input frames
+(never of the targets). Validation and test always see the clean pieces.
+
 Metrics (``evaluate``):
 
 - ``nll``: negative log-likelihood per time step in nats, summed over the 88
@@ -61,6 +70,8 @@ class MusicOptions(trainer.TrainOptions):
     transpose: int = option(0, "each epoch, move every training piece by a random number of "
                             "semitones in [-K, K], among the shifts that keep its notes on the "
                             "keys (0: off; validation and test are never moved)", lo=0, hi=87)
+    transpose_step: int = option(1, "--transpose in multiples of this many semitones (12: "
+                                 "by octaves, which keeps the key)", lo=1, hi=12)
     dropout: float = option(0.0, "dropout on the recurrent outputs where they enter the output "
                             "layer (training only)", lo=0, hi=1, hi_open=True)
     input_dropout: float = option(0.0, "dropout on the input frames (training only; the "
@@ -192,7 +203,8 @@ class MusicTask:
         if not self.cfg.transpose:
             return [self.train[j] for j in pick]
         shifts = data.random_shifts(self.ranges, self.cfg.transpose,
-                                    np.random.default_rng([self.cfg.seed, epoch, 1]))
+                                    np.random.default_rng([self.cfg.seed, epoch, 1]),
+                                    self.cfg.transpose_step)
         return [data.transpose(self.train[j], shifts[j]) for j in pick]
 
     def _noisy(self, batch, rng):

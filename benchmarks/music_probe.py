@@ -7,7 +7,8 @@ probes that pick a direction before the full ``music_chung.py`` runs).
         --hidden-size 100 --batch-size 8 --weight-noise 0.02 --transpose 3 \\
         --epochs 40 --out runs/p-rnn-t3
 
-The training NLL is evaluated with clean weights and untransposed pieces, like
+``-- --resume runs/p-rnn-t3/last.npz --epochs 300`` continues a probe to early
+stopping (a second record). The training NLL is evaluated with clean weights and untransposed pieces, like
 validation and test.
 """
 import argparse
@@ -55,11 +56,14 @@ def main(argv=None):
     p.add_argument("--note", default="", help="what the probe is for")
     args = p.parse_args(argv[:split])
     train_args = argv[split + 1:]
-    if "--out" not in train_args:
-        sys.exit("music_probe.py: give the run's --out folder after --")
+    if "--out" in train_args:
+        out = train_args[train_args.index("--out") + 1]
+    elif "--resume" in train_args:               # a probe continued (e.g. --epochs 300)
+        out = os.path.dirname(train_args[train_args.index("--resume") + 1])
+    else:
+        sys.exit("music_probe.py: give the run's --out folder (or --resume LAST.npz) after --")
     if cli(["music", "train", *train_args, "--no-progress"]) != 0:
         sys.exit(1)
-    out = train_args[train_args.index("--out") + 1]
     rec = record(out, args.note, "python benchmarks/music_probe.py " + shlex.join(argv))
     with open(RAW, "a") as f:
         f.write(json.dumps(rec) + "\n")

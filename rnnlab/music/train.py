@@ -15,7 +15,8 @@ schedule, ``--patience 2``), stop after 10 such epochs. On Nottingham this
 reaches the level of lr 1e-3 constant in about a third of the epochs, and on
 JSB the same test NLL. On the larger sets (Nottingham, MuseData, Piano-midi)
 it underfits: ``--batch-size 8 --weight-noise 0`` does better there on validation
-and test (Nottingham: σ = 0.02 better still; see ``benchmarks/results/music.md``).
+and test (Nottingham: ``--weight-noise 0 --input-flip 0.01`` better still; see
+``benchmarks/results/music.md``).
 
 Regularisers that act on the data (round four; all off by default, chosen on
 validation in ``benchmarks/results/music.md``): ``--transpose K`` moves each
@@ -154,13 +155,15 @@ def piece_nlls(mcfg, params, rolls, batch=64):
 
 
 class MusicTask:
-    """The trainer's task: minibatches of whole pieces, the regularisers of the
-    options (transposition, weight noise, dropout, input noise), validation."""
+    """The trainer's task: minibatches of whole pieces (or windows), the
+    regularisers of the options (transposition, weight noise, dropout, input
+    noise), validation."""
 
     def __init__(self, cfg, mcfg, sets):
         self.cfg, self.mcfg, self.train, self.valid = cfg, mcfg, sets["train"], sets["valid"]
         self.dtype = np.dtype(cfg.dtype)
         self.ranges = data.shift_ranges(self.train) if cfg.transpose else None    # (n, 2)
+        self._planned = (None, [])                    # (epoch, its items), see _plan
 
     def steps(self, epoch):
         return math.ceil(len(self._plan(epoch)) / self.cfg.batch_size)
@@ -168,7 +171,7 @@ class MusicTask:
     def _plan(self, epoch):
         """The epoch's training items in order: (piece, start, stop) triples,
         whole pieces or (``window``) their windows; a function of (seed, epoch)."""
-        if getattr(self, "_planned", (None,))[0] != epoch:
+        if self._planned[0] != epoch:
             rng = np.random.default_rng([self.cfg.seed, epoch])
             order = rng.permutation(len(self.train))
             L = self.cfg.window

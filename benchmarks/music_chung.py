@@ -13,8 +13,9 @@ validation NLL (patience 10 epochs, at most ``--epochs``), the test NLL of the
 best-validation weights. Seed 0, float32. On the larger sets that recipe
 underfits; round three's records there use ``--batch-size 8 --weight-noise 0``
 (Nottingham also ``--weight-noise 0.02 --patience 5 --early-stop 15``; round
-four's ``--weight-noise 0 --input-flip 0.01``, flipping input notes instead of
-noising the weights, is a little better still), and the table marks, per set and cell, the recipe with the lower validation NLL
+four's ``--weight-noise 0 --input-flip 0.0025`` (to 0.01), flipping input notes instead of
+noising the weights, is a little better still), and the table marks, per set
+and cell, the recipe with the lower validation NLL
 (``benchmarks/results/music.md``).
 
     python benchmarks/music_chung.py --sets jsb nottingham [--cells rnn gru lstm]
@@ -124,7 +125,8 @@ def latest():
                 c = r.get("recipe", {})
                 # a second phase (init_from) counts as the same figure: the latest wins
                 recs[key + (r["units"], c.get("batch_size"), c.get("weight_noise"),
-                            c.get("optimizer")) + tuple(c.get(k, v) for k, v in DATA_REG.items())] = r
+                            c.get("optimizer"))
+                     + tuple(c.get(k, v) for k, v in DATA_REG.items())] = r
     return recs
 
 

@@ -8,8 +8,8 @@ probes that pick a direction before the full ``music_chung.py`` runs).
         --epochs 40 --out runs/p-rnn-t3
 
 ``-- --resume runs/p-rnn-t3/last.npz --epochs 300`` continues a probe to early
-stopping (a second record). The training NLL is evaluated with clean weights and untransposed pieces, like
-validation and test.
+stopping (a second record). The training NLL is evaluated with clean weights
+and untransposed pieces, like validation and test.
 """
 import argparse
 import json

@@ -15,8 +15,8 @@ schedule, ``--patience 2``), stop after 10 such epochs. On Nottingham this
 reaches the level of lr 1e-3 constant in about a third of the epochs, and on
 JSB the same test NLL. On the larger sets (Nottingham, MuseData, Piano-midi)
 it underfits: ``--batch-size 8 --weight-noise 0`` does better there on validation
-and test (Nottingham: ``--weight-noise 0 --input-flip 0.01`` better still; see
-``benchmarks/results/music.md``).
+and test (Nottingham: ``--weight-noise 0 --input-flip 0.0025`` to ``0.01``
+better still; see ``benchmarks/results/music.md``).
 
 Regularisers that act on the data (round four; all off by default, chosen on
 validation in ``benchmarks/results/music.md``): ``--transpose K`` moves each

@@ -6,7 +6,11 @@ that need no training, recorded.
 2. References that need no network: the frequency model (each note on with its
    training frequency) and a per-note Markov chain (p(on | the same note on or
    off one step before), counted on train, add-one smoothed).
-3. Counting: for the best checkpoint of every (set, cell) under ``--runs``,
+3. Keys: the key of every piece, estimated by the Krumhansl-Schmuckler method
+   (pitch-class counts correlated with the 24 rotated Krumhansl-Kessler
+   profiles), counted per split: a set already transposed to a common key
+   gains nothing from transposition augmentation (round four).
+4. Counting: for the best checkpoint of every (set, cell) under ``--runs``,
    the NLL per time step as issue 8 defines it (every frame of a split pooled,
    the first frame of each piece included: ``pooled``), and as others count it:
    without the first frame of each piece (``no_first``: locuslab/TCN's
@@ -77,6 +81,29 @@ def references(sets):
     return out
 
 
+# Krumhansl-Kessler key profiles, from C (pitch classes C, C#, ..., B)
+MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+NAMES = "C C# D Eb E F F# G Ab A Bb B".split()
+
+
+def key_of(roll):
+    """The best-correlated of the 24 keys for a (T, 88) roll, e.g. "C major"."""
+    pc = np.bincount((np.arange(data.KEYS) + data.LOWEST) % 12, roll.sum(axis=0), 12)  # (12,)
+    scores = [(np.corrcoef(np.roll(prof, k), pc)[0, 1], f"{NAMES[k]} {mode}")
+              for prof, mode in ((MAJOR, "major"), (MINOR, "minor")) for k in range(12)]
+    return max(scores)[1]
+
+
+def keys(sets):
+    """{split: {key: pieces}}, most frequent first."""
+    out = {}
+    for s in data.SPLITS:
+        names, counts = np.unique([key_of(r) for r in sets[s] if r.any()], return_counts=True)
+        out[s] = {str(names[i]): int(counts[i]) for i in np.argsort(-counts, kind="stable")}
+    return out
+
+
 COUNTINGS = ("pooled", "no_first", "per_piece", "per_piece_no_first", "first_frame")
 
 
@@ -142,6 +169,11 @@ def write_table():
               _row(*["---"] * 4)]
     lines += [_row(r["set"], _three(r["freq"]), _three(r["markov"]), r["date"])
               for r in recs if r["kind"] == "reference"]
+    lines += ["", "## Keys (Krumhansl-Schmuckler estimate, pieces per key)", "",
+              _row("set", "split", "pieces per key (most frequent first)", "date"),
+              _row(*["---"] * 4)]
+    lines += [_row(r["set"], s, ", ".join(f"{k} {n}" for k, n in r[s].items()), r["date"])
+              for r in recs if r["kind"] == "keys" for s in data.SPLITS]
     lines += ["", "## Counting: one checkpoint, four averages", "",
               "`pooled` is issue 8's definition (all frames of the split pooled, the first",
               "frame of each piece predicted from the zero state and counted) and the only",
@@ -179,6 +211,7 @@ def main(argv=None):
             if mat is not None:
                 stamp({"kind": "data", "set": name, **mat}, command)
             stamp({"kind": "reference", "set": name, **references(sets)}, command)
+            stamp({"kind": "keys", "set": name, **keys(sets)}, command)
         for cell in args.cells:
             path = os.path.join(args.runs, f"{name}-{cell}-bernoulli", "best.npz")
             if os.path.exists(path):

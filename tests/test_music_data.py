@@ -121,3 +121,40 @@ def test_a_folder_of_midi_files_trains(tmp_path, capsys):
     assert main(["music", "train", str(tmp_path / "in"), "--out", str(tmp_path / "r"),
                  "--epochs", "1", "--hidden-size", "3", "--no-progress"]) == 0
     assert "test NLL" in capsys.readouterr().out
+
+
+def _narrow(seed, lo, hi, T=6):
+    """A piece whose notes span MIDI pitches lo..hi (both present)."""
+    roll = np.zeros((T, 88), dtype=bool)
+    roll[0, lo - data.LOWEST] = roll[-1, hi - data.LOWEST] = True
+    roll[1:-1, lo - data.LOWEST:hi - data.LOWEST + 1] = (
+        np.random.default_rng(seed).random((T - 2, hi - lo + 1)) < 0.3)
+    return roll
+
+
+def test_transposition_keeps_every_piece_on_the_keys_and_repeats_with_the_seed():
+    # near the bottom, near the top, mid-range, and a piece of rests only
+    rolls = [_narrow(0, 22, 60), _narrow(1, 70, 106), _narrow(2, 50, 70),
+             np.zeros((4, 88), dtype=bool)]
+    ranges = data.shift_ranges(rolls)
+    assert ranges[:3].tolist() == [[-1, 48], [-49, 2], [-29, 38]]
+    draws = [data.random_shifts(ranges, 5, np.random.default_rng([7, e])) for e in range(200)]
+    shifts = np.array(draws)                                           # (epochs, pieces)
+    assert shifts[:, 0].min() == -1 and shifts[:, 1].max() == 2       # the keys' ends hold
+    assert shifts.min() == -5 and shifts.max() == 5 and len(np.unique(shifts[:, 2])) == 11
+    again = data.random_shifts(ranges, 5, np.random.default_rng([7, 3]))
+    np.testing.assert_array_equal(again, draws[3])
+    for roll, s in zip(rolls, draws[3]):
+        moved = data.transpose(roll, s)
+        assert moved.sum() == roll.sum()                               # no note lost
+        np.testing.assert_array_equal(data.transpose(moved, -s), roll)
+    assert not data.random_shifts(ranges, 0, np.random.default_rng(0)).any()
+    octaves = np.array([data.random_shifts(ranges, 12, np.random.default_rng(e), 12)
+                        for e in range(50)])
+    assert set(octaves[:, 0]) == {0, 12} and set(octaves[:, 1]) == {-12, 0}
+    assert set(octaves[:, 2]) == {-12, 0, 12}
+
+
+def test_a_shift_off_the_keys_is_refused():
+    with pytest.raises(ValueError, match="shift of 3 semitones takes notes 70-106 off the piano"):
+        data.transpose(_narrow(1, 70, 106), 3)

@@ -103,6 +103,27 @@ def test_frame_model_gradients_by_finite_differences(mode, output):
     assert max(errs.values()) < 1e-6, errs
 
 
+@pytest.mark.parametrize("output", ["bernoulli", "nade"])
+def test_output_dropout_gradients_by_finite_differences(output):
+    cfg = model.MusicConfig(mode="lstm", hidden_size=3, output=output, nade_hidden=3)
+    params = model.init_params(cfg, 2, np.float64)
+    batch = model.make_batch(_rolls(), np.float64)
+    drop = nn.dropout_mask((len(batch.rows), 3), 0.4, np.random.default_rng(0), np.float64)
+    assert (drop == 0).any() and (drop > 1).any()                      # a real mask
+
+    def f(i):
+        full = {**params, **i}
+        loss, _, cache = model.loss_forward(cfg, full, batch, drop)
+        return loss, model.backward(cfg, full, cache)
+    # the tensors the mask touches: the recurrence (through dh) and the output layers
+    keep = [k for k in params if k.startswith("rnn.") or k.endswith("weight")]
+    errs = check_grads(f, {k: params[k] for k in keep})
+    assert max(errs.values()) < 1e-6, errs
+    # a mask of ones is no dropout
+    ones = model.loss_forward(cfg, params, batch, np.ones_like(drop))[0]
+    assert ones == pytest.approx(model.loss_forward(cfg, params, batch)[0], rel=1e-12)
+
+
 def test_padding_is_invisible_to_the_pooled_loss():
     cfg = model.MusicConfig(mode="gru", hidden_size=4)
     params = model.init_params(cfg, 0, np.float64)

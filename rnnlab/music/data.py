@@ -67,6 +67,43 @@ def steps_from_roll(roll):
     return [[int(j) + LOWEST for j in np.flatnonzero(row)] for row in roll]
 
 
+def shift_ranges(rolls):
+    """(n, 2) int: for each piece the lowest and highest transposition in
+    semitones that keeps every one of its notes on the 88 keys (an empty piece:
+    any shift up to a full keyboard)."""
+    out = np.empty((len(rolls), 2), dtype=np.int64)
+    for i, roll in enumerate(rolls):
+        cols = np.flatnonzero(roll.any(axis=0))
+        lo, hi = (int(cols[0]), int(cols[-1])) if len(cols) else (KEYS - 1, 0)
+        out[i] = -lo, KEYS - 1 - hi
+    return out
+
+
+def random_shifts(ranges, k, rng, step=1):
+    """One shift per piece, uniform over the multiples of ``step`` in [-k, k]
+    that keep the piece on the keys (``ranges`` from ``shift_ranges``; k = 0:
+    all zero; step 12: octaves only, the key kept)."""
+    lo = -(-np.maximum(ranges[:, 0], -k) // step)                     # ceil
+    hi = np.minimum(ranges[:, 1], k) // step
+    return step * rng.integers(lo, hi + 1)
+
+
+def windows(T, L, rng):
+    """The (start, stop) frames of a T-frame piece cut every L frames from a
+    random phase p: [0, p), [p, p + L), ..., so every frame is in one window."""
+    cuts = [0] + list(range(int(rng.integers(0, L)) or L, T, L)) + [T]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def transpose(roll, shift):
+    """``roll`` (T, 88) moved up by ``shift`` semitones (down if negative)."""
+    cols = np.flatnonzero(roll.any(axis=0))
+    if len(cols) and not -cols[0] <= shift <= KEYS - 1 - cols[-1]:
+        raise ValueError(f"transpose: a shift of {shift} semitones takes notes "
+                         f"{cols[0] + LOWEST}-{cols[-1] + LOWEST} off the piano keys 21-108")
+    return np.roll(roll, shift, axis=1)          # in range: no note wraps around
+
+
 def _what(v):
     return f"{type(v).__name__} {v!r}"[:60]
 

@@ -101,8 +101,10 @@ class Batch(NamedTuple):
     rows: np.ndarray       # (N,) indices of the valid frames in the (T*B) flattening
 
 
-def make_batch(rolls, dtype=np.float32):
-    """Pad pieces (each (T_b, 88)) into one time-major batch."""
+def make_batch(rolls, dtype=np.float32, before=None):
+    """Pad pieces (each (T_b, 88)) into one time-major batch. ``before`` (B, 88):
+    the frame preceding each roll, its first input (a window cut from inside a
+    piece); zeros (the start of a piece) when None."""
     lengths = np.array([len(r) for r in rolls])
     T, B = int(lengths.max()), len(rolls)
     v = np.zeros((T, B, KEYS), dtype=bool)
@@ -110,6 +112,8 @@ def make_batch(rolls, dtype=np.float32):
         v[:len(r), b] = r
     x = np.zeros((T, B, KEYS), dtype=dtype)
     x[1:] = v[:-1]
+    if before is not None:
+        x[0] = before
     rows = np.flatnonzero((np.arange(T)[:, None] < lengths[None, :]).reshape(-1))
     return Batch(x, v.reshape(T * B, KEYS)[rows], lengths, rows)
 
@@ -121,6 +125,7 @@ class Cache(NamedTuple):
     rows: np.ndarray       # (N,) as in the Batch
     dlogits: object        # (N, 88), Bernoulli; or the NADE cache
     nade: object
+    drop: object = None    # (N, H) dropout mask on the output layers' input, or None
 
 
 def _states(cfg, params, batch):
@@ -130,17 +135,20 @@ def _states(cfg, params, batch):
     return out.reshape(T * B, H)[batch.rows], rcache, (T, B, H)      # (N, H)
 
 
-def loss_forward(cfg, params, batch):
-    """(mean NLL per frame in nats, frames N, cache for ``backward``)."""
+def loss_forward(cfg, params, batch, drop=None):
+    """(mean NLL per frame in nats, frames N, cache for ``backward``). ``drop``
+    (N, H): a dropout mask (``nn.dropout_mask``) on the recurrent outputs where
+    they enter the output layer (training only; the recurrence never sees it)."""
     h, rcache, shape = _states(cfg, params, batch)
+    h = h if drop is None else h * drop
     b = nn.linear_forward(h, params["out.weight"], params["out.bias"])  # (N, 88)
     N = len(batch.rows)
     if cfg.output == "bernoulli":
         loss, dlogits = nn.sigmoid_cross_entropy(b, batch.y)
-        return loss, N, Cache(rcache, h, shape, batch.rows, dlogits, None)
+        return loss, N, Cache(rcache, h, shape, batch.rows, dlogits, None, drop)
     c = nn.linear_forward(h, params["nade.cond.weight"], params["nade.cond.bias"])  # (N, Hn)
     nll, ncache = nade_forward(b, c, params["nade.W"], params["nade.V"], batch.y)
-    return float(nll.sum() / N), N, Cache(rcache, h, shape, batch.rows, None, ncache)
+    return float(nll.sum() / N), N, Cache(rcache, h, shape, batch.rows, None, ncache, drop)
 
 
 def frame_nll(cfg, params, batch):
@@ -170,6 +178,8 @@ def backward(cfg, params, cache):
         db, cache.h, params["out.weight"])                               # (N, H)
     if cfg.output == "nade":
         dh += dh_c
+    if cache.drop is not None:
+        dh *= cache.drop
     T, B, H = cache.shape
     dout = np.zeros((T * B, H), dtype=dh.dtype)
     dout[cache.rows] = dh

@@ -15,7 +15,17 @@ schedule, ``--patience 2``), stop after 10 such epochs. On Nottingham this
 reaches the level of lr 1e-3 constant in about a third of the epochs, and on
 JSB the same test NLL. On the larger sets (Nottingham, MuseData, Piano-midi)
 it underfits: ``--batch-size 8 --weight-noise 0`` does better there on validation
-and test (Nottingham: σ = 0.02 better still; see ``benchmarks/results/music.md``).
+and test (Nottingham: ``--weight-noise 0 --input-flip 0.0025`` to ``0.01``
+better still; see ``benchmarks/results/music.md``).
+
+Regularisers that act on the data (round four; all off by default, chosen on
+validation in ``benchmarks/results/music.md``): ``--transpose K`` moves each
+training piece by a random number of semitones in [-K, K] each epoch (only the
+shifts that keep its notes on the keys; a function of (seed, epoch));
+``--window L`` trains on windows of about L frames instead of whole pieces;
+``--dropout`` drops the recurrent outputs where they enter the output layer,
+``--input-dropout`` and ``--input-flip`` drop or flip notes of the input frames
+(never of the targets). Validation and test always see the clean pieces.
 
 Metrics (``evaluate``):
 
@@ -33,6 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rnnlab import nn
 from rnnlab.io import checkpoint
 from rnnlab.music import data, model
 from rnnlab.training import trainer
@@ -57,6 +68,21 @@ class MusicOptions(trainer.TrainOptions):
     nade_hidden: int = option(50, "NADE hidden units (--output nade)", lo=1)
     weight_noise: float = option(0.075, "std of the Gaussian noise added to the weights for "
                                  "each step's gradient (0: off)", lo=0)
+    transpose: int = option(0, "each epoch, move every training piece by a random number of "
+                            "semitones in [-K, K], among the shifts that keep its notes on the "
+                            "keys (0: off; validation and test are never moved)", lo=0, hi=87)
+    transpose_step: int = option(1, "--transpose in multiples of this many semitones (12: "
+                                 "by octaves, which keeps the key)", lo=1, hi=12)
+    dropout: float = option(0.0, "dropout on the recurrent outputs where they enter the output "
+                            "layer (training only)", lo=0, hi=1, hi_open=True)
+    input_dropout: float = option(0.0, "dropout on the input frames (training only; the "
+                                  "targets stay whole)", lo=0, hi=1, hi_open=True)
+    input_flip: float = option(0.0, "probability of flipping each note of the input frames "
+                               "(training only; the targets stay whole)", lo=0, hi=1)
+    window: int = option(0, "train on windows of about this many frames (each piece cut at a "
+                         "random phase each epoch, each window from the zero state with the "
+                         "frame before it as its first input) instead of whole pieces (0: off)",
+                         lo=0)
     freq_init: bool = option(True, "start the output biases at the logit of each note's "
                              "training frequency")
     steps_per_beat: int = option(2, "MIDI folders: time steps per quarter note", lo=1)
@@ -129,25 +155,69 @@ def piece_nlls(mcfg, params, rolls, batch=64):
 
 
 class MusicTask:
-    """The trainer's task: minibatches of whole pieces, weight noise, validation."""
+    """The trainer's task: minibatches of whole pieces (or windows), the
+    regularisers of the options (transposition, weight noise, dropout, input
+    noise), validation."""
 
     def __init__(self, cfg, mcfg, sets):
         self.cfg, self.mcfg, self.train, self.valid = cfg, mcfg, sets["train"], sets["valid"]
         self.dtype = np.dtype(cfg.dtype)
+        self.ranges = data.shift_ranges(self.train) if cfg.transpose else None    # (n, 2)
+        self._planned = (None, [])                    # (epoch, its items), see _plan
 
     def steps(self, epoch):
-        return math.ceil(len(self.train) / self.cfg.batch_size)
+        return math.ceil(len(self._plan(epoch)) / self.cfg.batch_size)
+
+    def _plan(self, epoch):
+        """The epoch's training items in order: (piece, start, stop) triples,
+        whole pieces or (``window``) their windows; a function of (seed, epoch)."""
+        if self._planned[0] != epoch:
+            rng = np.random.default_rng([self.cfg.seed, epoch])
+            order = rng.permutation(len(self.train))
+            L = self.cfg.window
+            items = [(j, 0, len(self.train[j])) for j in order] if not L else [
+                (j, s, e) for j in order for s, e in data.windows(len(self.train[j]), L, rng)]
+            if L:
+                items = [items[k] for k in rng.permutation(len(items))]
+            self._planned = epoch, items
+        return self._planned[1]
 
     def loss_and_grads(self, params, epoch, i, rng):
         bs = self.cfg.batch_size
-        order = np.random.default_rng([self.cfg.seed, epoch]).permutation(len(self.train))
-        batch = model.make_batch([self.train[j] for j in order[i * bs:(i + 1) * bs]], self.dtype)
+        items = self._plan(epoch)[i * bs:(i + 1) * bs]
+        pieces = self._pieces(epoch, [j for j, _, _ in items])
+        before = np.array([p[s - 1] if s else np.zeros(p.shape[1], bool)
+                           for p, (_, s, _) in zip(pieces, items)])               # (B, 88)
+        batch = model.make_batch([p[s:e] for p, (_, s, e) in zip(pieces, items)], self.dtype,
+                                 before)
+        batch = self._noisy(batch, rng)
         sigma = self.cfg.weight_noise
         if sigma:
             params = {k: (p + sigma * rng.standard_normal(p.shape)).astype(p.dtype)
                       for k, p in params.items()}
-        loss, n, cache = model.loss_forward(self.mcfg, params, batch)
+        drop = nn.dropout_mask((len(batch.rows), self.mcfg.hidden_size), self.cfg.dropout, rng,
+                               self.dtype)                                  # (N, H)
+        loss, n, cache = model.loss_forward(self.mcfg, params, batch, drop)
         return loss, n, model.backward(self.mcfg, params, cache)
+
+    def _pieces(self, epoch, pick):
+        """The training pieces ``pick``, transposed by the epoch's shifts: one
+        draw per piece per epoch, a function of (seed, epoch) only."""
+        if not self.cfg.transpose:
+            return [self.train[j] for j in pick]
+        shifts = data.random_shifts(self.ranges, self.cfg.transpose,
+                                    np.random.default_rng([self.cfg.seed, epoch, 1]),
+                                    self.cfg.transpose_step)
+        return [data.transpose(self.train[j], shifts[j]) for j in pick]
+
+    def _noisy(self, batch, rng):
+        """The batch with dropped and flipped input notes; the targets are clean."""
+        x = batch.x
+        if self.cfg.input_flip:
+            x = np.abs(x - (rng.random(x.shape) < self.cfg.input_flip)).astype(x.dtype)
+        if self.cfg.input_dropout:
+            x = x * nn.dropout_mask(x.shape, self.cfg.input_dropout, rng, x.dtype)
+        return batch._replace(x=x)
 
     def evaluate(self, params):
         r = evaluate(self.mcfg, params, self.valid, self.cfg.eval_batch)

@@ -17,11 +17,12 @@ Adagrad) expands it first: their state decays on every row at every step, so
 updating touched rows only ("lazy" Adam) would be a different rule.
 K distinct ids (K <= N).
 """
-import concurrent.futures
 import os
 from typing import NamedTuple
 
 import numpy as np
+
+from rnnlab.engine.threads import parallel
 
 
 def linear_forward(x, w, b=None):
@@ -202,25 +203,15 @@ def softmax_threads():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-_POOL = {}
-
-
 def _run_blocks(fn, n, threads):
     """fn(0), ..., fn(n - 1), on up to ``threads`` threads (each a contiguous share)."""
-    threads = min(threads or softmax_threads(), n)
-    if threads <= 1:
-        for k in range(n):
-            fn(k)
-        return
-    if threads not in _POOL:
-        _POOL[threads] = concurrent.futures.ThreadPoolExecutor(threads, "rnnlab-softmax")
-    share = -(-n // threads)
+    threads = max(1, min(threads or softmax_threads(), n))
+    share = max(1, -(-n // threads))                              # blocks per thread
 
     def run(lo):
         for k in range(lo, min(lo + share, n)):
             fn(k)
-    for f in [_POOL[threads].submit(run, lo) for lo in range(0, n, share)]:
-        f.result()                                                # re-raises a block's error
+    parallel([lambda lo=lo: run(lo) for lo in range(0, n, share)])
 
 
 # ---------------------------------------------------------------- independent Bernoulli outputs

@@ -47,6 +47,7 @@ class Fwd(NamedTuple):
     half: object          # 0.5 in the dtype
     opts: dict
     slices: list          # kernels.row_slices: (k0, kB) of each loop thread
+    full: bool            # every row runs every step (gx's columns are the padded grid's)
 
 
 class Bwd(NamedTuple):
@@ -100,8 +101,7 @@ def _lstm_forward(f):
     H, B = f.hist.shape[0], len(f.state0[0])
     chist = _k.buffer(H, f.hist.shape[1] - 16, f.gx.dtype)
     chist[:, :B] = f.state0[1].T
-    full = f.gx.shape[1] - 16 == f.tb
-    acts = f.gx if full else _k.buffer(f.gx.shape[0], f.tb, f.gx.dtype, True)
+    acts = f.gx if f.full else _k.buffer(f.gx.shape[0], f.tb, f.gx.dtype, True)
     _k.run_sliced(_k.loops.lstm_fwd, (f.gemm, f.w_s, f.gx, acts, f.scale, f.bias, f.hist,
                                       chist, f.bs, f.off, B, f.half), f.slices)
     return chist, acts                                            # full: i,f,g,o overwrite gx
@@ -124,8 +124,7 @@ def _gru_scale(G, H, opts):
 
 def _gru_forward(f):
     H, B = f.hist.shape[0], len(f.state0[0])
-    full = f.gx.shape[1] - 16 == f.tb                             # every column written
-    acts = _k.buffer(4 * H, f.tb, f.gx.dtype, not full)          # r, z, n, gh_n
+    acts = _k.buffer(4 * H, f.tb, f.gx.dtype, not f.full)        # r, z, n, gh_n (full: all written)
     b_hh = f.p.b_hh
     b_hn = b_hh[2 * H:].copy() if b_hh is not None else np.zeros(H, f.gx.dtype)
     _k.run_sliced(_k.loops.gru_fwd, (f.gemm, f.w_s, f.gx, f.scale, f.bias, f.hist, acts, b_hn,
@@ -136,7 +135,7 @@ def _gru_forward(f):
 def _gru_backward(b):
     H, B = b.dh_mat.shape
     dgh = _k.buffer(b.dg.shape[0], b.dg.shape[1] - 16, b.dg.dtype)   # every column written
-    dh_dir = _k.aligned((H, B), b.dg.dtype, True)                         # dh * z, the direct path
+    dh_dir = _k.aligned((H, B), b.dg.dtype, True)                # dh * z, the direct path
     _k.run_sliced(_k.loops.gru_bwd, (b.gemm, b.w_t, b.dout, b.fm.acts, b.fm.hist, b.dg, dgh,
                                      b.dh_mat, dh_dir, b.dhn, b.bs, b.off, B, b.one), b.slices)
     b.dh_mat[...] += dh_dir
@@ -183,9 +182,9 @@ def forward(fused, p, x, state0, batch_sizes, **opts):
         hist = _k.buffer(H, (T + 1) * B, dt)
         hist[:, :B] = state0[0].T
         slices = _k.row_slices(B, own)
-        gemm, packed = _k.recurrent_gemm(w_s, max(n for _, n in slices), own > 1)  # packed: kept alive here
+        gemm, packed = _k.recurrent_gemm(w_s, max(n for _, n in slices), own > 1)  # packed: alive
         f = Fwd(gemm, p, gx, scale, bias, w_s, hist, state0, bs, _k.offsets(bs), T * B,
-                dt.type(0.5), opts, slices)
+                dt.type(0.5), opts, slices, idx is None)
         with _k.loop_threads(own):
             chist, acts = fused.forward(f)
     states = (_k.time_major(hist, T + 1, B),) + ((_k.time_major(chist, T + 1, B),) if chist is not None else ())
@@ -203,7 +202,7 @@ def backward(fused, p, cache, dout, dstate_n, **opts):
     own = _k.own_workers(p.w_hh.size, B) if fm.idx is None else 1
     with _k.own_threads(own):
         slices = _k.row_slices(B, own)
-        gemm, packed = _k.recurrent_gemm(w_t, max(n for _, n in slices), own > 1)  # packed: kept alive here
+        gemm, packed = _k.recurrent_gemm(w_t, max(n for _, n in slices), own > 1)  # packed: alive
         b = Bwd(gemm, w_t, _k.dout_layout(dout), fm,
                 _k.buffer(G, N, dt), _k.aligned((H, B), dt, True),
                 np.ascontiguousarray(dstate_n[0].T), dstate_n, bs, _k.offsets(bs),

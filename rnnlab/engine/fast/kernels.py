@@ -57,6 +57,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from rnnlab.engine.threads import parallel
+
 try:
     import numba
 except ImportError:  # pragma: no cover - exercised where numba is absent
@@ -254,12 +256,11 @@ def _pack_buffer(size):
 
 
 @contextmanager
-def loop_threads(own=1):
-    """Inside: this thread's BLAS calls run on ``RNNLAB_LOOP_THREADS`` threads
-    (default 0 = unchanged), for the compiled time loops' per-step products;
-    nothing where ``own_threads(own)`` holds OpenBLAS at one thread already."""
-    n = int(os.environ.get("RNNLAB_LOOP_THREADS", "0"))
-    if _SET_THREADS is None or n <= 0 or own > 1:
+def _openblas_held(n):
+    """Inside: OpenBLAS on n threads (n <= 0 or no setter: unchanged). Its thread
+    setter, though named ``_local``, sets the count every thread sees here
+    (measured), so it is only ever called from the calling thread."""
+    if _SET_THREADS is None or n <= 0:
         yield
         return
     prev = _SET_THREADS(n)
@@ -267,6 +268,13 @@ def loop_threads(own=1):
         yield
     finally:
         _SET_THREADS(prev)
+
+
+def loop_threads(own=1):
+    """Inside: BLAS calls run on ``RNNLAB_LOOP_THREADS`` threads (default 0 =
+    unchanged), for the compiled time loops' per-step products; nothing where
+    ``own_threads(own)`` holds OpenBLAS at one thread already."""
+    return _openblas_held(int(os.environ.get("RNNLAB_LOOP_THREADS", "0")) if own <= 1 else 0)
 
 
 # ---------------------------------------------------------------- own threads
@@ -301,19 +309,9 @@ def own_workers(weights, B):
     return _loop_blas_threads()
 
 
-@contextmanager
 def own_threads(n):
-    """Inside, for n > 1: OpenBLAS on one thread. Its thread setter, though named
-    ``_local``, sets the count every thread sees here (measured), so it is set
-    once, from the calling thread, never from the worker threads."""
-    if n <= 1:
-        yield
-        return
-    prev = _SET_THREADS(1)
-    try:
-        yield
-    finally:
-        _SET_THREADS(prev)
+    """Inside, for n > 1 (``own_workers``): OpenBLAS held at one thread."""
+    return _openblas_held(1 if n > 1 else 0)
 
 
 def row_slices(B, n):
@@ -321,43 +319,12 @@ def row_slices(B, n):
     about equal, MIN_SLICE_ROWS rows or more each, cut on multiples of 16 rows
     (whole cache lines of the histories: no line holds two threads' columns)."""
     n = min(n, B // MIN_SLICE_ROWS)
-    cuts = sorted({16 * round(B * j / n / 16) for j in range(1, n)} - {0, B})
-    cuts = [0] + [c for c in cuts if c < B] + [B]
+    cuts = [0] + sorted({16 * round(B * j / n / 16) for j in range(1, n)} - {0, B}) + [B]
     return [(a, b - a) for a, b in zip(cuts, cuts[1:])]
 
 
-_POOL = [None, None, 0]                                           # (executor, pid, workers)
-_POOL_LOCK = threading.Lock()
-
-
-def _pool(workers):
-    """rnnlab's own threads, made once per process (a forked child makes its own)."""
-    from concurrent.futures import ThreadPoolExecutor
-    with _POOL_LOCK:
-        pool, pid, have = _POOL
-        if pool is None or pid != os.getpid() or have < workers:
-            _POOL[:] = [ThreadPoolExecutor(workers, thread_name_prefix="rnnlab"), os.getpid(),
-                        workers]
-        return _POOL[0]
-
-
-def parallel(jobs):
-    """Run the callables: the first on this thread, the others on the pool; return
-    when all are done (re-raising the first error). Each job is compiled code or
-    a BLAS call that releases the GIL, and writes its own part of the output."""
-    if len(jobs) == 1:
-        jobs[0]()
-        return
-    rest = [_pool(len(jobs) - 1).submit(job) for job in jobs[1:]]
-    try:
-        jobs[0]()
-    finally:
-        for f in rest:
-            f.result()
-
-
 def run_sliced(loop, args, slices):
-    """``loop(*args, k0, kB)`` for every row slice, in parallel (``parallel``)."""
+    """``loop(*args, k0, kB)`` for every row slice, at once (``threads.parallel``)."""
     parallel([lambda k0=k0, kB=kB: loop(*args, k0, kB) for k0, kB in slices])
 
 

@@ -170,16 +170,16 @@ class Scaling:
         """z (horizon,) for the values y[origin+1 : origin+1+horizon]."""
         w = self.warp(y)
         future = w[origin + 1:origin + 1 + horizon]
-        if self.window:
-            ref = window_fit(w, origin, self.window, self.period, horizon, self.halflife)[1]
-            return (future - ref) / self.scale
-        if self.lag == 0:
+        if self.lag == 0 and not self.window:
             return (future - self.center) / self.spread
         return (future - self.reference(w, origin, horizon)) / self.scale
 
     def reference(self, w, origin, horizon):
         """The zero target's values at origin+1 .. origin+horizon (horizon,), from w
-        up to the origin: the (seasonal) naive forecast, plus the drift."""
+        up to the origin: the window's own fit carried forward (``window``), or the
+        (seasonal) naive forecast, plus the drift."""
+        if self.window:
+            return window_fit(w, origin, self.window, self.period, horizon, self.halflife)[1]
         ref = w[reference_index(origin, horizon, self.lag)]
         if self.drift:
             cycles = np.ceil(np.arange(1, horizon + 1) / self.lag)
@@ -191,10 +191,6 @@ class Scaling:
         observed history y_hist (ending at the origin). Monotone in z."""
         horizon = z.shape[-1]
         w = self.warp(y_hist)
-        if self.window:
-            ref = window_fit(w, len(w) - 1, self.window, self.period, horizon,
-                             self.halflife)[1]
-            return self.unwarp(ref + self.scale * z)
-        if self.lag == 0:
+        if self.lag == 0 and not self.window:
             return self.unwarp(self.center + self.spread * z)
         return self.unwarp(self.reference(w, len(w) - 1, horizon) + self.scale * z)

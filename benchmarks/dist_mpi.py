@@ -13,7 +13,6 @@ shared machine the load changes from run to run.
 """
 import argparse
 import datetime
-import json
 import os
 import statistics
 import time
@@ -22,6 +21,7 @@ import sys
 import tempfile
 
 import machine
+from rnnlab.io import metrics
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -62,8 +62,7 @@ def tokens_per_s(data, n, steps, extra=()):
                          "--max-steps", str(steps), "--samples", "0", "--no-progress",
                          "--checkpoint-every", "0", "--out", out, *extra]
     subprocess.run(cmd, env=_env(), check=True, capture_output=True, text=True)
-    with open(os.path.join(out, "metrics.jsonl")) as f:
-        return json.loads(f.readline())["tokens_per_s"]
+    return metrics.read(os.path.join(out, "metrics.jsonl"))[0]["tokens_per_s"]
 
 
 def allreduce_seconds(n, floats, reps=5):

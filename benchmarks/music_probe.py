@@ -23,6 +23,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import machine as host                                               # noqa: E402
 from rnnlab.cli.command import main as cli                             # noqa: E402
+from rnnlab.io import metrics                                          # noqa: E402
 from rnnlab.music import train                                         # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -36,8 +37,7 @@ def record(out, note, command):
     mcfg, params, meta = train.load_model(os.path.join(out, "best.npz"))
     cfg = meta["train_config"]
     sets = train.data_of(meta)[0]
-    with open(os.path.join(out, "metrics.jsonl")) as f:
-        hist = [json.loads(line) for line in f]
+    hist = metrics.read(os.path.join(out, "metrics.jsonl"))
     valid = [r["valid_nll"] for r in hist]
     nll = {s: round(train.evaluate(mcfg, params, sets[s], accuracy=False)["nll"], 4)
            for s in ("train", "valid", "test")}

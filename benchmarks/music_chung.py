@@ -42,7 +42,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import machine as host                                               # noqa: E402
-from rnnlab.io import checkpoint                                       # noqa: E402
+from rnnlab.io import checkpoint, metrics                              # noqa: E402
 from rnnlab.io.atomic import atomic_write                              # noqa: E402
 from rnnlab.music import data, train                                   # noqa: E402
 from rnnlab.training import trainer                                    # noqa: E402
@@ -117,16 +117,12 @@ def stamp(rec, command):
 
 def latest():
     recs = {}
-    if os.path.exists(RAW):
-        with open(RAW) as f:
-            for line in f:
-                r = json.loads(line)
-                key = (r.get("kind", "nll"), r["set"], r["cell"], r.get("output", "bernoulli"))
-                c = r.get("recipe", {})
-                # a second phase (init_from) counts as the same figure: the latest wins
-                recs[key + (r["units"], c.get("batch_size"), c.get("weight_noise"),
-                            c.get("optimizer"))
-                     + tuple(c.get(k, v) for k, v in DATA_REG.items())] = r
+    for r in metrics.read(RAW) if os.path.exists(RAW) else []:
+        key = (r.get("kind", "nll"), r["set"], r["cell"], r.get("output", "bernoulli"))
+        c = r.get("recipe", {})
+        # a second phase (init_from) counts as the same figure: the latest wins
+        recs[key + (r["units"], c.get("batch_size"), c.get("weight_noise"), c.get("optimizer"))
+             + tuple(c.get(k, v) for k, v in DATA_REG.items())] = r
     return recs
 
 

@@ -33,6 +33,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import machine as host                                               # noqa: E402
+from rnnlab.io import metrics                                          # noqa: E402
 from rnnlab.io.atomic import atomic_write                              # noqa: E402
 from rnnlab.music import data, model, train                            # noqa: E402
 
@@ -137,10 +138,8 @@ def stamp(rec, command):
 
 def latest():
     recs = {}
-    with open(RAW) as f:
-        for line in f:
-            r = json.loads(line)
-            recs[(r["kind"], r["set"], r.get("cell", ""), r.get("checkpoint", ""))] = r
+    for r in metrics.read(RAW):
+        recs[(r["kind"], r["set"], r.get("cell", ""), r.get("checkpoint", ""))] = r
     return [recs[k] for k in sorted(recs)]
 
 

@@ -104,3 +104,50 @@ def test_seq2seq_model_against_torch_autograd():
     assert rel_error(grads["head.weight"], W.grad.numpy()) < 1e-10
     assert rel_error(grads["encoder.weight_hh_l0"], enc.weight_hh_l0.grad.numpy()) < 1e-10
     assert rel_error(grads["decoder.weight_ih_l0"], dec.weight_ih_l0.grad.numpy()) < 1e-10
+
+
+@pytest.mark.parametrize("arch", ["direct", "seq2seq"])
+@pytest.mark.parametrize("head", sorted(heads.HEADS))
+def test_least_squares_start_reproduces_an_exact_linear_rule(arch, head):
+    """Targets that are an exact linear function of the highway's inputs plus a
+    constant per step: with the recurrent part silenced, the started model's
+    forecast (the mean, the median) is that function, and the quantile levels
+    collapse on it (no residual). seq2seq shares one bias over the steps, so its
+    constant is the same at every step here."""
+    p, Hz, N, L = 3, 4, 200, 5
+    cfg = model.ForecastConfig(n_features=2, n_covariates=0, horizon=Hz, arch=arch,
+                               hidden_size=4, head=head, ar=p)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, L, 2))
+    A = rng.standard_normal((Hz, p))
+    c = 0.7 if arch == "seq2seq" else rng.standard_normal(Hz)
+    y = x[:, -p:, 0] @ A.T + c                                           # (N, Hz)
+    params = model.fit_highway(cfg, model.init_params(cfg, 1), x, y)
+    params["head.weight"][:] = 0.0
+    out, _ = model.forward(cfg, params, x, np.zeros((N, Hz, 0)))
+    med = heads.quantiles(head, out)[..., heads.MEDIAN]
+    np.testing.assert_allclose(med, y, atol=0.02 * np.abs(y).max())     # ridge shrinks a little
+    if head == "quantile":
+        assert np.ptp(heads.quantiles(head, out), axis=-1).max() < 0.1
+
+
+def test_least_squares_start_on_an_ar_process_lowers_the_first_loss():
+    """y_{t+h} of a noisy AR(2): the started model's loss is far below the zero
+    start's and its Gaussian scale matches the noise it cannot explain."""
+    rng = np.random.default_rng(3)
+    z = np.zeros(3000)
+    for t in range(2, len(z)):
+        z[t] = 0.6 * z[t - 1] - 0.3 * z[t - 2] + 0.1 * rng.standard_normal()
+    L, Hz = 6, 1
+    x = np.stack([z[t - L + 1:t + 1] for t in range(L, len(z) - 1)])[..., None]
+    y = np.array([z[t + 1:t + 1 + Hz] for t in range(L, len(z) - 1)])
+    cfg = model.ForecastConfig(n_features=1, horizon=Hz, hidden_size=4, head="gaussian", ar=2)
+    zero = model.init_params(cfg, 0)
+    ls = model.fit_highway(cfg, zero, x, y)
+    cov = np.zeros((len(y), Hz, 0))
+    l0, _ = heads.loss("gaussian", model.forward(cfg, zero, x, cov)[0], y)
+    l1, _ = heads.loss("gaussian", model.forward(cfg, ls, x, cov)[0], y)
+    assert l1 < l0 - 0.5
+    np.testing.assert_allclose(ls["ar.weight"][0], [-0.3, 0.6], atol=0.05)
+    sigma = heads.softplus(ls["head.bias"][1]) + heads.SIGMA_MIN
+    assert abs(sigma - 0.1) < 0.01

@@ -23,6 +23,15 @@ p values of the first input feature (the differenced series) also reach every
 output linearly, out += (x[:, -p:, 0] A^T) reshaped to (B, Hz, K), so the linear
 (ARIMA-like) part of the forecast need not pass through the recurrent state.
 
+Least-squares start (``fit_highway``): before training, the highway and the
+head's bias are set to the least-squares fit of the targets on the highway's
+inputs (ridge-regularised, one regression per horizon step), the quantile
+outputs offset by the residuals' empirical quantiles and the Gaussian scale set
+to their spread; the recurrent part's head weights start small as always. So
+training starts at the linear (seasonal AR) forecast, which gradient descent on
+the joint loss reaches only slowly and noisily, and the recurrent state learns
+what the linear part misses.
+
 Parameters: ``encoder.<torch name>``, ``decoder.<torch name>`` (seq2seq),
 ``head.weight``, ``head.bias``, ``ar.weight`` (Hz * K, p) when ar > 0.
 """
@@ -98,6 +107,40 @@ def init_params(cfg, rng=None):
     if cfg.ar:
         params["ar.weight"][:] = 0.0
     return params
+
+
+RIDGE = 1e-3     # ridge penalty per window, relative to the inputs' mean square
+
+
+def fit_highway(cfg, params, x, y):
+    """Params with ``ar.weight`` and ``head.bias`` at the least-squares fit of the
+    targets y (N, Hz) on the highway's inputs x[:, -p:, 0] and a constant, one
+    regression per horizon step (seq2seq: one bias shared by the steps, so their
+    mean intercept); the other params unchanged."""
+    if not cfg.ar:
+        return params
+    N, Hz, p = len(y), cfg.horizon, cfg.ar
+    X = np.concatenate([x[:, -p:, 0], np.ones((N, 1))], axis=1)            # (N, p+1)
+    lam = RIDGE * N * max(float(np.mean(X[:, :p] ** 2)), 1e-12)
+    reg = lam * np.eye(p + 1)
+    reg[p, p] = 0.0                                                       # no penalty on the mean
+    coef = np.linalg.solve(X.T @ X + reg, X.T @ y)                       # (p+1, Hz)
+    resid = y - X @ coef                                                  # (N, Hz)
+    slope, icpt = coef[:p].T, coef[p]                                     # (Hz, p), (Hz,)
+    mean = 1 if cfg.head == "gaussian" else cfg.K     # outputs that carry the level
+    bias = np.zeros((Hz, cfg.K))
+    bias[:, :mean] = icpt[:, None]
+    if cfg.head == "gaussian":
+        spread = np.maximum(resid.std(axis=0), 2 * heads.SIGMA_MIN)
+        bias[:, 1] = spread - heads.SIGMA_MIN + np.log(-np.expm1(-(spread - heads.SIGMA_MIN)))
+    elif cfg.head == "quantile":
+        bias += np.quantile(resid, heads.QUANTILES, axis=0).T            # (Hz, P)
+    w = np.zeros((Hz, cfg.K, p))
+    w[:, :mean] = slope[:, None, :]
+    out = dict(params)
+    out["ar.weight"] = w.reshape(Hz * cfg.K, p)
+    out["head.bias"] = bias.reshape(-1) if cfg.arch == "direct" else bias.mean(axis=0)
+    return out
 
 
 def _sub(params, prefix):

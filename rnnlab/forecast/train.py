@@ -34,6 +34,9 @@ class ForecastOptions(trainer.TrainOptions):
     input_len: int = option(24, "input window L (observations)", lo=1)
     ar: int = option(0, "last differenced values also fed linearly to the output "
                      "(LSTNet's highway; 0: off, at most --input-len)", lo=0)
+    ar_init: str = option("zero", "start of the highway: zero, or ls (least squares of the "
+                          "targets on its inputs, so training starts at the linear forecast)",
+                          choices=("zero", "ls"))
     horizon: int = option(12, "forecast horizon Hz", lo=1)
     log: bool = option(False, "model log values (positive series only)")
     diff: str = option("seasonal", "difference the series: seasonal (lag m), first (lag 1) "
@@ -113,6 +116,8 @@ class Task:
 
 def build(opts, series_list):
     """Scalings, model config and the pooled (train, valid) windows."""
+    if opts.ar_init == "ls" and not opts.ar:
+        raise ValueError("--ar-init ls: expected a highway to start (--ar p > 0), got --ar 0")
     parts, scalings = {"train": [], "valid": []}, []
     for s in series_list:
         lag = lag_of(opts, s)
@@ -145,16 +150,24 @@ def raw_quantiles(mcfg, members, x, cov):
                     for p in members], axis=0)
 
 
+def start(opts, mcfg, windows_):
+    """Initial params for training on ``windows_`` (x, cov, y)."""
+    params = model.init_params(mcfg, opts.seed)
+    if opts.ar_init == "ls":
+        params = model.fit_highway(mcfg, params, windows_[0], windows_[2])
+    return params
+
+
 def _member(opts, mcfg, pool, meta, log):
     """One trained network: (params, its uncalibrated quantiles (N, Hz, P) on the
     held-out windows from the weights that never trained on them, or None)."""
     from dataclasses import replace
     if pool["valid"] is None:
         st = trainer.fit(opts, Task(opts, mcfg, pool["train"], None),
-                         model.init_params(mcfg, opts.seed), kind=KIND, app_meta=meta, log=log)
+                         start(opts, mcfg, pool["train"]), kind=KIND, app_meta=meta, log=log)
         return st.params, None
     st = trainer.fit(opts, Task(opts, mcfg, pool["train"], pool["valid"]),
-                     model.init_params(mcfg, opts.seed), kind=KIND, app_meta=meta, log=log)
+                     start(opts, mcfg, pool["train"]), kind=KIND, app_meta=meta, log=log)
     params = checkpoint.load(f"{opts.out}/best.npz", kind=KIND)["params"]
     model.check_params(mcfg, params)
     held = raw_quantiles(mcfg, [params], *pool["valid"][:2])
@@ -164,7 +177,7 @@ def _member(opts, mcfg, pool, meta, log):
                          else np.argmax(values))
         every = tuple(np.concatenate([a, b]) for a, b in zip(pool["train"], pool["valid"]))
         o = replace(opts, epochs=epochs, early_stop=0, out=f"{opts.out}/refit")
-        params = trainer.fit(o, Task(o, mcfg, every, None), model.init_params(mcfg, opts.seed),
+        params = trainer.fit(o, Task(o, mcfg, every, None), start(o, mcfg, every),
                              kind=KIND, app_meta=meta, log=log).params
     return params, held
 

@@ -151,3 +151,8 @@ def test_least_squares_start_on_an_ar_process_lowers_the_first_loss():
     np.testing.assert_allclose(ls["ar.weight"][0], [-0.3, 0.6], atol=0.05)
     sigma = heads.softplus(ls["head.bias"][1]) + heads.SIGMA_MIN
     assert abs(sigma - 0.1) < 0.01
+
+
+def test_softplus_inv_inverts_softplus():
+    s = np.array([1e-3, 0.1, 1.0, 30.0])
+    np.testing.assert_allclose(heads.softplus(heads.softplus_inv(s)), s, rtol=1e-12)

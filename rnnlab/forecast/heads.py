@@ -74,6 +74,11 @@ def softplus(x):
     return np.logaddexp(0.0, x)
 
 
+def softplus_inv(s):
+    """The rho with softplus(rho) = s > 0: s + log(1 - exp(-s))."""
+    return s + np.log(-np.expm1(-s))
+
+
 def logistic(x):
     return np.exp(-np.logaddexp(0.0, -x))
 

@@ -132,7 +132,7 @@ def fit_highway(cfg, params, x, y):
     bias[:, :mean] = icpt[:, None]
     if cfg.head == "gaussian":
         spread = np.maximum(resid.std(axis=0), 2 * heads.SIGMA_MIN)
-        bias[:, 1] = spread - heads.SIGMA_MIN + np.log(-np.expm1(-(spread - heads.SIGMA_MIN)))
+        bias[:, 1] = heads.softplus_inv(spread - heads.SIGMA_MIN)
     elif cfg.head == "quantile":
         bias += np.quantile(resid, heads.QUANTILES, axis=0).T            # (Hz, P)
     w = np.zeros((Hz, cfg.K, p))

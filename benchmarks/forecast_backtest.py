@@ -116,11 +116,9 @@ def validate(name, cand, horizon, first, out, seed):
     """The network with SETTINGS overridden by ``cand`` on the origins of
     ``validation_plan`` whose targets end at or before the first test origin
     ``first`` (it sees only observations up to ``first``): the Backtest of it alone."""
-    extra, every, _ = SETTINGS[name]
     count, step = validation_plan(name)
-    opts = train.ForecastOptions(seed=seed, horizon=horizon, **{**extra, **cand}, out=out)
     return backtest.run(data.load(name).head(first + 1),
-                        {"rnn": train.Network(opts, retrain=every)}, horizon, step, count)
+                        {"rnn": network(name, cand, seed, horizon, out)[1]}, horizon, step, count)
 
 
 def combined(bts, how):
@@ -143,7 +141,7 @@ def ensembles(runs, means):
             for how in backtest.COMBINE for n in range(1, len(runs) + 1)]
 
 
-def select(name, horizon, step, first, out, seed):
+def select(name, horizon, first, out, seed):
     """The GRID candidate with the lowest MASE on the validation origins
     (``validate``), averaged over SELECT_SEEDS seeds from ``seed`` on, or a
     combination of the best candidates' networks (``ensembles``) where that is
@@ -198,7 +196,7 @@ def machine():
     return f"{host.cpu_model()}, {os.cpu_count()} cores"
 
 
-def network(name, cand, seed, horizon, out, ensemble):
+def network(name, cand, seed, horizon, out, ensemble=1):
     """The network with SETTINGS overridden by ``cand``: (options, forecaster)."""
     extra, retrain, _ = SETTINGS[name]
     opts = train.ForecastOptions(seed=seed, horizon=horizon, out=out,
@@ -214,7 +212,7 @@ def run_one(name, horizon, step, count, out, seed, choose=False, ensemble=1):
     members, how, tried, combos = [{}], None, [], []
     if choose:
         members, how, tried, combos = select(
-            name, horizon, step, backtest.origins(len(s), horizon, step, count)[0], out, seed)
+            name, horizon, backtest.origins(len(s), horizon, step, count)[0], out, seed)
     run_dir = os.path.join(out, name, "runs")
     fs = cli.forecasters(MODELS[:-1], None, SETTINGS[name][0]["log"], 0)
     if how is None:

@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import forecast_backtest as fb                               # noqa: E402
-from rnnlab.forecast import backtest, data, train            # noqa: E402
+from rnnlab.forecast import backtest, data                   # noqa: E402
 
 
 def main():
@@ -30,15 +30,13 @@ def main():
     args = ap.parse_args()
     cand = json.loads(args.candidate)
     s = data.load(args.series)
-    extra, every, step = fb.SETTINGS[args.series]
+    step = fb.SETTINGS[args.series][2]
     first = backtest.origins(len(s), 12, step, 24)[0]
     fb.VALIDATION[args.series] = (args.valid, step)
     for sd in (int(x) for x in args.seeds.split(",")):
         v = fb.validate(args.series, cand, 12, first, f"{args.out}/v{sd}", sd).models["rnn"].mean()
-        opts = train.ForecastOptions(seed=sd, horizon=12, out=f"{args.out}/t{sd}",
-                                     **{**extra, **cand})
-        t = backtest.run(s, {"rnn": train.Network(opts, retrain=every)}, 12, step, 24)
-        t = t.models["rnn"].mean()
+        net = fb.network(args.series, cand, sd, 12, f"{args.out}/t{sd}")[1]
+        t = backtest.run(s, {"rnn": net}, 12, step, 24).models["rnn"].mean()
         print(f"seed {sd}: valid ({args.valid}) mase {v['mase']:.4f} cov80 {v['coverage_80']:.3f}"
               f" | test mase {t['mase']:.4f} cov80 {t['coverage_80']:.3f} "
               f"cov95 {t['coverage_95']:.3f}", flush=True)

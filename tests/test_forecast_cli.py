@@ -52,3 +52,15 @@ def test_bad_input_exits_2_with_a_message(tmp_path, capsys):
     assert "--retrain-every: expected an integer >= 0, got -1" in capsys.readouterr().err
     assert main(["forecast", "plot", str(tmp_path)]) == 2
     assert "backtest.json: no such file" in capsys.readouterr().err
+    assert main(["forecast", "train", "--ar-init", "ls", "--out", str(tmp_path / "r")]
+                + TINY) == 2
+    err = capsys.readouterr().err
+    assert "--ar-init ls: expected a highway to start (--ar p > 0), got --ar 0" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def test_least_squares_start_trains_from_the_command_line(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert main(["forecast", "train", "--test", "12", "--ar", "12", "--ar-init", "ls",
+                 "--out", out] + TINY) == 0
+    assert "airline last 12: mase" in capsys.readouterr().out

@@ -224,7 +224,7 @@ def run_one(name, horizon, step, count, out, seed, choose=False, ensemble=1):
         kind = f"{modes.pop()}s" if len(modes) == 1 else "networks"
         fs["rnn"] = backtest.Combination(
             [f for _, f in nets], how, f"{how} of {len(nets)} {kind} "
-            f"({len(members)} setting(s) x {SELECT_SEEDS} seeds)")
+            f"({len(members)} setting(s) x {SELECT_SEEDS} seeds)", joint=True)
     bt = backtest.run(s, fs, horizon, step, count)
     for n, lab in cli.labels(fs).items():
         bt.models[n].label = lab
@@ -252,8 +252,10 @@ def markdown(bt, seconds, opts, members, how, tried, combos):
         "retrained at every origin" if retrain == 1 else f"retrained at every {retrain}th origin"
     lines += ["", f"network: {net}, {when}"]
     if how is not None:
-        lines += ["", f"combined ({how} of every quantile, each network calibrated on its own) "
-                  f"over seeds {opts.seed}..{opts.seed + SELECT_SEEDS - 1} of each of: "
+        lines += ["", f"combined ({how} of every quantile of the networks' own, the "
+                  "combination calibrated as one forecaster on its members' calibration "
+                  f"windows, allowed to narrow) over seeds {opts.seed}.."
+                  f"{opts.seed + SELECT_SEEDS - 1} of each of: "
                   + "; ".join(json.dumps(c) for c in members)]
     if tried:
         lines += ["", "chosen on %d validation origins %d apart before the first test " %

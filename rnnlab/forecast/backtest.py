@@ -107,18 +107,37 @@ def combine(qs, how="median"):
 
 
 class Combination:
-    """A forecaster that combines ``members`` (forecasters) by ``combine``; the M4
-    way of ensembling: networks differing in seed and in settings, each
-    calibrated on its own."""
+    """A forecaster that combines ``members`` by ``combine``; the M4 way of
+    ensembling: networks differing in seed and in settings.
 
-    def __init__(self, members, how="median", label=None):
+    ``joint=False``: each member calibrated on its own, then combined. ``joint=True``
+    (members are ``train.Network``s): the members' own quantiles are combined,
+    and the combination is calibrated as one forecaster on the windows its members
+    calibrate on (``Forecaster.calibration_windows``), in the series' units and
+    allowed to narrow (``heads.factors`` with floor 0): averaging quantiles keeps
+    the members' widths while the combined median errs less, so a combination of
+    calibrated members over-covers."""
+
+    def __init__(self, members, how="median", label=None, joint=False, aci=0.0):
         if how not in COMBINE:
             raise ValueError(f"combination: expected one of {', '.join(COMBINE)}, got {how!r}")
-        self.members, self.how = list(members), how
+        self.members, self.how, self.joint, self.aci = list(members), how, joint, aci
         self.label = label or f"{how} of {len(self.members)}"
 
     def __call__(self, s, horizon):
-        return combine([f(s, horizon) for f in self.members], self.how)
+        if not self.joint:
+            return combine([f(s, horizon) for f in self.members], self.how)
+        fitted = [m.fitted(s, horizon) for m in self.members]
+        windows = [f.calibration_windows(s) for f in fitted]
+        at, _, y = windows[0]
+        for w in windows[1:]:
+            if not np.array_equal(w[0], at):
+                raise ValueError("joint calibration: the members calibrate on different "
+                                 "windows (their --valid or training ends differ)")
+        r = heads.scores(combine([w[1] for w in windows], self.how), y)     # (N, Hz, V)
+        f = heads.factors(r, gamma=self.aci, floor=0.0)                       # (Hz, P)
+        return heads.widen(combine([g.predict(s, calibrated=False) for g in fitted],
+                                   self.how), f)
 
 
 def run(series, forecasters, horizon, step, count, show=False):

@@ -50,6 +50,14 @@ read follows the misses of the calibration windows taken in time order
 origin widens the next interval beyond the split-conformal one, and calm narrows
 it (never below FLOOR).
 
+A combination of networks (``backtest.Combination`` with ``joint``) is
+calibrated as one forecaster: the same factors, from the combination's own
+quantiles on its members' calibration windows in the series' units, without
+the floor (``floor=0``). Averaging members' quantiles keeps their widths while
+the combined median errs less than each member's, so the combination's own
+intervals are too wide by construction, and only a factor below 1 can
+calibrate them.
+
 Per horizon step: the error grows with the step, so each step gets its own
 factor, from the scores of that step and its nearest neighbours: the band grows
 by one step either side until it holds at least MIN_SCORES observed scores (with
@@ -175,9 +183,9 @@ def band(counts, h, min_scores=MIN_SCORES):
     return max(0, h - b), min(Hz, h + b + 1)
 
 
-def factors(s, min_scores=MIN_SCORES, gamma=0.0):
+def factors(s, min_scores=MIN_SCORES, gamma=0.0, floor=FLOOR):
     """Widening factors (Hz, P) from scores s (N, Hz, V) of windows in time order
-    (NaN: a target not observed yet), at least FLOOR; ones where N = 0.
+    (NaN: a target not observed yet), at least ``floor``; ones where N = 0.
     ``gamma`` > 0: the level is adapted (``aci``)."""
     N, Hz, _ = s.shape
     f = np.ones((Hz, len(QUANTILES)))
@@ -189,7 +197,7 @@ def factors(s, min_scores=MIN_SCORES, gamma=0.0):
         for v, (level, (lo, hi)) in enumerate(LEVELS.items()):
             at = aci(s[:, lo_h:hi_h, v], s[:, h, v], level, gamma, min_scores)[0] \
                 if gamma else level
-            f[h, [lo, hi]] = max(FLOOR, conformal_quantile(s[:, lo_h:hi_h, v], at))
+            f[h, [lo, hi]] = max(floor, conformal_quantile(s[:, lo_h:hi_h, v], at))
     return f
 
 

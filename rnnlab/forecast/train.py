@@ -196,10 +196,11 @@ def fit(opts, series_list, log=print):
         members.append(params)
         held.append(q)
     V = len(heads.LEVELS)
-    scores = heads.scores(np.mean(held, axis=0), pool["valid"][2]) if held[0] is not None \
+    held_q = np.mean(held, axis=0) if held[0] is not None else None        # (N, Hz, P)
+    scores = heads.scores(held_q, pool["valid"][2]) if held_q is not None \
         else np.zeros((0, opts.horizon, V))
     return Forecaster(mcfg, members, scalings, opts.input_len, scores,
-                      [len(s) - 1 for s in series_list], opts.calibrate, opts.aci)
+                      [len(s) - 1 for s in series_list], opts.calibrate, opts.aci, held_q)
 
 
 class Forecaster:
@@ -207,12 +208,17 @@ class Forecaster:
 
     ``held`` (N, Hz, V): conformity scores of the held-out windows; ``ends``: per
     series, the last index of the training part; ``calibrate``: widen the
-    intervals by ``heads.factors`` (else the network's own).
+    intervals by ``heads.factors`` (else the network's own); ``held_q`` (N, Hz, P):
+    the uncalibrated quantiles behind ``held`` (the last N / len(ends) origins of
+    each series' training part whose targets it holds, series after series), kept
+    after training for ``calibration_windows`` (not saved).
     """
 
-    def __init__(self, mcfg, members, scalings, input_len, held, ends, calibrate=True, aci=0.0):
+    def __init__(self, mcfg, members, scalings, input_len, held, ends, calibrate=True, aci=0.0,
+                 held_q=None):
         self.mcfg, self.members, self.scalings, self.L = mcfg, members, scalings, input_len
         self.held, self.ends, self.calibrate, self.aci = held, list(ends), calibrate, aci
+        self.held_q = held_q
 
     def factors(self, s, which=0):
         """Widening factors (Hz, P) at the end of s: the held-out scores and those of
@@ -239,14 +245,40 @@ class Forecaster:
         seen = later[:, None] + np.arange(1, Hz + 1) <= end                 # (N, Hz)
         return later, np.where(seen, np.nan, y)
 
-    def predict(self, s, which=0):
-        """Quantiles (Hz, P) of the next Hz values after the end of s, in s's units."""
+    def predict(self, s, which=0, calibrated=True):
+        """Quantiles (Hz, P) of the next Hz values after the end of s, in s's units
+        (``calibrated=False``: the network's own)."""
         sc, Hz = self.scalings[which], self.mcfg.horizon
         data.check_length(s, self.L + sc.lag, f"an input window of {self.L} at lag {sc.lag}")
         x, cov, _ = windows(s, sc, self.L, Hz, np.array([len(s) - 1]))
-        q = heads.widen(raw_quantiles(self.mcfg, self.members, x, cov)[0],
-                        self.factors(s, which))                          # (Hz, P)
+        q = raw_quantiles(self.mcfg, self.members, x, cov)[0]                # (Hz, P)
+        if calibrated:
+            q = heads.widen(q, self.factors(s, which))
         return sc.invert(q.T, s.values).T
+
+    def calibration_windows(self, s, which=0):
+        """The windows ``factors`` reads, in s's units, for calibrating several
+        networks as one (``backtest.Combination``): origins (N,), the network's own
+        quantiles (N, Hz, P) and the targets (N, Hz), NaN where not usable. First
+        the held-out origins (quantiles from the weights that never trained on
+        them), then those observed since the training part (``observed_since``)."""
+        if self.held_q is None:
+            raise ValueError("calibration windows: this forecaster kept no held-out "
+                             "quantiles (trained with --valid 0, or loaded from a file)")
+        sc, Hz, end = self.scalings[which], self.mcfg.horizon, self.ends[which]
+        n = len(self.held_q) // len(self.ends)
+        held = np.arange(end - Hz - n + 1, end - Hz + 1)
+        later, y_later = self.observed_since(s, which)
+        q = [self.held_q[which * n:(which + 1) * n]]
+        if len(later):
+            x, cov, _ = windows(s, sc, self.L, Hz, later)
+            q.append(raw_quantiles(self.mcfg, self.members, x, cov))
+        at, q = np.concatenate([held, later]), np.concatenate(q)
+        pad = np.concatenate([s.values, np.full(Hz, np.nan)])
+        y = np.stack([pad[o + 1:o + 1 + Hz] for o in at])                 # (N, Hz)
+        y[n:][np.isnan(y_later)] = np.nan                 # in the training part or not observed
+        values = np.stack([sc.invert(qo.T, s.values[:o + 1]).T for o, qo in zip(at, q)])
+        return at, values, y
 
 
 class Network:
@@ -262,13 +294,17 @@ class Network:
             f" x{opts.ensemble}" if opts.ensemble > 1 else "")
         self.forecaster, self.calls = None, 0
 
-    def __call__(self, s, horizon):
+    def fitted(self, s, horizon):
+        """The Forecaster for the origin at the end of s (trained anew where due)."""
         from dataclasses import replace
         if self.forecaster is None or (self.every and self.calls % self.every == 0):
             o = replace(self.opts, horizon=horizon, out=f"{self.opts.out}/origin{self.calls}")
             self.forecaster = fit(o, [s], self.log)
         self.calls += 1
-        return self.forecaster.predict(s)
+        return self.forecaster
+
+    def __call__(self, s, horizon):
+        return self.fitted(s, horizon).predict(s)
 
 
 def save_forecaster(path, f, series_names):

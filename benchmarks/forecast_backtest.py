@@ -16,7 +16,9 @@ seeds each. Backtested is whichever is lowest in MASE there: the best candidate
 alone (its mean MASE over the seeds; the network at ``--seed``), or the median
 or the mean of the quantiles of the best n candidates' networks, every seed of
 each (forecast combination the M4 way: networks differing in seed and in
-settings, scored there from the networks already trained for the choice). The
+settings, scored there from the networks already trained for the choice); a
+combination is calibrated as one forecaster or each network on its own, whichever
+covers nearer nominal there (``select``). The
 classical models keep ``SETTINGS``' ``log``. ``validate`` scores any candidates
 and their combinations on the validation origins only (``--try``, ``--seeds``),
 for exploring before a change of ``GRID``.
@@ -28,6 +30,7 @@ import os
 import shlex
 import sys
 import time
+from typing import NamedTuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -112,20 +115,53 @@ def validation_plan(name):
 SELECT_SEEDS = 3
 
 
+class Validated(NamedTuple):
+    """One network's run over the validation origins."""
+    bt: backtest.Backtest
+    raw: list      # per origin: (its own quantiles (Hz, P), its calibration windows)
+
+    def mean(self):
+        return self.bt.models["rnn"].mean()
+
+
+class Recorded:
+    """A ``train.Network`` that also keeps, per origin, what a joint calibration of
+    several networks needs (``backtest.combine_jointly``)."""
+
+    def __init__(self, net):
+        self.net, self.label, self.raw = net, net.label, []
+
+    def __call__(self, s, horizon):
+        f = self.net.fitted(s, horizon)
+        self.raw.append((f.predict(s, calibrated=False), f.calibration_windows(s)))
+        return f.predict(s)
+
+
 def validate(name, cand, horizon, first, out, seed):
     """The network with SETTINGS overridden by ``cand`` on the origins of
     ``validation_plan`` whose targets end at or before the first test origin
-    ``first`` (it sees only observations up to ``first``): the Backtest of it alone."""
+    ``first`` (it sees only observations up to ``first``): Validated."""
     count, step = validation_plan(name)
-    return backtest.run(data.load(name).head(first + 1),
-                        {"rnn": network(name, cand, seed, horizon, out)[1]}, horizon, step, count)
+    rec = Recorded(network(name, cand, seed, horizon, out)[1])
+    return Validated(backtest.run(data.load(name).head(first + 1), {"rnn": rec}, horizon, step,
+                                  count), rec.raw)
 
 
-def combined(bts, how):
+CALIBRATIONS = ("separate", "joint")
+
+
+def combined(vals, how, calibration="separate"):
     """Mean metrics over the validation origins of the combination (``how``) of the
-    networks whose validation Backtests are ``bts`` (same origins)."""
-    b = bts[0]
-    q = [backtest.combine([t.models["rnn"].q[i] for t in bts], how) for i in range(len(b.origins))]
+    networks whose Validated runs are ``vals`` (same origins): each network
+    calibrated on its own (``separate``), or the combination as one (``joint``,
+    ``backtest.combine_jointly``)."""
+    b = vals[0].bt
+    if calibration == "joint":
+        q = [backtest.combine_jointly([v.raw[i][0] for v in vals], [v.raw[i][1] for v in vals],
+                                      how) for i in range(len(b.origins))]
+    else:
+        q = [backtest.combine([v.bt.models["rnn"].q[i] for v in vals], how)
+             for i in range(len(b.origins))]
     sc = [metrics.score(a, qi, b.series.values[:o + 1], b.series.period)
           for a, qi, o in zip(b.actual, q, b.origins)]
     return {k: float(np.mean([x[k] for x in sc])) for k in sc[0]}
@@ -134,34 +170,48 @@ def combined(bts, how):
 def ensembles(runs, means):
     """M4-style combinations on the validation origins, from the networks already
     validated: for each rule in COMBINE and n = 1..len(runs), the n candidates with
-    the lowest mean MASE, every seed of each. ``runs`` [candidate][seed] Backtests,
-    ``means`` their mean MASE per candidate. Returns [(how, n, metrics)]."""
+    the lowest mean MASE, every seed of each. ``runs`` [candidate][seed] Validated,
+    ``means`` their mean MASE per candidate. Returns [(how, n, {calibration: metrics})]
+    (the MASE is the same under either calibration: it reads only the median)."""
     ranked = [int(k) for k in np.argsort(means, kind="stable")]
-    return [(how, n, combined([b for k in ranked[:n] for b in runs[k]], how))
+    return [(how, n, {c: combined([b for k in ranked[:n] for b in runs[k]], how, c)
+                      for c in CALIBRATIONS})
             for how in backtest.COMBINE for n in range(1, len(runs) + 1)]
+
+
+def coverage_error(m):
+    """The larger miss of the two intervals' coverage from nominal."""
+    return max(abs(m[f"coverage_{round(level * 100)}"] - level) for level in heads.LEVELS)
 
 
 def select(name, horizon, first, out, seed):
     """The GRID candidate with the lowest MASE on the validation origins
     (``validate``), averaged over SELECT_SEEDS seeds from ``seed`` on, or a
     combination of the best candidates' networks (``ensembles``) where that is
-    lower there. Returns (members: [candidate], how: None for the one network at
-    ``seed`` or a COMBINE rule over the members' SELECT_SEEDS seeds each,
-    [(candidate, mean MASE)], [(how, n, MASE)])."""
+    lower there; a combination is calibrated the way (CALIBRATIONS) whose 80% and
+    95% coverage there is nearer nominal (``coverage_error``; joint on a tie).
+    Returns (members: [candidate], how: None for the one network at ``seed`` or a
+    COMBINE rule over the members' SELECT_SEEDS seeds each, [(candidate, mean
+    MASE)], [(how, n, MASE)], {calibration: validation metrics} of the chosen
+    combination (empty for one network), the calibration chosen)."""
     runs, tried = [], []
     for k, cand in enumerate(GRID[name]):
         runs.append([validate(name, cand, horizon, first,
                               os.path.join(out, name, f"select{k}", f"seed{sd}"), sd)
                      for sd in range(seed, seed + SELECT_SEEDS)])
-        tried.append((cand, float(np.mean([b.models["rnn"].mean()["mase"] for b in runs[-1]]))))
+        tried.append((cand, float(np.mean([b.mean()["mase"] for b in runs[-1]]))))
         print(f"{name} validation {cand}: mase {tried[-1][1]:.4f}", flush=True)
     means = [m for _, m in tried]
-    combos = [(how, n, m["mase"]) for how, n, m in ensembles(runs, means)]
+    found = ensembles(runs, means)
+    combos = [(how, n, m["separate"]["mase"]) for how, n, m in found]
     ranked = [tried[k][0] for k in np.argsort(means, kind="stable")]
-    how, n, best = min(combos, key=lambda c: c[2])
+    k = min(range(len(combos)), key=lambda i: combos[i][2])
+    how, n, best = combos[k]
     if best >= min(means):
-        return ranked[:1], None, tried, combos
-    return ranked[:n], how, tried, combos
+        return ranked[:1], None, tried, combos, {}, None
+    cal = found[k][2]
+    chosen = min(reversed(CALIBRATIONS), key=lambda c: coverage_error(cal[c]))
+    return ranked[:n], how, tried, combos, cal, chosen
 
 
 def explore(name, candidates, seeds, out):
@@ -179,16 +229,17 @@ def explore(name, candidates, seeds, out):
         cand = json.loads(text)
         runs.append([validate(name, cand, 12, first,
                               os.path.join(out, name, f"try{k}s{sd}"), sd) for sd in seeds])
-        ms = [b.models["rnn"].mean() for b in runs[-1]]
+        ms = [b.mean() for b in runs[-1]]
         mean = {key: float(np.mean([m[key] for m in ms])) for key in ms[0]}
         lines.append(f"| `{text}` | " + " ".join(f"{m['mase']:.3f}" for m in ms) +
                      f" | {mean['mase']:.4f} | {mean['coverage_80']:.3f} | "
                      f"{mean['coverage_95']:.3f} |")
         print(lines[-1], flush=True)
-    means = [float(np.mean([b.models["rnn"].mean()["mase"] for b in r])) for r in runs]
-    for how, n, m in ensembles(runs, means):
-        lines.append(f"| {how} of the best {n} x {len(seeds)} seeds | | {m['mase']:.4f} | "
-                     f"{m['coverage_80']:.3f} | {m['coverage_95']:.3f} |")
+    means = [float(np.mean([b.mean()["mase"] for b in r])) for r in runs]
+    for how, n, cal in ensembles(runs, means):
+        for c, m in cal.items():
+            lines.append(f"| {how} of the best {n} x {len(seeds)} seeds, calibrated {c} | | "
+                         f"{m['mase']:.4f} | {m['coverage_80']:.3f} | {m['coverage_95']:.3f} |")
     return lines + [""]
 
 
@@ -209,9 +260,9 @@ def run_one(name, horizon, step, count, out, seed, choose=False, ensemble=1):
     combination) is chosen on validation origins first (``select``)."""
     t0 = time.perf_counter()
     s = data.load(name)
-    members, how, tried, combos = [{}], None, [], []
+    members, how, tried, combos, cal, chosen = [{}], None, [], [], {}, None
     if choose:
-        members, how, tried, combos = select(
+        members, how, tried, combos, cal, chosen = select(
             name, horizon, backtest.origins(len(s), horizon, step, count)[0], out, seed)
     run_dir = os.path.join(out, name, "runs")
     fs = cli.forecasters(MODELS[:-1], None, SETTINGS[name][0]["log"], 0)
@@ -224,12 +275,12 @@ def run_one(name, horizon, step, count, out, seed, choose=False, ensemble=1):
         kind = f"{modes.pop()}s" if len(modes) == 1 else "networks"
         fs["rnn"] = backtest.Combination(
             [f for _, f in nets], how, f"{how} of {len(nets)} {kind} "
-            f"({len(members)} setting(s) x {SELECT_SEEDS} seeds)", joint=True)
+            f"({len(members)} setting(s) x {SELECT_SEEDS} seeds)", joint=chosen == "joint")
     bt = backtest.run(s, fs, horizon, step, count)
     for n, lab in cli.labels(fs).items():
         bt.models[n].label = lab
     cli.save_backtest(bt, os.path.join(out, name))
-    return bt, time.perf_counter() - t0, opts, members, how, tried, combos
+    return bt, time.perf_counter() - t0, opts, members, how, tried, combos, cal, chosen
 
 
 NET_KEYS = ("arch", "mode", "hidden_size", "head", "input_len", "ar", "ar_init", "log", "diff",
@@ -237,7 +288,7 @@ NET_KEYS = ("arch", "mode", "hidden_size", "head", "input_len", "ar", "ar_init",
             "lr", "batch_size", "valid", "refit", "ensemble", "seed")
 
 
-def markdown(bt, seconds, opts, members, how, tried, combos):
+def markdown(bt, seconds, opts, members, how, tried, combos, cal, chosen):
     lines = [f"### {bt.series.name}: horizon {bt.horizon}, {len(bt.origins)} origin(s) "
              f"{bt.series.time[bt.origins[0]]} .. {bt.series.time[bt.origins[-1]]} "
              f"({seconds:.0f} s)", "",
@@ -252,11 +303,17 @@ def markdown(bt, seconds, opts, members, how, tried, combos):
         "retrained at every origin" if retrain == 1 else f"retrained at every {retrain}th origin"
     lines += ["", f"network: {net}, {when}"]
     if how is not None:
-        lines += ["", f"combined ({how} of every quantile of the networks' own, the "
-                  "combination calibrated as one forecaster on its members' calibration "
-                  f"windows, allowed to narrow) over seeds {opts.seed}.."
-                  f"{opts.seed + SELECT_SEEDS - 1} of each of: "
-                  + "; ".join(json.dumps(c) for c in members)]
+        way = {"joint": "the networks' own quantiles combined, the combination calibrated "
+                        "as one forecaster on its members' calibration windows, allowed to "
+                        "narrow",
+               "separate": "each network calibrated on its own"}
+        lines += ["", f"combined ({how} of every quantile, {way[chosen]}) over seeds "
+                  f"{opts.seed}..{opts.seed + SELECT_SEEDS - 1} of each of: "
+                  + "; ".join(json.dumps(c) for c in members),
+                  "", "calibration chosen on the validation origins (coverage 80% / 95% "
+                  "there, the one nearer nominal chosen): " + "; ".join(
+                      f"{c} {m['coverage_80']:.3f} / {m['coverage_95']:.3f}"
+                      for c, m in cal.items()) + f" -> {chosen}"]
     if tried:
         lines += ["", "chosen on %d validation origins %d apart before the first test " %
                   validation_plan(bt.series.name) + f"origin (network MASE there, mean over {SELECT_SEEDS} "

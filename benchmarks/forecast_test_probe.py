@@ -34,7 +34,7 @@ def main():
     first = backtest.origins(len(s), 12, step, 24)[0]
     fb.VALIDATION[args.series] = (args.valid, step)
     for sd in (int(x) for x in args.seeds.split(",")):
-        v = fb.validate(args.series, cand, 12, first, f"{args.out}/v{sd}", sd).models["rnn"].mean()
+        v = fb.validate(args.series, cand, 12, first, f"{args.out}/v{sd}", sd).mean()
         net = fb.network(args.series, cand, sd, 12, f"{args.out}/t{sd}")[1]
         t = backtest.run(s, {"rnn": net}, 12, step, 24).models["rnn"].mean()
         print(f"seed {sd}: valid ({args.valid}) mase {v['mase']:.4f} cov80 {v['coverage_80']:.3f}"

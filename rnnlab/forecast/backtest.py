@@ -128,16 +128,22 @@ class Combination:
         if not self.joint:
             return combine([f(s, horizon) for f in self.members], self.how)
         fitted = [m.fitted(s, horizon) for m in self.members]
-        windows = [f.calibration_windows(s) for f in fitted]
-        at, _, y = windows[0]
-        for w in windows[1:]:
-            if not np.array_equal(w[0], at):
-                raise ValueError("joint calibration: the members calibrate on different "
-                                 "windows (their --valid or training ends differ)")
-        r = heads.scores(combine([w[1] for w in windows], self.how), y)     # (N, Hz, V)
-        f = heads.factors(r, gamma=self.aci, floor=0.0)                       # (Hz, P)
-        return heads.widen(combine([g.predict(s, calibrated=False) for g in fitted],
-                                   self.how), f)
+        return combine_jointly([g.predict(s, calibrated=False) for g in fitted],
+                               [g.calibration_windows(s) for g in fitted], self.how, self.aci)
+
+
+def combine_jointly(qs, windows, how="median", aci=0.0):
+    """The members' own quantiles qs (M, Hz, P), combined and calibrated as one
+    forecaster on the members' calibration windows [(origins, q (N, Hz, P), y
+    (N, Hz))] (``Forecaster.calibration_windows``): split-conformal factors of the
+    combined window quantiles, allowed to narrow (floor 0)."""
+    at, _, y = windows[0]
+    for w in windows[1:]:
+        if not np.array_equal(w[0], at):
+            raise ValueError("joint calibration: the members calibrate on different "
+                             "windows (their --valid or training ends differ)")
+    r = heads.scores(combine([w[1] for w in windows], how), y)               # (N, Hz, V)
+    return heads.widen(combine(qs, how), heads.factors(r, gamma=aci, floor=0.0))
 
 
 def run(series, forecasters, horizon, step, count, show=False):

@@ -173,6 +173,9 @@ def test_calibration_windows_are_the_factors_windows_in_the_series_units(tmp_pat
     np.testing.assert_allclose(heads.scores(q, y), own, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(f.predict(now, calibrated=False)[:, heads.MEDIAN],
                                f.predict(now)[:, heads.MEDIAN], rtol=1e-12)
+    loaded = train.Forecaster(f.mcfg, f.members, f.scalings, f.L, f.held, f.ends)
+    with pytest.raises(ValueError, match="kept no held-out quantiles"):
+        loaded.calibration_windows(now)
 
 
 class _Fixed:

@@ -226,13 +226,19 @@ class Forecaster:
         (``observed_since``)."""
         if not self.calibrate or self.mcfg.head == "point":
             return np.ones((self.mcfg.horizon, len(heads.QUANTILES)))
-        scores = self.held
+        _, y, q = self.since(s, which)
+        return heads.factors(np.concatenate([self.held, heads.scores(q, y)]), gamma=self.aci)
+
+    def since(self, s, which=0):
+        """``observed_since``'s origins (N,) and targets (N, Hz), and the network's
+        own quantiles (N, Hz, P) on their windows, on its scale (float64, as the
+        params)."""
         later, y = self.observed_since(s, which)
+        q = np.zeros((0, self.mcfg.horizon, len(heads.QUANTILES)))
         if len(later):
             x, cov, _ = windows(s, self.scalings[which], self.L, self.mcfg.horizon, later)
-            scores = np.concatenate([scores, heads.scores(
-                raw_quantiles(self.mcfg, self.members, x, cov), y)])
-        return heads.factors(scores, gamma=self.aci)
+            q = raw_quantiles(self.mcfg, self.members, x, cov)
+        return later, y, q
 
     def observed_since(self, s, which=0):
         """Origins (N,) whose windows forecast a value of s after the training part
@@ -268,12 +274,9 @@ class Forecaster:
         sc, Hz, end = self.scalings[which], self.mcfg.horizon, self.ends[which]
         n = len(self.held_q) // len(self.ends)
         held = np.arange(end - Hz - n + 1, end - Hz + 1)
-        later, y_later = self.observed_since(s, which)
-        q = [self.held_q[which * n:(which + 1) * n]]
-        if len(later):
-            x, cov, _ = windows(s, sc, self.L, Hz, later)
-            q.append(raw_quantiles(self.mcfg, self.members, x, cov))
-        at, q = np.concatenate([held, later]), np.concatenate(q)
+        later, y_later, q_later = self.since(s, which)
+        at = np.concatenate([held, later])
+        q = np.concatenate([self.held_q[which * n:(which + 1) * n], q_later])
         pad = np.concatenate([s.values, np.full(Hz, np.nan)])
         y = np.stack([pad[o + 1:o + 1 + Hz] for o in at])                 # (N, Hz)
         y[n:][np.isnan(y_later)] = np.nan                 # in the training part or not observed

@@ -5,9 +5,9 @@ goes. For one LSTM layer (B=32, T=64, I=H, float32) this times, in the same
 process and with the same thread count:
 
 - the whole forward, and forward + backward, of rnnlab (fused path) and torch.nn.LSTM;
-- the matrix products the step cannot avoid, done by the BLAS rnnlab calls (NumPy's
-  OpenBLAS; with RNNLAB_BLAS=mkl on one thread, MKL's packed GEMM for the per-step
-  products) and by torch's BLAS on the same shapes: the input product
+- the matrix products the step cannot avoid, done as rnnlab does them (the
+  per-step ones on its own kernel, in the row slices the layer uses; the
+  whole-sequence ones on NumPy's OpenBLAS) and by torch's BLAS on the same shapes: the input product
   W_ih x (4H, I) @ (I, T*B), the T recurrent products W_hh h (4H, H) @ (H, B),
   the T backward products W_hh^T dG (H, 4H) @ (4H, B), and the weight
   gradients dG x^T, dG h^T, W_ih^T dG (each (4H, T*B)-sized);
@@ -42,9 +42,8 @@ def products(mm, zeros, H, T, B, rng):
     def steps_bwd():
         for _ in range(T):
             wt @ dgb
-    packed = packed_steps(w, h, T) if mm is np.asarray else None  # rnnlab's own per-step path
-    if packed is not None:
-        steps_fwd, steps_bwd = packed, packed_steps(wt, dgb, T)
+    if mm is np.asarray:                                          # rnnlab's own per-step path
+        steps_fwd, steps_bwd = packed_steps(w, h, T), packed_steps(wt, dgb, T)
     return {"input product W_ih x": lambda: w @ x,
             "T recurrent products W_hh h": steps_fwd,
             "T backward products W_hh^T dG": steps_bwd,
@@ -52,25 +51,26 @@ def products(mm, zeros, H, T, B, rng):
 
 
 def packed_steps(w, b, T=1):
-    """T products w @ b as rnnlab's time loops run them with RNNLAB_BLAS=mkl on one
-    thread (MKL's packed GEMM, packed once), through ctypes (~1 us per call more
-    than the compiled loops pay); None where the loops use OpenBLAS."""
-    import ctypes
-    from rnnlab.engine.fast import kernels
-    (_, compute, packed, _), keep = kernels.recurrent_gemm(w, b.shape[1])
-    if not packed:
-        return None
-    (m, k), n = w.shape, b.shape[1]
-    c = np.empty((m, n), np.float32)
-    f = ctypes.CFUNCTYPE(None, *[ctypes.c_int] + [ctypes.c_int64] * 5 + [ctypes.c_void_p, ctypes.c_int64,
-                         ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_void_p,
-                         ctypes.c_int64])(compute)
+    """T products w @ b as rnnlab's time loops run them: w packed once, each
+    step on rnnlab's own kernel (``engine/fast/gemm.py``), the columns of b in
+    the row slices the layer would use, one thread per slice."""
+    import numba
+    from rnnlab.engine.fast import gemm, kernels
+    from rnnlab.engine.threads import parallel
+    panels, n = gemm.pack(w), b.shape[1]
+    slices = kernels.row_slices(n, kernels.own_workers(w.size, n))
+    outs = [np.zeros(panels.shape[0] * gemm.ROWS * gemm.width(kB, w.dtype), w.dtype)
+            for _, kB in slices]
+
+    @numba.njit(nogil=True)
+    def steps(panels, b, k0, c, kB, T):
+        for _ in range(T):
+            gemm.product(panels, b, k0, b.shape[1], c, kB)
+    steps(panels, b, 0, outs[0], 1, 1)                            # compiled before timing
 
     def run():
-        keep                                                      # alive while timed
-        for _ in range(T):                                        # RowMajor, Packed, NoTrans
-            f(101, 151, 111, m, n, k, packed, k, b.ctypes.data, b.strides[0] // 4, 0.0,
-              c.ctypes.data, n)
+        parallel([lambda k0=k0, kB=kB, c=c: steps(panels, b, k0, c, kB, T)
+                  for (k0, kB), c in zip(slices, outs)])
     return run
 
 

@@ -41,17 +41,38 @@ def test_fast_equals_generic(mode, nl, layers_, bidir, lengths, bias, dtype, tol
         assert np.abs(a - b).max() <= tol * max(1.0, np.abs(b).max())
 
 
-@pytest.mark.needs_mkl
-@pytest.mark.parametrize("blas", ["mkl", "openblas"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("M,K,n", [(512, 128, 16), (500, 100, 13), (37, 5, 3), (800, 200, 20),
+                                   (8, 1, 1), (24, 17, 33)])
+def test_own_product_equals_numpy(dtype, M, K, n):
+    """gemm.product: W packed once, X read at an offset with its rows ldx apart;
+    rows of W not a multiple of the tile, columns not a multiple of the vector
+    (the columns past n are computed on whatever X holds there and ignored)."""
+    from rnnlab.engine.fast import gemm
+    rng = np.random.default_rng(M + n)
+    w = rng.standard_normal((M, K)).astype(dtype)
+    x = rng.standard_normal((K, 7 + n + 64)).astype(dtype)
+    x[:, 7 + n:] = np.nan                                        # past n: never reaches C[:, :n]
+    panels, cols = gemm.pack(w), gemm.width(n, dtype)
+    assert panels.shape == (-(-M // gemm.ROWS), K, gemm.ROWS) and cols % gemm.lanes(dtype) == 0
+    c = np.zeros(panels.shape[0] * gemm.ROWS * cols, dtype)
+    gemm.product(panels, x, 7, x.shape[1], c, n)
+    got = c.reshape(-1, cols)[:M, :n]
+    want = w.astype(np.float64) @ x[:, 7:7 + n].astype(np.float64)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    assert np.abs(got - want).max() <= tol * max(1.0, np.abs(want).max())
+    c[:] = 5
+    gemm.product(panels, x, 7, x.shape[1], c, 0)                 # no rows running: nothing written
+    assert (c == 5).all()
+
+
 @pytest.mark.parametrize("mode", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
-def test_both_step_blas_equal_generic(monkeypatch, blas, mode, dtype, tol):
-    """B = 20: with MKL on (RNNLAB_BLAS=mkl) full steps take MKL's packed product
-    (>= PACKED_MIN_COLS columns), the ragged tail OpenBLAS's; else every step OpenBLAS's."""
-    monkeypatch.setenv("RNNLAB_LOOP_THREADS", "1")                # MKL takes one-thread steps
-    monkeypatch.setattr(_kernels, "_MKL", _kernels._load_mkl() if blas == "mkl" else None)
-    w = np.ones((8, 8), dtype)
-    assert (_kernels.recurrent_gemm(w, 20)[0][2] != 0) == (blas == "mkl")
+def test_batch_of_partial_vectors_equals_generic(monkeypatch, mode, dtype, tol):
+    """B = 20 on one loop: each step's product computes two whole vectors of
+    columns (32 float32, 24 float64), reading past the batch's columns into the
+    next step's; a ragged tail computes one vector for 1-4 rows."""
+    monkeypatch.setenv("RNNLAB_LOOP_THREADS", "1")
     cfg = layers.RNNConfig(mode, 5, 8, 2, bidirectional=True)
     params = layers.init_params(cfg, 1, dtype)
     x = np.random.default_rng(0).standard_normal((9, 20, 5)).astype(dtype)
@@ -62,16 +83,14 @@ def test_both_step_blas_equal_generic(monkeypatch, blas, mode, dtype, tol):
             assert np.abs(a - b).max() <= tol * max(1.0, np.abs(b).max())
 
 
-@pytest.mark.needs_mkl
 @pytest.mark.parametrize("mode", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
-def test_two_threads_of_packed_row_slices_equal_generic(monkeypatch, mode, dtype, tol):
-    """With MKL and two loop threads the batch runs as two row slices on two
-    threads, each step on the one packed W_hh (16 rows or more) or OpenBLAS's."""
+def test_two_threads_of_row_slices_equal_generic(monkeypatch, mode, dtype, tol):
+    """With two loop threads a full batch runs as two row slices on two threads,
+    each step on the one packed W_hh; OpenBLAS is held at one thread inside."""
     if _kernels._SET_THREADS is None:
         pytest.skip("this OpenBLAS cannot hold a caller to one thread: never sliced")
     monkeypatch.setenv("RNNLAB_LOOP_THREADS", "2")
-    monkeypatch.setattr(_kernels, "_MKL", _kernels._load_mkl())
     lengths = [9] * 10 + [8, 7] * 10 + [3, 2, 1, 1, 1, 1]          # 36 rows
     monkeypatch.setattr(_kernels, "MIN_OWN_WEIGHTS", 1)            # H = 8 here
     assert _kernels.own_workers(32 * 8, 36) == 2
@@ -87,14 +106,15 @@ def test_two_threads_of_packed_row_slices_equal_generic(monkeypatch, mode, dtype
     assert _kernels._openblas_threads() == before                 # held at one inside, restored
 
 
-@pytest.mark.needs_mkl
+@pytest.mark.parametrize("blas", ["openblas", pytest.param("mkl", marks=pytest.mark.needs_mkl)])
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
-def test_products_split_over_own_threads_equal_numpy(monkeypatch, ta, tb):
+def test_products_split_over_own_threads_equal_numpy(monkeypatch, blas, ta, tb):
     """The whole-sequence products split by rows over two threads, each piece on
-    sequential MKL, for row- and column-major operands (views of padded buffers)."""
+    one-thread OpenBLAS or sequential MKL, for row- and column-major operands
+    (views of padded buffers)."""
     if _kernels._SET_THREADS is None:
         pytest.skip("this OpenBLAS cannot set its thread count: never its own threads")
-    monkeypatch.setattr(_kernels, "_MKL", _kernels._load_mkl())
+    monkeypatch.setattr(_kernels, "_MKL", _kernels._load_mkl() if blas == "mkl" else None)
     rng = np.random.default_rng(0)
     a = rng.standard_normal((70, 40) if not ta else (40, 70))
     b = rng.standard_normal((40, 33 + 16) if not tb else (33, 40))
@@ -142,25 +162,6 @@ def test_nonfinite_values_propagate():
     assert not np.isfinite(out).all()
 
 
-def test_loop_threads_one_blas_thread_inside_and_restored_after(monkeypatch):
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-
-    def blas_threads():
-        return [i["num_threads"] for i in threadpoolctl.threadpool_info()
-                if i["user_api"] == "blas"]
-    if _kernels._SET_THREADS is None:
-        pytest.skip("this OpenBLAS has no openblas_set_num_threads_local")
-    with threadpoolctl.threadpool_limits(2):
-        before = blas_threads()
-        monkeypatch.setenv("RNNLAB_LOOP_THREADS", "1")
-        with _kernels.loop_threads():
-            assert 1 in blas_threads()
-        assert blas_threads() == before
-        monkeypatch.setenv("RNNLAB_LOOP_THREADS", "0")
-        with _kernels.loop_threads():
-            assert blas_threads() == before
-
-
 @pytest.mark.parametrize("mode,nl", CASES)
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-13), (np.float32, 1e-6)])
 def test_row_slices_on_threads_equal_one_loop(monkeypatch, mode, nl, dtype, tol):
@@ -193,17 +194,13 @@ def test_row_slices_on_cache_lines():
     assert _kernels.row_slices(32, 1) == [(0, 32)]
 
 
-def test_own_threads_only_with_mkl_and_two_loop_threads(monkeypatch):
+def test_own_threads_for_two_slices_of_a_big_enough_layer(monkeypatch):
     if _kernels._SET_THREADS is None:
         pytest.skip("this OpenBLAS cannot set its thread count: never its own threads")
     monkeypatch.setenv("RNNLAB_LOOP_THREADS", "2")
-    monkeypatch.setattr(_kernels, "_MKL", object())
     big = _kernels.MIN_OWN_WEIGHTS
     assert _kernels.own_workers(big, 32) == 2
     assert _kernels.own_workers(big - 1, 32) == 1                 # hand-offs would cost more
-    assert _kernels.own_workers(big, 31) == 1                     # one slice: OpenBLAS's threads
+    assert _kernels.own_workers(big, 31) == 1                     # one slice: one loop
     monkeypatch.setenv("RNNLAB_LOOP_THREADS", "1")
-    assert _kernels.own_workers(big, 32) == 1
-    monkeypatch.setenv("RNNLAB_LOOP_THREADS", "2")
-    monkeypatch.setattr(_kernels, "_MKL", None)                   # OpenBLAS's threads instead
     assert _kernels.own_workers(big, 32) == 1

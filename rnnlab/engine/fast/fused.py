@@ -33,7 +33,7 @@ class Fused(NamedTuple):
 
 class Fwd(NamedTuple):
     """One forward call's operands, as the per-cell loops take them."""
-    gemm: tuple           # kernels.recurrent_gemm's spec for w_s
+    wp: np.ndarray        # w_s packed for the per-step products (gemm.pack)
     p: object             # DirParams
     gx: np.ndarray        # (G, N) W_ih x, packed, unscaled and without bias
     scale: np.ndarray     # (G,)
@@ -51,8 +51,7 @@ class Fwd(NamedTuple):
 
 
 class Bwd(NamedTuple):
-    gemm: tuple           # kernels.recurrent_gemm's spec for w_t
-    w_t: np.ndarray       # (H, G) W_hh^T
+    wp: np.ndarray        # W_hh^T (H, G) packed for the per-step products (gemm.pack)
     dout: np.ndarray      # (H, T*B) feature-major, or (T*B, H) time-major rows
     fm: object            # kernels.FM of the forward
     dg: np.ndarray        # (G, N + pad) dL/d(gx), packed
@@ -78,14 +77,14 @@ def _rnn_scale(G, H, opts):
 
 def _rnn_forward(f):
     acts = _k.buffer(0, f.tb, f.gx.dtype)                        # none: h_t gives f'
-    _k.run_sliced(_k.loops.rnn_fwd, (f.gemm, f.w_s, f.gx, f.scale, f.bias, f.hist, f.bs,
+    _k.run_sliced(_k.loops.rnn_fwd, (f.wp, f.gx, f.scale, f.bias, f.hist, f.bs,
                                      f.off, len(f.state0[0]), _rnn_kind(f.opts), f.half),
                   f.slices)
     return None, acts
 
 
 def _rnn_backward(b):
-    _k.run_sliced(_k.loops.rnn_bwd, (b.gemm, b.w_t, b.dout, b.fm.hist, b.dg, b.dh_mat, b.dhn,
+    _k.run_sliced(_k.loops.rnn_bwd, (b.wp, b.dout, b.fm.hist, b.dg, b.dh_mat, b.dhn,
                                      b.bs, b.off, b.dh_mat.shape[1], _rnn_kind(b.opts), b.one),
                   b.slices)
     return b.dg, ()
@@ -102,7 +101,7 @@ def _lstm_forward(f):
     chist = _k.buffer(H, f.hist.shape[1] - 16, f.gx.dtype)
     chist[:, :B] = f.state0[1].T
     acts = f.gx if f.full else _k.buffer(f.gx.shape[0], f.tb, f.gx.dtype, True)
-    _k.run_sliced(_k.loops.lstm_fwd, (f.gemm, f.w_s, f.gx, acts, f.scale, f.bias, f.hist,
+    _k.run_sliced(_k.loops.lstm_fwd, (f.wp, f.gx, acts, f.scale, f.bias, f.hist,
                                       chist, f.bs, f.off, B, f.half), f.slices)
     return chist, acts                                            # full: i,f,g,o overwrite gx
 
@@ -110,7 +109,7 @@ def _lstm_forward(f):
 def _lstm_backward(b):
     H, B = b.dh_mat.shape
     dc, dcn = _k.aligned((H, B), b.dg.dtype, True), np.ascontiguousarray(b.dstate_n[1].T)
-    _k.run_sliced(_k.loops.lstm_bwd, (b.gemm, b.w_t, b.dout, b.fm.acts, b.fm.chist, b.dg,
+    _k.run_sliced(_k.loops.lstm_bwd, (b.wp, b.dout, b.fm.acts, b.fm.chist, b.dg,
                                       b.dh_mat, dc, b.dhn, dcn, b.bs, b.off, B, b.one),
                   b.slices)
     return b.dg, (dc.T,)
@@ -127,7 +126,7 @@ def _gru_forward(f):
     acts = _k.buffer(4 * H, f.tb, f.gx.dtype, not f.full)        # r, z, n, gh_n (full: all written)
     b_hh = f.p.b_hh
     b_hn = b_hh[2 * H:].copy() if b_hh is not None else np.zeros(H, f.gx.dtype)
-    _k.run_sliced(_k.loops.gru_fwd, (f.gemm, f.w_s, f.gx, f.scale, f.bias, f.hist, acts, b_hn,
+    _k.run_sliced(_k.loops.gru_fwd, (f.wp, f.gx, f.scale, f.bias, f.hist, acts, b_hn,
                                      f.bs, f.off, B, f.half), f.slices)
     return None, acts
 
@@ -136,7 +135,7 @@ def _gru_backward(b):
     H, B = b.dh_mat.shape
     dgh = _k.buffer(b.dg.shape[0], b.dg.shape[1] - 16, b.dg.dtype)   # every column written
     dh_dir = _k.aligned((H, B), b.dg.dtype, True)                # dh * z, the direct path
-    _k.run_sliced(_k.loops.gru_bwd, (b.gemm, b.w_t, b.dout, b.fm.acts, b.fm.hist, b.dg, dgh,
+    _k.run_sliced(_k.loops.gru_bwd, (b.wp, b.dout, b.fm.acts, b.fm.hist, b.dg, dgh,
                                      b.dh_mat, dh_dir, b.dhn, b.bs, b.off, B, b.one), b.slices)
     b.dh_mat[...] += dh_dir
     return dgh, ()
@@ -179,14 +178,11 @@ def forward(fused, p, x, state0, batch_sizes, **opts):
     own = _k.own_workers(p.w_hh.size, B) if idx is None else 1    # 1: BLAS's own threads
     with _k.own_threads(own):
         gx, scale, bias, w_s = _prologue(fused, p, xT, N, opts, own)
-        hist = _k.buffer(H, (T + 1) * B, dt)
+        hist = _k.buffer(H, (T + 1) * B, dt, True)               # zero: see gemm on reads past b
         hist[:, :B] = state0[0].T
-        slices = _k.row_slices(B, own)
-        gemm, packed = _k.recurrent_gemm(w_s, max(n for _, n in slices), own > 1)  # packed: alive
-        f = Fwd(gemm, p, gx, scale, bias, w_s, hist, state0, bs, _k.offsets(bs), T * B,
-                dt.type(0.5), opts, slices, idx is None)
-        with _k.loop_threads(own):
-            chist, acts = fused.forward(f)
+        f = Fwd(_k.gemm.pack(w_s), p, gx, scale, bias, w_s, hist, state0, bs, _k.offsets(bs), T * B,
+                dt.type(0.5), opts, _k.row_slices(B, own), idx is None)
+        chist, acts = fused.forward(f)
     states = (_k.time_major(hist, T + 1, B),) + ((_k.time_major(chist, T + 1, B),) if chist is not None else ())
     return states, _k.time_major(acts, T, B), _k.FM(xT, hist, chist, acts, idx)
 
@@ -198,17 +194,13 @@ def backward(fused, p, cache, dout, dstate_n, **opts):
     G, H = p.w_hh.shape
     dt, N = fm.hist.dtype, fm.xT.shape[1]
     bs = _k.batch_sizes(cache.batch_sizes, T, B)
-    w_t = np.ascontiguousarray(p.w_hh.T)                          # (H, G)
     own = _k.own_workers(p.w_hh.size, B) if fm.idx is None else 1
     with _k.own_threads(own):
-        slices = _k.row_slices(B, own)
-        gemm, packed = _k.recurrent_gemm(w_t, max(n for _, n in slices), own > 1)  # packed: alive
-        b = Bwd(gemm, w_t, _k.dout_layout(dout), fm,
+        b = Bwd(_k.gemm.pack(p.w_hh.T), _k.dout_layout(dout), fm,
                 _k.buffer(G, N, dt), _k.aligned((H, B), dt, True),
                 np.ascontiguousarray(dstate_n[0].T), dstate_n, bs, _k.offsets(bs),
-                dt.type(1.0), opts, slices)
-        with _k.loop_threads(own):
-            dgh, extra = fused.backward(b)
+                dt.type(1.0), opts, _k.row_slices(B, own))
+        dgh, extra = fused.backward(b)
         dx, grads = _gradients(p, fm, b.dg[:, :N], dgh[:, :N], dgh is b.dg, T, B, I, own)
     return dx, (b.dh_mat.T,) + extra, grads
 

@@ -10,28 +10,21 @@ engine's dispatcher, ``rnnlab.engine.dispatch``, reads it and the cell's own
 What makes it fast, and why:
 
 * The whole time loop of a layer-direction is one compiled call: no Python or
-  NumPy call overhead per step. Each step calls ``?gemm`` on OpenBLAS (the one
-  NumPy ships) for the recurrent product, then one fused pass over the gates.
-* With ``RNNLAB_BLAS=mkl``, the ``mkl`` extra (Intel's ``mkl`` wheel) and the products on one
-  thread (``--threads 1``, ``RNNLAB_LOOP_THREADS=1``, OMP_NUM_THREADS=1): W_hh
-  is packed once per call and the steps of 16 columns or more run MKL's
-  ``?gemm_compute`` on the packed copy (``recurrent_gemm``; OpenBLAS re-packs
-  W_hh at every call, at B = 32 a third of the product), and the
-  whole-sequence products run on MKL's ?gemm (``matmul``). MKL is sequential
-  here. With two or more threads and a full batch of 32 rows or more, a layer call
-  runs on rnnlab's own threads instead (``own_threads``): the batch in row
-  slices, one time loop per slice on the packed W_hh, the whole-sequence
-  products split by rows: at H = 512, 14-18% more tokens/s than on
-  OpenBLAS's threads for the LSTM, GRU and RNN; at 256, 0-12% (runs vary);
-  none at 128 (``bench_layers``, 2 threads, quiet machine). Opt-in,
-  ``RNNLAB_BLAS=mkl`` (read at import): with it a run's last digits depend on
-  the thread count; without it they do not.
-* ``RNNLAB_LOOP_THREADS=1`` runs the per-step products on one BLAS thread
-  (``loop_threads``; default 0: BLAS's own setting). On an idle machine BLAS's
-  threads help (2 threads: GRU 1.10x torch instead of 0.79x at H = 256); on a
-  machine that other jobs load, a descheduled BLAS thread stalls every step
-  (64 steps of a (1024, 256) x (256, 32) product: 22 ms on one thread, 90-1,260
-  ms on two), and one thread is the robust choice.
+  NumPy call overhead per step. Each step runs the recurrent product on rnnlab's
+  own kernel (``gemm``: W_hh packed once per call, a register tile per step;
+  OpenBLAS re-packs W_hh at every call, and at B = 16-32 that costs as much as
+  the arithmetic), then one fused pass over the gates.
+* The batch runs in row slices on rnnlab's own threads (``own_workers``,
+  ``row_slices``): rows of a layer never meet, so each slice runs the whole time
+  loop, products and gate passes, on its own core, and the threads meet once per
+  call, not at every step. OpenBLAS is held to one thread meanwhile (its idle
+  workers spin after a call and took the core a slice needed), and the
+  whole-sequence products are split by rows over the same threads.
+  ``RNNLAB_LOOP_THREADS=n`` sets how many (default: OpenBLAS's thread count).
+* With ``RNNLAB_BLAS=mkl`` and the ``mkl`` extra (Intel's ``mkl`` wheel), the
+  whole-sequence products run on sequential MKL's ?gemm instead of OpenBLAS
+  where OpenBLAS runs on one thread (5-15% faster on Intel CPUs; slower on the
+  AMD EPYC we measured). Opt-in, read at import.
 * Feature-major histories. The per-step product is small (B columns); OpenBLAS
   runs it ~35% faster when batch is the fast axis of the result, so ``hist`` is
   (H, (T+1)*B) and step s is the column block [s*B, (s+1)*B). Rows are padded
@@ -83,12 +76,8 @@ def _load_gemm():
 
 
 class MKL(NamedTuple):
-    """MKL's packed GEMM (the ``mkl`` extra): W_hh is packed once per call, as
-    torch's fused LSTM does, and each step's product reads the packed copy
-    (?gemm_compute) instead of OpenBLAS re-packing W_hh at every step (per-step
-    product 1.2-1.8x faster, B = 32, H = 128-512). ILP64 entry points."""
+    """Sequential MKL's ?gemm (the ``mkl`` extra), ILP64 entry points."""
     lib: object
-    compute: tuple        # (float32, float64) addresses of cblas_?gemm_compute_64
     gemm: tuple           # (float32, float64) cblas_?gemm_64 as ctypes functions
 
 
@@ -97,21 +86,14 @@ def _load_mkl():
     for so in sorted(glob.glob(os.path.join(sys.prefix, "lib", "libmkl_rt.so*"))):
         try:
             lib = ctypes.CDLL(so)
-            fns = [getattr(lib, f"cblas_{t}gemm_compute_64") for t in "sd"]
+            lib.cblas_sgemm_64
         except (OSError, AttributeError):
             continue
         # sequential MKL: its OpenMP threads, spinning after each call, fought
         # OpenBLAS's and torch's (2 threads, quiet machine: the language model
-        # step 2x slower, ragged batches 2.5x); the products it runs here are
-        # per-step ones, or whole-sequence ones only where OpenBLAS is on one thread
+        # step 2x slower, ragged batches 2.5x); it runs whole-sequence products
+        # only where OpenBLAS is on one thread
         lib.MKL_Set_Threading_Layer(1)                            # MKL_THREADING_SEQUENTIAL
-        for t in "sd":
-            size = getattr(lib, f"cblas_{t}gemm_pack_get_size_64")
-            size.argtypes, size.restype = [ctypes.c_int] + [ctypes.c_int64] * 3, ctypes.c_size_t
-            getattr(lib, f"cblas_{t}gemm_pack_64").argtypes = (
-                [ctypes.c_int] * 3 + [ctypes.c_int64] * 3
-                + [ctypes.c_float if t == "s" else ctypes.c_double]
-                + [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p])
         gemms = []
         for t, real in (("s", ctypes.c_float), ("d", ctypes.c_double)):
             f = getattr(lib, f"cblas_{t}gemm_64")
@@ -119,7 +101,7 @@ def _load_mkl():
                           + [real, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
                              ctypes.c_int64, real, ctypes.c_void_p, ctypes.c_int64])
             gemms.append(f)
-        return MKL(lib, tuple(ctypes.cast(f, ctypes.c_void_p).value for f in fns), tuple(gemms))
+        return MKL(lib, tuple(gemms))
     return None
 
 
@@ -132,13 +114,11 @@ def _openblas_threads():
     return 1
 
 
-def _loop_blas_threads():
-    """Threads OpenBLAS gives the time loops' per-step products (``loop_threads``).
-    MKL runs sequential here, so it takes the steps only where OpenBLAS would run
-    them on one thread too (2 threads, quiet: OpenBLAS's parallel per-step product
-    won, ragged LSTM batches 31 ms against 35)."""
+def _loop_threads_wanted():
+    """Threads the time loops may use: ``RNNLAB_LOOP_THREADS`` if set (> 0), else
+    OpenBLAS's count (what the user set with OMP_NUM_THREADS or threadpoolctl)."""
     n = int(os.environ.get("RNNLAB_LOOP_THREADS", "0"))
-    return n if n > 0 and _SET_THREADS is not None else _openblas_threads()
+    return n if n > 0 else _openblas_threads()
 
 
 def _thread_setter():
@@ -153,67 +133,38 @@ def _thread_setter():
 _LIBS = []
 _GEMM = _load_gemm() if numba is not None else None
 # opt-in: MKL's products round differently from OpenBLAS's, and it runs only
-# where the products are on one thread, so with it on, a run's last digits
-# would depend on the thread count (a Ray trial, one thread, against the same
-# run on two); without it they do not
+# where OpenBLAS would run on one thread, so with it on, a run's last digits
+# may depend on the thread count; without it they do not
 _MKL = _load_mkl() if _GEMM is not None and os.environ.get("RNNLAB_BLAS") == "mkl" else None
 _SET_THREADS = _thread_setter()
 if _GEMM is not None:
-    from rnnlab.engine.fast import loops                          # noqa: E402
+    from rnnlab.engine.fast import gemm, loops                    # noqa: E402
 
 
 def blas():
-    """Which library runs the per-step products: 'openblas', or with RNNLAB_BLAS=mkl
-    where, as ``recurrent_gemm`` and ``own_workers`` decide."""
-    if _MKL is None:
-        return "openblas"
-    return ("mkl (packed) on one thread, and on rnnlab's own threads for full batches of "
-            f"{2 * MIN_SLICE_ROWS}+ rows; openblas's threads otherwise")
-
-
-# MKL's packed kernel computes 16 columns at a time: below that, a step (the tail
-# of a ragged batch) is faster on OpenBLAS (measured, H = 128-512: n = 2 costs
-# 3x more packed than on OpenBLAS; n >= 16 costs 1.3-1.7x less)
-PACKED_MIN_COLS = 16
-
-
-def recurrent_gemm(w, n, sliced=False):
-    """How the time loops multiply by w (m, k) at every step, n columns at most:
-    ``(spec, keep)``. spec = (plain, compute, packed, min_cols) goes to the loops:
-    a step of at least min_cols columns calls MKL's ?gemm_compute at address
-    compute on w packed at address packed; any other, cblas ?gemm at plain on w
-    itself (packed = 0: always; MKL packs only where the steps run on one
-    thread, as they do in each of several row slices: ``sliced``). keep holds
-    the packed copy alive (one copy, which every slice's thread reads)."""
-    m, k = w.shape
-    real = w.dtype == np.float64
-    if _MKL is None or n < PACKED_MIN_COLS or not (sliced or _loop_blas_threads() == 1):
-        return (_GEMM[real], 0, 0, 0), None
-    t = "d" if real else "s"
-    size = getattr(_MKL.lib, f"cblas_{t}gemm_pack_get_size_64")(161, m, n, k)  # CblasAMatrix
-    keep = _pack_buffer(size)
-    getattr(_MKL.lib, f"cblas_{t}gemm_pack_64")(101, 161, 111, m, n, k, 1.0,  # RowMajor, A, NoTrans
-                                                 w.ctypes.data, k, keep.ctypes.data)
-    return (_GEMM[real], _MKL.compute[real], keep.ctypes.data, PACKED_MIN_COLS), keep
+    """Which library runs the per-step products (rnnlab's own kernel) and the
+    whole-sequence ones."""
+    whole = "mkl where openblas runs on one thread, else openblas" if _MKL else "openblas"
+    return f"per step: rnnlab (packed, {gemm.ROWS}-row tiles); whole sequence: {whole}"
 
 
 def matmul(a, b, out=None, parts=1):
     """a @ b for the whole-sequence products (input projection, weight and input
-    gradients): MKL's ?gemm where the mkl extra is there and NumPy's OpenBLAS runs
-    on one thread (5-15% faster than OpenBLAS on these shapes; MKL runs
-    sequential here), split by rows over ``parts`` of rnnlab's own threads (see
-    ``own_threads``); else NumPy's. 2-D, one float dtype; each operand row- or
-    column-major with any leading dimension (views of the padded buffers)."""
+    gradients), split by rows over ``parts`` of rnnlab's own threads (see
+    ``own_threads``: OpenBLAS is on one thread there); each piece on MKL's ?gemm
+    where the mkl extra is on and NumPy's OpenBLAS runs on one thread, else
+    NumPy's. 2-D, one float dtype; each operand row- or column-major with any
+    leading dimension (views of the padded buffers)."""
     M, K = a.shape
     N = b.shape[1]
     out = np.empty((M, N), a.dtype) if out is None else out
     oa, ob, oc = _order(a), _order(b), _order(out)
-    if (_MKL is None or _openblas_threads() != 1 or a.dtype != b.dtype
-            or a.dtype != out.dtype or a.dtype not in (np.float32, np.float64)
-            or oc != 111 or None in (oa, ob) or 0 in (M, N, K)):
-        return np.matmul(a, b, out=out)
+    mkl = not (_MKL is None or _openblas_threads() != 1 or a.dtype != b.dtype
+               or a.dtype != out.dtype or a.dtype not in (np.float32, np.float64)
+               or oc != 111 or None in (oa, ob) or 0 in (M, N, K))
+    one = _mkl_gemm if mkl else (lambda a, b, out: np.matmul(a, b, out=out))
     cuts = np.linspace(0, M, min(parts, max(1, M // 16)) + 1).astype(int)
-    parallel([lambda r0=r0, r1=r1: _mkl_gemm(a[r0:r1], b, out[r0:r1])
+    parallel([lambda r0=r0, r1=r1: one(a[r0:r1], b, out[r0:r1])
               for r0, r1 in zip(cuts, cuts[1:])])
     return out
 
@@ -239,22 +190,6 @@ def _order(x):
     return None
 
 
-_SCRATCH = threading.local()
-
-
-def _pack_buffer(size):
-    """size bytes (64-byte aligned) for a packed W_hh, reused by this thread's calls.
-    MKL asks for ~10 MB whatever the matrix (9.2 MB for a 512 x 128 one): a fresh
-    buffer per call cost more in page faults (~4 ms) than the 64 products it
-    serves. One per thread, since a time loop's packed copy is in use until the
-    loop returns, and a thread runs one loop at a time."""
-    buf = getattr(_SCRATCH, "pack", None)
-    if buf is None or buf.nbytes < size + 64:
-        buf = _SCRATCH.pack = np.empty(size + 64, np.uint8)
-    skip = -buf.ctypes.data % 64
-    return buf[skip:skip + size]
-
-
 @contextmanager
 def _openblas_held(n):
     """Inside: OpenBLAS on n threads (n <= 0 or no setter: unchanged). Its thread
@@ -270,43 +205,31 @@ def _openblas_held(n):
         _SET_THREADS(prev)
 
 
-def loop_threads(own=1):
-    """Inside: BLAS calls run on ``RNNLAB_LOOP_THREADS`` threads (default 0 =
-    unchanged), for the compiled time loops' per-step products; nothing where
-    ``own_threads(own)`` holds OpenBLAS at one thread already."""
-    return _openblas_held(int(os.environ.get("RNNLAB_LOOP_THREADS", "0")) if own <= 1 else 0)
-
-
 # ---------------------------------------------------------------- own threads
-# With the mkl extra (RNNLAB_BLAS=mkl) and two or more threads, a layer call
-# runs on rnnlab's own threads: the batch in row slices, one whole time loop
-# per slice (rows of a layer never meet, so the threads meet once per call,
-# not at every step; the gate passes run on every core), each step on the one
-# packed W_hh, and the whole-sequence products split by rows, each piece on
-# sequential MKL. OpenBLAS is held to one thread meanwhile: its idle workers
-# spin after a call and took the core a slice needed (traced, LSTM H = 256:
-# the second slice started 3 ms late and ran 1.5x longer, and the step was no
-# faster). Without MKL a slice's product on OpenBLAS re-packs W_hh at every
-# step, and two slices were no faster than OpenBLAS's own threads.
-MIN_SLICE_ROWS = PACKED_MIN_COLS
+# A layer call with two or more threads runs on rnnlab's own: the batch in row
+# slices, one whole time loop per slice (rows of a layer never meet, so the
+# threads meet once per call, not at every step; the gate passes run on every
+# core), each step on the one packed W_hh (``gemm``), and the whole-sequence
+# products split by rows. OpenBLAS is held to one thread meanwhile: its idle
+# workers spin after a call and took the core a slice needed (traced, LSTM
+# H = 256: the second slice started 3 ms late and ran 1.5x longer).
+MIN_SLICE_ROWS = 16
 # below this many weights in W_hh (G x H) the threads' hand-offs cost more than
-# they save (measured, tanh RNN at H = 128: 483k tokens/s on own threads, 552k
-# on OpenBLAS's; a GRU at H = 128, 49k weights, gained: 221k against 188k)
+# they save (measured with MKL's per-step product, tanh RNN at H = 128: 483k
+# tokens/s on own threads, 552k on OpenBLAS's; a GRU at H = 128, 49k weights,
+# gained: 221k against 188k)
 MIN_OWN_WEIGHTS = 1 << 15
 
 
 def own_workers(weights, B):
     """How many of its own threads a layer call uses (weights: W_hh's G x H; B
     batch rows): the loop threads (``RNNLAB_LOOP_THREADS``, else OpenBLAS's
-    count) with MKL's products, a W_hh of MIN_OWN_WEIGHTS or more and at least
-    two slices of rows, else 1 (one time loop on OpenBLAS's threads: the
-    language model's B = 20 step took 43.0 ms on own threads, 39.8 without).
-    The fused drivers keep ragged batches on OpenBLAS's threads too (an LSTM
-    batch of 49% of its tokens: 28.9 ms on own threads, 26.8 without)."""
-    if (_MKL is None or _SET_THREADS is None or weights < MIN_OWN_WEIGHTS
-            or B < 2 * MIN_SLICE_ROWS):
+    count) for a W_hh of MIN_OWN_WEIGHTS or more and at least two slices of
+    rows, else 1 (one time loop; the whole-sequence products on OpenBLAS's
+    threads)."""
+    if _SET_THREADS is None or weights < MIN_OWN_WEIGHTS or B < 2 * MIN_SLICE_ROWS:
         return 1
-    return _loop_blas_threads()
+    return _loop_threads_wanted()
 
 
 def own_threads(n):

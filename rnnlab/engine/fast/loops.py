@@ -1,27 +1,21 @@
 """The compiled loops of the fast path (see ``kernels`` for why they look so).
 
 Each function is one layer-direction's whole forward or backward time loop,
-compiled by numba: per step a BLAS ``?gemm`` (called through its address,
-passed in as ``gemm``), then gate arithmetic in contiguous scratch, in flat
+compiled by numba: per step the recurrent product on weights packed once per
+call (``gemm.product``), then gate arithmetic in contiguous scratch, in flat
 loops the compiler vectorises. Imported only when numba is installed.
 """
 import numba
 import numpy as np
-from llvmlite import ir as llir
-from numba.core import types as nbtypes
-from numba.extending import intrinsic, overload
+from numba.extending import overload
+
+from rnnlab.engine.fast.gemm import ROWS, product
 
 
 # error_model="numpy": float division without Python's ZeroDivisionError check,
 # which would otherwise stop LLVM from vectorising the gate loops. Only FMA
 # contraction is allowed beyond IEEE (NaN and Inf must still show up).
 _JIT_OPTIONS = {"nogil": True, "error_model": "numpy", "fastmath": {"contract"}, "cache": True}
-
-
-def _gemm(gemm, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
-    """C[m, n] = A[m, k] @ B[k, n] + beta C, row-major, offsets in elements, as
-    gemm = ``kernels.recurrent_gemm(A, ...)[0]`` says (A itself, or MKL's packed A)."""
-    raise NotImplementedError("only callable from compiled code")
 
 
 def _tanh(x):
@@ -38,66 +32,6 @@ _Q = [np.float32(v) for v in (1.0, 4.64172823e-01, 2.44949353e-02, 2.54605902e-0
 _CLAMP = np.float32(9.0)
 
 
-@intrinsic
-def _call_gemm(typingctx, addr, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-    """cblas_?gemm(RowMajor, NoTrans, NoTrans, ...) called through its address."""
-    sig = nbtypes.void(addr, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-
-    def codegen(context, builder, signature, args):
-        i32, i64 = llir.IntType(32), llir.IntType(64)
-        ptr, real = llir.IntType(8).as_pointer(), context.get_value_type(signature.args[4])
-        fnty = llir.FunctionType(llir.VoidType(), [i32, i32, i32, i64, i64, i64, real, ptr,
-                                                   i64, ptr, i64, real, ptr, i64])
-        fn = builder.inttoptr(args[0], fnty.as_pointer())
-        ints = [context.cast(builder, args[i], signature.args[i], nbtypes.int64)
-                for i in (1, 2, 3, 6, 8, 11)]
-        ptrs = [builder.inttoptr(args[i], ptr) for i in (5, 7, 10)]
-        beta_ = context.cast(builder, args[9], signature.args[9], signature.args[4])
-        builder.call(fn, [i32(101), i32(111), i32(111), ints[0], ints[1], ints[2], args[4],
-                          ptrs[0], ints[3], ptrs[1], ints[4], beta_, ptrs[2], ints[5]])
-        return context.get_dummy_value()
-    return sig, codegen
-
-
-@intrinsic
-def _call_compute(typingctx, addr, m, n, k, a, b, ldb, beta, c, ldc):
-    """MKL's cblas_?gemm_compute_64(RowMajor, Packed, NoTrans, ...): A was packed
-    (with alpha = 1) by ``kernels.recurrent_gemm``; its lda is ignored."""
-    sig = nbtypes.void(addr, m, n, k, a, b, ldb, beta, c, ldc)
-
-    def codegen(context, builder, signature, args):
-        i32, i64 = llir.IntType(32), llir.IntType(64)
-        ptr, real = llir.IntType(8).as_pointer(), context.get_value_type(signature.args[7])
-        fnty = llir.FunctionType(llir.VoidType(), [i32, i64, i64, i64, i64, i64, ptr, i64,
-                                                   ptr, i64, real, ptr, i64])
-        fn = builder.inttoptr(args[0], fnty.as_pointer())
-        m_, n_, k_, ldb_, ldc_ = [context.cast(builder, args[i], signature.args[i], nbtypes.int64)
-                                  for i in (1, 2, 3, 6, 9)]
-        a_, b_, c_ = [builder.inttoptr(args[i], ptr) for i in (4, 5, 8)]
-        builder.call(fn, [i32(101), i64(151), i64(111), m_, n_, k_, a_, k_, b_, ldb_,
-                          args[7], c_, ldc_])
-        return context.get_dummy_value()
-    return sig, codegen
-
-
-@overload(_gemm, jit_options=_JIT_OPTIONS)
-def _gemm_impl(gemm, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
-    real = np.float32 if a.dtype == numba.float32 else np.float64
-    size = np.uintp(np.dtype(real).itemsize)
-
-    def impl(gemm, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
-        if n == 0:                        # a ragged batch's step past every row's end
-            return
-        plain, compute, packed, min_cols = gemm
-        b_ptr = b.ctypes.data + size * np.uintp(b_off)
-        c_ptr = c.ctypes.data + size * np.uintp(c_off)
-        if packed != 0 and n >= min_cols:
-            _call_compute(compute, m, n, k, packed, b_ptr, ldb, real(beta), c_ptr, ldc)
-        else:
-            _call_gemm(plain, m, n, k, real(1.0), a.ctypes.data + size * np.uintp(a_off), lda,
-                       b_ptr, ldb, real(beta), c_ptr, ldc)
-    return impl
-
 @overload(_tanh, inline="always", jit_options=_JIT_OPTIONS)
 def _tanh_impl(x):
     if x != numba.float32:
@@ -112,8 +46,6 @@ def _tanh_impl(x):
         p = ((((((p6 * u + p5) * u + p4) * u + p3) * u + p2) * u + p1) * u + p0)
         return x * p / (((q3 * u + q2) * u + q1) * u + q0)
     return impl
-
-
 
 
 def _jit(f):
@@ -133,6 +65,8 @@ def _jit(f):
 # be negative as far as numba knows, and its wraparound branch would stop LLVM
 # from vectorising. Each step works in compact (rows, b) scratch, b = rows still
 # running: gathered from the strided histories, flat loops over it, scattered back.
+# The scratch rows are w = _cols(b) apart, b rounded up to whole vectors: the
+# product computes whole vectors (see ``gemm``); columns b..w are never scattered.
 #
 # Each loop runs the batch rows k0..k0+kB (kernels.row_slices): rows of a
 # recurrent layer never meet, so slices of the batch run in separate threads,
@@ -221,6 +155,20 @@ def _rows(running, k0, kB):
 
 
 @_jit
+def _cols(b, a):
+    """Scratch columns for b rows: b rounded up to whole 64-byte vectors of a's dtype."""
+    v = 64 // a.itemsize
+    return (b + v - 1) // v * v
+
+
+@_jit
+def _scratch(rows, kB, a):
+    """Zeroed flat scratch for (rows, up to kB) blocks (zero: the columns past b,
+    computed on but never kept, hold finite values)."""
+    return np.zeros(rows * _cols(kB, a), a.dtype)
+
+
+@_jit
 def _add(x, y):
     for e in range(x.shape[0]):
         x[e] += y[e]
@@ -246,14 +194,24 @@ def _block(flat, rows, b):
 
 
 @_jit
-def rnn_fwd(gemm, w_s, gx, scale, bias, hist, bs, off, B, kind, half, k0, kB):
-    G, H = w_s.shape
-    a_buf, g_buf = np.empty(G * kB, gx.dtype), np.empty(G * kB, gx.dtype)
+def _backprop(wp, g_buf, o_buf, dh_mat, k0, b):
+    """dh_mat[:, k0:k0+b] = W_hh^T dG_t: the product of the (G, w) scratch block
+    into (H, w) scratch, its b columns copied out (past them are other rows')."""
+    H, w = dh_mat.shape[0], _cols(b, g_buf)
+    product(wp, _block(g_buf, wp.shape[1], w), 0, w, o_buf, b)
+    _scatter(_block(o_buf, H, w), dh_mat, k0, b)
+
+
+@_jit
+def rnn_fwd(wp, gx, scale, bias, hist, bs, off, B, kind, half, k0, kB):
+    G = H = hist.shape[0]
+    a_buf, g_buf = _scratch(wp.shape[0] * ROWS, kB, gx), _scratch(G, kB, gx)
     for s in range(bs.shape[0]):
         b, c0, c1 = _rows(bs[s], k0, kB), s * B + k0, (s + 1) * B + k0
-        _gemm(gemm, G, b, H, w_s, 0, H, hist, c0, hist.shape[1], 0.0, a_buf, 0, b)
-        _gather_affine(gx, off[s] + k0, b, _block(g_buf, G, b), scale, bias)
-        a, g = a_buf[:G * b], g_buf[:G * b]
+        w = _cols(b, gx)
+        product(wp, hist, c0, hist.shape[1], a_buf, b)
+        _gather_affine(gx, off[s] + k0, b, _block(g_buf, G, w), scale, bias)
+        a, g = a_buf[:G * w], g_buf[:G * w]
         _add(a, g)
         if kind == 0:
             _tanh_(a)
@@ -262,25 +220,25 @@ def rnn_fwd(gemm, w_s, gx, scale, bias, hist, bs, off, B, kind, half, k0, kB):
                 a[e] = max(a[e], half - half)
         else:
             _sig_tanh(a, half)                                    # a was pre-scaled by 1/2
-        _scatter(_block(a_buf, G, b), hist, c1, b)
+        _scatter(_block(a_buf, G, w), hist, c1, b)
         if b < kB:
             _carry(hist, c0, c1, b, kB)
 
 
 @_jit
-def lstm_fwd(gemm, w_s, gx, acts, scale, bias, hist, chist, bs, off, B, half, k0, kB):
+def lstm_fwd(wp, gx, acts, scale, bias, hist, chist, bs, off, B, half, k0, kB):
     """gx: the packed input projection W_ih x; acts gets i,f,g,o (acts may be gx
     itself when the batch is full: each step reads its block before writing it)."""
-    G, H = w_s.shape
-    dt = acts.dtype
-    a_buf, x_buf = np.empty(G * kB, dt), np.empty(G * kB, dt)
-    c_buf, h_buf = np.empty(H * kB, dt), np.empty(H * kB, dt)
+    G, H = gx.shape[0], hist.shape[0]
+    a_buf, x_buf = _scratch(wp.shape[0] * ROWS, kB, gx), _scratch(G, kB, gx)
+    c_buf, h_buf = _scratch(H, kB, gx), _scratch(H, kB, gx)
     for s in range(bs.shape[0]):
         b, c0, c1 = _rows(bs[s], k0, kB), s * B + k0, (s + 1) * B + k0   # b rows still running
-        n = H * b
-        _gemm(gemm, G, b, H, w_s, 0, H, hist, c0, hist.shape[1], 0.0, a_buf, 0, b)
-        _gather_affine(gx, off[s] + k0, b, _block(x_buf, G, b), scale, bias)
-        _gather(chist, c0, b, _block(c_buf, H, b))                # c_{t-1}
+        w = _cols(b, gx)
+        n = H * w
+        product(wp, hist, c0, hist.shape[1], a_buf, b)            # W_hh h_{t-1}, (G, w)
+        _gather_affine(gx, off[s] + k0, b, _block(x_buf, G, w), scale, bias)
+        _gather(chist, c0, b, _block(c_buf, H, w))                # c_{t-1}
         ai, af, ag, ao = a_buf[:n], a_buf[n:2 * n], a_buf[2 * n:3 * n], a_buf[3 * n:4 * n]
         xi, xf, xg, xo = x_buf[:n], x_buf[n:2 * n], x_buf[2 * n:3 * n], x_buf[3 * n:4 * n]
         cf, hf = c_buf[:n], h_buf[:n]
@@ -292,28 +250,28 @@ def lstm_fwd(gemm, w_s, gx, acts, scale, bias, hist, chist, bs, off, B, half, k0
             ce = f * cf[e] + i * g                                # c = f c + i g
             ai[e], af[e], ag[e], ao[e] = i, f, g, o
             cf[e], hf[e] = ce, o * _tanh(ce)                      # h = o tanh(c)
-        _scatter(_block(a_buf, G, b), acts, c0, b)
-        _scatter(_block(c_buf, H, b), chist, c1, b)
-        _scatter(_block(h_buf, H, b), hist, c1, b)
+        _scatter(_block(a_buf, G, w), acts, c0, b)
+        _scatter(_block(c_buf, H, w), chist, c1, b)
+        _scatter(_block(h_buf, H, w), hist, c1, b)
         if b < kB:
             _carry(hist, c0, c1, b, kB)
             _carry(chist, c0, c1, b, kB)
 
 
 @_jit
-def gru_fwd(gemm, w_s, gx, scale, bias, hist, acts, b_hn, bs, off, B, half, k0, kB):
-    G, H = w_s.shape
-    dt = gx.dtype
+def gru_fwd(wp, gx, scale, bias, hist, acts, b_hn, bs, off, B, half, k0, kB):
+    G, H = gx.shape[0], hist.shape[0]
     one = half + half
-    a_buf, x_buf = np.empty(G * kB, dt), np.empty(G * kB, dt)
-    h_buf, n_buf, bn_buf = np.empty(H * kB, dt), np.empty(H * kB, dt), np.empty(H * kB, dt)
+    a_buf, x_buf = _scratch(wp.shape[0] * ROWS, kB, gx), _scratch(G, kB, gx)
+    h_buf, n_buf, bn_buf = _scratch(H, kB, gx), _scratch(H, kB, gx), _scratch(H, kB, gx)
     for s in range(bs.shape[0]):
         b, c0, c1 = _rows(bs[s], k0, kB), s * B + k0, (s + 1) * B + k0
-        n = H * b
-        _gemm(gemm, G, b, H, w_s, 0, H, hist, c0, hist.shape[1], 0.0, a_buf, 0, b)
-        _gather_affine(gx, off[s] + k0, b, _block(x_buf, G, b), scale, bias)
-        _gather(hist, c0, b, _block(h_buf, H, b))                 # h_{t-1}
-        bn = _block(bn_buf, H, b)
+        w = _cols(b, gx)
+        n = H * w
+        product(wp, hist, c0, hist.shape[1], a_buf, b)            # W_hh h_{t-1}, (G, w)
+        _gather_affine(gx, off[s] + k0, b, _block(x_buf, G, w), scale, bias)
+        _gather(hist, c0, b, _block(h_buf, H, w))                 # h_{t-1}
+        bn = _block(bn_buf, H, w)
         for j in range(H):
             bn[j, :] = b_hn[j]                                    # b_hn, one per row
         ar, az, ahn = a_buf[:n], a_buf[n:2 * n], a_buf[2 * n:3 * n]
@@ -326,29 +284,30 @@ def gru_fwd(gemm, w_s, gx, scale, bias, hist, acts, b_hn, bs, off, B, half, k0, 
             ne = _tanh(xn[e] + r * ghn)                           # n = tanh(gx_n + r gh_n)
             ar[e], az[e], ahn[e], nn_[e] = r, z, ghn, ne
             h[e] = (one - z) * ne + z * h[e]                      # h_t
-        a2 = _block(a_buf, G, b)
+        a2 = _block(a_buf, G, w)
         _scatter_rows(a2, 0, acts, 0, 2 * H, c0, b)               # r, z
-        _scatter_rows(_block(n_buf, H, b), 0, acts, 2 * H, H, c0, b)   # n
+        _scatter_rows(_block(n_buf, H, w), 0, acts, 2 * H, H, c0, b)   # n
         _scatter_rows(a2, 2 * H, acts, 3 * H, H, c0, b)           # gh_n
-        _scatter(_block(h_buf, H, b), hist, c1, b)
+        _scatter(_block(h_buf, H, w), hist, c1, b)
         if b < kB:
             _carry(hist, c0, c1, b, kB)
 
 
 @_jit
-def rnn_bwd(gemm, w_t, dout, hist, dg, dh_mat, dhn, bs, off, B, kind, one, k0, kB):
-    H, G = w_t.shape
+def rnn_bwd(wp, dout, hist, dg, dh_mat, dhn, bs, off, B, kind, one, k0, kB):
+    H = G = dh_mat.shape[0]
     T = bs.shape[0]
-    dt = dg.dtype
-    d_buf, h_buf, g_buf, dh_buf = (np.empty(H * kB, dt), np.empty(H * kB, dt),
-                                   np.empty(H * kB, dt), np.empty(H * kB, dt))
+    d_buf, h_buf, g_buf, dh_buf = (_scratch(H, kB, dg), _scratch(H, kB, dg),
+                                   _scratch(H, kB, dg), _scratch(H, kB, dg))
+    o_buf = _scratch(wp.shape[0] * ROWS, kB, dg)
     for s in range(T - 1, -1, -1):
         b, c0 = _rows(bs[s], k0, kB), s * B + k0
-        n = H * b
+        w = _cols(b, dg)
+        n = H * w
         _inject_rows(dh_mat, dhn, bs[s + 1] if s + 1 < T else 0, bs[s], k0, kB)
-        _gather_dout(dout, c0, b, _block(d_buf, H, b))
-        _gather(hist, c0 + B, b, _block(h_buf, H, b))             # h_t = f(a_t)
-        _gather(dh_mat, k0, b, _block(dh_buf, H, b))              # dL/dh_t from step t+1
+        _gather_dout(dout, c0, b, _block(d_buf, H, w))
+        _gather(hist, c0 + B, b, _block(h_buf, H, w))             # h_t = f(a_t)
+        _gather(dh_mat, k0, b, _block(dh_buf, H, w))              # dL/dh_t from step t+1
         d, h, g, dh = d_buf[:n], h_buf[:n], g_buf[:n], dh_buf[:n]
         _add(dh, d)
         if kind == 0:
@@ -360,32 +319,33 @@ def rnn_bwd(gemm, w_t, dout, hist, dg, dh_mat, dhn, bs, off, B, kind, one, k0, k
         else:
             for e in range(n):
                 g[e] = dh[e] * h[e] * (one - h[e])
-        _scatter(_block(g_buf, H, b), dg, off[s] + k0, b)
-        _gemm(gemm, H, b, G, w_t, 0, G, g_buf, 0, b, 0.0, dh_mat, k0, B)
+        _scatter(_block(g_buf, H, w), dg, off[s] + k0, b)
+        _backprop(wp, g_buf, o_buf, dh_mat, k0, b)
 
 
 @_jit
-def lstm_bwd(gemm, w_t, dout, acts, chist, dg, dh_mat, dc, dhn, dcn, bs, off, B, one, k0, kB):
+def lstm_bwd(wp, dout, acts, chist, dg, dh_mat, dc, dhn, dcn, bs, off, B, one, k0, kB):
     """tanh(c_t) is recomputed from c_t rather than stored by the forward: one
     tanh per element costs less than writing and re-reading an (H, T*B) array."""
-    H, G = w_t.shape
+    H, G = dh_mat.shape[0], dg.shape[0]
     T = bs.shape[0]
-    dt = dg.dtype
-    a_buf, g_buf = np.empty(G * kB, dt), np.empty(G * kB, dt)    # i,f,g,o; dG_t
-    t_buf, c_buf, d_buf = np.empty(H * kB, dt), np.empty(H * kB, dt), np.empty(H * kB, dt)
-    dh_buf, dc_buf = np.empty(H * kB, dt), np.empty(H * kB, dt)
+    a_buf, g_buf = _scratch(G, kB, dg), _scratch(G, kB, dg)      # i,f,g,o; dG_t
+    t_buf, c_buf, d_buf = _scratch(H, kB, dg), _scratch(H, kB, dg), _scratch(H, kB, dg)
+    dh_buf, dc_buf = _scratch(H, kB, dg), _scratch(H, kB, dg)
+    o_buf = _scratch(wp.shape[0] * ROWS, kB, dg)
     for s in range(T - 1, -1, -1):
         b, c0 = _rows(bs[s], k0, kB), s * B + k0                  # b rows running at step s
-        n = H * b
+        w = _cols(b, dg)
+        n = H * w
         lo = bs[s + 1] if s + 1 < T else 0
         _inject_rows(dh_mat, dhn, lo, bs[s], k0, kB)              # rows whose last step is s
         _inject_rows(dc, dcn, lo, bs[s], k0, kB)
-        _gather(acts, c0, b, _block(a_buf, G, b))
-        _gather(chist, c0 + B, b, _block(t_buf, H, b))            # c_t
-        _gather(chist, c0, b, _block(c_buf, H, b))                # c_{t-1}
-        _gather_dout(dout, c0, b, _block(d_buf, H, b))
-        _gather(dh_mat, k0, b, _block(dh_buf, H, b))              # from step t+1
-        _gather(dc, k0, b, _block(dc_buf, H, b))
+        _gather(acts, c0, b, _block(a_buf, G, w))
+        _gather(chist, c0 + B, b, _block(t_buf, H, w))            # c_t
+        _gather(chist, c0, b, _block(c_buf, H, w))                # c_{t-1}
+        _gather_dout(dout, c0, b, _block(d_buf, H, w))
+        _gather(dh_mat, k0, b, _block(dh_buf, H, w))              # from step t+1
+        _gather(dc, k0, b, _block(dc_buf, H, w))
         ai, af, ag, ao = a_buf[:n], a_buf[n:2 * n], a_buf[2 * n:3 * n], a_buf[3 * n:4 * n]
         gi, gf, gg, go = g_buf[:n], g_buf[n:2 * n], g_buf[2 * n:3 * n], g_buf[3 * n:4 * n]
         t, cp, d, dh, dcf = t_buf[:n], c_buf[:n], d_buf[:n], dh_buf[:n], dc_buf[:n]
@@ -398,29 +358,29 @@ def lstm_bwd(gemm, w_t, dout, acts, chist, dg, dh_mat, dc, dhn, dcn, bs, off, B,
             gg[e] = dct * i * (one - gv * gv)
             gf[e] = dct * cp[e] * f * (one - f)
             dcf[e] = dct * f                                      # dL/dc_{t-1}
-        _scatter(_block(dc_buf, H, b), dc, k0, b)
-        _scatter(_block(g_buf, G, b), dg, off[s] + k0, b)
-        _gemm(gemm, H, b, G, w_t, 0, G, g_buf, 0, b, 0.0, dh_mat, k0, B)
+        _scatter(_block(dc_buf, H, w), dc, k0, b)
+        _scatter(_block(g_buf, G, w), dg, off[s] + k0, b)
+        _backprop(wp, g_buf, o_buf, dh_mat, k0, b)
 
 
 @_jit
-def gru_bwd(gemm, w_t, dout, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, off, B, one,
-            k0, kB):
-    H, G = w_t.shape
+def gru_bwd(wp, dout, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, off, B, one, k0, kB):
+    H, G = dh_mat.shape[0], dgx.shape[0]
     T = bs.shape[0]
-    dt = dgx.dtype
-    a_buf, x_buf, g_buf = np.empty(4 * H * kB, dt), np.empty(G * kB, dt), np.empty(G * kB, dt)
-    h_buf, d_buf = np.empty(H * kB, dt), np.empty(H * kB, dt)
-    dh_buf, dd_buf = np.empty(H * kB, dt), np.empty(H * kB, dt)
+    a_buf, x_buf, g_buf = _scratch(4 * H, kB, dgx), _scratch(G, kB, dgx), _scratch(G, kB, dgx)
+    h_buf, d_buf = _scratch(H, kB, dgx), _scratch(H, kB, dgx)
+    dh_buf, dd_buf = _scratch(H, kB, dgx), _scratch(H, kB, dgx)
+    o_buf = _scratch(wp.shape[0] * ROWS, kB, dgx)
     for s in range(T - 1, -1, -1):
         b, c0 = _rows(bs[s], k0, kB), s * B + k0
-        n = H * b
+        w = _cols(b, dgx)
+        n = H * w
         _inject_rows(dh_dir, dhn, bs[s + 1] if s + 1 < T else 0, bs[s], k0, kB)
-        _gather(acts, c0, b, _block(a_buf, 4 * H, b))             # r, z, n, gh_n
-        _gather(hist, c0, b, _block(h_buf, H, b))                 # h_{t-1}
-        _gather_dout(dout, c0, b, _block(d_buf, H, b))
-        _gather(dh_mat, k0, b, _block(dh_buf, H, b))              # W_hh^T dGh from step t+1
-        _gather(dh_dir, k0, b, _block(dd_buf, H, b))              # dh * z from step t+1
+        _gather(acts, c0, b, _block(a_buf, 4 * H, w))             # r, z, n, gh_n
+        _gather(hist, c0, b, _block(h_buf, H, w))                 # h_{t-1}
+        _gather_dout(dout, c0, b, _block(d_buf, H, w))
+        _gather(dh_mat, k0, b, _block(dh_buf, H, w))              # W_hh^T dGh from step t+1
+        _gather(dh_dir, k0, b, _block(dd_buf, H, w))              # dh * z from step t+1
         ar, az, an, ahn = a_buf[:n], a_buf[n:2 * n], a_buf[2 * n:3 * n], a_buf[3 * n:4 * n]
         xr, xz, xn = x_buf[:n], x_buf[n:2 * n], x_buf[2 * n:3 * n]
         gr, gz, gn = g_buf[:n], g_buf[n:2 * n], g_buf[2 * n:3 * n]
@@ -434,7 +394,7 @@ def gru_bwd(gemm, w_t, dout, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, off,
             xr[e], xz[e], xn[e] = dar, daz, dan
             gr[e], gz[e], gn[e] = dar, daz, dan * r               # dL/d(W_hh h + b_hh)
             dd[e] = dhe * z                                       # direct path dh * z
-        _scatter(_block(dd_buf, H, b), dh_dir, k0, b)
-        _scatter(_block(x_buf, G, b), dgx, off[s] + k0, b)
-        _scatter(_block(g_buf, G, b), dgh, off[s] + k0, b)
-        _gemm(gemm, H, b, G, w_t, 0, G, g_buf, 0, b, 0.0, dh_mat, k0, B)
+        _scatter(_block(dd_buf, H, w), dh_dir, k0, b)
+        _scatter(_block(x_buf, G, w), dgx, off[s] + k0, b)
+        _scatter(_block(g_buf, G, w), dgh, off[s] + k0, b)
+        _backprop(wp, g_buf, o_buf, dh_mat, k0, b)

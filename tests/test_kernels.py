@@ -187,10 +187,13 @@ def test_row_slices_on_threads_equal_one_loop(monkeypatch, mode, nl, dtype, tol)
 
 def test_row_slices_on_cache_lines():
     assert _kernels.row_slices(32, 2) == [(0, 16), (16, 16)]
-    assert _kernels.row_slices(40, 2) == [(0, 16), (16, 24)]
+    assert _kernels.row_slices(40, 2) == [(0, 32), (32, 8)]          # 2 + 1 vectors of 16
     assert _kernels.row_slices(64, 4) == [(0, 16), (16, 16), (32, 16), (48, 16)]
     assert _kernels.row_slices(64, 3) == [(0, 16), (16, 32), (48, 16)]
-    assert _kernels.row_slices(31, 2) == [(0, 31)]                 # under 2 x MIN_SLICE_ROWS
+    assert _kernels.row_slices(31, 2) == [(0, 16), (16, 15)]       # one 16-column vector each
+    assert _kernels.row_slices(20, 2) == [(0, 16), (16, 4)]
+    assert _kernels.row_slices(16, 2) == [(0, 16)]
+    assert _kernels.row_slices(48, 2) in ([(0, 16), (16, 32)], [(0, 32), (32, 16)])
     assert _kernels.row_slices(32, 1) == [(0, 32)]
 
 
@@ -201,6 +204,39 @@ def test_own_threads_for_two_slices_of_a_big_enough_layer(monkeypatch):
     big = _kernels.MIN_OWN_WEIGHTS
     assert _kernels.own_workers(big, 32) == 2
     assert _kernels.own_workers(big - 1, 32) == 1                 # hand-offs would cost more
-    assert _kernels.own_workers(big, 31) == 1                     # one slice: one loop
+    assert _kernels.own_workers(big, 17) == 2                     # 16 + 1 rows
+    assert _kernels.own_workers(big, 16) == 1                     # one slice: one loop
     monkeypatch.setenv("RNNLAB_LOOP_THREADS", "1")
     assert _kernels.own_workers(big, 32) == 1
+
+
+def test_input_rows_reads_either_layout():
+    """The folded LSTM loop reads each step's input itself: a layer below's
+    feature-major history as is, a caller's (T, B, I) as time-major rows, and
+    anything else (a flipped reverse direction) from a copy in either layout."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 3, 4))
+    src, fm = _kernels.input_rows(x)
+    assert not fm and np.shares_memory(src, x) and (src == x.reshape(15, 4)).all()
+    base = _kernels.buffer(4, 6 * 3, x.dtype)                    # a history: (H, (T+1)*B)
+    base[:, :18] = rng.standard_normal((4, 18))
+    view = _kernels.time_major(base, 6, 3)[1:]                    # outputs h_1..h_5, (T, B, H)
+    src, fm = _kernels.input_rows(view)
+    assert fm and np.shares_memory(src, base) and (src[:, :15] == base[:, 3:18]).all()
+    src, fm = _kernels.input_rows(x[::-1])
+    flat = x[::-1].reshape(15, 4)
+    assert not np.shares_memory(src, x) and (src[:, :15] == flat.T if fm else src == flat).all()
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+def test_stacked_lstm_reads_the_layer_below_in_place(dtype, tol):
+    """A unidirectional stack: layer 1's folded loop reads layer 0's history
+    (feature-major), layer 0's the caller's time-major input; both equal the
+    reference loop, full and ragged, B = 36 on two row slices."""
+    cfg = layers.RNNConfig("lstm", 5, 16, 3)
+    params = layers.init_params(cfg, 2, dtype)
+    x = np.random.default_rng(1).standard_normal((8, 36, 5)).astype(dtype)
+    for lens in (None, [8] * 20 + [5] * 10 + [1] * 6):
+        fast, slow = run(cfg, params, x, lens, True), run(cfg, params, x, lens, False)
+        for a, b in zip(fast, slow):
+            assert np.abs(a - b).max() <= tol * max(1.0, np.abs(b).max())

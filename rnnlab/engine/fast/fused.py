@@ -4,7 +4,8 @@ A cell opts into the fast path by declaring ``fast_kernels()`` returning one of
 the ``Fused`` entries below (``rnnlab/engine/cells/lstm.py`` does); a cell
 without it runs on the reference loop of ``rnnlab.engine.sequence``. The
 drivers here do what every cell shares: the one input product W_ih x for all
-steps, the feature-major buffers, and the weight gradients after the loop
+steps (or, for a cell whose loop folds it in, the packed [W_ih | W_hh]), the
+feature-major buffers, and the weight gradients after the loop
 (see ``kernels`` for why the buffers look as they do). The compiled time loops
 are in ``loops``.
 
@@ -29,16 +30,18 @@ class Fused(NamedTuple):
     forward: Callable     # (Fwd) -> (chist or None, acts (A, T*B))
     backward: Callable    # (Bwd) -> (dGh buffer, extra dstate0 tuple)
     supports: Callable    # opts -> bool: can these cell options run fused?
+    folds_input: bool = False   # the loop multiplies [W_ih | W_hh] by [x_t; h_{t-1}] itself
 
 
 class Fwd(NamedTuple):
     """One forward call's operands, as the per-cell loops take them."""
     wp: np.ndarray        # w_s packed for the per-step products (gemm.pack)
     p: object             # DirParams
-    gx: np.ndarray        # (G, N) W_ih x, packed, unscaled and without bias
+    gx: np.ndarray        # (G, N) W_ih x, packed, unscaled and without bias (None: folded)
+    x: tuple              # (source, feature-major?): the layer input as folded loops read it
     scale: np.ndarray     # (G,)
     bias: np.ndarray      # (G,) b_ih + the folded rows of b_hh
-    w_s: np.ndarray       # (G, H) W_hh with its rows scaled
+    w_s: np.ndarray       # (G, H) W_hh with its rows scaled ((G, I + H) [W_ih | W_hh]: folded)
     hist: np.ndarray      # (H, (T+1)*B) padded; block 0 holds h_0
     state0: tuple         # each (B, H)
     bs: np.ndarray        # (T,) rows running at each step
@@ -97,13 +100,16 @@ def _lstm_scale(G, H, opts):
 
 
 def _lstm_forward(f):
-    H, B = f.hist.shape[0], len(f.state0[0])
-    chist = _k.buffer(H, f.hist.shape[1] - 16, f.gx.dtype)
+    """The input product folded into the steps' (``loops.lstm_fwd``): no (G, T*B)
+    W_ih x written before the loop and read back, step by step, across rows a
+    page apart."""
+    (H, B), dt = (f.hist.shape[0], len(f.state0[0])), f.hist.dtype
+    chist = _k.buffer(H, f.hist.shape[1] - 16, dt)
     chist[:, :B] = f.state0[1].T
-    acts = f.gx if f.full else _k.buffer(f.gx.shape[0], f.tb, f.gx.dtype, True)
-    _k.run_sliced(_k.loops.lstm_fwd, (f.wp, f.gx, acts, f.scale, f.bias, f.hist,
-                                      chist, f.bs, f.off, B, f.half), f.slices)
-    return chist, acts                                            # full: i,f,g,o overwrite gx
+    acts = _k.buffer(f.w_s.shape[0], f.tb, dt, not f.full)
+    _k.run_sliced(_k.loops.lstm_fwd, (f.wp, *f.x, acts, f.scale * f.bias, f.hist,
+                                             chist, f.bs, B, f.half), f.slices)
+    return chist, acts
 
 
 def _lstm_backward(b):
@@ -142,7 +148,8 @@ def _gru_backward(b):
 
 
 RNN = Fused(_rnn_scale, lambda H: H, _rnn_forward, _rnn_backward, lambda opts: True)
-LSTM = Fused(_lstm_scale, lambda H: 4 * H, _lstm_forward, _lstm_backward, lambda opts: True)
+LSTM = Fused(_lstm_scale, lambda H: 4 * H, _lstm_forward, _lstm_backward, lambda opts: True,
+             folds_input=True)
 # GRU: b_hh's n block stays out (the reset gate multiplies it); only reset_after is fused
 GRU = Fused(_gru_scale, lambda H: 2 * H, _gru_forward, _gru_backward,
             lambda opts: opts.get("reset_after", True))
@@ -151,18 +158,22 @@ GRU = Fused(_gru_scale, lambda H: 2 * H, _gru_forward, _gru_backward,
 # ---------------------------------------------------------------- drivers
 
 def _prologue(fused, p, xT, TB, opts, own):
-    """W_ih x for all steps (G, T*B), the row scale, the folded bias, scaled W_hh."""
+    """W_ih x for all steps (G, T*B) (None where the cell's loop folds it in), the
+    row scale, the folded bias, scaled W_hh (folded: [W_ih | W_hh], rows scaled)."""
     G, H = p.w_hh.shape
     scale = fused.scale(G, H, opts).astype(xT.dtype)
-    gx = _k.buffer(G, TB, xT.dtype)
-    _k.matmul(p.w_ih, xT[:, :TB], out=gx[:, :TB], parts=own)     # (G, T*B)
+    if fused.folds_input:
+        gx, w = None, np.concatenate([p.w_ih, p.w_hh], axis=1)   # (G, I + H)
+    else:
+        gx, w = _k.buffer(G, TB, xT.dtype), p.w_hh
+        _k.matmul(p.w_ih, xT[:, :TB], out=gx[:, :TB], parts=own)  # (G, T*B)
     bias = np.zeros(G, xT.dtype)
     if p.b_ih is not None:
         bias += p.b_ih
     if p.b_hh is not None:
         rows = fused.b_hh_rows(H)
         bias[:rows] += p.b_hh[:rows]
-    return gx, scale, bias, np.ascontiguousarray(p.w_hh * scale[:, None])
+    return gx, scale, bias, np.ascontiguousarray(w * scale[:, None])
 
 
 def forward(fused, p, x, state0, batch_sizes, **opts):
@@ -175,12 +186,13 @@ def forward(fused, p, x, state0, batch_sizes, **opts):
     # (I, N): BLAS reads x's layout as is; a ragged batch's tokens are gathered first
     xT = _k.fm_view(x) if idx is None else x.reshape(T * B, -1)[idx].T
     N = xT.shape[1]
-    own = _k.own_workers(p.w_hh.size, B) if idx is None else 1    # 1: BLAS's own threads
+    own = _k.own_workers(p.w_hh.size, B)
     with _k.own_threads(own):
         gx, scale, bias, w_s = _prologue(fused, p, xT, N, opts, own)
         hist = _k.buffer(H, (T + 1) * B, dt, True)               # zero: see gemm on reads past b
         hist[:, :B] = state0[0].T
-        f = Fwd(_k.gemm.pack(w_s), p, gx, scale, bias, w_s, hist, state0, bs, _k.offsets(bs), T * B,
+        f = Fwd(_k.gemm.pack(w_s), p, gx, _k.input_rows(x) if gx is None else None, scale,
+                bias, w_s, hist, state0, bs, _k.offsets(bs), T * B,
                 dt.type(0.5), opts, _k.row_slices(B, own), idx is None)
         chist, acts = fused.forward(f)
     states = (_k.time_major(hist, T + 1, B),) + ((_k.time_major(chist, T + 1, B),) if chist is not None else ())
@@ -194,7 +206,7 @@ def backward(fused, p, cache, dout, dstate_n, **opts):
     G, H = p.w_hh.shape
     dt, N = fm.hist.dtype, fm.xT.shape[1]
     bs = _k.batch_sizes(cache.batch_sizes, T, B)
-    own = _k.own_workers(p.w_hh.size, B) if fm.idx is None else 1
+    own = _k.own_workers(p.w_hh.size, B)
     with _k.own_threads(own):
         b = Bwd(_k.gemm.pack(p.w_hh.T), _k.dout_layout(dout), fm,
                 _k.buffer(G, N, dt), _k.aligned((H, B), dt, True),

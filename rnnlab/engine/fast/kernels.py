@@ -13,7 +13,10 @@ What makes it fast, and why:
   NumPy call overhead per step. Each step runs the recurrent product on rnnlab's
   own kernel (``gemm``: W_hh packed once per call, a register tile per step;
   OpenBLAS re-packs W_hh at every call, and at B = 16-32 that costs as much as
-  the arithmetic), then one fused pass over the gates.
+  the arithmetic), then one fused pass over the gates. The LSTM's loop folds
+  the input product into that per-step product ([W_ih | W_hh] times
+  [x_t; h_{t-1}]), so no (4H, T*B) W_ih x is written before the loop and read
+  back across rows a page apart; the RNN and GRU run W_ih x for all steps first.
 * The batch runs in row slices on rnnlab's own threads (``own_workers``,
   ``row_slices``): rows of a layer never meet, so each slice runs the whole time
   loop, products and gate passes, on its own core, and the threads meet once per
@@ -35,6 +38,8 @@ What makes it fast, and why:
   float32 that tanh is a rational approximation (max error 3e-7, about 2.6 ulp;
   coefficients fitted for rnnlab) that the compiler vectorises, where libm's is
   a scalar call. float64 uses the exact tanh.
+* The forward loops keep the state (h, c) in compact scratch from one step to the
+  next, where the product reads it (see ``loops``).
 * The backward's derivatives come from cached activations; the LSTM's
   tanh(c_t) alone is recomputed from c_t (one tanh costs less than writing and
   re-reading an (H, T*B) array). Input and weight gradients are one product
@@ -44,7 +49,6 @@ import ctypes
 import glob
 import os
 import sys
-import threading
 from contextlib import contextmanager
 from typing import NamedTuple
 
@@ -224,10 +228,10 @@ MIN_OWN_WEIGHTS = 1 << 15
 def own_workers(weights, B):
     """How many of its own threads a layer call uses (weights: W_hh's G x H; B
     batch rows): the loop threads (``RNNLAB_LOOP_THREADS``, else OpenBLAS's
-    count) for a W_hh of MIN_OWN_WEIGHTS or more and at least two slices of
+    count) for a W_hh of MIN_OWN_WEIGHTS or more and more than one slice of
     rows, else 1 (one time loop; the whole-sequence products on OpenBLAS's
     threads)."""
-    if _SET_THREADS is None or weights < MIN_OWN_WEIGHTS or B < 2 * MIN_SLICE_ROWS:
+    if _SET_THREADS is None or weights < MIN_OWN_WEIGHTS or B <= MIN_SLICE_ROWS:
         return 1
     return _loop_threads_wanted()
 
@@ -238,11 +242,14 @@ def own_threads(n):
 
 
 def row_slices(B, n):
-    """The batch rows 0..B as contiguous slices ``[(k0, kB), ...]`` for n threads,
-    about equal, MIN_SLICE_ROWS rows or more each, cut on multiples of 16 rows
-    (whole cache lines of the histories: no line holds two threads' columns)."""
-    n = min(n, B // MIN_SLICE_ROWS)
-    cuts = [0] + sorted({16 * round(B * j / n / 16) for j in range(1, n)} - {0, B}) + [B]
+    """The batch rows 0..B as contiguous slices ``[(k0, kB), ...]`` for up to n
+    threads, cut on multiples of 16 rows (whole cache lines of the histories: no
+    line holds two threads' columns) with about as many 16-row groups each. A
+    step's product costs whole vectors of 16 columns, so B = 20 runs as 16 + 4
+    rows, each slice one vector per step: twice as fast as one loop's two."""
+    groups = -(-B // MIN_SLICE_ROWS)
+    n = max(1, min(n, groups))
+    cuts = [0] + sorted({min(B, 16 * round(groups * j / n)) for j in range(1, n)} - {0, B}) + [B]
     return [(a, b - a) for a, b in zip(cuts, cuts[1:])]
 
 
@@ -325,6 +332,18 @@ def fm_view(a):
     """(T, B, F) -> (F, T*B) for BLAS only: any layout BLAS takes, copied only if not."""
     T, B, F = a.shape
     return a.transpose(2, 0, 1).reshape(F, T * B)
+
+
+def input_rows(a):
+    """(T, B, I) layer input -> (2-D source, feature-major?) for loops that read
+    each step's rows themselves: the feature-major (I, T*B) rows of a layer
+    below's history (a view), else time-major (T*B, I) rows (a copy only when a
+    is not C-contiguous, a flipped reverse direction say)."""
+    T, B, F = a.shape
+    v = fm_view(a)
+    if v.strides[1] == a.itemsize and v.strides[0] >= T * B * a.itemsize:
+        return v, True
+    return np.ascontiguousarray(a).reshape(T * B, F), False
 
 
 def time_major(base, T, B):

@@ -48,12 +48,26 @@ def width(n, dtype):
 
 def pack(w):
     """W (M, K) -> panels (Mp/R, K, R): panel p, row k holds W[p*R:(p+1)*R, k];
-    rows past M are zero."""
+    rows past M are zero. W may be any 2-D view (a transpose, say)."""
     M, K = w.shape
-    Mp = -(-M // ROWS) * ROWS
-    p = np.zeros((Mp, K), w.dtype)
-    p[:M] = w
-    return np.ascontiguousarray(p.reshape(Mp // ROWS, ROWS, K).transpose(0, 2, 1))
+    out = np.empty((-(-M // ROWS), K, ROWS), w.dtype)
+    _pack(w, out)
+    return out
+
+
+@numba.njit(nogil=True, cache=True)
+def _pack(w, out):
+    M = w.shape[0]
+    for q in range(out.shape[0]):
+        for r in range(ROWS):
+            m = q * ROWS + r
+            if m < M:
+                row = w[m]
+                for k in range(out.shape[1]):
+                    out[q, k, r] = row[k]
+            else:
+                for k in range(out.shape[1]):
+                    out[q, k, r] = 0
 
 
 @intrinsic

@@ -20,9 +20,11 @@ of tokens actually present (target: at most f + 0.1). torch runs the same batch
 through pack_padded_sequence (target: rnnlab at least 1.5x faster).
 """
 import argparse
+import statistics
 import os
 import sys
 
+import rnnlab  # noqa: F401  (before NumPy: it sets OpenBLAS's idle spin, see rnnlab/__init__.py)
 import numpy as np
 
 import machine
@@ -64,7 +66,9 @@ def lengths_table(torch, clock, H=256, T=64, B=32, reps=7):
     x = np.random.default_rng(1).standard_normal((T, B, H)).astype(np.float32)
     print(f"\n# variable lengths: B={B} T={T} H={H}, lengths uniform in 1..{T}: "
           f"f = {share:.0%} of the T*B tokens are present; forward + full backward; "
-          f"targets: varlen / full <= f + 0.1 = {share + 0.1:.2f}, >= 1.5x torch packed")
+          f"targets: varlen / full <= f + 0.1 = {share + 0.1:.2f}, >= 1.5x torch packed; "
+          f"the four timed in turns, {reps} rounds: times of the median round, ratios the "
+          f"median over rounds")
     print("| cell | rnnlab full | rnnlab varlen | varlen / full | torch full | torch packed "
           "| packed / full | rnnlab vs torch packed |")
     print("|---|---|---|---|---|---|---|---|")
@@ -75,11 +79,9 @@ def lengths_table(torch, clock, H=256, T=64, B=32, reps=7):
             def f():
                 out, _ = m(x, lengths=lengths)
                 m.backward(np.ones_like(out))
-            return machine.timeit(f, reps, 3, clock)
-        full, var = ours(None), ours(lens)
-        row = f"| {mode} | {full * 1e3:.1f} ms | {var * 1e3:.1f} ms | {var / full:.2f} |"
+            return f
+        fs = {"full": ours(None), "var": ours(lens)}
         if torch is not None:
-            machine.settle()
             tm = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[mode](H, H)
             xt = torch.from_numpy(x).requires_grad_(True)
 
@@ -90,13 +92,18 @@ def lengths_table(torch, clock, H=256, T=64, B=32, reps=7):
                     out, _ = tm(inp)
                     out = torch.nn.utils.rnn.pad_packed_sequence(out)[0] if packed else out
                     out.sum().backward()
-                return machine.timeit(f, reps, 3, clock)
-            tf, tp = theirs(False), theirs(True)
-            row += (f" {tf * 1e3:.1f} ms | {tp * 1e3:.1f} ms | {tp / tf:.2f} | "
-                    f"{tp / var:.2f}x |")
+                return f
+            fs.update(tfull=theirs(False), tpacked=theirs(True))
+        times = machine.rounds(fs, reps, 3, clock)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        row = (f"| {mode} | {med['full'] * 1e3:.1f} ms | {med['var'] * 1e3:.1f} ms | "
+               f"{machine.ratio(times, 'var', 'full'):.2f} |")
+        if torch is not None:
+            row += (f" {med['tfull'] * 1e3:.1f} ms | {med['tpacked'] * 1e3:.1f} ms | "
+                    f"{machine.ratio(times, 'tpacked', 'tfull'):.2f} | "
+                    f"{machine.ratio(times, 'tpacked', 'var'):.2f}x |")
         print(row, flush=True)
         machine.settle()
-
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -122,6 +129,7 @@ def main(argv=None):
     reps = 3 if args.quick else 7
     with threadpool_limits(args.threads):
         print(f"# {machine.describe(torch)}")
+        machine.freeze_gc()
         print(f"# command: python benchmarks/bench_layers.py {' '.join(argv)}; "
               f"{args.threads} thread(s), {args.clock} clock")
         if args.lengths:
@@ -130,7 +138,9 @@ def main(argv=None):
         print(f"# float32 matmul rate {peak:.0f} GFLOP/s (2048^2, best of NumPy and torch)")
         print(f"# B={B} T={T} I=H, forward + full backward; tok/s = T*B / time; targets: "
               f"LSTM >= 1.0x (stretch 1.2x), RNN and GRU >= 1.3x at 256, GRU >= 1.5x at "
-              f"256 and 512, every cell >= 85% of the matmul rate at 512")
+              f"256 and 512, every cell >= 85% of the matmul rate at 512; rnnlab and torch "
+              f"timed in turns, {reps} rounds: tok/s from the median round, 'vs torch' the "
+              f"median over rounds of torch's time / rnnlab's in the same round")
         print("| cell | H | rnnlab tok/s | torch tok/s | vs torch | pure NumPy tok/s | "
               "rnnlab GFLOP/s | of matmul rate |")
         print("|---|---|---|---|---|---|---|---|")
@@ -139,17 +149,20 @@ def main(argv=None):
                 G = CELLS[mode].GATES * H
                 flops = 6 * 2 * T * B * H * G                     # 2 products fwd, 4 bwd
                 number = max(1, int(2e9 / flops))
-                ours = machine.timeit(rnnlab_step(mode, H, T, B), reps, number, args.clock)
-                machine.settle()
-                theirs = (machine.timeit(torch_step(torch, mode, H, T, B), reps, number,
-                                         args.clock) if torch is not None else float("nan"))
+                fs = {"ours": rnnlab_step(mode, H, T, B)}
+                if torch is not None:
+                    fs["theirs"] = torch_step(torch, mode, H, T, B)
+                times = machine.rounds(fs, reps, max(3, number), args.clock)
+                ours = statistics.median(times["ours"])
+                theirs = statistics.median(times["theirs"]) if torch is not None else float("nan")
+                vs = machine.ratio(times, "theirs", "ours") if torch is not None else float("nan")
                 machine.settle()
                 plain = (float("nan") if args.no_generic else
                          machine.timeit(rnnlab_step(mode, H, T, B, generic=True),
                                         max(2, reps // 3), number, args.clock))
                 gf = flops / ours / 1e9
                 print(f"| {mode} | {H} | {T * B / ours:,.0f} | {T * B / theirs:,.0f} | "
-                      f"{theirs / ours:.2f}x | {T * B / plain:,.0f} | {gf:.0f} | {gf / peak:.0%} |",
+                      f"{vs:.2f}x | {T * B / plain:,.0f} | {gf:.0f} | {gf / peak:.0%} |",
                       flush=True)
         lengths_table(torch, args.clock)
 

@@ -14,6 +14,7 @@ import argparse
 import statistics
 import sys
 
+import rnnlab  # noqa: F401  (before NumPy: it sets OpenBLAS's idle spin, see rnnlab/__init__.py)
 import numpy as np
 
 import machine
@@ -76,6 +77,7 @@ def _run(a, argv):
     cfg = lm.LMConfig(10000, 200, 200, 2, "lstm")
     params = lm.init_params(cfg, np.random.default_rng(0))
     print(machine.describe(torch))
+    machine.freeze_gc()
     print(f"command: python benchmarks/lm_generate_speed.py {' '.join(argv)}")
     print(f"model: V={cfg.vocab_size} E=H={cfg.hidden_size} L={cfg.num_layers} lstm, float32; "
           f"{a.tokens} sampled tokens per row per call; {a.threads} thread(s), "

@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 
+import rnnlab  # noqa: F401  (before NumPy: it sets OpenBLAS's idle spin, see rnnlab/__init__.py)
 import numpy as np
 
 import machine
@@ -142,6 +143,7 @@ def _speed(a, argv, cfg, x, y):
     for s in steppers.values():                              # warm-up (JIT, allocators)
         for _ in range(3):
             s(x, y)
+    machine.freeze_gc()
     while min(len(t) for t in times.values()) < a.steps:
         for name, s in steppers.items():
             machine.settle()

@@ -25,6 +25,7 @@ import argparse
 import os
 import sys
 
+import rnnlab  # noqa: F401  (before NumPy: it sets OpenBLAS's idle spin, see rnnlab/__init__.py)
 import numpy as np
 
 import machine
@@ -143,6 +144,7 @@ def main(argv=None):
     import rnnlab                          # loads MKL where used, so the limit reaches it
     torch.set_num_threads(a.threads)
     threadpool_limits(a.threads)
+    machine.freeze_gc()
     lines = ["# LSTM step profile (issue 12)", "", machine.describe(torch),
              f"command: python benchmarks/lstm_profile.py {' '.join(argv or sys.argv[1:])}",
              f"B=32, T=64, I=H, float32, {a.threads} thread(s), {a.clock} clock, "

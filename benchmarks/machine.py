@@ -4,6 +4,16 @@
   kernel OpenBLAS chose (threadpoolctl), thread count, NumPy and torch versions.
 - ``matmul_rate()``: this machine's float32 matrix-multiply rate, measured now.
 - ``timeit(f)``: median time of repeated calls, after a warm-up.
+- ``rounds(fs)``: several callables timed in turns, round after round (a pause
+  before each), so a stretch when the machine is slower (other virtual
+  machines on the host: a 2-core cloud machine showed 200 ms stretches at 1.5x
+  its usual step time) falls on every peer alike; ``ratio()`` is then the
+  median over rounds of one's time over the other's in the same round.
+- ``freeze_gc()``: after the imports, every object so far moved out of the cyclic
+  collector's reach (``gc.freeze``): with torch, numba and rnnlab in one process
+  (~196k objects) a full collection takes ~100 ms, and the collections that a
+  step's allocations set off charged that to whichever library was running
+  (LSTM H = 128: every few steps one of 24 ms instead of 13).
 - ``settle()``: a short pause between peers, so BLAS/OpenMP worker threads that
   are still spinning after one library's call do not slow the other's.
 """
@@ -72,6 +82,37 @@ def timeit(f, repeats=5, number=1, clock="wall"):
             f()
         times.append((tick() - t0) / number)
     return statistics.median(times)
+
+
+def rounds(fs, repeats=7, number=3, clock="wall", warm=2):
+    """{name: [seconds per call, one per round]}: the callables of the dict fs
+    timed (number calls) in turn, round after round, each after ``settle()``
+    and ``warm`` untimed calls (a training loop calls back to back; the first
+    calls after a pause pay for threads and cores that slept: rnnlab's LSTM at
+    H = 128 took 17 and 24 ms in its first two calls, 13-14 ms after)."""
+    tick = CLOCKS[clock]
+    times = {k: [] for k in fs}
+    for _ in range(repeats):
+        for k, f in fs.items():
+            settle()
+            for _ in range(warm):
+                f()
+            t0 = tick()
+            for _ in range(number):
+                f()
+            times[k].append((tick() - t0) / number)
+    return times
+
+
+def ratio(times, a, b):
+    """Median over rounds of times[a] / times[b] (round by round)."""
+    return statistics.median(x / y for x, y in zip(times[a], times[b]))
+
+
+def freeze_gc():
+    import gc
+    gc.collect()
+    gc.freeze()
 
 
 def settle(seconds=0.3):

@@ -48,7 +48,7 @@ def blas():
 
 
 def step_blas():
-    """Which BLAS runs rnnlab's per-step products (MKL packed with RNNLAB_BLAS=mkl)."""
+    """What runs rnnlab's per-step products (its own kernel) and whole-sequence ones."""
     try:
         from rnnlab.engine.fast import kernels
     except ImportError:

@@ -240,3 +240,35 @@ def test_stacked_lstm_reads_the_layer_below_in_place(dtype, tol):
         fast, slow = run(cfg, params, x, lens, True), run(cfg, params, x, lens, False)
         for a, b in zip(fast, slow):
             assert np.abs(a - b).max() <= tol * max(1.0, np.abs(b).max())
+
+
+def test_four_row_tiles_as_on_avx2(tmp_path):
+    """The tile height an AVX2 CPU gets (4 rows; 8 with AVX-512), forced in a fresh
+    process with its own numba cache: the product and a ragged bidirectional LSTM
+    and GRU equal NumPy and the reference loop."""
+    import os
+    import subprocess
+    import sys
+    code = """
+import numpy as np
+from rnnlab.engine.fast import gemm
+from rnnlab.engine import layers
+assert gemm.ROWS == 4
+rng = np.random.default_rng(0)
+w, x = rng.standard_normal((37, 9)), rng.standard_normal((9, 40))
+c = np.zeros(gemm.pack(w).shape[0] * 4 * 24)
+gemm.product(gemm.pack(w), x, 3, 40, c, 20)
+assert np.abs(c.reshape(-1, 24)[:37, :20] - w @ x[:, 3:23]).max() < 1e-12
+for mode in ("lstm", "gru"):
+    cfg = layers.RNNConfig(mode, 5, 6, 2, bidirectional=True)
+    p = layers.init_params(cfg, 1, np.float64)
+    xs = rng.standard_normal((7, 20, 5))
+    lens = [7] * 10 + [4] * 6 + [1] * 4
+    out = [layers.forward(cfg, p, xs, lengths=lens, impl=i)[0] for i in ("fast", "reference")]
+    assert np.abs(out[0] - out[1]).max() < 1e-12, mode
+print("ok")
+"""
+    env = dict(os.environ, RNNLAB_TILE_ROWS="4", NUMBA_CACHE_DIR=str(tmp_path))
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]

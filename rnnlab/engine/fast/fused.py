@@ -107,8 +107,8 @@ def _lstm_forward(f):
     chist = _k.buffer(H, f.hist.shape[1] - 16, dt)
     chist[:, :B] = f.state0[1].T
     acts = _k.buffer(f.w_s.shape[0], f.tb, dt, not f.full)
-    _k.run_sliced(_k.loops.lstm_fwd, (f.wp, *f.x, acts, f.scale * f.bias, f.hist,
-                                             chist, f.bs, B, f.half), f.slices)
+    _k.run_sliced(_k.loops.lstm_fwd, (f.wp, *f.x, acts, f.scale * f.bias, f.hist, chist,
+                                      f.bs, B, f.half), f.slices)
     return chist, acts
 
 

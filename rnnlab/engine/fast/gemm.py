@@ -22,6 +22,8 @@ computes a whole vector and ignores the columns past n, so X must be readable
 V - 1 columns past n (the fast path's buffers are padded for that) and C is
 scratch with row stride ``width(n)``.
 """
+import os
+
 import numba
 import numpy as np
 from llvmlite import binding as llvm_binding, ir as llir
@@ -32,7 +34,11 @@ VECTOR_BYTES = 64
 # R accumulators of 64 bytes, plus X's row and a broadcast, must fit the vector
 # registers: 32 with AVX-512 (R = 8 ran 112 GFLOP/s, R = 4 81-111, R = 16 108-114
 # on the AMD EPYC), 16 with AVX2 (64-byte vectors are two registers there: R = 4)
-ROWS = 8 if "+avx512f" in llvm_binding.get_host_cpu_features().flatten() else 4
+# RNNLAB_TILE_ROWS overrides it (the tests run the AVX2 choice on an AVX-512 CPU);
+# numba's on-disk cache is keyed by the CPU, not by this, so an override needs its
+# own NUMBA_CACHE_DIR
+ROWS = (int(os.environ.get("RNNLAB_TILE_ROWS", "0"))
+        or (8 if "+avx512f" in llvm_binding.get_host_cpu_features().flatten() else 4))
 
 
 def lanes(dtype):

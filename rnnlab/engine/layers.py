@@ -190,6 +190,15 @@ def _valid_mask(xp, x, lens):
     return xp.asarray(m) if xp is not np else m
 
 
+def _masked(a, mask):
+    """a * mask, C-ordered for NumPy: the fast path's outputs are views of
+    feature-major buffers, and NumPy would keep that order, in which the batch
+    axis's np.take (the unsort) took 3.4 ms for (64, 32, 256), 0.07 ms C-ordered."""
+    if isinstance(a, np.ndarray):
+        return np.multiply(a, mask, out=np.empty(a.shape, a.dtype))
+    return a * mask
+
+
 def _batch_sizes(lens, T):
     return None if lens is None else tuple(int(v) for v in (lens[None, :] > np.arange(T)[:, None]).sum(1))
 
@@ -198,6 +207,8 @@ def _finish(cfg, xp, a, order, unbatched, time_major_only=False):
     """Undo sorting, then back to the caller's layout."""
     if order is not None:
         inv = xp.asarray(np.argsort(order))
+        if isinstance(a, np.ndarray):
+            a = np.ascontiguousarray(a)                           # see _masked
         a = xp.take(a, inv, axis=1)
     if unbatched:
         return a[:, 0]
@@ -250,7 +261,7 @@ def forward(cfg, params, x, hx=None, lengths=None, training=False, rng=None, imp
             states, cache = dispatch.forward(cell, p, xin, s0, bs, impl, **cfg.cell_opts)
             out = states[0][1:]                                   # (T, B, H)
             if mask is not None:
-                out = out * mask
+                out = _masked(out, mask)
             outs.append(out if d == 0 else _flip_rows(xp, out, rev))
             caches.append(cache)
             for k, st in enumerate(states):

@@ -46,10 +46,17 @@ def lanes(dtype):
     return VECTOR_BYTES // np.dtype(dtype).itemsize
 
 
+@numba.njit(nogil=True, cache=True)
+def columns(n, itemsize):
+    """Columns a product of n columns computes: n rounded up to whole vectors
+    (callable from compiled code, where the time loops size their scratch)."""
+    v = VECTOR_BYTES // itemsize
+    return (n + v - 1) // v * v
+
+
 def width(n, dtype):
-    """Columns a product of n columns computes: n rounded up to whole vectors."""
-    v = lanes(dtype)
-    return -(-n // v) * v
+    """``columns`` for a NumPy dtype."""
+    return int(columns(n, np.dtype(dtype).itemsize))
 
 
 def pack(w):
@@ -132,12 +139,11 @@ def product(panels, x, x_off, ldx, c, n):
         return
     K = panels.shape[1]
     size = np.uintp(panels.itemsize)
-    V = np.uintp(64) // size
-    w = (np.uintp(n) + V - np.uintp(1)) // V * V
+    w = columns(n, panels.itemsize)
     zero = panels.dtype.type(0)
     for q in range(panels.shape[0]):
         pq = panels.ctypes.data + size * np.uintp(q * K * ROWS)
-        cq = c.ctypes.data + size * np.uintp(q * ROWS) * w
-        for j in range(0, w, V):
+        cq = c.ctypes.data + size * np.uintp(q * ROWS * w)
+        for j in range(0, w, VECTOR_BYTES // panels.itemsize):
             _tile(pq, x.ctypes.data + size * (np.uintp(x_off) + np.uintp(j)), ldx,
                   cq + size * np.uintp(j), w, K, zero)

@@ -9,7 +9,7 @@ import numba
 import numpy as np
 from numba.extending import overload
 
-from rnnlab.engine.fast.gemm import ROWS, product
+from rnnlab.engine.fast.gemm import ROWS, columns, product
 
 
 # error_model="numpy": float division without Python's ZeroDivisionError check,
@@ -88,19 +88,26 @@ def _gather(src, c0, b, dst):
 
 
 @_jit
-def _gather_dout(src, c0, b, dst):
-    """A step's upstream gradient into (H, b) scratch, from either layout:
-    feature-major (H, T*B) like ``_gather``, or time-major (T*B, H) rows (the
-    caller's own (T, B, H) array), transposed here while it is in cache instead
-    of in a whole-array copy before the loop."""
-    H = dst.shape[0]
-    if src.shape[0] == H:
+def _gather_either(src, fm, c0, b, dst):
+    """dst[:, :b] = the rows c0..c0+b of a (T, B, F) array held either way:
+    feature-major (F, T*B) (fm) like ``_gather``, or time-major (T*B, F) rows (a
+    caller's own array), transposed here while it is in cache instead of in a
+    whole-array copy before the loop."""
+    if fm:
         _gather(src, c0, b, dst)
         return
+    F = dst.shape[0]
     for k in range(b):
         row = src[c0 + k]
-        for r in range(H):
+        for r in range(F):
             dst[r, k] = row[r]
+
+
+@_jit
+def _gather_dout(src, c0, b, dst):
+    """A step's upstream gradient into (H, b) scratch (``kernels.dout_layout``
+    says which layout: feature-major when its rows are H)."""
+    _gather_either(src, src.shape[0] == dst.shape[0], c0, b, dst)
 
 
 @_jit
@@ -162,9 +169,8 @@ def _rows(running, k0, kB):
 
 @_jit
 def _cols(b, a):
-    """Scratch columns for b rows: b rounded up to whole 64-byte vectors of a's dtype."""
-    v = 64 // a.itemsize
-    return (b + v - 1) // v * v
+    """Scratch columns for b rows of a's dtype (``gemm.columns``)."""
+    return columns(b, a.itemsize)
 
 
 @_jit
@@ -238,20 +244,6 @@ def rnn_fwd(wp, gx, scale, bias, hist, bs, off, B, kind, half, k0, kB):
 
 
 @_jit
-def _gather_input(src, fm, c0, b, dst):
-    """dst[:, :b] = the layer input of the rows c0..c0+b: from a feature-major
-    (I, T*B) source as ``_gather``, or transposed from time-major (T*B, I) rows."""
-    if fm:
-        _gather(src, c0, b, dst)
-        return
-    I = dst.shape[0]
-    for k in range(b):
-        row = src[c0 + k]
-        for r in range(I):
-            dst[r, k] = row[r]
-
-
-@_jit
 def lstm_fwd(wp, x, x_fm, acts, bias, hist, chist, bs, B, half, k0, kB):
     """The LSTM forward with the input product folded into each step's product:
     wp packs [W_ih | W_hh] (G, I + H), rows scaled, and multiplies the (I + H, w)
@@ -275,7 +267,7 @@ def lstm_fwd(wp, x, x_fm, acts, bias, hist, chist, bs, B, half, k0, kB):
             for j in range(G):
                 zb[j, :] = bias[j]
         w0 = w
-        _gather_input(x, x_fm, c0, b, xh[:I])                     # x_t
+        _gather_either(x, x_fm, c0, b, xh[:I])                    # x_t
         product(wp, xh_buf, 0, w, a_buf, b)                       # W_ih x_t + W_hh h_{t-1}
         ai, af, ag, ao = a_buf[:n], a_buf[n:2 * n], a_buf[2 * n:3 * n], a_buf[3 * n:4 * n]
         zi, zf, zg, zo = z_buf[:n], z_buf[n:2 * n], z_buf[2 * n:3 * n], z_buf[3 * n:4 * n]

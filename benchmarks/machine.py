@@ -53,7 +53,7 @@ def step_blas():
         from rnnlab.engine.fast import kernels
     except ImportError:
         return "none (numba missing)"
-    return kernels.blas() if kernels.available() else "none (numba or cblas missing)"
+    return kernels.blas() if kernels.available() else "none (numba or NumPy's OpenBLAS missing)"
 
 
 def describe(torch=None):

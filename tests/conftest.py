@@ -31,7 +31,7 @@ def _missing(mark):
         return f"{NEEDS[mark]} is not installed"
     if mark == "needs_numba":
         from rnnlab.engine.fast import kernels
-        return None if kernels.available() else "no cblas ?gemm found in NumPy's OpenBLAS"
+        return None if kernels.available() else "NumPy's OpenBLAS (with its cblas ?gemm) not found"
     if mark == "needs_mkl":
         from rnnlab.engine.fast import kernels
         return None if kernels._load_mkl() is not None else "the mkl extra is not installed (no libmkl_rt)"

@@ -34,7 +34,7 @@ def test_unknown_impl_is_a_value_error():
 
 
 def test_fast_without_the_kernels_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(kernels, "_GEMM", None)                   # as without numba
+    monkeypatch.setattr(kernels, "_OPENBLAS", None)               # as without numba
     assert not _fused_ran("auto")
     with pytest.raises(ValueError, match=r"impl='fast' needs numba"):
         _fused_ran("fast")

@@ -2,7 +2,7 @@
 
 Everything NumPy-specific lives here and in ``fused`` (the per-cell drivers)
 and ``loops`` (the compiled time loops): numba, direct BLAS calls, strides.
-``available()`` says whether numba and a BLAS ``cblas_?gemm`` were found (the
+``available()`` says whether numba and NumPy's OpenBLAS were found (the
 engine's dispatcher, ``rnnlab.engine.dispatch``, reads it and the cell's own
 ``fast_kernels()`` declaration to choose between this and the reference loop);
 ``blas()`` names the library that runs the per-step products.
@@ -28,8 +28,8 @@ What makes it fast, and why:
   whole-sequence products run on sequential MKL's ?gemm instead of OpenBLAS
   where OpenBLAS runs on one thread (5-15% faster on Intel CPUs; slower on the
   AMD EPYC we measured). Opt-in, read at import.
-* Feature-major histories. The per-step product is small (B columns); OpenBLAS
-  runs it ~35% faster when batch is the fast axis of the result, so ``hist`` is
+* Feature-major histories. The per-step product's vectors run along the batch
+  (``gemm``: 16 batch columns per vector), so batch is the fast axis: ``hist`` is
   (H, (T+1)*B) and step s is the column block [s*B, (s+1)*B). Rows are padded
   off powers of two (see ``buffer``). The rest of the engine sees ordinary
   (T+1, B, H) views of these buffers.
@@ -62,20 +62,17 @@ except ImportError:  # pragma: no cover - exercised where numba is absent
     numba = None
 
 
-def _load_gemm():
-    """Addresses of cblas_sgemm and cblas_dgemm (64-bit integer interface) in the
-    OpenBLAS that NumPy ships, or None. The compiled loops receive them as plain
-    integers, which keeps them cacheable on disk (a ctypes object would not be)."""
+def _load_openblas():
+    """The OpenBLAS that NumPy ships (the one with its 64-bit cblas ?gemm), kept
+    loaded for its thread controls (``_openblas_threads``, ``_thread_setter``),
+    or None. The fast path runs only where it is found, as it always has; the
+    per-step products no longer call it (``gemm``)."""
     libdir = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
     for so in sorted(glob.glob(os.path.join(libdir, "*openblas*.so*"))):
         lib = ctypes.CDLL(so)
-        for pre in ("scipy_cblas_", "cblas_"):
-            try:
-                fns = getattr(lib, f"{pre}sgemm64_"), getattr(lib, f"{pre}dgemm64_")
-            except AttributeError:
-                continue
-            _LIBS.append(lib)                                     # keep it loaded
-            return tuple(ctypes.cast(f, ctypes.c_void_p).value for f in fns)
+        if any(hasattr(lib, f"{pre}sgemm64_") for pre in ("scipy_cblas_", "cblas_")):
+            _LIBS.append(lib)
+            return lib
     return None
 
 
@@ -135,13 +132,13 @@ def _thread_setter():
 
 
 _LIBS = []
-_GEMM = _load_gemm() if numba is not None else None
+_OPENBLAS = _load_openblas() if numba is not None else None
 # opt-in: MKL's products round differently from OpenBLAS's, and it runs only
 # where OpenBLAS would run on one thread, so with it on, a run's last digits
 # may depend on the thread count; without it they do not
-_MKL = _load_mkl() if _GEMM is not None and os.environ.get("RNNLAB_BLAS") == "mkl" else None
+_MKL = _load_mkl() if _OPENBLAS is not None and os.environ.get("RNNLAB_BLAS") == "mkl" else None
 _SET_THREADS = _thread_setter()
-if _GEMM is not None:
+if _OPENBLAS is not None:
     from rnnlab.engine.fast import gemm, loops                    # noqa: E402
 
 
@@ -259,8 +256,8 @@ def run_sliced(loop, args, slices):
 
 
 def available():
-    """True when the fused kernels can run here: numba and a cblas ?gemm found."""
-    return _GEMM is not None
+    """True when the fused kernels can run here: numba and NumPy's OpenBLAS found."""
+    return _OPENBLAS is not None
 
 
 class FM(NamedTuple):

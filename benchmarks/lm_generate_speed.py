@@ -73,7 +73,6 @@ def main(argv=None):
 def _run(a, argv):
     import torch
     torch.set_num_threads(a.threads)
-    tick = machine.CLOCKS[a.clock]
     cfg = lm.LMConfig(10000, 200, 200, 2, "lstm")
     params = lm.init_params(cfg, np.random.default_rng(0))
     print(machine.describe(torch))
@@ -87,15 +86,9 @@ def _run(a, argv):
     for B in a.batches:
         fs = {"rnnlab": rnnlab_sampler(cfg, params, B, a.tokens),
               "torch": torch_sampler(cfg, params, B, a.tokens)}
-        times = {k: [] for k in fs}
         for f in fs.values():
             f()                                                   # warm up
-        for _ in range(a.repeats):
-            for k, f in fs.items():
-                machine.settle()
-                t0 = tick()
-                f()
-                times[k].append(tick() - t0)
+        times = machine.rounds(fs, a.repeats, 1, a.clock, warm=0)
         tok = {k: B * a.tokens / statistics.median(v) for k, v in times.items()}
         print(f"| {B} | {tok['rnnlab']:,.0f} | {tok['torch']:,.0f} | "
               f"{tok['rnnlab'] / tok['torch']:.2f}x |", flush=True)

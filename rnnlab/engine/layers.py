@@ -207,8 +207,6 @@ def _finish(cfg, xp, a, order, unbatched, time_major_only=False):
     """Undo sorting, then back to the caller's layout."""
     if order is not None:
         inv = xp.asarray(np.argsort(order))
-        if isinstance(a, np.ndarray):
-            a = np.ascontiguousarray(a)                           # see _masked
         a = xp.take(a, inv, axis=1)
     if unbatched:
         return a[:, 0]

@@ -20,8 +20,8 @@ of tokens actually present (target: at most f + 0.1). torch runs the same batch
 through pack_padded_sequence (target: rnnlab at least 1.5x faster).
 """
 import argparse
-import statistics
 import os
+import statistics
 import sys
 
 import rnnlab  # noqa: F401  (before NumPy: it sets OpenBLAS's idle spin, see rnnlab/__init__.py)
@@ -104,6 +104,7 @@ def lengths_table(torch, clock, H=256, T=64, B=32, reps=7):
                     f"{machine.ratio(times, 'tpacked', 'var'):.2f}x |")
         print(row, flush=True)
         machine.settle()
+
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)

@@ -272,3 +272,18 @@ print("ok")
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                        timeout=600)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
+def test_bad_tile_rows_override_is_a_clear_error_at_use(monkeypatch):
+    """RNNLAB_TILE_ROWS is read at import; a bad value leaves the CPU's choice in
+    place and is raised, naming the variable, when the fast path is used."""
+    from rnnlab.engine.fast import gemm
+    for bad in ("x", "0", "-4", "2.5"):
+        monkeypatch.setenv("RNNLAB_TILE_ROWS", bad)
+        rows, err = gemm._tile_rows()
+        assert rows in (4, 8) and err == f"RNNLAB_TILE_ROWS must be a positive integer, got {bad!r}"
+    monkeypatch.setenv("RNNLAB_TILE_ROWS", "4")
+    assert gemm._tile_rows() == (4, None)
+    monkeypatch.setattr(gemm, "_ROWS_ERROR", "RNNLAB_TILE_ROWS must be a positive integer, got 'x'")
+    with pytest.raises(ValueError, match="RNNLAB_TILE_ROWS must be a positive integer"):
+        gemm.pack(np.ones((3, 2)))

@@ -37,8 +37,19 @@ VECTOR_BYTES = 64
 # RNNLAB_TILE_ROWS overrides it (the tests run the AVX2 choice on an AVX-512 CPU);
 # numba's on-disk cache is keyed by the CPU, not by this, so an override needs its
 # own NUMBA_CACHE_DIR
-ROWS = (int(os.environ.get("RNNLAB_TILE_ROWS", "0"))
-        or (8 if "+avx512f" in llvm_binding.get_host_cpu_features().flatten() else 4))
+def _tile_rows():
+    """(rows, error): the override, or the CPU's choice and why the override is
+    not one (raised by ``pack``, at use, so the command line names it in one line)."""
+    default = 8 if "+avx512f" in llvm_binding.get_host_cpu_features().flatten() else 4
+    given = os.environ.get("RNNLAB_TILE_ROWS", "")
+    if not given:
+        return default, None
+    if not given.isdigit() or int(given) < 1:
+        return default, f"RNNLAB_TILE_ROWS must be a positive integer, got {given!r}"
+    return int(given), None
+
+
+ROWS, _ROWS_ERROR = _tile_rows()
 
 
 def lanes(dtype):
@@ -62,6 +73,8 @@ def width(n, dtype):
 def pack(w):
     """W (M, K) -> panels (Mp/R, K, R): panel p, row k holds W[p*R:(p+1)*R, k];
     rows past M are zero. W may be any 2-D view (a transpose, say)."""
+    if _ROWS_ERROR:
+        raise ValueError(_ROWS_ERROR)
     M, K = w.shape
     out = np.empty((-(-M // ROWS), K, ROWS), w.dtype)
     _pack(w, out)

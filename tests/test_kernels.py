@@ -66,6 +66,23 @@ def test_own_product_equals_numpy(dtype, M, K, n):
     assert (c == 5).all()
 
 
+@pytest.mark.parametrize("M", [8, 13, 40])
+def test_pack_of_column_blocks_with_row_scale(M):
+    """gemm.pack(W_ih, W_hh, scale=s) packs s * [W_ih | W_hh] without building it,
+    from C-ordered blocks and from a transpose alike; rows past M are zero."""
+    from rnnlab.engine.fast import gemm
+    rng = np.random.default_rng(M)
+    a, b = rng.standard_normal((M, 5)), rng.standard_normal((7, M)).T   # C and F order
+    s = rng.standard_normal(M)
+    got = gemm.pack(a, b, scale=s)
+    want = np.zeros((got.shape[0] * gemm.ROWS, 12))
+    want[:M] = np.concatenate([a, b], axis=1) * s[:, None]
+    assert np.array_equal(got, want.reshape(-1, gemm.ROWS, 12).transpose(0, 2, 1))
+    assert np.array_equal(gemm.pack(b), gemm.pack(np.ascontiguousarray(b)))
+    with pytest.raises(ValueError, match="share rows and dtype"):
+        gemm.pack(a, a[:-1])
+
+
 @pytest.mark.parametrize("mode", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
 def test_batch_of_partial_vectors_equals_generic(monkeypatch, mode, dtype, tol):

@@ -35,13 +35,13 @@ class Fused(NamedTuple):
 
 class Fwd(NamedTuple):
     """One forward call's operands, as the per-cell loops take them."""
-    wp: np.ndarray        # w_s packed for the per-step products (gemm.pack)
+    wp: np.ndarray        # W_hh, rows scaled, packed for the per-step products (gemm.pack);
+                          # a folding cell's: [W_ih | W_hh] (G, I + H)
     p: object             # DirParams
     gx: np.ndarray        # (G, N) W_ih x, packed, unscaled and without bias (None: folded)
     x: tuple              # (source, feature-major?): the layer input as folded loops read it
     scale: np.ndarray     # (G,)
     bias: np.ndarray      # (G,) b_ih + the folded rows of b_hh
-    w_s: np.ndarray       # (G, H) W_hh with its rows scaled ((G, I + H) [W_ih | W_hh]: folded)
     hist: np.ndarray      # (H, (T+1)*B) padded; block 0 holds h_0
     state0: tuple         # each (B, H)
     bs: np.ndarray        # (T,) rows running at each step
@@ -106,7 +106,7 @@ def _lstm_forward(f):
     (H, B), dt = (f.hist.shape[0], len(f.state0[0])), f.hist.dtype
     chist = _k.buffer(H, f.hist.shape[1] - 16, dt)
     chist[:, :B] = f.state0[1].T
-    acts = _k.buffer(f.w_s.shape[0], f.tb, dt, not f.full)
+    acts = _k.buffer(len(f.scale), f.tb, dt, not f.full)
     _k.run_sliced(_k.loops.lstm_fwd, (f.wp, *f.x, acts, f.scale * f.bias, f.hist, chist,
                                       f.bs, B, f.half), f.slices)
     return chist, acts
@@ -159,13 +159,14 @@ GRU = Fused(_gru_scale, lambda H: 2 * H, _gru_forward, _gru_backward,
 
 def _prologue(fused, p, xT, TB, opts, own):
     """W_ih x for all steps (G, T*B) (None where the cell's loop folds it in), the
-    row scale, the folded bias, scaled W_hh (folded: [W_ih | W_hh], rows scaled)."""
+    row scale, the folded bias, and W_hh with its rows scaled, packed for the
+    steps (folded: [W_ih | W_hh], packed from the two without concatenating)."""
     G, H = p.w_hh.shape
     scale = fused.scale(G, H, opts).astype(xT.dtype)
     if fused.folds_input:
-        gx, w = None, np.concatenate([p.w_ih, p.w_hh], axis=1)   # (G, I + H)
+        gx, blocks = None, (p.w_ih, p.w_hh)                       # (G, I + H)
     else:
-        gx, w = _k.buffer(G, TB, xT.dtype), p.w_hh
+        gx, blocks = _k.buffer(G, TB, xT.dtype), (p.w_hh,)
         _k.matmul(p.w_ih, xT[:, :TB], out=gx[:, :TB], parts=own)  # (G, T*B)
     bias = np.zeros(G, xT.dtype)
     if p.b_ih is not None:
@@ -173,7 +174,7 @@ def _prologue(fused, p, xT, TB, opts, own):
     if p.b_hh is not None:
         rows = fused.b_hh_rows(H)
         bias[:rows] += p.b_hh[:rows]
-    return gx, scale, bias, np.ascontiguousarray(w * scale[:, None])
+    return gx, scale, bias, _k.gemm.pack(*blocks, scale=scale)
 
 
 def forward(fused, p, x, state0, batch_sizes, **opts):
@@ -188,11 +189,11 @@ def forward(fused, p, x, state0, batch_sizes, **opts):
     N = xT.shape[1]
     own = _k.own_workers(p.w_hh.size, B)
     with _k.own_threads(own):
-        gx, scale, bias, w_s = _prologue(fused, p, xT, N, opts, own)
+        gx, scale, bias, wp = _prologue(fused, p, xT, N, opts, own)
         hist = _k.buffer(H, (T + 1) * B, dt, True)               # zero: see gemm on reads past b
         hist[:, :B] = state0[0].T
-        f = Fwd(_k.gemm.pack(w_s), p, gx, _k.input_rows(x) if gx is None else None, scale,
-                bias, w_s, hist, state0, bs, _k.offsets(bs), T * B,
+        f = Fwd(wp, p, gx, _k.input_rows(x) if gx is None else None, scale,
+                bias, hist, state0, bs, _k.offsets(bs), T * B,
                 dt.type(0.5), opts, _k.row_slices(B, own), idx is None)
         chist, acts = fused.forward(f)
     states = (_k.time_major(hist, T + 1, B),) + ((_k.time_major(chist, T + 1, B),) if chist is not None else ())

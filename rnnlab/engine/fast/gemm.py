@@ -70,30 +70,46 @@ def width(n, dtype):
     return int(columns(n, np.dtype(dtype).itemsize))
 
 
-def pack(w):
+def pack(w, *more, scale=None):
     """W (M, K) -> panels (Mp/R, K, R): panel p, row k holds W[p*R:(p+1)*R, k];
-    rows past M are zero. W may be any 2-D view (a transpose, say)."""
+    rows past M are zero. W may be any 2-D view (a transpose, say). ``more``:
+    further column blocks of W, packed as if concatenated ([W_ih | W_hh] without
+    building it); ``scale`` (M,): each row multiplied by its factor on the way.
+    One pass over W, in the order that reads each of its layouts forwards."""
     if _ROWS_ERROR:
         raise ValueError(_ROWS_ERROR)
-    M, K = w.shape
-    out = np.empty((-(-M // ROWS), K, ROWS), w.dtype)
-    _pack(w, out)
+    blocks = (w,) + more
+    M, dt = w.shape[0], w.dtype
+    K = sum(b.shape[1] for b in blocks)
+    out = np.empty((-(-M // ROWS), K, ROWS), dt)
+    s = np.ones(M, dt) if scale is None else np.asarray(scale, dt)
+    k0 = 0
+    for b in blocks:
+        if b.shape[0] != M or b.dtype != dt:
+            raise ValueError(f"pack: column blocks must share rows and dtype, got {b.shape} "
+                             f"{b.dtype} after {w.shape} {dt}")
+        _pack(b, s, out, k0)
+        k0 += b.shape[1]
     return out
 
 
 @numba.njit(nogil=True, cache=True)
-def _pack(w, out):
-    M = w.shape[0]
+def _pack(w, s, out, k0):
+    """out[q, k0 + k, r] = s[m] * w[m, k], m = q*R + r (zero past M): R rows read
+    side by side (a C-ordered W: R forward streams; a transpose: R neighbours)."""
+    M, K = w.shape
     for q in range(out.shape[0]):
-        for r in range(ROWS):
-            m = q * ROWS + r
-            if m < M:
-                row = w[m]
-                for k in range(out.shape[1]):
-                    out[q, k, r] = row[k]
-            else:
-                for k in range(out.shape[1]):
-                    out[q, k, r] = 0
+        m0 = q * ROWS
+        if m0 + ROWS <= M:
+            for k in range(K):
+                o = out[q, k0 + k]
+                for r in range(ROWS):
+                    o[r] = s[m0 + r] * w[m0 + r, k]
+        else:
+            for k in range(K):
+                o = out[q, k0 + k]
+                for r in range(ROWS):
+                    o[r] = s[m0 + r] * w[m0 + r, k] if m0 + r < M else 0
 
 
 @intrinsic

@@ -3,6 +3,10 @@
 The generic loop is itself checked against finite differences and torch, so
 equality here (to rounding) carries those checks over to the fast path.
 """
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -225,6 +229,26 @@ def test_own_threads_for_two_slices_of_a_big_enough_layer(monkeypatch):
     assert _kernels.own_workers(big, 16) == 1                     # one slice: one loop
     monkeypatch.setenv("RNNLAB_LOOP_THREADS", "1")
     assert _kernels.own_workers(big, 32) == 1
+    for bad in ("two", "0", "-2", " 2"):                         # named, not int()'s traceback
+        monkeypatch.setenv("RNNLAB_LOOP_THREADS", bad)
+        with pytest.raises(ValueError, match=f"RNNLAB_LOOP_THREADS must be a positive integer, "
+                                             f"got '{bad}'"):
+            _kernels.own_workers(big, 32)
+
+
+def test_bad_thread_count_on_the_command_line_is_one_line_and_exit_2(tmp_path):
+    """A layer big enough for the loop threads reads RNNLAB_LOOP_THREADS when it
+    runs: a bad value is the command's one-line error, exit code 2."""
+    if _kernels._SET_THREADS is None:
+        pytest.skip("this OpenBLAS cannot set its thread count: never its own threads")
+    env = dict(os.environ, RNNLAB_LOOP_THREADS="lots", OMP_NUM_THREADS="2")
+    r = subprocess.run([sys.executable, "-m", "rnnlab", "train", "--out", str(tmp_path / "r"),
+                        "--hidden-size", "128", "--batch-size", "32", "--max-steps", "1"],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 2, (r.stdout[-500:], r.stderr[-2000:])
+    assert r.stderr.strip().splitlines()[-1].endswith(
+        "RNNLAB_LOOP_THREADS must be a positive integer, got 'lots'"), r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
 
 
 def test_input_rows_reads_either_layout():

@@ -48,6 +48,13 @@ def test_linear_cross_entropy_thread_count_setting(monkeypatch):
     monkeypatch.delenv("RNNLAB_THREADS")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert nn.functional.softmax_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "4,2")                  # OpenMP's nested form: not ours
+    assert nn.functional.softmax_threads() >= 1
+    for bad in ("two", "0", "-1", "1.5"):
+        monkeypatch.setenv("RNNLAB_THREADS", bad)
+        with pytest.raises(ValueError,
+                           match=f"RNNLAB_THREADS must be a positive integer, got '{bad}'"):
+            nn.functional.softmax_threads()
 
 
 def test_linear_cross_entropy_finite_differences():

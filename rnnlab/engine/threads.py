@@ -13,6 +13,18 @@ _POOL = [None, None, 0]                                           # (executor, p
 _LOCK = threading.Lock()
 
 
+def env_count(name):
+    """The positive integer an environment variable sets (a thread count, a tile
+    size), None where it is unset or empty; anything else is a ValueError that
+    names it, which the command line prints in one line (exit 2)."""
+    given = os.environ.get(name, "")
+    if not given:
+        return None
+    if not given.isdigit() or int(given) < 1:
+        raise ValueError(f"{name} must be a positive integer, got {given!r}")
+    return int(given)
+
+
 def _pool(workers):
     """The pool of at least ``workers`` threads, made once per process (a forked
     child makes its own: the parent's threads are not in it)."""

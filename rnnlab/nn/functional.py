@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rnnlab.engine.threads import parallel
+from rnnlab.engine.threads import env_count, parallel
 
 
 def linear_forward(x, w, b=None):
@@ -193,13 +193,16 @@ def linear_cross_entropy(x, w, b, targets, block_rows=None, threads=None):
 
 
 def softmax_threads():
-    """Threads for ``linear_cross_entropy``'s blocks: RNNLAB_THREADS, else
-    OMP_NUM_THREADS (what an MPI rank or a benchmark set), else the CPUs this
-    process may run on."""
-    for var in ("RNNLAB_THREADS", "OMP_NUM_THREADS"):
-        v = os.environ.get(var, "")
-        if v.isdigit() and int(v) > 0:
-            return int(v)
+    """Threads for ``linear_cross_entropy``'s blocks: RNNLAB_THREADS (a positive
+    integer, else a ValueError naming it), else OMP_NUM_THREADS where it is one
+    count (what an MPI rank or a benchmark set; OpenMP's own forms, such as the
+    nested "4,2", are its business), else the CPUs this process may run on."""
+    n = env_count("RNNLAB_THREADS")
+    if n:
+        return n
+    v = os.environ.get("OMP_NUM_THREADS", "")
+    if v.isdigit() and int(v) > 0:
+        return int(v)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 

@@ -22,13 +22,13 @@ computes a whole vector and ignores the columns past n, so X must be readable
 V - 1 columns past n (the fast path's buffers are padded for that) and C is
 scratch with row stride ``width(n)``.
 """
-import os
-
 import numba
 import numpy as np
 from llvmlite import binding as llvm_binding, ir as llir
 from numba.core import types as nbtypes
 from numba.extending import intrinsic
+
+from rnnlab.engine.threads import env_count
 
 VECTOR_BYTES = 64
 # R accumulators of 64 bytes, plus X's row and a broadcast, must fit the vector
@@ -41,12 +41,10 @@ def _tile_rows():
     """(rows, error): the override, or the CPU's choice and why the override is
     not one (raised by ``pack``, at use, so the command line names it in one line)."""
     default = 8 if "+avx512f" in llvm_binding.get_host_cpu_features().flatten() else 4
-    given = os.environ.get("RNNLAB_TILE_ROWS", "")
-    if not given:
-        return default, None
-    if not given.isdigit() or int(given) < 1:
-        return default, f"RNNLAB_TILE_ROWS must be a positive integer, got {given!r}"
-    return int(given), None
+    try:
+        return env_count("RNNLAB_TILE_ROWS") or default, None
+    except ValueError as e:
+        return default, str(e)
 
 
 ROWS, _ROWS_ERROR = _tile_rows()

@@ -54,7 +54,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rnnlab.engine.threads import parallel
+from rnnlab.engine.threads import env_count, parallel
 
 try:
     import numba
@@ -116,10 +116,9 @@ def _openblas_threads():
 
 
 def _loop_threads_wanted():
-    """Threads the time loops may use: ``RNNLAB_LOOP_THREADS`` if set (> 0), else
+    """Threads the time loops may use: ``RNNLAB_LOOP_THREADS`` if set, else
     OpenBLAS's count (what the user set with OMP_NUM_THREADS or threadpoolctl)."""
-    n = int(os.environ.get("RNNLAB_LOOP_THREADS", "0"))
-    return n if n > 0 else _openblas_threads()
+    return env_count("RNNLAB_LOOP_THREADS") or _openblas_threads()
 
 
 def _thread_setter():

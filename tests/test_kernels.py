@@ -248,8 +248,9 @@ def test_bad_thread_count_on_the_command_line_is_one_line_and_exit_2(tmp_path):
                         "--max-steps", "1"],
                        capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 2, (r.stdout[-500:], r.stderr[-2000:])
-    assert r.stderr.strip().splitlines()[-1].endswith(
-        "RNNLAB_LOOP_THREADS must be a positive integer, got 'lots'"), r.stderr[-2000:]
+    shown = r.stderr.rstrip("\n").splitlines()[-1].split("\r")[-1]  # what a terminal shows
+    assert shown == ("rnnlab train: error: RNNLAB_LOOP_THREADS must be a positive integer, "
+                     "got 'lots'"), r.stderr[-2000:]
     assert "Traceback" not in r.stderr
 
 

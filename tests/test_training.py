@@ -219,3 +219,17 @@ def test_progress_line_shows_rate_and_loss():
     assert line.startswith("epoch 1  4/4  ") and " step/s  loss=0.500" in line
     rate = float(line.split()[3])
     assert rate > 0
+
+
+@pytest.mark.parametrize("plain", [True, False])
+def test_progress_line_is_cleared_when_the_loop_raises(plain):
+    """Used as a context manager, the bar (the built-in line, or tqdm's) is closed
+    and its line cleared also when the loop raises, before anyone prints the error."""
+    out = io.StringIO()
+    with pytest.raises(ValueError, match="bad"):
+        with progress(4, "epoch 1", file=out, plain=plain) as bar:
+            bar.update(1)
+            raise ValueError("bad")
+    out.write("rnnlab train: error: bad")
+    assert out.getvalue().split("\r")[-1] == "rnnlab train: error: bad"
+    assert "epoch 1" in out.getvalue()

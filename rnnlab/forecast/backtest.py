@@ -154,19 +154,18 @@ def run(series, forecasters, horizon, step, count, show=False):
     hist = [series.values[:o + 1] for o in at]
     scales = [float(np.mean(np.abs(h[m:] - h[:-m]))) for h in hist]
     results = {}
-    bar = progress(len(forecasters) * len(at), f"backtest {series.name}", enabled=show,
-                   unit="forecast")
-    for name, f in forecasters.items():
-        r = ModelResult(name)
-        for o, a, h in zip(at, actual, hist):
-            q = np.asarray(f(series.head(o + 1), horizon), np.float64)
-            if q.shape != (horizon, len(heads.QUANTILES)):
-                raise ValueError(f"forecaster {name} returned shape {q.shape}, expected "
-                                 f"{(horizon, len(heads.QUANTILES))}")
-            r.q.append(q)
-            r.scores.append(metrics.score(a, q, h, m))
-            bar.update(1)
-        r.label = getattr(f, "label", name)
-        results[name] = r
-    bar.close()
+    with progress(len(forecasters) * len(at), f"backtest {series.name}", enabled=show,
+                  unit="forecast") as bar:
+        for name, f in forecasters.items():
+            r = ModelResult(name)
+            for o, a, h in zip(at, actual, hist):
+                q = np.asarray(f(series.head(o + 1), horizon), np.float64)
+                if q.shape != (horizon, len(heads.QUANTILES)):
+                    raise ValueError(f"forecaster {name} returned shape {q.shape}, expected "
+                                     f"{(horizon, len(heads.QUANTILES))}")
+                r.q.append(q)
+                r.scores.append(metrics.score(a, q, h, m))
+                bar.update(1)
+            r.label = getattr(f, "label", name)
+            results[name] = r
     return Backtest(series, horizon, at, actual, scales, results)

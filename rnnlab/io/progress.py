@@ -2,7 +2,9 @@
 
 Every long loop in rnnlab (the demo, the lab's tasks, every trainer, evaluation)
 shows its progress through ``progress(...)``, so they all look the same:
-``desc  n/total  rate unit/s  key=value ...`` on stderr.
+``desc  n/total  rate unit/s  key=value ...`` on stderr. Used as a context
+manager (``with progress(...) as bar:``) the bar is closed, its line cleared, also
+when the loop raises, so the command's one-line error starts on a clean line.
 """
 import sys
 import time
@@ -35,6 +37,12 @@ class _Line:
         self.file.write("\r" + " " * min(len(self.line()), 200) + "\r")
         self.file.flush()
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
 
 class _Off:
     """What ``progress(enabled=False)`` returns: every call does nothing."""
@@ -49,11 +57,18 @@ class _Off:
     def close(self):
         pass
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
 
 def progress(total, desc="", *, enabled=True, unit="step", initial=0, file=None, plain=False):
     """A progress bar over ``total`` units (``None`` if unknown), on ``file`` (stderr).
 
-    Returns an object with ``update(n)``, ``set_postfix(**values)`` and ``close()``.
+    Returns an object with ``update(n)``, ``set_postfix(**values)`` and ``close()``,
+    and a context manager that closes it.
     ``plain=True`` forces the built-in line even when tqdm is installed.
     """
     if not enabled:

@@ -205,25 +205,24 @@ def train(cfg, progress=sys.stderr, seeds=None, desc=None):
                                  "test")
     clip_log = {"events": 0, "ratios": [], "norms": [], "nonfinite": 0}
     flows, losses = [snapshot(task, rc, model, x_test, 0, cfg.record_rows)], []
-    bar = progress_bar(cfg.steps, desc or f"{cfg.task} {cfg.cell} T={T}",
-                       enabled=progress is not None, file=progress)
     start = time.perf_counter()
-    for step in range(1, cfg.steps + 1):
-        x, y = task.sample(seeds.data, T, cfg.batch)
-        with np.errstate(all="ignore"):
-            loss, grads, _ = loss_and_grads(task, rc, model, x, y)
-        if grads is None:
-            bar.close()
-            raise ValueError(f"training diverged at step {step} (loss {loss}): the weights "
-                             f"are no longer finite; lower --lr (now {cfg.lr:g}) or set --clip")
-        model, state = _step(opt, model, state, grads, cfg, clip_log)
-        losses.append(loss)
-        bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-        bar.update(1)
-        if (cfg.record_every and step % cfg.record_every == 0) or step == cfg.steps:
-            flows.append(snapshot(task, rc, model, x_test, step, cfg.record_rows))
+    with progress_bar(cfg.steps, desc or f"{cfg.task} {cfg.cell} T={T}",
+                      enabled=progress is not None, file=progress) as bar:
+        for step in range(1, cfg.steps + 1):
+            x, y = task.sample(seeds.data, T, cfg.batch)
+            with np.errstate(all="ignore"):
+                loss, grads, _ = loss_and_grads(task, rc, model, x, y)
+            if grads is None:
+                raise ValueError(f"training diverged at step {step} (loss {loss}): the weights "
+                                 f"are no longer finite; lower --lr (now {cfg.lr:g}) or set "
+                                 "--clip")
+            model, state = _step(opt, model, state, grads, cfg, clip_log)
+            losses.append(loss)
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            bar.update(1)
+            if (cfg.record_every and step % cfg.record_every == 0) or step == cfg.steps:
+                flows.append(snapshot(task, rc, model, x_test, step, cfg.record_rows))
     seconds = time.perf_counter() - start
-    bar.close()
     with np.errstate(all="ignore"):
         score = evaluate(task, rc, model, x_test, y_test)
     return _result(cfg, task, T, score, seconds, losses, clip_log, flows), model

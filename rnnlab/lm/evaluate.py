@@ -28,18 +28,17 @@ def evaluate(mcfg, params, data, bptt, max_tokens=0, progress=False, desc="evalu
     if max_tokens:
         N = min(N, -(-max_tokens // B) + 1)
     slices = list(chunk_slices(N - 1, bptt))
-    bar = progress_bar(len(slices), desc, enabled=progress, unit="chunk")
     state, total, count = lm.zero_state(mcfg, B, params["decoder.bias"].dtype), 0.0, 0
-    for sl in slices:
-        x, y = data[sl], data[sl.start + 1:sl.stop + 1]
-        logits, state, _ = lm.logits_forward(mcfg, params, x, state)
-        T, _, V = logits.shape
-        logp = nn.log_softmax(logits.reshape(T * B, V))
-        total -= float(logp[range(T * B), y.reshape(-1)].sum())
-        count += T * B
-        bar.set_postfix(ppl=f"{math.exp(min(total / count, 700)):.2f}", refresh=False)
-        bar.update(1)
-    bar.close()
+    with progress_bar(len(slices), desc, enabled=progress, unit="chunk") as bar:
+        for sl in slices:
+            x, y = data[sl], data[sl.start + 1:sl.stop + 1]
+            logits, state, _ = lm.logits_forward(mcfg, params, x, state)
+            T, _, V = logits.shape
+            logp = nn.log_softmax(logits.reshape(T * B, V))
+            total -= float(logp[range(T * B), y.reshape(-1)].sum())
+            count += T * B
+            bar.set_postfix(ppl=f"{math.exp(min(total / count, 700)):.2f}", refresh=False)
+            bar.update(1)
     return total / count
 
 

@@ -322,18 +322,18 @@ def _skip(cfg, st, lr, what):
 def _epoch(cfg, task, opt, st, lr, kind, app_meta, reduce_grads, unit, writer=True):
     n = task.steps(st.epoch)
     n = min(n, cfg.max_steps) if cfg.max_steps else n
-    bar = progress(n, f"epoch {st.epoch + 1}", enabled=cfg.progress and writer, initial=st.step)
     t0, c0 = time.perf_counter(), st.count
-    while st.step < n:
-        loss = _step(cfg, task, opt, st, lr, reduce_grads)
-        if cfg.checkpoint_every and st.step % cfg.checkpoint_every == 0 and st.step < n:
-            _check_finite(st, lr)
-            if writer:
-                save_last(cfg, st, kind, app_meta, getattr(task, "carry", None))
-        rate = (st.count - c0) / max(time.perf_counter() - t0, 1e-9)
-        bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.3g}", **{f"{unit}_s": f"{rate:.0f}"})
-        bar.update(1)
-    bar.close()
+    with progress(n, f"epoch {st.epoch + 1}", enabled=cfg.progress and writer,
+                  initial=st.step) as bar:
+        while st.step < n:
+            loss = _step(cfg, task, opt, st, lr, reduce_grads)
+            if cfg.checkpoint_every and st.step % cfg.checkpoint_every == 0 and st.step < n:
+                _check_finite(st, lr)
+                if writer:
+                    save_last(cfg, st, kind, app_meta, getattr(task, "carry", None))
+            rate = (st.count - c0) / max(time.perf_counter() - t0, 1e-9)
+            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.3g}", **{f"{unit}_s": f"{rate:.0f}"})
+            bar.update(1)
     return (st.count - c0) / max(time.perf_counter() - t0, 1e-9)
 
 

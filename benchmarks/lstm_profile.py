@@ -25,7 +25,7 @@ import argparse
 import os
 import sys
 
-import rnnlab  # noqa: F401  (before NumPy: it sets OpenBLAS's idle spin, see rnnlab/__init__.py)
+import rnnlab  # before NumPy: it sets OpenBLAS's idle spin, see rnnlab/__init__.py
 import numpy as np
 
 import machine
@@ -146,7 +146,6 @@ def main(argv=None):
     except ImportError:
         sys.exit("lstm_profile: torch is the peer here; pip install torch")
     from threadpoolctl import threadpool_limits
-    import rnnlab                          # loads MKL where used, so the limit reaches it
     torch.set_num_threads(a.threads)
     threadpool_limits(a.threads)
     machine.freeze_gc()

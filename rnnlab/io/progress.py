@@ -10,7 +10,17 @@ import sys
 import time
 
 
-class _Line:
+class _Closing:
+    """``with bar:`` closes the bar on the way out, also when the loop raises."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class _Line(_Closing):
     """A minimal tqdm stand-in: redraws one line at most every 0.2 s."""
 
     def __init__(self, total, desc, unit, initial, file):
@@ -37,14 +47,8 @@ class _Line:
         self.file.write("\r" + " " * min(len(self.line()), 200) + "\r")
         self.file.flush()
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        self.close()
-
-
-class _Off:
+class _Off(_Closing):
     """What ``progress(enabled=False)`` returns: every call does nothing."""
     n = 0
 
@@ -55,12 +59,6 @@ class _Off:
         self.n += n
 
     def close(self):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
         pass
 
 

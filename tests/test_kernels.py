@@ -70,6 +70,50 @@ def test_own_product_equals_numpy(dtype, M, K, n):
     assert (c == 5).all()
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("M,K,n,k0", [(512, 256, 16, 0), (512, 256, 16, 128), (37, 5, 3, 0),
+                                      (28, 20, 13, 8), (24, 17, 33, 16), (8, 1, 1, 0)])
+def test_transposed_product_on_the_same_panels_equals_numpy(dtype, M, K, n, k0):
+    """gemm.product_t: W^T X on W's own panels (the LSTM backward reuses its
+    forward's), from row block k0 on; W's rows not a multiple of the tile (X's
+    rows past M hold finite junk, multiplied by the panels' zero rows), columns
+    past n never reaching C[:, :n] (NaN there), K not a multiple of the tile."""
+    from rnnlab.engine.fast import gemm
+    R = gemm.ROWS
+    k0 = k0 // R * R
+    rng = np.random.default_rng(M + n + k0)
+    w = rng.standard_normal((M, K)).astype(dtype)
+    panels, cols = gemm.pack(w), gemm.width(n, dtype)
+    Mp, Kp = panels.shape[0] * R, -(-K // R) * R
+    x = rng.standard_normal((Mp, cols + 64)).astype(dtype)
+    x[:, n:] = np.nan
+    c = np.zeros((Kp - k0) * cols, dtype)
+    gemm.product_t(panels, x, x.shape[1], c, n, k0)
+    got = c.reshape(-1, cols)[:K - k0, :n]
+    want = (w.astype(np.float64).T @ x[:M, :n].astype(np.float64))[k0:]
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    assert np.abs(got - want).max() <= tol * max(1.0, np.abs(want).max())
+    c[:] = 5
+    gemm.product_t(panels, x, x.shape[1], c, 0, k0)              # no rows running
+    assert (c == 5).all()
+
+
+@pytest.mark.parametrize("I,H", [(13, 7), (16, 8), (3, 10)])
+@pytest.mark.parametrize("lengths", [None, [9, 9, 4, 1, 6]])
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+def test_lstm_backward_on_forward_panels_odd_sizes(I, H, lengths, dtype, tol):
+    """The LSTM backward runs on its forward's packed s * [W_ih | W_hh]: gate rows
+    4H and inputs I off the tile height (padded panels, the W_hh rows starting
+    inside a row block), full (dx from the loop) and ragged (dx one product over
+    the tokens), equal the reference loop."""
+    cfg = layers.RNNConfig("lstm", I, H)
+    params = layers.init_params(cfg, 2, dtype)
+    x = np.random.default_rng(1).standard_normal((9, 5, I)).astype(dtype)
+    fast, slow = run(cfg, params, x, lengths, True), run(cfg, params, x, lengths, False)
+    for a, b in zip(fast, slow):
+        assert np.abs(a - b).max() <= tol * max(1.0, np.abs(b).max())
+
+
 @pytest.mark.parametrize("M", [8, 13, 40])
 def test_pack_of_column_blocks_with_row_scale(M):
     """gemm.pack(W_ih, W_hh, scale=s) packs s * [W_ih | W_hh] without building it,
@@ -308,8 +352,16 @@ for mode in ("lstm", "gru"):
     p = layers.init_params(cfg, 1, np.float64)
     xs = rng.standard_normal((7, 20, 5))
     lens = [7] * 10 + [4] * 6 + [1] * 4
-    out = [layers.forward(cfg, p, xs, lengths=lens, impl=i)[0] for i in ("fast", "reference")]
-    assert np.abs(out[0] - out[1]).max() < 1e-12, mode
+    res = []
+    for impl in ("fast", "reference"):
+        out, fin, cache = layers.forward(cfg, p, xs, lengths=lens, impl=impl)
+        dx, _, g = layers.backward(cfg, p, cache, np.cos(out), impl=impl)
+        res.append([out, dx] + [g[k] for k in p])
+    assert max(np.abs(a - b).max() for a, b in zip(*res)) < 1e-12, mode
+xt = rng.standard_normal((40, 40))                               # rows past 37: finite junk
+c = np.zeros((12 - 4) * 24)
+gemm.product_t(gemm.pack(w), xt, 40, c, 20, 4)                   # W^T X from row 4 on
+assert np.abs(c.reshape(-1, 24)[:5, :20] - (w.T @ xt[:37, :20])[4:]).max() < 1e-12
 print("ok")
 """
     env = dict(os.environ, RNNLAB_TILE_ROWS="4", NUMBA_CACHE_DIR=str(tmp_path))

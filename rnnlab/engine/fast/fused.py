@@ -5,8 +5,9 @@ the ``Fused`` entries below (``rnnlab/engine/cells/lstm.py`` does); a cell
 without it runs on the reference loop of ``rnnlab.engine.sequence``. The
 drivers here do what every cell shares: the one input product W_ih x for all
 steps (or, for a cell whose loop folds it in, the packed [W_ih | W_hh]), the
-feature-major buffers, and the weight gradients after the loop
-(see ``kernels`` for why the buffers look as they do). The compiled time loops
+feature-major buffers, and the weight gradients after the loop (the LSTM's
+backward reuses its forward's packed weights and, on a full batch, takes dx
+from its loop; see ``kernels`` for why the buffers look as they do). The compiled time loops
 are in ``loops``.
 
 Shapes: T time, B batch, I input, H hidden, G = gates * H, A act width,
@@ -54,7 +55,8 @@ class Fwd(NamedTuple):
 
 
 class Bwd(NamedTuple):
-    wp: np.ndarray        # W_hh^T (H, G) packed for the per-step products (gemm.pack)
+    wp: np.ndarray        # W_hh^T (H, G) packed for the per-step products (gemm.pack);
+                          # a folding cell's: the forward's panels of s * [W_ih | W_hh]
     dout: np.ndarray      # (H, T*B) feature-major, or (T*B, H) time-major rows
     fm: object            # kernels.FM of the forward
     dg: np.ndarray        # (G, N + pad) dL/d(gx), packed
@@ -66,6 +68,8 @@ class Bwd(NamedTuple):
     one: object           # 1.0 in the dtype
     opts: dict
     slices: list          # as the forward's
+    dx: np.ndarray        # (I, T*B + pad) dL/dx feature-major, written by a folding
+                          # cell's loop on a full batch, else None
 
 
 # ---------------------------------------------------------------- per cell
@@ -116,7 +120,9 @@ def _lstm_backward(b):
     H, B = b.dh_mat.shape
     dc, dcn = _k.aligned((H, B), b.dg.dtype, True), np.ascontiguousarray(b.dstate_n[1].T)
     _k.run_sliced(_k.loops.lstm_bwd, (b.wp, b.dout, b.fm.acts, b.fm.chist, b.dg,
-                                      b.dh_mat, dc, b.dhn, dcn, b.bs, b.off, B, b.one),
+                                      b.dh_mat, dc, b.dhn, dcn,
+                                      np.empty((0, 0), b.dg.dtype) if b.dx is None else b.dx,
+                                      b.bs, b.off, B, b.one),
                   b.slices)
     return b.dg, (dc.T,)
 
@@ -197,44 +203,59 @@ def forward(fused, p, x, state0, batch_sizes, **opts):
                 dt.type(0.5), opts, _k.row_slices(B, own), idx is None)
         chist, acts = fused.forward(f)
     states = (_k.time_major(hist, T + 1, B),) + ((_k.time_major(chist, T + 1, B),) if chist is not None else ())
-    return states, _k.time_major(acts, T, B), _k.FM(xT, hist, chist, acts, idx)
+    return states, _k.time_major(acts, T, B), _k.FM(xT, hist, chist, acts, idx,
+                                                    wp if fused.folds_input else None)
 
 
 def backward(fused, p, cache, dout, dstate_n, **opts):
-    """Fused backward from a fused forward's cache: dx, dstate0, (dW_ih, dW_hh, db_ih, db_hh)."""
+    """Fused backward from a fused forward's cache: dx, dstate0, (dW_ih, dW_hh, db_ih, db_hh).
+
+    A folding cell's loop runs on the forward's panels, and on a full batch gives
+    dx itself (a ragged one's loop would pay for the padded grid: there dx is one
+    product over the tokens); its dg holds dL/dz, z = s * (the pre-activations),
+    and the gradients get their row scale s after the products."""
     fm = cache.fm
     T, B, I = cache.x.shape
     G, H = p.w_hh.shape
     dt, N = fm.hist.dtype, fm.xT.shape[1]
     bs = _k.batch_sizes(cache.batch_sizes, T, B)
     own = _k.own_workers(p.w_hh.size, B)
+    fold = fm.wp is not None
     with _k.own_threads(own):
-        b = Bwd(_k.gemm.pack(p.w_hh.T), _k.dout_layout(dout), fm,
+        b = Bwd(fm.wp if fold else _k.gemm.pack(p.w_hh.T), _k.dout_layout(dout), fm,
                 _k.buffer(G, N, dt), _k.aligned((H, B), dt, True),
                 np.ascontiguousarray(dstate_n[0].T), dstate_n, bs, _k.offsets(bs),
-                dt.type(1.0), opts, _k.row_slices(B, own))
+                dt.type(1.0), opts, _k.row_slices(B, own),
+                _k.buffer(I, T * B, dt) if fold and fm.idx is None else None)
         dgh, extra = fused.backward(b)
-        dx, grads = _gradients(p, fm, b.dg[:, :N], dgh[:, :N], dgh is b.dg, T, B, I, own)
+        scale = fused.scale(G, H, opts).astype(dt) if fold else None
+        dx, grads = _gradients(p, fm, b.dg[:, :N], dgh[:, :N], dgh is b.dg, T, B, I, own,
+                               None if b.dx is None else _k.time_major(b.dx, T, B), scale)
     return dx, (b.dh_mat.T,) + extra, grads
 
 
-def _gradients(p, fm, dG, dGh, shared, T, B, I, own):
-    """dx (T, B, I) and (dW_ih, dW_hh, db_ih, db_hh), one product each, over the
-    tokens present. dG, dGh (G, N): dL/d(gx), dL/d(gh) (the same array for LSTM and
-    RNN: ``shared``)."""
+def _gradients(p, fm, dG, dGh, shared, T, B, I, own, dx=None, scale=None):
+    """dx (T, B, I) (unless the loop gave it) and (dW_ih, dW_hh, db_ih, db_hh),
+    one product each, over the tokens present. dG, dGh (G, N): dL/d(gx), dL/d(gh)
+    (the same array for LSTM and RNN: ``shared``); with ``scale`` (G,), dL/dz of
+    the scaled pre-activations, so every gradient's rows get that factor."""
     N = dG.shape[1]
-    if fm.idx is None:
-        hprev = fm.hist[:, :N]                                    # h_{t-1} of every token
-        dx = _k.matmul(p.w_ih.T, dG, parts=own).reshape(-1, T, B).transpose(1, 2, 0)  # (T, B, I)
-    else:
-        hprev = fm.hist[:, fm.idx]                                # (H, N) gathered
+    hprev = fm.hist[:, :N] if fm.idx is None else fm.hist[:, fm.idx]   # h_{t-1} of each token
+    w_ih = p.w_ih if scale is None or dx is not None else p.w_ih * scale[:, None]
+    if dx is None and fm.idx is None:
+        dx = _k.matmul(w_ih.T, dG, parts=own).reshape(-1, T, B).transpose(1, 2, 0)  # (T, B, I)
+    elif dx is None:
         dx = np.zeros((T * B, I), dG.dtype)
-        dx[fm.idx] = _k.matmul(dG.T, p.w_ih, parts=own)           # tokens present; the rest 0
+        dx[fm.idx] = _k.matmul(dG.T, w_ih, parts=own)             # tokens present; the rest 0
         dx = dx.reshape(T, B, I)
     db_ih = dG.sum(axis=1) if p.b_ih is not None else None
     db_hh = None
     if p.b_hh is not None:                                        # LSTM, RNN: dGh is dG
         db_hh = db_ih.copy() if (shared and db_ih is not None) else dGh.sum(axis=1)
-    return dx, (_k.matmul(dG, fm.xT[:, :N].T, parts=own),         # dW_ih (G, I)
-                _k.matmul(dGh, hprev.T, parts=own),               # dW_hh (G, H)
-                db_ih, db_hh)
+    dw_ih = _k.matmul(dG, fm.xT[:, :N].T, parts=own)              # (G, I)
+    dw_hh = _k.matmul(dGh, hprev.T, parts=own)                    # (G, H)
+    if scale is not None:
+        for g in (dw_ih, dw_hh, db_ih, db_hh):
+            if g is not None:
+                g *= scale.reshape((-1,) + (1,) * (g.ndim - 1))
+    return dx, (dw_ih, dw_hh, db_ih, db_hh)

@@ -9,7 +9,7 @@ import numba
 import numpy as np
 from numba.extending import overload
 
-from rnnlab.engine.fast.gemm import ROWS, columns, product
+from rnnlab.engine.fast.gemm import ROWS, columns, product, product_t
 
 
 # error_model="numpy": float division without Python's ZeroDivisionError check,
@@ -357,15 +357,25 @@ def rnn_bwd(wp, dout, hist, dg, dh_mat, dhn, bs, off, B, kind, one, k0, kB):
 
 
 @_jit
-def lstm_bwd(wp, dout, acts, chist, dg, dh_mat, dc, dhn, dcn, bs, off, B, one, k0, kB):
-    """tanh(c_t) is recomputed from c_t rather than stored by the forward: one
+def lstm_bwd(wp, dout, acts, chist, dg, dh_mat, dc, dhn, dcn, dx, bs, off, B, one, k0, kB):
+    """The backward runs on the forward's own panels wp, s * [W_ih | W_hh] (the
+    row scale s is 1/2 on sigmoid rows), transposed in the product (no second
+    packing): dg gets dL/dz, z = s * (W_ih x + W_hh h + b) what the forward's
+    product computed (twice dL/da on sigmoid rows), and the step's product,
+    [W_ih | W_hh]^T s dL/dz, gives dx_t (to dx) and dL/dh_{t-1} together; with
+    no rows in dx (a ragged batch: the input gradient is one product over the
+    tokens after the loop), only the W_hh rows, from the block holding row I.
+    tanh(c_t) is recomputed from c_t rather than stored by the forward: one
     tanh per element costs less than writing and re-reading an (H, T*B) array."""
-    H, G = dh_mat.shape[0], dg.shape[0]
+    H, G, I = dh_mat.shape[0], dg.shape[0], wp.shape[1] - dh_mat.shape[0]
     T = bs.shape[0]
-    a_buf, g_buf = _scratch(G, kB, dg), _scratch(G, kB, dg)      # i,f,g,o; dG_t
+    k0r = 0 if dx.shape[0] else I // ROWS * ROWS                  # first product row
+    Mp, Kp = wp.shape[0] * ROWS, -(-(I + H) // ROWS) * ROWS
+    two = one + one
+    a_buf, g_buf = _scratch(G, kB, dg), _scratch(Mp, kB, dg)     # i,f,g,o; dL/dz_t
     t_buf, c_buf, d_buf = _scratch(H, kB, dg), _scratch(H, kB, dg), _scratch(H, kB, dg)
     dh_buf, dc_buf = _scratch(H, kB, dg), _scratch(H, kB, dg)
-    o_buf = _scratch(wp.shape[0] * ROWS, kB, dg)
+    o_buf = _scratch(Kp, kB, dg)
     for s in range(T - 1, -1, -1):
         b, c0 = _rows(bs[s], k0, kB), s * B + k0                  # b rows running at step s
         w = _cols(b, dg)
@@ -386,14 +396,18 @@ def lstm_bwd(wp, dout, acts, chist, dg, dh_mat, dc, dhn, dcn, bs, off, B, one, k
             dhe = dh[e] + d[e]                                    # dL/dh_t
             i, f, gv, o, te = ai[e], af[e], ag[e], ao[e], _tanh(t[e])
             dct = dcf[e] + dhe * o * (one - te * te)              # dL/dc_t
-            go[e] = dhe * te * o * (one - o)
-            gi[e] = dct * gv * i * (one - i)
+            go[e] = dhe * te * two * o * (one - o)                # o = (1 + tanh z) / 2: do/dz = 2 o (1 - o)
+            gi[e] = dct * gv * two * i * (one - i)
             gg[e] = dct * i * (one - gv * gv)
-            gf[e] = dct * cp[e] * f * (one - f)
+            gf[e] = dct * cp[e] * two * f * (one - f)
             dcf[e] = dct * f                                      # dL/dc_{t-1}
         _scatter(_block(dc_buf, H, w), dc, k0, b)
         _scatter(_block(g_buf, G, w), dg, off[s] + k0, b)
-        _backprop(wp, g_buf, o_buf, dh_mat, k0, b)
+        product_t(wp, _block(g_buf, Mp, w), w, o_buf, b, k0r)     # (I + H - k0r, w)
+        o = _block(o_buf, Kp - k0r, w)
+        if dx.shape[0]:
+            _scatter_rows(o, 0, dx, 0, I, c0, b)                  # dx_t
+        _scatter_rows(o, I - k0r, dh_mat, 0, H, k0, b)            # dL/dh_{t-1} via W_hh
 
 
 @_jit

@@ -22,6 +22,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from rnnlab.engine.fast import kernels as _k
+from rnnlab.engine.threads import parallel
 
 
 class Fused(NamedTuple):
@@ -238,22 +239,40 @@ def _gradients(p, fm, dG, dGh, shared, T, B, I, own, dx=None, scale=None):
     """dx (T, B, I) (unless the loop gave it) and (dW_ih, dW_hh, db_ih, db_hh),
     one product each, over the tokens present. dG, dGh (G, N): dL/d(gx), dL/d(gh)
     (the same array for LSTM and RNN: ``shared``); with ``scale`` (G,), dL/dz of
-    the scaled pre-activations, so every gradient's rows get that factor."""
-    N = dG.shape[1]
+    the scaled pre-activations, so every gradient's rows get that factor. One
+    hand-off to the threads for all of it: each takes its share of the rows of
+    every product and the bias sums of its rows of dG while they are in cache."""
+    (G, N), dt = dG.shape, dG.dtype
     hprev = fm.hist[:, :N] if fm.idx is None else fm.hist[:, fm.idx]   # h_{t-1} of each token
     w_ih = p.w_ih if scale is None or dx is not None else p.w_ih * scale[:, None]
-    if dx is None and fm.idx is None:
-        dx = _k.matmul(w_ih.T, dG, parts=own).reshape(-1, T, B).transpose(1, 2, 0)  # (T, B, I)
-    elif dx is None:
-        dx = np.zeros((T * B, I), dG.dtype)
-        dx[fm.idx] = _k.matmul(dG.T, w_ih, parts=own)             # tokens present; the rest 0
-        dx = dx.reshape(T, B, I)
-    db_ih = dG.sum(axis=1) if p.b_ih is not None else None
-    db_hh = None
-    if p.b_hh is not None:                                        # LSTM, RNN: dGh is dG
-        db_hh = db_ih.copy() if (shared and db_ih is not None) else dGh.sum(axis=1)
-    dw_ih = _k.matmul(dG, fm.xT[:, :N].T, parts=own)              # (G, I)
-    dw_hh = _k.matmul(dGh, hprev.T, parts=own)                    # (G, H)
+    dw_ih, dw_hh = np.empty((G, I), dt), np.empty((G, hprev.shape[0]), dt)
+    db_ih = np.empty(G, dt) if p.b_ih is not None else None
+    db_hh = np.empty(G, dt) if p.b_hh is not None else None
+    sums = [(a, g) for a, g in ((dG, db_ih), (dGh, db_hh if not shared else None)) if g is not None]
+    full = fm.idx is None
+    if dx is None:              # full: (I, T*B) feature-major; ragged: (T*B, I), 0 where no token
+        dxm = np.empty((I, N), dt) if full else np.zeros((T * B, I), dt)
+    parts = min(own, max(1, G // 16))
+
+    def job(j):
+        rows = slice(G * j // parts, G * (j + 1) // parts)
+        _k.product_into(dG[rows], fm.xT[:, :N].T, dw_ih[rows])                  # (G, I)
+        _k.product_into(dGh[rows], hprev.T, dw_hh[rows])                        # (G, H)
+        for a, g in sums:
+            np.sum(a[rows], axis=1, out=g[rows])
+        if dx is None and full:
+            r = slice(I * j // parts, I * (j + 1) // parts)
+            _k.product_into(w_ih.T[r], dG, dxm[r])                                # W_ih^T dG
+        elif dx is None:
+            r = slice(N * j // parts, N * (j + 1) // parts)
+            tokens = np.empty((r.stop - r.start, I), dt)
+            _k.product_into(dG[:, r].T, w_ih, tokens)                            # dG^T W_ih
+            dxm[fm.idx[r]] = tokens
+    parallel([lambda j=j: job(j) for j in range(parts)])
+    if shared and db_hh is not None:
+        db_hh[...] = db_ih                                        # LSTM, RNN: dGh is dG
+    if dx is None:
+        dx = dxm.reshape(-1, T, B).transpose(1, 2, 0) if full else dxm.reshape(T, B, I)
     if scale is not None:
         for g in (dw_ih, dw_hh, db_ih, db_hh):
             if g is not None:

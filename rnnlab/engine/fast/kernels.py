@@ -154,22 +154,32 @@ def blas():
 def matmul(a, b, out=None, parts=1):
     """a @ b for the whole-sequence products (input projection, weight and input
     gradients), split by rows over ``parts`` of rnnlab's own threads (see
-    ``own_threads``: OpenBLAS is on one thread there); each piece on MKL's ?gemm
-    where the mkl extra is on and NumPy's OpenBLAS runs on one thread, else
-    NumPy's. 2-D, one float dtype; each operand row- or column-major with any
-    leading dimension (views of the padded buffers)."""
-    M, K = a.shape
-    N = b.shape[1]
-    out = np.empty((M, N), a.dtype) if out is None else out
-    oa, ob, oc = _order(a), _order(b), _order(out)
+    ``own_threads``: OpenBLAS is on one thread there), each piece by
+    ``product_into``. 2-D, one float dtype; each operand row- or column-major with
+    any leading dimension (views of the padded buffers)."""
+    out = np.empty((a.shape[0], b.shape[1]), a.dtype) if out is None else out
+    split_rows(lambda rows: product_into(a[rows], b, out[rows]), a.shape[0], parts)
+    return out
+
+
+def split_rows(job, M, parts):
+    """``job(rows)`` for slices ``rows`` that cut 0..M into up to ``parts`` pieces
+    of at least 16 rows, at once on rnnlab's threads (``threads.parallel``)."""
+    n = min(parts, max(1, M // 16))
+    parallel([lambda j=j: job(slice(M * j // n, M * (j + 1) // n)) for j in range(n)])
+
+
+def product_into(a, b, out):
+    """out = a @ b on this thread: MKL's ?gemm where the mkl extra is on and NumPy's
+    OpenBLAS runs on one thread, else NumPy's."""
     mkl = not (_MKL is None or _openblas_threads() != 1 or a.dtype != b.dtype
                or a.dtype != out.dtype or a.dtype not in (np.float32, np.float64)
-               or oc != 111 or None in (oa, ob) or 0 in (M, N, K))
-    one = _mkl_gemm if mkl else (lambda a, b, out: np.matmul(a, b, out=out))
-    cuts = np.linspace(0, M, min(parts, max(1, M // 16)) + 1).astype(int)
-    parallel([lambda r0=r0, r1=r1: one(a[r0:r1], b, out[r0:r1])
-              for r0, r1 in zip(cuts, cuts[1:])])
-    return out
+               or _order(out) != 111 or None in (_order(a), _order(b)) or 0 in out.shape
+               or a.shape[1] == 0)
+    if mkl:
+        _mkl_gemm(a, b, out)
+    else:
+        np.matmul(a, b, out=out)
 
 
 def _mkl_gemm(a, b, out):

@@ -197,7 +197,7 @@ def forward(fused, p, x, state0, batch_sizes, **opts):
     own = _k.own_workers(p.w_hh.size, B)
     with _k.own_threads(own):
         gx, scale, bias, wp = _prologue(fused, p, xT, N, opts, own)
-        hist = _k.buffer(H, (T + 1) * B, dt, True)               # zero: see gemm on reads past b
+        hist = _k.buffer(H, (T + 1) * B, dt)                     # every column written before read
         hist[:, :B] = state0[0].T
         f = Fwd(wp, p, gx, _k.input_rows(x) if gx is None else None, scale,
                 bias, hist, state0, bs, _k.offsets(bs), T * B,

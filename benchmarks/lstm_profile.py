@@ -9,10 +9,11 @@ process and with the same thread count:
   per-step ones on its own kernel, in the row slices the layer uses; the
   whole-sequence ones on NumPy's OpenBLAS) and by torch's BLAS on the same shapes: the input product
   W_ih x (4H, I) @ (I, T*B), the T recurrent products W_hh h (4H, H) @ (H, B),
-  the T backward products W_hh^T dG (H, 4H) @ (4H, B), and the weight
-  gradients dG x^T, dG h^T, W_ih^T dG (each (4H, T*B)-sized). rnnlab's LSTM
-  folds the input product into its steps ([W_ih | W_hh] (4H, I + H) times
-  [x_t; h_{t-1}]): its "recurrent products" row times those;
+  the T backward products W_hh^T dG (H, 4H) @ (4H, B), the input gradient
+  W_ih^T dG and the weight gradients dG x^T, dG h^T (each (4H, T*B)-sized).
+  rnnlab's LSTM folds the input product into its steps ([W_ih | W_hh] (4H,
+  I + H) times [x_t; h_{t-1}]) and the input gradient into its backward's
+  ([W_ih | W_hh]^T dG_t, on the forward's packed weights): its rows time those;
 - what is left of rnnlab's time after its products: the gate passes, the
   gathers and scatters between steps, and Python overhead.
 
@@ -32,7 +33,8 @@ import machine
 
 
 def products(mm, zeros, H, T, B, rng):
-    """The products of one LSTM layer's step, as callables on one library's arrays."""
+    """The products of one LSTM layer's step, as callables on one library's arrays
+    (None: rnnlab runs it inside another row's products)."""
     G = 4 * H
     w, x, h, dg = (mm(rng.standard_normal(s).astype(np.float32))
                    for s in ((G, H), (H, T * B), (H, B), (G, T * B)))
@@ -45,40 +47,50 @@ def products(mm, zeros, H, T, B, rng):
     def steps_bwd():
         for _ in range(T):
             wt @ dgb
-    whole = lambda: w @ x                                         # noqa: E731
+    whole, dx = (lambda: w @ x), (lambda: wt @ dg)                # noqa: E731
     if mm is np.asarray:                                          # rnnlab's own per-step path
         from rnnlab.engine.fast import kernels
-        # the LSTM loop folds W_ih x into its steps: [W_ih | W_hh] @ [x_t; h_{t-1}]
+        # the LSTM loop folds W_ih x into its steps: [W_ih | W_hh] @ [x_t; h_{t-1}],
+        # and dx into its backward's: [W_ih | W_hh]^T dG_t, on the forward's
+        # panels (gemm.product_t)
         wx = np.concatenate([w, w], axis=1)                       # (G, I + H), I = H
         xh = kernels.aligned((2 * H, B + 16), np.float32)
         xh[:] = 1.0
-        steps_fwd, steps_bwd, whole = packed_steps(wx, xh, T, B), packed_steps(wt, dgb, T), None
+        gb = kernels.aligned((G, B + 16), np.float32)
+        gb[:] = 1.0
+        steps_fwd, steps_bwd = packed_steps(wx, xh, T, B), packed_steps(wx, gb, T, B, True)
+        whole = dx = None
     return {"input product W_ih x": whole,
             "T recurrent products W_hh h": steps_fwd,
+            "input gradient W_ih^T dG": dx,
             "T backward products W_hh^T dG": steps_bwd,
-            "weight/input gradients (3 products)": lambda: (dg @ x.T, dg @ x.T, wt @ dg)}
+            "weight gradients dG x^T, dG h^T": lambda: (dg @ x.T, dg @ x.T)}
 
 
-def packed_steps(w, b, T=1, n=None):
-    """T products w @ b[:, :n] as rnnlab's time loops run them: w packed once, each
-    step on rnnlab's own kernel (``engine/fast/gemm.py``), the columns of b in
-    the row slices the layer would use, one thread per slice."""
+def packed_steps(w, b, T=1, n=None, transposed=False):
+    """T products w @ b[:, :n] (transposed: w^T @ b[:, :n]) as rnnlab's time loops
+    run them: w packed once, each step on rnnlab's own kernel
+    (``engine/fast/gemm.py``), the columns of b in the row slices the layer would
+    use, one thread per slice."""
     import numba
     from rnnlab.engine.fast import gemm, kernels
     from rnnlab.engine.threads import parallel
     panels, n = gemm.pack(w), b.shape[1] if n is None else n
+    rows = -(-w.shape[1] // gemm.ROWS) * gemm.ROWS if transposed else panels.shape[0] * gemm.ROWS
     slices = kernels.row_slices(n, kernels.own_workers(w.size, n))
-    outs = [np.zeros(panels.shape[0] * gemm.ROWS * gemm.width(kB, w.dtype), w.dtype)
-            for _, kB in slices]
+    outs = [np.zeros(rows * gemm.width(kB, w.dtype), w.dtype) for _, kB in slices]
 
     @numba.njit(nogil=True)
-    def steps(panels, b, k0, c, kB, T):
+    def steps(panels, b, k0, c, kB, T, transposed):
         for _ in range(T):
-            gemm.product(panels, b, k0, b.shape[1], c, kB)
-    steps(panels, b, 0, outs[0], 1, 1)                            # compiled before timing
+            if transposed:
+                gemm.product_t(panels, b[:, k0:], b.shape[1], c, kB, 0)
+            else:
+                gemm.product(panels, b, k0, b.shape[1], c, kB)
+    steps(panels, b, 0, outs[0], 1, 1, transposed)                # compiled before timing
 
     def run():
-        parallel([lambda k0=k0, kB=kB, c=c: steps(panels, b, k0, c, kB, T)
+        parallel([lambda k0=k0, kB=kB, c=c: steps(panels, b, k0, c, kB, T, transposed)
                   for (k0, kB), c in zip(slices, outs)])
     return run
 
@@ -95,10 +107,11 @@ def profile(torch, H, T, B, clock, repeats):
     machine.settle()
     tm, xt = torch.nn.LSTM(H, H), torch.randn(T, B, H, requires_grad=True)
 
-    def tfwd():
-        with torch.no_grad():
-            tm(xt)
-    theirs = {"forward": t(tfwd), "forward + backward": t(lambda: tm(xt)[0].sum().backward())}
+    # the forward of a training step, as rnnlab's (which keeps its caches): with
+    # autograd on, so oneDNN keeps its workspace for a backward (under no_grad it
+    # runs its inference primitive: 3.4-3.5 ms against 4.7 at H = 128, 2 threads)
+    theirs = {"forward": t(lambda: tm(xt)),
+              "forward + backward": t(lambda: tm(xt)[0].sum().backward())}
     machine.settle()
     np_p = {k: (t(f) if f is not None else 0.0)
             for k, f in products(np.asarray, np.zeros, H, T, B, rng).items()}
@@ -112,15 +125,21 @@ def table(H, ours, theirs, np_p, th_p):
             "|---|---|---|---|"]
     for k in ours:
         rows.append(f"| whole {k} | {ours[k]:.2f} | {theirs[k]:.2f} | {theirs[k] / ours[k]:.2f}x |")
-    folded = np_p["input product W_ih x"] == 0.0                  # rnnlab's steps include it
+    # rows rnnlab runs inside another row's products: (that row, its label)
+    inside = {"input product W_ih x": ("T recurrent products W_hh h", "T steps' products "
+                                       "(rnnlab: [W_ih W_hh] [x; h]; torch: the two rows above)"),
+              "input gradient W_ih^T dG": ("T backward products W_hh^T dG", "T backward "
+                                           "products (rnnlab: [W_ih W_hh]^T dG, dx included; "
+                                           "torch: W_hh^T dG and the row above)")}
+    hosts = {inside[k][0]: (k, inside[k][1]) for k in inside if np_p[k] == 0.0}
     for k in np_p:
         mine, peer, label = np_p[k], th_p[k], k
-        if folded and k == "input product W_ih x":
+        if k in inside and np_p[k] == 0.0:
             rows.append(f"| {k} | in the steps below | {peer:.2f} | |")
             continue
-        if folded and k == "T recurrent products W_hh h":
-            peer += th_p["input product W_ih x"]
-            label = "T steps' products (rnnlab: [W_ih W_hh] [x; h]; torch: the two rows above)"
+        if k in hosts:
+            peer += th_p[hosts[k][0]]
+            label = hosts[k][1]
         rows.append(f"| {label} | {mine:.2f} | {peer:.2f} | {peer / mine:.2f}x |")
     fwd_p = np_p["input product W_ih x"] + np_p["T recurrent products W_hh h"]
     all_p = sum(np_p.values())

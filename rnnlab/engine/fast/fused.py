@@ -5,9 +5,9 @@ the ``Fused`` entries below (``rnnlab/engine/cells/lstm.py`` does); a cell
 without it runs on the reference loop of ``rnnlab.engine.sequence``. The
 drivers here do what every cell shares: the one input product W_ih x for all
 steps (or, for a cell whose loop folds it in, the packed [W_ih | W_hh]), the
-feature-major buffers, and the weight gradients after the loop (the LSTM's
-backward reuses its forward's packed weights and, on a full batch, takes dx
-from its loop; see ``kernels`` for why the buffers look as they do). The compiled time loops
+feature-major buffers, and the weight gradients after the loop (the backward
+reuses its forward's packed weights; the LSTM's, on a full batch, takes dx from
+its loop; see ``kernels`` for why the buffers look as they do). The compiled time loops
 are in ``loops``.
 
 Shapes: T time, B batch, I input, H hidden, G = gates * H, A act width,
@@ -56,8 +56,8 @@ class Fwd(NamedTuple):
 
 
 class Bwd(NamedTuple):
-    wp: np.ndarray        # W_hh^T (H, G) packed for the per-step products (gemm.pack);
-                          # a folding cell's: the forward's panels of s * [W_ih | W_hh]
+    wp: np.ndarray        # the forward's panels (s * W_hh, a folding cell's s * [W_ih | W_hh]),
+                          # read transposed by the per-step products (gemm.product_t)
     dout: np.ndarray      # (H, T*B) feature-major, or (T*B, H) time-major rows
     fm: object            # kernels.FM of the forward
     dg: np.ndarray        # (G, N + pad) dL/d(gx), packed
@@ -204,47 +204,48 @@ def forward(fused, p, x, state0, batch_sizes, **opts):
                 dt.type(0.5), opts, _k.row_slices(B, own), idx is None)
         chist, acts = fused.forward(f)
     states = (_k.time_major(hist, T + 1, B),) + ((_k.time_major(chist, T + 1, B),) if chist is not None else ())
-    return states, _k.time_major(acts, T, B), _k.FM(xT, hist, chist, acts, idx,
-                                                    wp if fused.folds_input else None)
+    return states, _k.time_major(acts, T, B), _k.FM(xT, hist, chist, acts, idx, wp)
 
 
 def backward(fused, p, cache, dout, dstate_n, **opts):
     """Fused backward from a fused forward's cache: dx, dstate0, (dW_ih, dW_hh, db_ih, db_hh).
 
-    A folding cell's loop runs on the forward's panels, and on a full batch gives
-    dx itself (a ragged one's loop would pay for the padded grid: there dx is one
-    product over the tokens); its dg holds dL/dz, z = s * (the pre-activations),
-    and the gradients get their row scale s after the products."""
+    The loops run on the forward's packed panels, read transposed (nothing is
+    packed again); their recurrent gradients (dg, or the GRU's dgh) hold dL/dz, z
+    = s * (the pre-activations) the forward's product computed, and the gradients
+    from them get the row scale s after the products. A folding cell's loop, on a
+    full batch, gives dx itself (a ragged one's would pay for the padded grid:
+    there dx is one product over the tokens)."""
     fm = cache.fm
     T, B, I = cache.x.shape
     G, H = p.w_hh.shape
     dt, N = fm.hist.dtype, fm.xT.shape[1]
     bs = _k.batch_sizes(cache.batch_sizes, T, B)
     own = _k.own_workers(p.w_hh.size, B)
-    fold = fm.wp is not None
     with _k.own_threads(own):
-        b = Bwd(fm.wp if fold else _k.gemm.pack(p.w_hh.T), _k.dout_layout(dout), fm,
+        b = Bwd(fm.wp, _k.dout_layout(dout), fm,
                 _k.buffer(G, N, dt), _k.aligned((H, B), dt, True),
                 np.ascontiguousarray(dstate_n[0].T), dstate_n, bs, _k.offsets(bs),
                 dt.type(1.0), opts, _k.row_slices(B, own),
-                _k.buffer(I, T * B, dt) if fold and fm.idx is None else None)
+                _k.buffer(I, T * B, dt) if fused.folds_input and fm.idx is None else None)
         dgh, extra = fused.backward(b)
-        scale = fused.scale(G, H, opts).astype(dt) if fold else None
         dx, grads = _gradients(p, fm, b.dg[:, :N], dgh[:, :N], dgh is b.dg, T, B, I, own,
-                               None if b.dx is None else _k.time_major(b.dx, T, B), scale)
+                               None if b.dx is None else _k.time_major(b.dx, T, B),
+                               fused.scale(G, H, opts).astype(dt))
     return dx, (b.dh_mat.T,) + extra, grads
 
 
-def _gradients(p, fm, dG, dGh, shared, T, B, I, own, dx=None, scale=None):
+def _gradients(p, fm, dG, dGh, shared, T, B, I, own, dx, scale):
     """dx (T, B, I) (unless the loop gave it) and (dW_ih, dW_hh, db_ih, db_hh),
     one product each, over the tokens present. dG, dGh (G, N): dL/d(gx), dL/d(gh)
-    (the same array for LSTM and RNN: ``shared``); with ``scale`` (G,), dL/dz of
-    the scaled pre-activations, so every gradient's rows get that factor. One
+    (the same array for LSTM and RNN: ``shared``); dGh is dL/dz of the scaled
+    recurrent pre-activations, so what comes from it gets the rows' factor
+    ``scale`` (G,) (dG too where it is dGh; the GRU's dG is dL/da). One
     hand-off to the threads for all of it: each takes its share of the rows of
     every product and the bias sums of its rows of dG while they are in cache."""
     (G, N), dt = dG.shape, dG.dtype
     hprev = fm.hist[:, :N] if fm.idx is None else fm.hist[:, fm.idx]   # h_{t-1} of each token
-    w_ih = p.w_ih if scale is None or dx is not None else p.w_ih * scale[:, None]
+    w_ih = p.w_ih * scale[:, None] if shared and dx is None else p.w_ih   # dG is dL/dz
     dw_ih, dw_hh = np.empty((G, I), dt), np.empty((G, hprev.shape[0]), dt)
     db_ih = np.empty(G, dt) if p.b_ih is not None else None
     db_hh = np.empty(G, dt) if p.b_hh is not None else None
@@ -273,8 +274,7 @@ def _gradients(p, fm, dG, dGh, shared, T, B, I, own, dx=None, scale=None):
         db_hh[...] = db_ih                                        # LSTM, RNN: dGh is dG
     if dx is None:
         dx = dxm.reshape(-1, T, B).transpose(1, 2, 0) if full else dxm.reshape(T, B, I)
-    if scale is not None:
-        for g in (dw_ih, dw_hh, db_ih, db_hh):
-            if g is not None:
-                g *= scale.reshape((-1,) + (1,) * (g.ndim - 1))
+    for g in (dw_ih, db_ih, dw_hh, db_hh)[0 if shared else 2:]:
+        if g is not None:
+            g *= scale.reshape((-1,) + (1,) * (g.ndim - 1))
     return dx, (dw_ih, dw_hh, db_ih, db_hh)

@@ -44,9 +44,9 @@ What makes it fast, and why:
   tanh(c_t) alone is recomputed from c_t (one tanh costs less than writing and
   re-reading an (H, T*B) array). Input and weight gradients are one product
   each after the loop, over the tokens present (ragged batches are packed).
-  The LSTM's backward runs on its forward's packed s * [W_ih | W_hh], read
-  transposed (``gemm.product_t``; nothing packed a second time), and on a full
-  batch its step's product gives dx_t along with dL/dh_{t-1}.
+  The backward runs on its forward's packed weights, read transposed
+  (``gemm.product_t``; nothing packed a second time); the LSTM's, on a full
+  batch, has its step's product give dx_t along with dL/dh_{t-1}.
 """
 import ctypes
 import glob
@@ -282,7 +282,8 @@ class FM(NamedTuple):
     chist: object         # (H, (T+1)*B) LSTM cell states, else None
     acts: np.ndarray      # (A, T*B) LSTM i,f,g,o | GRU r,z,n,gh_n | RNN none
     idx: object = None    # (N,) column t*B + b of each token of a ragged batch; None if full
-    wp: object = None     # a folding cell's packed s * [W_ih | W_hh], which its backward reuses
+    wp: object = None     # the forward's packed s * W_hh (a folding cell's s * [W_ih | W_hh]),
+                          # which its backward reads transposed
 
 
 def usable(*arrays):

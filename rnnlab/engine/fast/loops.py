@@ -206,12 +206,30 @@ def _block(flat, rows, b):
 
 
 @_jit
-def _backprop(wp, g_buf, o_buf, dh_mat, k0, b):
-    """dh_mat[:, k0:k0+b] = W_hh^T dG_t: the product of the (G, w) scratch block
-    into (H, w) scratch, its b columns copied out (past them are other rows')."""
-    H, w = dh_mat.shape[0], _cols(b, g_buf)
-    product(wp, _block(g_buf, wp.shape[1], w), 0, w, o_buf, b)
-    _scatter(_block(o_buf, H, w), dh_mat, k0, b)
+def _bwd_scratch(wp, kB, a):
+    """(g_buf, o_buf): scratch for a backward step's dL/dz (the panels' Mp rows,
+    zero past the gate rows) and for its product (I + H rows, whole R-row blocks)."""
+    return (_scratch(wp.shape[0] * ROWS, kB, a),
+            _scratch(-(-wp.shape[1] // ROWS) * ROWS, kB, a))
+
+
+@_jit
+def _backprop(wp, g_buf, o_buf, dh_mat, dx, c0, k0, b):
+    """The step's product on the forward's own panels wp, read transposed
+    (``gemm.product_t``): s * [W_ih | W_hh] (LSTM), or s * W_hh (RNN, GRU: their
+    input product ran before the loop; I = 0), times dL/dz_t in g_buf (G, w), z
+    the scaled pre-activations the forward's product computed. Rows 0..I are dx_t
+    (to dx's columns c0..c0+b; dx with no rows: not wanted, and the product
+    starts at the row block holding row I), rows I..I+H dL/dh_{t-1} (to dh_mat's
+    columns k0..k0+b; past b are other rows')."""
+    H = dh_mat.shape[0]
+    I, w = wp.shape[1] - H, _cols(b, g_buf)
+    k0r = 0 if dx.shape[0] else I // ROWS * ROWS                  # first product row
+    product_t(wp, _block(g_buf, wp.shape[0] * ROWS, w), w, o_buf, b, k0r)
+    o = _block(o_buf, -(-(I + H) // ROWS) * ROWS - k0r, w)
+    if dx.shape[0]:
+        _scatter_rows(o, 0, dx, 0, I, c0, b)                      # dx_t
+    _scatter_rows(o, I - k0r, dh_mat, 0, H, k0, b)                # dL/dh_{t-1} via W_hh
 
 
 @_jit
@@ -328,11 +346,13 @@ def gru_fwd(wp, gx, scale, bias, hist, acts, b_hn, bs, off, B, half, k0, kB):
 
 @_jit
 def rnn_bwd(wp, dout, hist, dg, dh_mat, dhn, bs, off, B, kind, one, k0, kB):
-    H = G = dh_mat.shape[0]
-    T = bs.shape[0]
-    d_buf, h_buf, g_buf, dh_buf = (_scratch(H, kB, dg), _scratch(H, kB, dg),
-                                   _scratch(H, kB, dg), _scratch(H, kB, dg))
-    o_buf = _scratch(wp.shape[0] * ROWS, kB, dg)
+    """On the forward's panels (``_backprop``): dg gets dL/dz (twice dL/da for the
+    sigmoid, whose pre-activation the forward scaled by 1/2)."""
+    H = dh_mat.shape[0]
+    T, two = bs.shape[0], one + one
+    d_buf, h_buf, dh_buf = _scratch(H, kB, dg), _scratch(H, kB, dg), _scratch(H, kB, dg)
+    g_buf, o_buf = _bwd_scratch(wp, kB, dg)
+    no_dx = np.empty((0, 0), dg.dtype)
     for s in range(T - 1, -1, -1):
         b, c0 = _rows(bs[s], k0, kB), s * B + k0
         w = _cols(b, dg)
@@ -351,9 +371,9 @@ def rnn_bwd(wp, dout, hist, dg, dh_mat, dhn, bs, off, B, kind, one, k0, kB):
                 g[e] = dh[e] if h[e] > 0 else (one - one) * dh[e]
         else:
             for e in range(n):
-                g[e] = dh[e] * h[e] * (one - h[e])
+                g[e] = dh[e] * two * h[e] * (one - h[e])          # h = (1 + tanh z) / 2
         _scatter(_block(g_buf, H, w), dg, off[s] + k0, b)
-        _backprop(wp, g_buf, o_buf, dh_mat, k0, b)
+        _backprop(wp, g_buf, o_buf, dh_mat, no_dx, c0, k0, b)
 
 
 @_jit
@@ -367,15 +387,12 @@ def lstm_bwd(wp, dout, acts, chist, dg, dh_mat, dc, dhn, dcn, dx, bs, off, B, on
     tokens after the loop), only the W_hh rows, from the block holding row I.
     tanh(c_t) is recomputed from c_t rather than stored by the forward: one
     tanh per element costs less than writing and re-reading an (H, T*B) array."""
-    H, G, I = dh_mat.shape[0], dg.shape[0], wp.shape[1] - dh_mat.shape[0]
-    T = bs.shape[0]
-    k0r = 0 if dx.shape[0] else I // ROWS * ROWS                  # first product row
-    Mp, Kp = wp.shape[0] * ROWS, -(-(I + H) // ROWS) * ROWS
-    two = one + one
-    a_buf, g_buf = _scratch(G, kB, dg), _scratch(Mp, kB, dg)     # i,f,g,o; dL/dz_t
+    H, G = dh_mat.shape[0], dg.shape[0]
+    T, two = bs.shape[0], one + one
+    a_buf = _scratch(G, kB, dg)                                   # i,f,g,o
+    g_buf, o_buf = _bwd_scratch(wp, kB, dg)                       # dL/dz_t; the product
     t_buf, c_buf, d_buf = _scratch(H, kB, dg), _scratch(H, kB, dg), _scratch(H, kB, dg)
     dh_buf, dc_buf = _scratch(H, kB, dg), _scratch(H, kB, dg)
-    o_buf = _scratch(Kp, kB, dg)
     for s in range(T - 1, -1, -1):
         b, c0 = _rows(bs[s], k0, kB), s * B + k0                  # b rows running at step s
         w = _cols(b, dg)
@@ -403,21 +420,21 @@ def lstm_bwd(wp, dout, acts, chist, dg, dh_mat, dc, dhn, dcn, dx, bs, off, B, on
             dcf[e] = dct * f                                      # dL/dc_{t-1}
         _scatter(_block(dc_buf, H, w), dc, k0, b)
         _scatter(_block(g_buf, G, w), dg, off[s] + k0, b)
-        product_t(wp, _block(g_buf, Mp, w), w, o_buf, b, k0r)     # (I + H - k0r, w)
-        o = _block(o_buf, Kp - k0r, w)
-        if dx.shape[0]:
-            _scatter_rows(o, 0, dx, 0, I, c0, b)                  # dx_t
-        _scatter_rows(o, I - k0r, dh_mat, 0, H, k0, b)            # dL/dh_{t-1} via W_hh
+        _backprop(wp, g_buf, o_buf, dh_mat, dx, c0, k0, b)
 
 
 @_jit
 def gru_bwd(wp, dout, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, off, B, one, k0, kB):
+    """On the forward's panels of s * W_hh (``_backprop``): dgh gets dL/dz of the
+    recurrent pre-activations, twice dL/da on the r and z rows (scaled by 1/2);
+    dgx, for the input weights (unscaled, multiplied before the loop), dL/da."""
     H, G = dh_mat.shape[0], dgx.shape[0]
-    T = bs.shape[0]
-    a_buf, x_buf, g_buf = _scratch(4 * H, kB, dgx), _scratch(G, kB, dgx), _scratch(G, kB, dgx)
+    T, two = bs.shape[0], one + one
+    a_buf, x_buf = _scratch(4 * H, kB, dgx), _scratch(G, kB, dgx)
+    g_buf, o_buf = _bwd_scratch(wp, kB, dgx)
     h_buf, d_buf = _scratch(H, kB, dgx), _scratch(H, kB, dgx)
     dh_buf, dd_buf = _scratch(H, kB, dgx), _scratch(H, kB, dgx)
-    o_buf = _scratch(wp.shape[0] * ROWS, kB, dgx)
+    no_dx = np.empty((0, 0), dgx.dtype)
     for s in range(T - 1, -1, -1):
         b, c0 = _rows(bs[s], k0, kB), s * B + k0
         w = _cols(b, dgx)
@@ -439,9 +456,9 @@ def gru_bwd(wp, dout, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, off, B, one
             daz = dhe * (h[e] - ne) * z * (one - z)
             dar = dan * ahn[e] * r * (one - r)
             xr[e], xz[e], xn[e] = dar, daz, dan
-            gr[e], gz[e], gn[e] = dar, daz, dan * r               # dL/d(W_hh h + b_hh)
+            gr[e], gz[e], gn[e] = two * dar, two * daz, dan * r   # dL/dz, z = s (W_hh h + b_hh)
             dd[e] = dhe * z                                       # direct path dh * z
         _scatter(_block(dd_buf, H, w), dh_dir, k0, b)
         _scatter(_block(x_buf, G, w), dgx, off[s] + k0, b)
         _scatter(_block(g_buf, G, w), dgh, off[s] + k0, b)
-        _backprop(wp, g_buf, o_buf, dh_mat, k0, b)
+        _backprop(wp, g_buf, o_buf, dh_mat, no_dx, c0, k0, b)

@@ -99,7 +99,7 @@ def test_no_buffer_column_is_read_before_written(monkeypatch, mode, nl):
 @pytest.mark.parametrize("M,K,n,k0", [(512, 256, 16, 0), (512, 256, 16, 128), (37, 5, 3, 0),
                                       (28, 20, 13, 8), (24, 17, 33, 16), (8, 1, 1, 0)])
 def test_transposed_product_on_the_same_panels_equals_numpy(dtype, M, K, n, k0):
-    """gemm.product_t: W^T X on W's own panels (the LSTM backward reuses its
+    """gemm.product_t: W^T X on W's own panels (every cell's backward reuses its
     forward's), from row block k0 on; W's rows not a multiple of the tile (X's
     rows past M hold finite junk, multiplied by the panels' zero rows), columns
     past n never reaching C[:, :n] (NaN there), K not a multiple of the tile."""

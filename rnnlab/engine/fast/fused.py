@@ -253,19 +253,19 @@ def _gradients(p, fm, dG, dGh, shared, T, B, I, own, dx, scale):
     full = fm.idx is None
     if dx is None:              # full: (I, T*B) feature-major; ragged: (T*B, I), 0 where no token
         dxm = np.empty((I, N), dt) if full else np.zeros((T * B, I), dt)
-    parts = min(own, max(1, G // 16))
+    parts = _k.pieces(G, own)
 
     def job(j):
-        rows = slice(G * j // parts, G * (j + 1) // parts)
+        rows = _k.cut(G, j, parts)
         _k.product_into(dG[rows], fm.xT[:, :N].T, dw_ih[rows])                  # (G, I)
         _k.product_into(dGh[rows], hprev.T, dw_hh[rows])                        # (G, H)
         for a, g in sums:
             np.sum(a[rows], axis=1, out=g[rows])
         if dx is None and full:
-            r = slice(I * j // parts, I * (j + 1) // parts)
+            r = _k.cut(I, j, parts)
             _k.product_into(w_ih.T[r], dG, dxm[r])                                # W_ih^T dG
         elif dx is None:
-            r = slice(N * j // parts, N * (j + 1) // parts)
+            r = _k.cut(N, j, parts)
             tokens = np.empty((r.stop - r.start, I), dt)
             _k.product_into(dG[:, r].T, w_ih, tokens)                            # dG^T W_ih
             dxm[fm.idx[r]] = tokens

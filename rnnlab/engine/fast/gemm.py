@@ -30,6 +30,8 @@ computes a whole vector and ignores the columns past n, so X must be readable
 V - 1 columns past n (the fast path's buffers are padded for that) and C is
 scratch with row stride ``width(n)``.
 """
+from types import SimpleNamespace
+
 import numba
 import numpy as np
 from llvmlite import binding as llvm_binding, ir as llir
@@ -138,21 +140,16 @@ def _tile_ir(context, builder, sig, args, n_arg, c_arg, step):
         builder.module, llir.FunctionType(vec, [vec] * 3), name)
     undef, zeros = llir.Constant(vec, llir.Undefined), llir.Constant(llir.VectorType(i32, V), [0] * V)
 
-    class IR:
-        def ptr(i):                                               # args[i] as a pointer to the dtype
-            return builder.inttoptr(args[i], real.as_pointer())
-
-        def int(i):
-            return context.cast(builder, args[i], sig.args[i], nbtypes.int64)
-
-        def load(ptr, at):                                        # V elements from ptr[at]
-            return builder.load(builder.bitcast(builder.gep(ptr, [at]), vec.as_pointer()), align=4)
-
-        def fma_scalar(ptr, at, xv, acc):                         # acc + ptr[at] * xv
-            s = builder.load(builder.gep(ptr, [at]))
-            b = builder.shuffle_vector(builder.insert_element(undef, s, i32(0)), undef, zeros)
-            return builder.call(fma, [b, xv, acc])
-    IR.i64 = i64
+    def fma_scalar(ptr, at, xv, acc):                             # acc + ptr[at] * xv
+        s = builder.load(builder.gep(ptr, [at]))
+        b = builder.shuffle_vector(builder.insert_element(undef, s, i32(0)), undef, zeros)
+        return builder.call(fma, [b, xv, acc])
+    IR = SimpleNamespace(
+        i64=i64, fma_scalar=fma_scalar,
+        ptr=lambda i: builder.inttoptr(args[i], real.as_pointer()),   # args[i] as a pointer
+        int=lambda i: context.cast(builder, args[i], sig.args[i], nbtypes.int64),
+        load=lambda ptr, at: builder.load(builder.bitcast(builder.gep(ptr, [at]),  # V elements
+                                                          vec.as_pointer()), align=4))
     entry = builder.block
     loop, done = builder.append_basic_block("tile.loop"), builder.append_basic_block("tile.done")
     builder.branch(loop)

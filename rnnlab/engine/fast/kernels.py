@@ -165,8 +165,18 @@ def matmul(a, b, out=None, parts=1):
 def split_rows(job, M, parts):
     """``job(rows)`` for slices ``rows`` that cut 0..M into up to ``parts`` pieces
     of at least 16 rows, at once on rnnlab's threads (``threads.parallel``)."""
-    n = min(parts, max(1, M // 16))
-    parallel([lambda j=j: job(slice(M * j // n, M * (j + 1) // n)) for j in range(n)])
+    n = pieces(M, parts)
+    parallel([lambda j=j: job(cut(M, j, n)) for j in range(n)])
+
+
+def pieces(M, parts):
+    """How many pieces of at least 16 rows (one at least) M rows make, up to ``parts``."""
+    return min(parts, max(1, M // 16))
+
+
+def cut(M, j, n):
+    """Piece j of 0..M cut into n nearly equal contiguous pieces, as a slice."""
+    return slice(M * j // n, M * (j + 1) // n)
 
 
 def product_into(a, b, out):

@@ -102,7 +102,8 @@ def test_transposed_product_on_the_same_panels_equals_numpy(dtype, M, K, n, k0):
     """gemm.product_t: W^T X on W's own panels (every cell's backward reuses its
     forward's), from row block k0 on; W's rows not a multiple of the tile (X's
     rows past M hold finite junk, multiplied by the panels' zero rows), columns
-    past n never reaching C[:, :n] (NaN there), K not a multiple of the tile."""
+    past n never reaching C[:, :n] (NaN there), K not a multiple of the tile;
+    and only up to row k1 (the unit-split backward's row ranges)."""
     from rnnlab.engine.fast import gemm
     R = gemm.ROWS
     k0 = k0 // R * R
@@ -113,13 +114,20 @@ def test_transposed_product_on_the_same_panels_equals_numpy(dtype, M, K, n, k0):
     x = rng.standard_normal((Mp, cols + 64)).astype(dtype)
     x[:, n:] = np.nan
     c = np.zeros((Kp - k0) * cols, dtype)
-    gemm.product_t(panels, x, x.shape[1], c, n, k0)
+    gemm.product_t(panels, x, x.shape[1], c, n, k0, K)
     got = c.reshape(-1, cols)[:K - k0, :n]
     want = (w.astype(np.float64).T @ x[:M, :n].astype(np.float64))[k0:]
     tol = 1e-12 if dtype == np.float64 else 1e-5
     assert np.abs(got - want).max() <= tol * max(1.0, np.abs(want).max())
+    k1 = k0 + (K - k0) // 2 + 1                                   # rows k0..k1 only
     c[:] = 5
-    gemm.product_t(panels, x, x.shape[1], c, 0, k0)              # no rows running
+    gemm.product_t(panels, x, x.shape[1], c, n, k0, k1)
+    blocks = -(-(k1 - k0) // R) * R                               # whole blocks written, no more
+    assert np.abs(c.reshape(-1, cols)[:k1 - k0, :n] - want[:k1 - k0]).max() <= \
+        tol * max(1.0, np.abs(want).max())
+    assert (c[blocks * cols:] == 5).all()
+    c[:] = 5
+    gemm.product_t(panels, x, x.shape[1], c, 0, k0, K)              # no rows running
     assert (c == 5).all()
 
 
@@ -385,7 +393,7 @@ for mode in ("lstm", "gru"):
     assert max(np.abs(a - b).max() for a, b in zip(*res)) < 1e-12, mode
 xt = rng.standard_normal((40, 40))                               # rows past 37: finite junk
 c = np.zeros((12 - 4) * 24)
-gemm.product_t(gemm.pack(w), xt, 40, c, 20, 4)                   # W^T X from row 4 on
+gemm.product_t(gemm.pack(w), xt, 40, c, 20, 4, w.shape[1])                   # W^T X from row 4 on
 assert np.abs(c.reshape(-1, 24)[:5, :20] - (w.T @ xt[:37, :20])[4:]).max() < 1e-12
 print("ok")
 """

@@ -1,6 +1,6 @@
 """rnnlab's own worker threads: the one pool that runs independent jobs at once.
 
-Used by the fast path's row slices and split products
+Used by the fast path's row slices, unit splits and split products
 (``rnnlab.engine.fast.kernels``) and by the language model's softmax blocks
 (``rnnlab.nn.linear_cross_entropy``). Each job is compiled code, a BLAS call or
 NumPy ufuncs, all of which release the GIL, and writes its own part of an output.

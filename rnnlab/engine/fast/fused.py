@@ -8,14 +8,15 @@ steps (or, for a cell whose loop folds it in, the packed [W_ih | W_hh]), the
 feature-major buffers, and the weight gradients after the loop (the backward
 reuses its forward's packed weights; the LSTM's, on a full batch, takes dx from
 its loop; see ``kernels`` for why the buffers look as they do). The compiled time loops
-are in ``loops``.
+are in ``loops`` (the batch in row slices, one per thread) and ``units`` (each
+step's hidden units split over the threads: ragged batches).
 
 Shapes: T time, B batch, I input, H hidden, G = gates * H, A act width,
 N tokens present (T*B when every row is full); feature-major buffers are
 (F, T*B) with column t*B + b, except the packed ones (the input, W_ih x and the
 gradients dL/d(gx), dL/d(gh)): (F, N), step t's rows from column off[t] on.
 A ragged batch thus costs its tokens in the products before and after the loop
-(the loop itself only ever ran the rows still going).
+(the loop itself only ever ran the rows still going, on every thread).
 """
 from typing import Callable, NamedTuple
 
@@ -53,6 +54,8 @@ class Fwd(NamedTuple):
     opts: dict
     slices: list          # kernels.row_slices: (k0, kB) of each loop thread
     full: bool            # every row runs every step (gx's columns are the padded grid's)
+    units: object         # kernels.unit_slices: (u0, u1) of each thread of a
+                          # unit-split loop (``units``), or None: row slices
 
 
 class Bwd(NamedTuple):
@@ -71,6 +74,7 @@ class Bwd(NamedTuple):
     slices: list          # as the forward's
     dx: np.ndarray        # (I, T*B + pad) dL/dx feature-major, written by a folding
                           # cell's loop on a full batch, else None
+    units: object         # as the forward's
 
 
 # ---------------------------------------------------------------- per cell
@@ -83,18 +87,46 @@ def _rnn_scale(G, H, opts):
     return np.full(G, 0.5 if opts.get("nonlinearity", "tanh") == "sigmoid" else 1.0)
 
 
+def _shared(rows, B, dt):
+    """Two zeroed (rows, w(B)) buffers the threads of a unit-split loop share:
+    one step's operand or dz while the next is written."""
+    return _k.aligned((2, rows * _k.gemm.width(B, dt)), dt, True)
+
+
+def _on_units(units, job):
+    """``job(j, u0, u1)`` for each thread j of a unit-split loop, at once."""
+    parallel([lambda j=j: job(j, *units[j]) for j in range(len(units))])
+
+
+def _dout_units(dout, H, u0, u1):
+    """(units u0..u1 of the upstream gradient, feature-major?): a view of its rows
+    (feature-major, ``kernels.dout_layout``) or columns (time-major rows)."""
+    fm = dout.shape[0] == H
+    return (dout[u0:u1] if fm else dout[:, u0:u1]), fm
+
+
 def _rnn_forward(f):
     acts = _k.buffer(0, f.tb, f.gx.dtype)                        # none: h_t gives f'
-    _k.run_sliced(_k.loops.rnn_fwd, (f.wp, f.gx, f.scale, f.bias, f.hist, f.bs,
-                                     f.off, len(f.state0[0]), _rnn_kind(f.opts), f.half),
-                  f.slices)
+    H, B = f.hist.shape[0], len(f.state0[0])
+    args = (f.wp, f.gx, f.scale, f.bias, f.hist, f.bs, f.off, B, _rnn_kind(f.opts), f.half)
+    if f.units is None:
+        _k.run_sliced(_k.loops.rnn_fwd, args, f.slices)
+    else:
+        more = (_shared(H, B, f.gx.dtype), _k.sync.state(), len(f.units))
+        _on_units(f.units, lambda j, u0, u1: _k.units.rnn_fwd(*args, *more, u0, u1))
     return None, acts
 
 
 def _rnn_backward(b):
-    _k.run_sliced(_k.loops.rnn_bwd, (b.wp, b.dout, b.fm.hist, b.dg, b.dh_mat, b.dhn,
-                                     b.bs, b.off, b.dh_mat.shape[1], _rnn_kind(b.opts), b.one),
-                  b.slices)
+    H, B = b.dh_mat.shape
+    if b.units is None:
+        _k.run_sliced(_k.loops.rnn_bwd, (b.wp, b.dout, b.fm.hist, b.dg, b.dh_mat, b.dhn,
+                                         b.bs, b.off, B, _rnn_kind(b.opts), b.one), b.slices)
+        return b.dg, ()
+    args = (b.fm.hist, b.dg, b.dh_mat, b.dhn, b.bs, b.off, B, _rnn_kind(b.opts), b.one,
+            _shared(b.wp.shape[0] * _k.gemm.ROWS, B, b.dg.dtype), _k.sync.state(), len(b.units))
+    _on_units(b.units, lambda j, u0, u1: _k.units.rnn_bwd(
+        b.wp, *_dout_units(b.dout, H, u0, u1), *args, u0, u1))
     return b.dg, ()
 
 
@@ -112,19 +144,40 @@ def _lstm_forward(f):
     chist = _k.buffer(H, f.hist.shape[1] - 16, dt)
     chist[:, :B] = f.state0[1].T
     acts = _k.buffer(len(f.scale), f.tb, dt, not f.full)
-    _k.run_sliced(_k.loops.lstm_fwd, (f.wp, *f.x, acts, f.scale * f.bias, f.hist, chist,
-                                      f.bs, B, f.half), f.slices)
+    if f.units is None:
+        _k.run_sliced(_k.loops.lstm_fwd, (f.wp, *f.x, acts, f.scale * f.bias, f.hist, chist,
+                                          f.bs, B, f.half), f.slices)
+        return chist, acts
+    (x, x_fm), n, I = f.x, len(f.units), f.wp.shape[1] - H
+    args = (acts, f.scale * f.bias, f.hist, chist, f.bs, B, f.half, _shared(I + H, B, dt),
+            _k.sync.state(), n)
+
+    def job(j, u0, u1):
+        rows = _k.cut(I, j, n)                                    # this thread's input rows
+        _k.units.lstm_fwd(f.wp, x[rows] if x_fm else x[:, rows], x_fm, *args, u0, u1,
+                          rows.start)
+    _on_units(f.units, job)
     return chist, acts
 
 
 def _lstm_backward(b):
     H, B = b.dh_mat.shape
     dc, dcn = _k.aligned((H, B), b.dg.dtype, True), np.ascontiguousarray(b.dstate_n[1].T)
-    _k.run_sliced(_k.loops.lstm_bwd, (b.wp, b.dout, b.fm.acts, b.fm.chist, b.dg,
-                                      b.dh_mat, dc, b.dhn, dcn,
-                                      np.empty((0, 0), b.dg.dtype) if b.dx is None else b.dx,
-                                      b.bs, b.off, B, b.one),
-                  b.slices)
+    dx = np.empty((0, 0), b.dg.dtype) if b.dx is None else b.dx
+    if b.units is None:
+        _k.run_sliced(_k.loops.lstm_bwd, (b.wp, b.dout, b.fm.acts, b.fm.chist, b.dg,
+                                          b.dh_mat, dc, b.dhn, dcn, dx, b.bs, b.off, B, b.one),
+                      b.slices)
+        return b.dg, (dc.T,)
+    n, I = len(b.units), b.wp.shape[1] - H
+    args = (b.fm.acts, b.fm.chist, b.dg, b.dh_mat, dc, b.dhn, dcn, dx, b.bs, b.off, B, b.one,
+            _shared(b.wp.shape[0] * _k.gemm.ROWS, B, b.dg.dtype), _k.sync.state(), n)
+
+    def job(j, u0, u1):
+        rows = _k.cut(I, j, n)                                    # this thread's dx rows
+        _k.units.lstm_bwd(b.wp, *_dout_units(b.dout, H, u0, u1), *args, u0, u1,
+                          rows.start, rows.stop)
+    _on_units(b.units, job)
     return b.dg, (dc.T,)
 
 
@@ -139,8 +192,12 @@ def _gru_forward(f):
     acts = _k.buffer(4 * H, f.tb, f.gx.dtype, not f.full)        # r, z, n, gh_n (full: all written)
     b_hh = f.p.b_hh
     b_hn = b_hh[2 * H:].copy() if b_hh is not None else np.zeros(H, f.gx.dtype)
-    _k.run_sliced(_k.loops.gru_fwd, (f.wp, f.gx, f.scale, f.bias, f.hist, acts, b_hn,
-                                     f.bs, f.off, B, f.half), f.slices)
+    args = (f.wp, f.gx, f.scale, f.bias, f.hist, acts, b_hn, f.bs, f.off, B, f.half)
+    if f.units is None:
+        _k.run_sliced(_k.loops.gru_fwd, args, f.slices)
+    else:
+        more = (_shared(H, B, f.gx.dtype), _k.sync.state(), len(f.units))
+        _on_units(f.units, lambda j, u0, u1: _k.units.gru_fwd(*args, *more, u0, u1))
     return None, acts
 
 
@@ -148,8 +205,16 @@ def _gru_backward(b):
     H, B = b.dh_mat.shape
     dgh = _k.buffer(b.dg.shape[0], b.dg.shape[1] - 16, b.dg.dtype)   # every column written
     dh_dir = _k.aligned((H, B), b.dg.dtype, True)                # dh * z, the direct path
-    _k.run_sliced(_k.loops.gru_bwd, (b.wp, b.dout, b.fm.acts, b.fm.hist, b.dg, dgh,
-                                     b.dh_mat, dh_dir, b.dhn, b.bs, b.off, B, b.one), b.slices)
+    if b.units is None:
+        _k.run_sliced(_k.loops.gru_bwd, (b.wp, b.dout, b.fm.acts, b.fm.hist, b.dg, dgh,
+                                         b.dh_mat, dh_dir, b.dhn, b.bs, b.off, B, b.one),
+                      b.slices)
+    else:
+        args = (b.fm.acts, b.fm.hist, b.dg, dgh, b.dh_mat, dh_dir, b.dhn, b.bs, b.off, B, b.one,
+                _shared(b.wp.shape[0] * _k.gemm.ROWS, B, b.dg.dtype), _k.sync.state(),
+                len(b.units))
+        _on_units(b.units, lambda j, u0, u1: _k.units.gru_bwd(
+            b.wp, *_dout_units(b.dout, H, u0, u1), *args, u0, u1))
     b.dh_mat[...] += dh_dir
     return dgh, ()
 
@@ -201,7 +266,8 @@ def forward(fused, p, x, state0, batch_sizes, **opts):
         hist[:, :B] = state0[0].T
         f = Fwd(wp, p, gx, _k.input_rows(x) if gx is None else None, scale,
                 bias, hist, state0, bs, _k.offsets(bs), T * B,
-                dt.type(0.5), opts, _k.row_slices(B, own), idx is None)
+                dt.type(0.5), opts, _k.row_slices(B, own), idx is None,
+                _k.unit_slices(H, own, idx is not None))
         chist, acts = fused.forward(f)
     states = (_k.time_major(hist, T + 1, B),) + ((_k.time_major(chist, T + 1, B),) if chist is not None else ())
     return states, _k.time_major(acts, T, B), _k.FM(xT, hist, chist, acts, idx, wp)
@@ -227,7 +293,8 @@ def backward(fused, p, cache, dout, dstate_n, **opts):
                 _k.buffer(G, N, dt), _k.aligned((H, B), dt, True),
                 np.ascontiguousarray(dstate_n[0].T), dstate_n, bs, _k.offsets(bs),
                 dt.type(1.0), opts, _k.row_slices(B, own),
-                _k.buffer(I, T * B, dt) if fused.folds_input and fm.idx is None else None)
+                _k.buffer(I, T * B, dt) if fused.folds_input and fm.idx is None else None,
+                _k.unit_slices(H, own, fm.idx is not None))
         dgh, extra = fused.backward(b)
         dx, grads = _gradients(p, fm, b.dg[:, :N], dgh[:, :N], dgh is b.dg, T, B, I, own,
                                None if b.dx is None else _k.time_major(b.dx, T, B),

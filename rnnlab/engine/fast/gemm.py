@@ -208,19 +208,19 @@ def _tile_t(typingctx, p, x, ldx, pstride, c, ldc, nq, zero):
 
 
 @numba.njit(nogil=True, cache=True)
-def product_t(panels, x, ldx, c, n, k0):
-    """c[:(Kp - k0) * w] as (Kp - k0, w) = (W^T @ X[:, :n])[k0:] on W's own panels
-    (``pack``; no transposed copy packed): W (M, K), X (Mp, ·) with rows ldx
-    apart, its rows past M zero (or any finite value: W's padded rows are zero);
-    k0 a multiple of R; Kp = K rounded up to whole R-row blocks, the rows past K
-    scratch. Nothing for n = 0."""
+def product_t(panels, x, ldx, c, n, k0, k1):
+    """c[:(Kp - k0) * w] as (Kp - k0, w) = (W^T @ X[:, :n])[k0:k1] on W's own
+    panels (``pack``; no transposed copy packed): W (M, K), X (Mp, ·) with rows
+    ldx apart, its rows past M zero (or any finite value: W's padded rows are
+    zero); k0 a multiple of R, k1 <= K; Kp = k1 rounded up to whole R-row blocks,
+    the rows past k1 scratch (past K: zero). Nothing for n = 0."""
     if n == 0:
         return
     nq, K = panels.shape[0], panels.shape[1]
     size = np.uintp(panels.itemsize)
     w = columns(n, panels.itemsize)
     zero = panels.dtype.type(0)
-    for kb in range(k0, K, ROWS):
+    for kb in range(k0, k1, ROWS):
         pk = panels.ctypes.data + size * np.uintp(kb * ROWS)
         ck = c.ctypes.data + size * np.uintp((kb - k0) * w)
         for j in range(0, w, VECTOR_BYTES // panels.itemsize):

@@ -225,12 +225,127 @@ def _backprop(wp, g_buf, o_buf, dh_mat, dx, c0, k0, b):
     H = dh_mat.shape[0]
     I, w = wp.shape[1] - H, _cols(b, g_buf)
     k0r = 0 if dx.shape[0] else I // ROWS * ROWS                  # first product row
-    product_t(wp, _block(g_buf, wp.shape[0] * ROWS, w), w, o_buf, b, k0r)
+    product_t(wp, _block(g_buf, wp.shape[0] * ROWS, w), w, o_buf, b, k0r, I + H)
     o = _block(o_buf, -(-(I + H) // ROWS) * ROWS - k0r, w)
     if dx.shape[0]:
         _scatter_rows(o, 0, dx, 0, I, c0, b)                      # dx_t
     _scatter_rows(o, I - k0r, dh_mat, 0, H, k0, b)                # dL/dh_{t-1} via W_hh
 
+
+# ---------------------------------------------------------------- gate passes
+# One fused pass over a step's compact (rows, w) blocks, flat, per cell and
+# direction: the one home of each cell's arithmetic on the fast path (the row
+# slices here and the unit split of ``units`` both call them).
+
+@_jit
+def rnn_act(a, kind, half):
+    """a = f(a) in place: tanh (kind 0), relu (1), sigmoid of a pre-scaled by 1/2 (2)."""
+    if kind == 0:
+        _tanh_(a)
+    elif kind == 1:
+        for e in range(a.shape[0]):
+            a[e] = max(a[e], half - half)
+    else:
+        _sig_tanh(a, half)
+
+
+@_jit
+def rnn_act_back(g, dh, h, kind, one):
+    """g = dL/dz from dL/dh_t and h_t = f(z) (the sigmoid's z pre-scaled by 1/2:
+    twice dL/da)."""
+    if kind == 0:
+        for e in range(g.shape[0]):
+            g[e] = dh[e] * (one - h[e] * h[e])
+    elif kind == 1:
+        for e in range(g.shape[0]):
+            g[e] = dh[e] if h[e] > 0 else (one - one) * dh[e]
+    else:
+        for e in range(g.shape[0]):
+            g[e] = dh[e] * (one + one) * h[e] * (one - h[e])     # h = (1 + tanh z) / 2
+
+
+@_jit
+def lstm_gates(a, z, c, h, n, half):
+    """a (4n: i, f, g, o blocks) = the step's product, z its bias: a becomes the
+    gates, c (n) c_{t-1} -> c_t, h (n) gets h_t."""
+    ai, af, ag, ao = a[:n], a[n:2 * n], a[2 * n:3 * n], a[3 * n:4 * n]
+    zi, zf, zg, zo = z[:n], z[n:2 * n], z[2 * n:3 * n], z[3 * n:4 * n]
+    for e in range(n):
+        i = half * _tanh(ai[e] + zi[e]) + half
+        f = half * _tanh(af[e] + zf[e]) + half
+        g = _tanh(ag[e] + zg[e])
+        o = half * _tanh(ao[e] + zo[e]) + half
+        ce = f * c[e] + i * g                                     # c = f c + i g
+        ai[e], af[e], ag[e], ao[e] = i, f, g, o
+        c[e], h[e] = ce, o * _tanh(ce)                            # h = o tanh(c)
+
+
+@_jit
+def lstm_gates_back(a, t, cp, d, dh, dc, g, n, one):
+    """From the gates a (4n), c_t (t), c_{t-1} (cp), the output's gradient d and
+    dL/dh_t, dL/dc_t from step t+1 (dh, dc): g (4n) = dL/dz of the scaled
+    pre-activations (twice dL/da on sigmoid rows), dc -> dL/dc_{t-1}. tanh(c_t)
+    is recomputed from c_t rather than stored by the forward: one tanh per
+    element costs less than writing and re-reading an (H, T*B) array."""
+    two = one + one
+    ai, af, ag, ao = a[:n], a[n:2 * n], a[2 * n:3 * n], a[3 * n:4 * n]
+    gi, gf, gg, go = g[:n], g[n:2 * n], g[2 * n:3 * n], g[3 * n:4 * n]
+    for e in range(n):
+        dhe = dh[e] + d[e]                                        # dL/dh_t
+        i, f, gv, o, te = ai[e], af[e], ag[e], ao[e], _tanh(t[e])
+        dct = dc[e] + dhe * o * (one - te * te)                   # dL/dc_t
+        go[e] = dhe * te * two * o * (one - o)                    # o = (1 + tanh z) / 2: do/dz = 2 o (1 - o)
+        gi[e] = dct * gv * two * i * (one - i)
+        gg[e] = dct * i * (one - gv * gv)
+        gf[e] = dct * cp[e] * two * f * (one - f)
+        dc[e] = dct * f                                           # dL/dc_{t-1}
+
+
+@_jit
+def gru_gates(a, x, h, nn_, n, half):
+    """a (3n: r, z, gh_n with b_hn added) the step's recurrent product, x (3n) the
+    input projection: a's r, z blocks become the gates (gh_n stays), nn_ (n) gets
+    n, h (n) h_{t-1} -> h_t."""
+    one = half + half
+    ar, az, ahn = a[:n], a[n:2 * n], a[2 * n:3 * n]
+    xr, xz, xn = x[:n], x[n:2 * n], x[2 * n:3 * n]
+    for e in range(n):
+        r = half * _tanh(ar[e] + xr[e]) + half
+        z = half * _tanh(az[e] + xz[e]) + half
+        ne = _tanh(xn[e] + r * ahn[e])                            # n = tanh(gx_n + r gh_n)
+        ar[e], az[e], nn_[e] = r, z, ne
+        h[e] = (one - z) * ne + z * h[e]                          # h_t
+
+
+@_jit
+def gru_gates_back(a, h, d, dh, dd, x, g, n, one):
+    """From r, z, n, gh_n (a, 4n), h_{t-1}, the output's gradient d, dL/dh_t
+    through W_hh (dh) and the direct path (dd) from step t+1: x (3n) = dL/da of
+    the input pre-activations, g (3n) = dL/dz of the scaled recurrent ones
+    (twice on r, z), dd -> dh_t * z, the direct path to step t-1."""
+    two = one + one
+    ar, az, an, ahn = a[:n], a[n:2 * n], a[2 * n:3 * n], a[3 * n:4 * n]
+    xr, xz, xn = x[:n], x[n:2 * n], x[2 * n:3 * n]
+    gr, gz, gn = g[:n], g[n:2 * n], g[2 * n:3 * n]
+    for e in range(n):
+        dhe = dh[e] + dd[e] + d[e]                                # dL/dh_t
+        r, z, ne = ar[e], az[e], an[e]
+        dan = dhe * (one - z) * (one - ne * ne)
+        daz = dhe * (h[e] - ne) * z * (one - z)
+        dar = dan * ahn[e] * r * (one - r)
+        xr[e], xz[e], xn[e] = dar, daz, dan
+        gr[e], gz[e], gn[e] = two * dar, two * daz, dan * r       # dL/dz, z = s (W_hh h + b_hh)
+        dd[e] = dhe * z                                           # direct path dh * z
+
+
+@_jit
+def add_rows(blk, v, r0):
+    """blk[j, :] += v[r0 + j]: a per-row constant (the GRU's b_hn) added in place."""
+    for j in range(blk.shape[0]):
+        blk[j, :] += v[r0 + j]
+
+
+# ---------------------------------------------------------------- time loops
 
 @_jit
 def rnn_fwd(wp, gx, scale, bias, hist, bs, off, B, kind, half, k0, kB):
@@ -248,13 +363,7 @@ def rnn_fwd(wp, gx, scale, bias, hist, bs, off, B, kind, half, k0, kB):
         _gather_affine(gx, off[s] + k0, b, _block(g_buf, G, w), scale, bias)
         a, g, h = a_buf[:G * w], g_buf[:G * w], h_buf[:H * w]
         _add(a, g)
-        if kind == 0:
-            _tanh_(a)
-        elif kind == 1:
-            for e in range(a.shape[0]):
-                a[e] = max(a[e], half - half)
-        else:
-            _sig_tanh(a, half)                                    # a was pre-scaled by 1/2
+        rnn_act(a, kind, half)
         h[:] = a                                                  # h_t, the next step's operand
         _scatter(_block(h_buf, H, w), hist, c1, b)
         if b < kB:
@@ -287,17 +396,7 @@ def lstm_fwd(wp, x, x_fm, acts, bias, hist, chist, bs, B, half, k0, kB):
         w0 = w
         _gather_either(x, x_fm, c0, b, xh[:I])                    # x_t
         product(wp, xh_buf, 0, w, a_buf, b)                       # W_ih x_t + W_hh h_{t-1}
-        ai, af, ag, ao = a_buf[:n], a_buf[n:2 * n], a_buf[2 * n:3 * n], a_buf[3 * n:4 * n]
-        zi, zf, zg, zo = z_buf[:n], z_buf[n:2 * n], z_buf[2 * n:3 * n], z_buf[3 * n:4 * n]
-        cf, hf = c_buf[:n], xh_buf[I * w:I * w + n]
-        for e in range(n):                                        # one fused pass
-            i = half * _tanh(ai[e] + zi[e]) + half
-            f = half * _tanh(af[e] + zf[e]) + half
-            g = _tanh(ag[e] + zg[e])
-            o = half * _tanh(ao[e] + zo[e]) + half
-            ce = f * cf[e] + i * g                                # c = f c + i g
-            ai[e], af[e], ag[e], ao[e] = i, f, g, o
-            cf[e], hf[e] = ce, o * _tanh(ce)                      # h = o tanh(c)
+        lstm_gates(a_buf, z_buf, c_buf, xh_buf[I * w:I * w + n], n, half)   # h_t into the operand
         _scatter(_block(a_buf, G, w), acts, c0, b)
         _scatter(_block(c_buf, H, w), chist, c1, b)
         _scatter(xh[I:], hist, c1, b)
@@ -309,9 +408,8 @@ def lstm_fwd(wp, x, x_fm, acts, bias, hist, chist, bs, B, half, k0, kB):
 @_jit
 def gru_fwd(wp, gx, scale, bias, hist, acts, b_hn, bs, off, B, half, k0, kB):
     G, H = gx.shape[0], hist.shape[0]
-    one = half + half
     a_buf, x_buf = _scratch(wp.shape[0] * ROWS, kB, gx), _scratch(G, kB, gx)
-    h_buf, n_buf, bn_buf = _scratch(H, kB, gx), _scratch(H, kB, gx), _scratch(H, kB, gx)
+    h_buf, n_buf = _scratch(H, kB, gx), _scratch(H, kB, gx)
     w0 = 0
     for s in range(bs.shape[0]):
         b, c0, c1 = _rows(bs[s], k0, kB), s * B + k0, (s + 1) * B + k0
@@ -322,20 +420,9 @@ def gru_fwd(wp, gx, scale, bias, hist, acts, b_hn, bs, off, B, half, k0, kB):
         w0 = w
         product(wp, h_buf, 0, w, a_buf, b)                        # W_hh h_{t-1}, (G, w)
         _gather_affine(gx, off[s] + k0, b, _block(x_buf, G, w), scale, bias)
-        bn = _block(bn_buf, H, w)
-        for j in range(H):
-            bn[j, :] = b_hn[j]                                    # b_hn, one per row
-        ar, az, ahn = a_buf[:n], a_buf[n:2 * n], a_buf[2 * n:3 * n]
-        xr, xz, xn = x_buf[:n], x_buf[n:2 * n], x_buf[2 * n:3 * n]
-        h, nn_, bnf = h_buf[:n], n_buf[:n], bn_buf[:n]
-        for e in range(n):                                        # one fused pass
-            r = half * _tanh(ar[e] + xr[e]) + half
-            z = half * _tanh(az[e] + xz[e]) + half
-            ghn = ahn[e] + bnf[e]                                 # gh_n = W_hn h + b_hn
-            ne = _tanh(xn[e] + r * ghn)                           # n = tanh(gx_n + r gh_n)
-            ar[e], az[e], ahn[e], nn_[e] = r, z, ghn, ne
-            h[e] = (one - z) * ne + z * h[e]                      # h_t
         a2 = _block(a_buf, G, w)
+        add_rows(a2[2 * H:], b_hn, 0)                             # gh_n = W_hn h + b_hn
+        gru_gates(a_buf, x_buf, h_buf, n_buf, n, half)
         _scatter_rows(a2, 0, acts, 0, 2 * H, c0, b)               # r, z
         _scatter_rows(_block(n_buf, H, w), 0, acts, 2 * H, H, c0, b)   # n
         _scatter_rows(a2, 2 * H, acts, 3 * H, H, c0, b)           # gh_n
@@ -348,8 +435,7 @@ def gru_fwd(wp, gx, scale, bias, hist, acts, b_hn, bs, off, B, half, k0, kB):
 def rnn_bwd(wp, dout, hist, dg, dh_mat, dhn, bs, off, B, kind, one, k0, kB):
     """On the forward's panels (``_backprop``): dg gets dL/dz (twice dL/da for the
     sigmoid, whose pre-activation the forward scaled by 1/2)."""
-    H = dh_mat.shape[0]
-    T, two = bs.shape[0], one + one
+    H, T = dh_mat.shape[0], bs.shape[0]
     d_buf, h_buf, dh_buf = _scratch(H, kB, dg), _scratch(H, kB, dg), _scratch(H, kB, dg)
     g_buf, o_buf = _bwd_scratch(wp, kB, dg)
     no_dx = np.empty((0, 0), dg.dtype)
@@ -361,17 +447,9 @@ def rnn_bwd(wp, dout, hist, dg, dh_mat, dhn, bs, off, B, kind, one, k0, kB):
         _gather_dout(dout, c0, b, _block(d_buf, H, w))
         _gather(hist, c0 + B, b, _block(h_buf, H, w))             # h_t = f(a_t)
         _gather(dh_mat, k0, b, _block(dh_buf, H, w))              # dL/dh_t from step t+1
-        d, h, g, dh = d_buf[:n], h_buf[:n], g_buf[:n], dh_buf[:n]
-        _add(dh, d)
-        if kind == 0:
-            for e in range(n):
-                g[e] = dh[e] * (one - h[e] * h[e])
-        elif kind == 1:
-            for e in range(n):
-                g[e] = dh[e] if h[e] > 0 else (one - one) * dh[e]
-        else:
-            for e in range(n):
-                g[e] = dh[e] * two * h[e] * (one - h[e])          # h = (1 + tanh z) / 2
+        dh = dh_buf[:n]
+        _add(dh, d_buf[:n])
+        rnn_act_back(g_buf[:n], dh, h_buf[:n], kind, one)
         _scatter(_block(g_buf, H, w), dg, off[s] + k0, b)
         _backprop(wp, g_buf, o_buf, dh_mat, no_dx, c0, k0, b)
 
@@ -384,11 +462,9 @@ def lstm_bwd(wp, dout, acts, chist, dg, dh_mat, dc, dhn, dcn, dx, bs, off, B, on
     product computed (twice dL/da on sigmoid rows), and the step's product,
     [W_ih | W_hh]^T s dL/dz, gives dx_t (to dx) and dL/dh_{t-1} together; with
     no rows in dx (a ragged batch: the input gradient is one product over the
-    tokens after the loop), only the W_hh rows, from the block holding row I.
-    tanh(c_t) is recomputed from c_t rather than stored by the forward: one
-    tanh per element costs less than writing and re-reading an (H, T*B) array."""
-    H, G = dh_mat.shape[0], dg.shape[0]
-    T, two = bs.shape[0], one + one
+    tokens after the loop), only the W_hh rows, from the block holding row I
+    (``lstm_gates_back``: tanh(c_t) recomputed)."""
+    H, G, T = dh_mat.shape[0], dg.shape[0], bs.shape[0]
     a_buf = _scratch(G, kB, dg)                                   # i,f,g,o
     g_buf, o_buf = _bwd_scratch(wp, kB, dg)                       # dL/dz_t; the product
     t_buf, c_buf, d_buf = _scratch(H, kB, dg), _scratch(H, kB, dg), _scratch(H, kB, dg)
@@ -406,18 +482,7 @@ def lstm_bwd(wp, dout, acts, chist, dg, dh_mat, dc, dhn, dcn, dx, bs, off, B, on
         _gather_dout(dout, c0, b, _block(d_buf, H, w))
         _gather(dh_mat, k0, b, _block(dh_buf, H, w))              # from step t+1
         _gather(dc, k0, b, _block(dc_buf, H, w))
-        ai, af, ag, ao = a_buf[:n], a_buf[n:2 * n], a_buf[2 * n:3 * n], a_buf[3 * n:4 * n]
-        gi, gf, gg, go = g_buf[:n], g_buf[n:2 * n], g_buf[2 * n:3 * n], g_buf[3 * n:4 * n]
-        t, cp, d, dh, dcf = t_buf[:n], c_buf[:n], d_buf[:n], dh_buf[:n], dc_buf[:n]
-        for e in range(n):                                        # one fused pass
-            dhe = dh[e] + d[e]                                    # dL/dh_t
-            i, f, gv, o, te = ai[e], af[e], ag[e], ao[e], _tanh(t[e])
-            dct = dcf[e] + dhe * o * (one - te * te)              # dL/dc_t
-            go[e] = dhe * te * two * o * (one - o)                # o = (1 + tanh z) / 2: do/dz = 2 o (1 - o)
-            gi[e] = dct * gv * two * i * (one - i)
-            gg[e] = dct * i * (one - gv * gv)
-            gf[e] = dct * cp[e] * two * f * (one - f)
-            dcf[e] = dct * f                                      # dL/dc_{t-1}
+        lstm_gates_back(a_buf, t_buf, c_buf, d_buf, dh_buf, dc_buf, g_buf, n, one)
         _scatter(_block(dc_buf, H, w), dc, k0, b)
         _scatter(_block(g_buf, G, w), dg, off[s] + k0, b)
         _backprop(wp, g_buf, o_buf, dh_mat, dx, c0, k0, b)
@@ -428,8 +493,7 @@ def gru_bwd(wp, dout, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, off, B, one
     """On the forward's panels of s * W_hh (``_backprop``): dgh gets dL/dz of the
     recurrent pre-activations, twice dL/da on the r and z rows (scaled by 1/2);
     dgx, for the input weights (unscaled, multiplied before the loop), dL/da."""
-    H, G = dh_mat.shape[0], dgx.shape[0]
-    T, two = bs.shape[0], one + one
+    H, G, T = dh_mat.shape[0], dgx.shape[0], bs.shape[0]
     a_buf, x_buf = _scratch(4 * H, kB, dgx), _scratch(G, kB, dgx)
     g_buf, o_buf = _bwd_scratch(wp, kB, dgx)
     h_buf, d_buf = _scratch(H, kB, dgx), _scratch(H, kB, dgx)
@@ -445,19 +509,7 @@ def gru_bwd(wp, dout, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, off, B, one
         _gather_dout(dout, c0, b, _block(d_buf, H, w))
         _gather(dh_mat, k0, b, _block(dh_buf, H, w))              # W_hh^T dGh from step t+1
         _gather(dh_dir, k0, b, _block(dd_buf, H, w))              # dh * z from step t+1
-        ar, az, an, ahn = a_buf[:n], a_buf[n:2 * n], a_buf[2 * n:3 * n], a_buf[3 * n:4 * n]
-        xr, xz, xn = x_buf[:n], x_buf[n:2 * n], x_buf[2 * n:3 * n]
-        gr, gz, gn = g_buf[:n], g_buf[n:2 * n], g_buf[2 * n:3 * n]
-        h, d, dh, dd = h_buf[:n], d_buf[:n], dh_buf[:n], dd_buf[:n]
-        for e in range(n):                                        # one fused pass
-            dhe = dh[e] + dd[e] + d[e]                            # dL/dh_t
-            r, z, ne = ar[e], az[e], an[e]
-            dan = dhe * (one - z) * (one - ne * ne)
-            daz = dhe * (h[e] - ne) * z * (one - z)
-            dar = dan * ahn[e] * r * (one - r)
-            xr[e], xz[e], xn[e] = dar, daz, dan
-            gr[e], gz[e], gn[e] = two * dar, two * daz, dan * r   # dL/dz, z = s (W_hh h + b_hh)
-            dd[e] = dhe * z                                       # direct path dh * z
+        gru_gates_back(a_buf, h_buf, d_buf, dh_buf, dd_buf, x_buf, g_buf, n, one)
         _scatter(_block(dd_buf, H, w), dh_dir, k0, b)
         _scatter(_block(x_buf, G, w), dgx, off[s] + k0, b)
         _scatter(_block(g_buf, G, w), dgh, off[s] + k0, b)

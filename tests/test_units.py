@@ -1,0 +1,142 @@
+"""The unit-split loops (rnnlab/engine/fast/units.py) and their barrier (sync.py).
+
+Each thread runs its own hidden units of every step, and the threads meet at a
+spin barrier once per step; the results must equal the reference loop's (which
+is checked against finite differences and torch) on any split, size and layout.
+"""
+import numpy as np
+import pytest
+
+from rnnlab.engine import layers
+from rnnlab.engine.fast import kernels as _kernels
+
+pytestmark = pytest.mark.needs_numba
+
+from tests.test_kernels import CASES, run                         # noqa: E402
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_barrier_lets_no_thread_pass_early(n):
+    """n threads (3 on this 2-core machine: the waiter must yield its core) each
+    write their slot of step s, meet, and read every slot: all must hold s."""
+    import numba
+    from rnnlab.engine.fast import sync
+    from rnnlab.engine.threads import parallel
+
+    @numba.njit(nogil=True)
+    def work(state, slots, j, n, steps):
+        wrong = 0
+        for s in range(steps):
+            slots[s % 2, j] = s
+            sync.barrier(state, n)
+            for k in range(n):
+                wrong += slots[s % 2, k] != s
+        return wrong
+    state, slots, wrong = sync.state(), np.full((2, n), -1, np.int64), [None] * n
+    steps = 20000 if n == 2 else 200
+
+    def job(j):
+        wrong[j] = work(state, slots, j, n, steps)
+    parallel([lambda j=j: job(j) for j in range(n)])
+    assert wrong == [0] * n
+
+
+def _spy(monkeypatch):
+    """Count the unit-split loops' calls."""
+    calls = []
+    real = _kernels.units
+
+    class Spy:
+        pass
+    for name in ("rnn_fwd", "rnn_bwd", "lstm_fwd", "lstm_bwd", "gru_fwd", "gru_bwd"):
+        def loop(*a, name=name):
+            calls.append(name.split("_")[1])
+            getattr(real, name)(*a)
+        setattr(Spy, name, staticmethod(loop))
+    monkeypatch.setattr(_kernels, "units", Spy)
+    return calls
+
+
+@pytest.mark.parametrize("mode,nl", CASES)
+@pytest.mark.parametrize("threads", ["2", "3"])
+@pytest.mark.parametrize("I,H,T,B,lengths", [
+    (5, 24, 6, 20, None), (13, 48, 5, 18, [5, 5, 4, 4, 3, 3, 2, 2, 1] * 2),
+    (16, 40, 4, 17, [4] * 10 + [2] * 7), (1, 32, 1, 16, None)])
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+def test_unit_split_equals_reference(monkeypatch, mode, nl, threads, I, H, T, B, lengths, dtype, tol):
+    """RNNLAB_SPLIT=units on any layer of every cell: stacked and bidirectional (the upper
+    layer and the reverse direction read their input feature-major and
+    time-major), full and ragged, input sizes that are not a multiple of the tile
+    (the threads' dx row blocks overlap) or smaller than the thread count
+    (I = 1: an LSTM thread with no input rows), T*B equal to a thread's unit count
+    (T = 1, B = 16, H = 32: the upstream gradient's layout must not be guessed
+    from a slice), 3 threads on 2 cores."""
+    monkeypatch.setenv("RNNLAB_SPLIT", "units")
+    monkeypatch.setenv("RNNLAB_LOOP_THREADS", threads)
+    monkeypatch.setattr(_kernels, "own_workers", lambda weights, B: int(threads))
+    calls = _spy(monkeypatch)
+    cfg = layers.RNNConfig(mode, I, H, 2, True, False, 0.0, True, nonlinearity=nl or "tanh")
+    params = layers.init_params(cfg, 1, dtype)
+    x = np.random.default_rng(0).standard_normal((T, B, I)).astype(dtype)
+    fast, slow = run(cfg, params, x, lengths, True), run(cfg, params, x, lengths, False)
+    assert calls.count("fwd") == 4 * int(threads) and calls.count("bwd") == 4 * int(threads)
+    for a, b in zip(fast, slow):
+        assert np.abs(a - b).max() <= tol * max(1.0, np.abs(b).max())
+
+
+@pytest.mark.parametrize("mode", ["rnn", "lstm", "gru"])
+def test_ragged_batches_run_the_unit_split_by_default(monkeypatch, mode):
+    """Unset, RNNLAB_SPLIT gives the unit split to ragged batches only (a full
+    batch's row slices finish together and meet once)."""
+    monkeypatch.delenv("RNNLAB_SPLIT", raising=False)
+    monkeypatch.setenv("RNNLAB_LOOP_THREADS", "2")
+    calls = _spy(monkeypatch)
+    cfg = layers.RNNConfig(mode, 8, 192, 1, True, False, 0.0, False)
+    params = layers.init_params(cfg, 1, np.float64)
+    x = np.random.default_rng(0).standard_normal((6, 32, 8))
+    if _kernels.own_workers(params["weight_hh_l0"].size, 32) < 2:
+        pytest.skip("this OpenBLAS cannot set its thread count: no own threads")
+    run(cfg, params, x, None, True)
+    assert calls == []
+    fast = run(cfg, params, x, [6] * 16 + [3] * 16, True)
+    assert calls == ["fwd", "fwd", "bwd", "bwd"]
+    slow = run(cfg, params, x, [6] * 16 + [3] * 16, False)
+    assert max(np.abs(a - b).max() for a, b in zip(fast, slow)) < 1e-12
+
+
+def test_unit_slices_cut_whole_panels(monkeypatch):
+    from rnnlab.engine.fast import gemm
+    R = gemm.ROWS
+    monkeypatch.setenv("RNNLAB_SPLIT", "units")
+    assert _kernels.unit_slices(32 * R, 2, False) == [(0, 16 * R), (16 * R, 32 * R)]
+    assert _kernels.unit_slices(3 * R, 2, True) == [(0, R), (R, 3 * R)]
+    assert _kernels.unit_slices(3 * R, 3, True) == [(0, R), (R, 2 * R), (2 * R, 3 * R)]
+    assert _kernels.unit_slices(R, 2, True) is None               # one panel of units
+    assert _kernels.unit_slices(3 * R + 1, 2, True) is None       # gates would share panels
+    assert _kernels.unit_slices(32 * R, 1, True) is None
+    monkeypatch.setenv("RNNLAB_SPLIT", "rows")
+    assert _kernels.unit_slices(32 * R, 2, True) is None
+    monkeypatch.delenv("RNNLAB_SPLIT")
+    assert _kernels.unit_slices(32 * R, 2, True) == [(0, 16 * R), (16 * R, 32 * R)]
+    assert _kernels.unit_slices(32 * R, 2, False) is None
+    monkeypatch.setenv("RNNLAB_SPLIT", "unit")
+    with pytest.raises(ValueError, match="RNNLAB_SPLIT must be 'rows' or 'units', got 'unit'"):
+        _kernels.unit_slices(32 * R, 2, True)
+
+
+def test_bad_split_on_the_command_line_is_one_line_and_exit_2(tmp_path):
+    """Every layer on the fast path reads RNNLAB_SPLIT when it runs: a bad value
+    is the command's one-line error, exit code 2."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, RNNLAB_SPLIT="both")
+    env.pop("RNNLAB_IMPL", None)                                  # CI's reference pass sets it
+    r = subprocess.run([sys.executable, "-m", "rnnlab", "train", "--out", str(tmp_path / "r"),
+                        "--hidden-size", "16", "--batch-size", "4", "--epochs", "1",
+                        "--max-steps", "1"],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 2, (r.stdout[-500:], r.stderr[-2000:])
+    shown = r.stderr.rstrip("\n").splitlines()[-1].split("\r")[-1]  # what a terminal shows
+    assert shown == "rnnlab train: error: RNNLAB_SPLIT must be 'rows' or 'units', got 'both'"
+    assert "Traceback" not in r.stderr

@@ -15,6 +15,13 @@ pytestmark = pytest.mark.needs_numba
 from tests.test_kernels import CASES, run                         # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def no_backoff(monkeypatch):
+    """Each test starts with no back-off from an earlier test's waits
+    (``kernels.split_waited``: 3 threads on 2 cores wait off their cores)."""
+    monkeypatch.setattr(_kernels, "_BACKOFF", [0.0, 1.0])
+
+
 @pytest.mark.parametrize("n", [2, 3])
 def test_barrier_lets_no_thread_pass_early(n):
     """n threads (3 on this 2-core machine: the waiter must yield its core) each
@@ -96,6 +103,9 @@ def test_ragged_batches_run_the_unit_split_by_default(monkeypatch, mode):
     x = np.random.default_rng(0).standard_normal((6, 32, 8))
     if _kernels.own_workers(params["weight_hh_l0"].size, 32) < 2:
         pytest.skip("this OpenBLAS cannot set its thread count: no own threads")
+    run(cfg, params, x, [6] * 16 + [3] * 16, True)                # compiled, loaded
+    _kernels._BACKOFF[:] = [0.0, 1.0]
+    calls.clear()
     run(cfg, params, x, None, True)
     assert calls == []
     fast = run(cfg, params, x, [6] * 16 + [3] * 16, True)
@@ -140,3 +150,98 @@ def test_bad_split_on_the_command_line_is_one_line_and_exit_2(tmp_path):
     shown = r.stderr.rstrip("\n").splitlines()[-1].split("\r")[-1]  # what a terminal shows
     assert shown == "rnnlab train: error: RNNLAB_SPLIT must be 'rows' or 'units', got 'both'"
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("mode", ["rnn", "lstm", "gru"])
+def test_both_splits_give_the_same_numbers_bit_for_bit(monkeypatch, mode):
+    """Each output element sums the same products in the same order on either
+    split, so which one runs (it may change between calls: ``split_waited``)
+    never changes a result."""
+    monkeypatch.setattr(_kernels, "own_workers", lambda weights, B: 2)
+    cfg = layers.RNNConfig(mode, 13, 48, 2, True, False, 0.0, True)
+    params = layers.init_params(cfg, 1, np.float32)
+    x = np.random.default_rng(0).standard_normal((7, 20, 13)).astype(np.float32)
+    got = {}
+    for split in ("rows", "units"):
+        monkeypatch.setenv("RNNLAB_SPLIT", split)
+        got[split] = run(cfg, params, x, [7, 7, 6, 5, 5, 3, 2, 2, 1, 1] * 2, True)
+    assert all(np.array_equal(a, b) for a, b in zip(got["rows"], got["units"]))
+
+
+def test_a_wait_off_core_is_counted():
+    """A thread that reaches the barrier 20 ms late makes the other wait past
+    SPIN_LIMIT polls: counted once, at that barrier."""
+    import time
+    import numba
+    from rnnlab.engine.fast import sync
+    from rnnlab.engine.threads import parallel
+
+    @numba.njit(nogil=True)
+    def meet(state, times):
+        for _ in range(times):
+            sync.barrier(state, 2)
+    state = sync.state()
+    meet(sync.state(), 0)                                         # compiled before timing
+
+    def late():
+        time.sleep(0.02)
+        meet(state, 3)
+    parallel([lambda: meet(state, 3), late])
+    assert sync.yielded(state) == 1
+
+
+def test_waits_off_core_send_ragged_batches_to_row_slices_for_a_while(monkeypatch):
+    """After a unit-split call whose threads waited off their cores, ragged
+    batches run on row slices for 1 s, then 2 s, 4 s ... after each such call
+    (up to MAX_BACKOFF_S); a clean call resets the wait; RNNLAB_SPLIT=units
+    still forces the unit split."""
+    from rnnlab.engine.fast import sync
+    now = [100.0]
+    monkeypatch.setattr(_kernels.time, "monotonic", lambda: now[0])
+    monkeypatch.delenv("RNNLAB_SPLIT", raising=False)
+    waited, clean = sync.state(), sync.state()
+    waited[sync._GEN], waited[sync._YIELDED] = 65, 9              # 9 of 65 meetings yielded
+    clean[sync._GEN], clean[sync._YIELDED] = 65, 8                # 8: not more than 1 in 8
+    assert sync.off_core(waited) and not sync.off_core(clean)
+    H = 8 * _kernels.gemm.ROWS
+    assert _kernels.unit_slices(H, 2, True) is not None
+    _kernels.split_waited(waited)
+    assert _kernels.unit_slices(H, 2, True) is None
+    monkeypatch.setenv("RNNLAB_SPLIT", "units")
+    assert _kernels.unit_slices(H, 2, True) is not None
+    monkeypatch.delenv("RNNLAB_SPLIT")
+    now[0] = 101.01
+    assert _kernels.unit_slices(H, 2, True) is not None
+    _kernels.split_waited(waited)                                 # again: 2 s
+    now[0] = 102.5
+    assert _kernels.unit_slices(H, 2, True) is None
+    now[0] = 103.02
+    assert _kernels.unit_slices(H, 2, True) is not None
+    for _ in range(12):
+        _kernels.split_waited(waited)
+    assert _kernels._BACKOFF[1] == _kernels.MAX_BACKOFF_S
+    _kernels.split_waited(clean)
+    assert _kernels._BACKOFF[1] == 1.0
+
+
+def test_numba_cache_is_emptied_when_any_fast_path_source_changes(tmp_path):
+    """numba keys a cached function by its own file only; a change to any file
+    of the fast path (a callee's) must empty the cache, and nothing else may."""
+    from rnnlab.engine.fast import fresh_cache
+    (tmp_path / "loops.py").write_text("a = 1\n")
+    (tmp_path / "sync.py").write_text("b = 1\n")
+    cache = tmp_path / "__pycache__"
+    cache.mkdir()
+
+    def compiled():
+        for name in ("loops.f-1.py311.nbi", "loops.f-1.py311.1.nbc"):
+            (cache / name).write_bytes(b"x")
+    compiled()
+    assert fresh_cache(str(tmp_path)) is True                     # no stamp yet
+    assert sorted(p.name for p in cache.iterdir()) == ["numba-sources.sha256"]
+    compiled()
+    assert fresh_cache(str(tmp_path)) is False                    # unchanged: kept
+    assert len(list(cache.iterdir())) == 3
+    (tmp_path / "sync.py").write_text("b = 2\n")                  # a callee changed
+    assert fresh_cache(str(tmp_path)) is True
+    assert sorted(p.name for p in cache.iterdir()) == ["numba-sources.sha256"]

@@ -94,8 +94,12 @@ def _shared(rows, B, dt):
 
 
 def _on_units(units, job):
-    """``job(j, u0, u1)`` for each thread j of a unit-split loop, at once."""
-    parallel([lambda j=j: job(j, *units[j]) for j in range(len(units))])
+    """``job(j, u0, u1, barrier state, threads)`` for each thread j of a unit-split
+    loop, at once; then whether its threads waited off their cores
+    (``kernels.split_waited``)."""
+    state, n = _k.sync.state(), len(units)
+    parallel([lambda j=j: job(j, *units[j], state, n) for j in range(n)])
+    _k.split_waited(state)
 
 
 def _dout_units(dout, H, u0, u1):
@@ -112,8 +116,8 @@ def _rnn_forward(f):
     if f.units is None:
         _k.run_sliced(_k.loops.rnn_fwd, args, f.slices)
     else:
-        more = (_shared(H, B, f.gx.dtype), _k.sync.state(), len(f.units))
-        _on_units(f.units, lambda j, u0, u1: _k.units.rnn_fwd(*args, *more, u0, u1))
+        hh2 = _shared(H, B, f.gx.dtype)
+        _on_units(f.units, lambda j, u0, u1, *sync: _k.units.rnn_fwd(*args, hh2, *sync, u0, u1))
     return None, acts
 
 
@@ -124,9 +128,9 @@ def _rnn_backward(b):
                                          b.bs, b.off, B, _rnn_kind(b.opts), b.one), b.slices)
         return b.dg, ()
     args = (b.fm.hist, b.dg, b.dh_mat, b.dhn, b.bs, b.off, B, _rnn_kind(b.opts), b.one,
-            _shared(b.wp.shape[0] * _k.gemm.ROWS, B, b.dg.dtype), _k.sync.state(), len(b.units))
-    _on_units(b.units, lambda j, u0, u1: _k.units.rnn_bwd(
-        b.wp, *_dout_units(b.dout, H, u0, u1), *args, u0, u1))
+            _shared(b.wp.shape[0] * _k.gemm.ROWS, B, b.dg.dtype))
+    _on_units(b.units, lambda j, u0, u1, *sync: _k.units.rnn_bwd(
+        b.wp, *_dout_units(b.dout, H, u0, u1), *args, *sync, u0, u1))
     return b.dg, ()
 
 
@@ -149,12 +153,11 @@ def _lstm_forward(f):
                                           f.bs, B, f.half), f.slices)
         return chist, acts
     (x, x_fm), n, I = f.x, len(f.units), f.wp.shape[1] - H
-    args = (acts, f.scale * f.bias, f.hist, chist, f.bs, B, f.half, _shared(I + H, B, dt),
-            _k.sync.state(), n)
+    args = (acts, f.scale * f.bias, f.hist, chist, f.bs, B, f.half, _shared(I + H, B, dt))
 
-    def job(j, u0, u1):
+    def job(j, u0, u1, *sync):
         rows = _k.cut(I, j, n)                                    # this thread's input rows
-        _k.units.lstm_fwd(f.wp, x[rows] if x_fm else x[:, rows], x_fm, *args, u0, u1,
+        _k.units.lstm_fwd(f.wp, x[rows] if x_fm else x[:, rows], x_fm, *args, *sync, u0, u1,
                           rows.start)
     _on_units(f.units, job)
     return chist, acts
@@ -171,11 +174,11 @@ def _lstm_backward(b):
         return b.dg, (dc.T,)
     n, I = len(b.units), b.wp.shape[1] - H
     args = (b.fm.acts, b.fm.chist, b.dg, b.dh_mat, dc, b.dhn, dcn, dx, b.bs, b.off, B, b.one,
-            _shared(b.wp.shape[0] * _k.gemm.ROWS, B, b.dg.dtype), _k.sync.state(), n)
+            _shared(b.wp.shape[0] * _k.gemm.ROWS, B, b.dg.dtype))
 
-    def job(j, u0, u1):
+    def job(j, u0, u1, *sync):
         rows = _k.cut(I, j, n)                                    # this thread's dx rows
-        _k.units.lstm_bwd(b.wp, *_dout_units(b.dout, H, u0, u1), *args, u0, u1,
+        _k.units.lstm_bwd(b.wp, *_dout_units(b.dout, H, u0, u1), *args, *sync, u0, u1,
                           rows.start, rows.stop)
     _on_units(b.units, job)
     return b.dg, (dc.T,)
@@ -196,8 +199,8 @@ def _gru_forward(f):
     if f.units is None:
         _k.run_sliced(_k.loops.gru_fwd, args, f.slices)
     else:
-        more = (_shared(H, B, f.gx.dtype), _k.sync.state(), len(f.units))
-        _on_units(f.units, lambda j, u0, u1: _k.units.gru_fwd(*args, *more, u0, u1))
+        hh2 = _shared(H, B, f.gx.dtype)
+        _on_units(f.units, lambda j, u0, u1, *sync: _k.units.gru_fwd(*args, hh2, *sync, u0, u1))
     return None, acts
 
 
@@ -211,10 +214,9 @@ def _gru_backward(b):
                       b.slices)
     else:
         args = (b.fm.acts, b.fm.hist, b.dg, dgh, b.dh_mat, dh_dir, b.dhn, b.bs, b.off, B, b.one,
-                _shared(b.wp.shape[0] * _k.gemm.ROWS, B, b.dg.dtype), _k.sync.state(),
-                len(b.units))
-        _on_units(b.units, lambda j, u0, u1: _k.units.gru_bwd(
-            b.wp, *_dout_units(b.dout, H, u0, u1), *args, u0, u1))
+                _shared(b.wp.shape[0] * _k.gemm.ROWS, B, b.dg.dtype))
+        _on_units(b.units, lambda j, u0, u1, *sync: _k.units.gru_bwd(
+            b.wp, *_dout_units(b.dout, H, u0, u1), *args, *sync, u0, u1))
     b.dh_mat[...] += dh_dir
     return dgh, ()
 

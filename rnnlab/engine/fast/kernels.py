@@ -60,6 +60,7 @@ import ctypes
 import glob
 import os
 import sys
+import time
 from contextlib import contextmanager
 from typing import NamedTuple
 
@@ -288,16 +289,36 @@ def unit_slices(H, n, rows_running_vary):
     than threads, or ``RNNLAB_SPLIT=rows``. ``RNNLAB_SPLIT=units`` forces the
     unit split where it can run; unset, it runs where rows stop at different
     steps (``rows_running_vary``, a ragged batch), whose row slices would each
-    pay a whole vector per step until their longest row ends."""
+    pay a whole vector per step until their longest row ends, unless a recent
+    unit split found its threads off their cores (``split_waited``). Both
+    splits give the same numbers, bit for bit."""
     how = os.environ.get("RNNLAB_SPLIT", "")
     if how not in ("", "rows", "units"):
         raise ValueError(f"RNNLAB_SPLIT must be 'rows' or 'units', got {how!r}")
     blocks = H // gemm.ROWS
     if (n < 2 or H % gemm.ROWS or blocks < n or how == "rows"
-            or (how == "" and not rows_running_vary)):
+            or (how == "" and (not rows_running_vary or time.monotonic() < _BACKOFF[0]))):
         return None
     cuts = [gemm.ROWS * (blocks * j // n) for j in range(n + 1)]
     return list(zip(cuts, cuts[1:]))
+
+
+# (until, next wait): no unit split by default until then (time.monotonic())
+_BACKOFF = [0.0, 1.0]
+MAX_BACKOFF_S = 64.0
+
+
+def split_waited(state):
+    """After a unit-split call: if its threads often waited at their barrier long
+    enough to yield (``sync.off_core``: more runnable threads than cores,
+    OpenBLAS's idle workers spinning after a product, say, which made such calls
+    2-3.7x slower when measured), ragged batches run on row slices for a while,
+    1 s, then twice as long after each call that finds the same, up to
+    MAX_BACKOFF_S; a clean call resets the wait."""
+    if sync.off_core(state):
+        _BACKOFF[:] = [time.monotonic() + _BACKOFF[1], min(2 * _BACKOFF[1], MAX_BACKOFF_S)]
+    else:
+        _BACKOFF[1] = 1.0
 
 
 def run_sliced(loop, args, slices):

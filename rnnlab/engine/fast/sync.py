@@ -14,9 +14,13 @@ the CPU):
 Each thread reads the generation before it arrives, and the generation moves
 only once every thread has arrived, so no thread can pass a barrier early or
 miss one. The atomics are sequentially consistent: what a thread wrote before
-the barrier is visible to every thread after it. After SPIN_LIMIT polls the
-waiter yields its core at every poll (``sched_yield``): a machine with more runnable threads
-than cores may have descheduled the thread it waits for.
+the barrier is visible to every thread after it. After SPIN_LIMIT polls (about
+0.3 ms) the waiter yields its core at every poll (``sched_yield``): a machine
+with more runnable threads than cores may have descheduled the thread it waits
+for. Such waits are counted (``yielded``, ``off_core``): a loop that meets at every step runs
+at the pace of its slowest thread, and the drivers then go back to the row
+split for a while (``kernels.unit_slices``), whose threads never wait for each
+other inside the loop.
 """
 import platform
 import sys
@@ -30,12 +34,24 @@ from numba.extending import intrinsic
 SPIN_LIMIT = 1 << 14
 _YIELD = sys.platform != "win32"
 _PAUSE = platform.machine().lower() in ("x86_64", "amd64", "i686")
-_COUNT, _GEN = 0, 8                                # int64 slots 64 bytes apart
+_COUNT, _GEN, _YIELDED = 0, 8, 16                 # int64 slots 64 bytes apart
 
 
 def state():
     """A fresh barrier's counters (one per call of a unit-split loop)."""
-    return np.zeros(16, np.int64)
+    return np.zeros(24, np.int64)
+
+
+def yielded(sync):
+    """How many waits at this barrier went past SPIN_LIMIT polls and yielded: a
+    thread of the loop was off its core (more runnable threads than cores)."""
+    return int(sync[_YIELDED])
+
+
+def off_core(sync):
+    """Whether more than 1 in 8 of this barrier's meetings had a wait that
+    yielded (a thread's first call, loading its compiled loop, makes one)."""
+    return 8 * yielded(sync) > sync[_GEN]
 
 
 def _ptr(builder, addr):
@@ -99,4 +115,6 @@ def barrier(sync, n):
     polls = 0
     while _load(gen_at) == gen:
         polls += 1
+        if polls == SPIN_LIMIT + 1:
+            _fetch_add(base + np.uintp(8 * _YIELDED), np.int64(1))
         _relax(polls > SPIN_LIMIT)

@@ -49,9 +49,10 @@ def yielded(sync):
 
 
 def off_core(sync):
-    """Whether more than 1 in 8 of this barrier's meetings had a wait that
-    yielded (a thread's first call, loading its compiled loop, makes one)."""
-    return 8 * yielded(sync) > sync[_GEN]
+    """Whether two or more, and more than 1 in 8, of this barrier's meetings had
+    a wait that yielded (a thread's first call, loading its compiled loop, makes
+    one; so may a page fault in a short loop)."""
+    return yielded(sync) >= 2 and 8 * yielded(sync) > sync[_GEN]
 
 
 def _ptr(builder, addr):

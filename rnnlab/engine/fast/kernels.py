@@ -312,9 +312,9 @@ def split_waited(state):
     """After a unit-split call: if its threads often waited at their barrier long
     enough to yield (``sync.off_core``: more runnable threads than cores,
     OpenBLAS's idle workers spinning after a product, say, which made such calls
-    2-3.7x slower when measured), ragged batches run on row slices for a while,
-    1 s, then twice as long after each call that finds the same, up to
-    MAX_BACKOFF_S; a clean call resets the wait."""
+    1.8-4.4x slower: ``benchmarks/split_interference.py``), ragged batches run on
+    row slices for a while, 1 s, then twice as long after each call that finds
+    the same, up to MAX_BACKOFF_S; a clean call resets the wait."""
     if sync.off_core(state):
         _BACKOFF[:] = [time.monotonic() + _BACKOFF[1], min(2 * _BACKOFF[1], MAX_BACKOFF_S)]
     else:

@@ -303,7 +303,9 @@ def test_own_threads_for_two_slices_of_a_big_enough_layer(monkeypatch):
     assert _kernels.own_workers(big, 32) == 2
     assert _kernels.own_workers(big - 1, 32) == 1                 # hand-offs would cost more
     assert _kernels.own_workers(big, 17) == 2                     # 16 + 1 rows
-    assert _kernels.own_workers(big, 16) == 1                     # one slice: one loop
+    assert _kernels.own_workers(big, 16) == 1                     # one slice, one step: one loop
+    assert _kernels.own_workers(big, 16, _kernels.MIN_UNIT_STEPS) == 2   # the unit split
+    assert _kernels.own_workers(big, 1, _kernels.MIN_UNIT_STEPS - 1) == 1
     monkeypatch.setenv("RNNLAB_LOOP_THREADS", "1")
     assert _kernels.own_workers(big, 32) == 1
     for bad in ("two", "0", "-2", " 2"):                         # named, not int()'s traceback

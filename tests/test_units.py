@@ -80,7 +80,7 @@ def test_unit_split_equals_reference(monkeypatch, mode, nl, threads, I, H, T, B,
     from a slice), 3 threads on 2 cores."""
     monkeypatch.setenv("RNNLAB_SPLIT", "units")
     monkeypatch.setenv("RNNLAB_LOOP_THREADS", threads)
-    monkeypatch.setattr(_kernels, "own_workers", lambda weights, B: int(threads))
+    monkeypatch.setattr(_kernels, "own_workers", lambda weights, B, T=1: int(threads))
     calls = _spy(monkeypatch)
     cfg = layers.RNNConfig(mode, I, H, 2, True, False, 0.0, True, nonlinearity=nl or "tanh")
     params = layers.init_params(cfg, 1, dtype)
@@ -93,9 +93,10 @@ def test_unit_split_equals_reference(monkeypatch, mode, nl, threads, I, H, T, B,
 
 @pytest.mark.parametrize("mode", ["rnn", "lstm", "gru"])
 def test_ragged_batches_run_the_unit_split_by_default(monkeypatch, mode):
-    """Unset, RNNLAB_SPLIT gives the unit split to ragged batches only (a full
-    batch's row slices finish together and meet once). The back-off after waits
-    off core (tested below) is off here: a loaded machine may cause one."""
+    """Unset, RNNLAB_SPLIT gives the unit split to ragged batches and to batches
+    of one slice of rows over MIN_UNIT_STEPS steps or more (a full batch's row
+    slices finish together and meet once). The back-off after waits off core
+    (tested below) is off here: a loaded machine may cause one."""
     monkeypatch.delenv("RNNLAB_SPLIT", raising=False)
     monkeypatch.setattr(_kernels, "split_waited", lambda state: None)
     monkeypatch.setenv("RNNLAB_LOOP_THREADS", "2")
@@ -111,6 +112,13 @@ def test_ragged_batches_run_the_unit_split_by_default(monkeypatch, mode):
     assert calls == ["fwd", "fwd", "bwd", "bwd"]
     slow = run(cfg, params, x, [6] * 16 + [3] * 16, False)
     assert max(np.abs(a - b).max() for a, b in zip(fast, slow)) < 1e-12
+    calls.clear()                                                 # one slice of rows:
+    small = np.random.default_rng(1).standard_normal((_kernels.MIN_UNIT_STEPS, 4, 8))
+    run(cfg, params, small, None, True)                           # enough steps: every thread
+    assert calls == ["fwd", "fwd", "bwd", "bwd"]
+    calls.clear()
+    run(cfg, params, small[:-1], None, True)                      # too few: one loop thread
+    assert calls == []
 
 
 def test_unit_slices_cut_whole_panels(monkeypatch):
@@ -156,7 +164,7 @@ def test_both_splits_give_the_same_numbers_bit_for_bit(monkeypatch, mode):
     """Each output element sums the same products in the same order on either
     split, so which one runs (it may change between calls: ``split_waited``)
     never changes a result."""
-    monkeypatch.setattr(_kernels, "own_workers", lambda weights, B: 2)
+    monkeypatch.setattr(_kernels, "own_workers", lambda weights, B, T=1: 2)
     cfg = layers.RNNConfig(mode, 13, 48, 2, True, False, 0.0, True)
     params = layers.init_params(cfg, 1, np.float32)
     x = np.random.default_rng(0).standard_normal((7, 20, 13)).astype(np.float32)

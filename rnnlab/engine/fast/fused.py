@@ -261,7 +261,7 @@ def forward(fused, p, x, state0, batch_sizes, **opts):
     # (I, N): BLAS reads x's layout as is; a ragged batch's tokens are gathered first
     xT = _k.fm_view(x) if idx is None else x.reshape(T * B, -1)[idx].T
     N = xT.shape[1]
-    own = _k.own_workers(p.w_hh.size, B)
+    own = _k.own_workers(p.w_hh.size, B, T)
     with _k.own_threads(own):
         gx, scale, bias, wp = _prologue(fused, p, xT, N, opts, own)
         hist = _k.buffer(H, (T + 1) * B, dt)                     # every column written before read
@@ -269,7 +269,7 @@ def forward(fused, p, x, state0, batch_sizes, **opts):
         f = Fwd(wp, p, gx, _k.input_rows(x) if gx is None else None, scale,
                 bias, hist, state0, bs, _k.offsets(bs), T * B,
                 dt.type(0.5), opts, _k.row_slices(B, own), idx is None,
-                _k.unit_slices(H, own, idx is not None))
+                _k.unit_slices(H, own, idx is not None or B <= _k.MIN_SLICE_ROWS))
         chist, acts = fused.forward(f)
     states = (_k.time_major(hist, T + 1, B),) + ((_k.time_major(chist, T + 1, B),) if chist is not None else ())
     return states, _k.time_major(acts, T, B), _k.FM(xT, hist, chist, acts, idx, wp)
@@ -289,14 +289,14 @@ def backward(fused, p, cache, dout, dstate_n, **opts):
     G, H = p.w_hh.shape
     dt, N = fm.hist.dtype, fm.xT.shape[1]
     bs = _k.batch_sizes(cache.batch_sizes, T, B)
-    own = _k.own_workers(p.w_hh.size, B)
+    own = _k.own_workers(p.w_hh.size, B, T)
     with _k.own_threads(own):
         b = Bwd(fm.wp, _k.dout_layout(dout), fm,
                 _k.buffer(G, N, dt), _k.aligned((H, B), dt, True),
                 np.ascontiguousarray(dstate_n[0].T), dstate_n, bs, _k.offsets(bs),
                 dt.type(1.0), opts, _k.row_slices(B, own),
                 _k.buffer(I, T * B, dt) if fused.folds_input and fm.idx is None else None,
-                _k.unit_slices(H, own, fm.idx is not None))
+                _k.unit_slices(H, own, fm.idx is not None or B <= _k.MIN_SLICE_ROWS))
         dgh, extra = fused.backward(b)
         dx, grads = _gradients(p, fm, b.dg[:, :N], dgh[:, :N], dgh is b.dg, T, B, I, own,
                                None if b.dx is None else _k.time_major(b.dx, T, B),

@@ -24,14 +24,16 @@ What makes it fast, and why:
   workers spin after a call and took the core a slice needed), and the
   whole-sequence products are split by rows over the same threads.
   ``RNNLAB_LOOP_THREADS=n`` sets how many (default: OpenBLAS's thread count).
-* A ragged batch splits each step's hidden units over the threads instead
-  (``unit_slices``, ``units``): its row slices would each pay a whole vector
-  per step until their longest row ends, where every thread of the unit split
-  runs only the rows still going, on its share of the weights, and the threads
-  meet at a spin barrier once per step (``sync``). A full batch keeps the row
-  slices, which meet once per call (measured: the unit split's full batch
-  1.03-1.16x slower, its barrier waits and operand hand-over per step).
-  ``RNNLAB_SPLIT=rows`` or ``units`` forces either.
+* A ragged batch, and a batch of 16 rows or fewer over 8 steps or more, split
+  each step's hidden units over the threads instead (``unit_slices``,
+  ``units``): a ragged batch's row slices would each pay a whole vector per
+  step until their longest row ends, and a small batch is one slice, one
+  thread; every thread of the unit split runs only the rows still going, on
+  its share of the weights, and the threads meet at a spin barrier once per
+  step (``sync``). A full batch of more rows keeps the row slices, which meet
+  once per call (measured: the unit split's B = 32 1.03-1.16x slower, its
+  barrier waits and operand hand-over per step). ``RNNLAB_SPLIT=rows`` or
+  ``units`` forces either.
 * With ``RNNLAB_BLAS=mkl`` and the ``mkl`` extra (Intel's ``mkl`` wheel), the
   whole-sequence products run on sequential MKL's ?gemm instead of OpenBLAS
   where OpenBLAS runs on one thread (5-15% faster on Intel CPUs; slower on the
@@ -251,15 +253,20 @@ MIN_SLICE_ROWS = 16
 # tokens/s on own threads, 552k on OpenBLAS's; a GRU at H = 128, 49k weights,
 # gained: 221k against 188k)
 MIN_OWN_WEIGHTS = 1 << 15
+# a batch of one slice of rows splits its units over the threads only over this
+# many steps: one hand-off to a thread costs 20-35 us, a step's product a few
+MIN_UNIT_STEPS = 8
 
 
-def own_workers(weights, B):
+def own_workers(weights, B, T=1):
     """How many of its own threads a layer call uses (weights: W_hh's G x H; B
-    batch rows): the loop threads (``RNNLAB_LOOP_THREADS``, else OpenBLAS's
-    count) for a W_hh of MIN_OWN_WEIGHTS or more and more than one slice of
-    rows, else 1 (one time loop; the whole-sequence products on OpenBLAS's
-    threads)."""
-    if _SET_THREADS is None or weights < MIN_OWN_WEIGHTS or B <= MIN_SLICE_ROWS:
+    batch rows, T steps): the loop threads (``RNNLAB_LOOP_THREADS``, else
+    OpenBLAS's count) for a W_hh of MIN_OWN_WEIGHTS or more and either more than
+    one slice of rows or MIN_UNIT_STEPS steps or more (one slice of rows: the
+    unit split, ``unit_slices``, runs the loop on every thread), else 1 (one
+    time loop; the whole-sequence products on OpenBLAS's threads)."""
+    if (_SET_THREADS is None or weights < MIN_OWN_WEIGHTS
+            or (B <= MIN_SLICE_ROWS and T < MIN_UNIT_STEPS)):
         return 1
     return _loop_threads_wanted()
 
@@ -281,23 +288,24 @@ def row_slices(B, n):
     return [(a, b - a) for a, b in zip(cuts, cuts[1:])]
 
 
-def unit_slices(H, n, rows_running_vary):
+def unit_slices(H, n, rows_fall_short):
     """The hidden units 0..H as contiguous slices ``[(u0, u1), ...]`` for n
     threads of a unit-split loop (``units``), cut on multiples of the tile's R
     rows (each gate's rows of a slice are whole panels), or None where the row
     split runs instead: one thread, H not a multiple of R, fewer R-row blocks
     than threads, or ``RNNLAB_SPLIT=rows``. ``RNNLAB_SPLIT=units`` forces the
-    unit split where it can run; unset, it runs where rows stop at different
-    steps (``rows_running_vary``, a ragged batch), whose row slices would each
-    pay a whole vector per step until their longest row ends, unless a recent
-    unit split found its threads off their cores (``split_waited``). Both
-    splits give the same numbers, bit for bit."""
+    unit split where it can run; unset, it runs where the row slices fall short
+    (``rows_fall_short``): a ragged batch, whose row slices would each pay a
+    whole vector per step until their longest row ends, or a batch of one slice
+    of rows (MIN_SLICE_ROWS or fewer: one loop thread), unless a recent unit
+    split found its threads off their cores (``split_waited``). Both splits
+    give the same numbers, bit for bit."""
     how = os.environ.get("RNNLAB_SPLIT", "")
     if how not in ("", "rows", "units"):
         raise ValueError(f"RNNLAB_SPLIT must be 'rows' or 'units', got {how!r}")
     blocks = H // gemm.ROWS
     if (n < 2 or H % gemm.ROWS or blocks < n or how == "rows"
-            or (how == "" and (not rows_running_vary or time.monotonic() < _BACKOFF[0]))):
+            or (how == "" and (not rows_fall_short or time.monotonic() < _BACKOFF[0]))):
         return None
     cuts = [gemm.ROWS * (blocks * j // n) for j in range(n + 1)]
     return list(zip(cuts, cuts[1:]))

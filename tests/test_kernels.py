@@ -315,22 +315,29 @@ def test_own_threads_for_two_slices_of_a_big_enough_layer(monkeypatch):
             _kernels.own_workers(big, 32)
 
 
+def train_error_line(tmp_path, setting, hidden, batch):
+    """What a terminal shows last when ``rnnlab train`` (fast path, one step of a
+    layer of ``hidden`` units on ``batch`` rows) runs with the environment
+    ``setting`` added: asserted to be exit code 2 and no traceback."""
+    env = dict(os.environ, OMP_NUM_THREADS="2", **setting)
+    env.pop("RNNLAB_IMPL", None)                                  # CI's reference pass sets it
+    r = subprocess.run([sys.executable, "-m", "rnnlab", "train", "--out", str(tmp_path / "r"),
+                        "--hidden-size", str(hidden), "--batch-size", str(batch),
+                        "--epochs", "1", "--max-steps", "1"],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 2, (r.stdout[-500:], r.stderr[-2000:])
+    assert "Traceback" not in r.stderr
+    return r.stderr.rstrip("\n").splitlines()[-1].split("\r")[-1]
+
+
 def test_bad_thread_count_on_the_command_line_is_one_line_and_exit_2(tmp_path):
     """A layer big enough for the loop threads reads RNNLAB_LOOP_THREADS when it
     runs: a bad value is the command's one-line error, exit code 2."""
     if _kernels._SET_THREADS is None:
         pytest.skip("this OpenBLAS cannot set its thread count: never its own threads")
-    env = dict(os.environ, RNNLAB_LOOP_THREADS="lots", OMP_NUM_THREADS="2")
-    env.pop("RNNLAB_IMPL", None)                                  # CI's reference pass sets it
-    r = subprocess.run([sys.executable, "-m", "rnnlab", "train", "--out", str(tmp_path / "r"),
-                        "--hidden-size", "128", "--batch-size", "32", "--epochs", "1",
-                        "--max-steps", "1"],
-                       capture_output=True, text=True, env=env, timeout=600)
-    assert r.returncode == 2, (r.stdout[-500:], r.stderr[-2000:])
-    shown = r.stderr.rstrip("\n").splitlines()[-1].split("\r")[-1]  # what a terminal shows
+    shown = train_error_line(tmp_path, {"RNNLAB_LOOP_THREADS": "lots"}, 128, 32)
     assert shown == ("rnnlab train: error: RNNLAB_LOOP_THREADS must be a positive integer, "
-                     "got 'lots'"), r.stderr[-2000:]
-    assert "Traceback" not in r.stderr
+                     "got 'lots'")
 
 
 def test_input_rows_reads_either_layout():

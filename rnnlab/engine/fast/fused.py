@@ -93,6 +93,11 @@ def _shared(rows, B, dt):
     return _k.aligned((2, rows * _k.gemm.width(B, dt)), dt, True)
 
 
+def _shared_dz(b):
+    """``_shared`` for a unit-split backward's dz: the panels' Mp rows."""
+    return _shared(b.wp.shape[0] * _k.gemm.ROWS, b.dh_mat.shape[1], b.dg.dtype)
+
+
 def _on_units(units, job):
     """``job(j, u0, u1, barrier state, threads)`` for each thread j of a unit-split
     loop, at once; then whether its threads waited off their cores
@@ -128,7 +133,7 @@ def _rnn_backward(b):
                                          b.bs, b.off, B, _rnn_kind(b.opts), b.one), b.slices)
         return b.dg, ()
     args = (b.fm.hist, b.dg, b.dh_mat, b.dhn, b.bs, b.off, B, _rnn_kind(b.opts), b.one,
-            _shared(b.wp.shape[0] * _k.gemm.ROWS, B, b.dg.dtype))
+            _shared_dz(b))
     _on_units(b.units, lambda j, u0, u1, *sync: _k.units.rnn_bwd(
         b.wp, *_dout_units(b.dout, H, u0, u1), *args, *sync, u0, u1))
     return b.dg, ()
@@ -174,7 +179,7 @@ def _lstm_backward(b):
         return b.dg, (dc.T,)
     n, I = len(b.units), b.wp.shape[1] - H
     args = (b.fm.acts, b.fm.chist, b.dg, b.dh_mat, dc, b.dhn, dcn, dx, b.bs, b.off, B, b.one,
-            _shared(b.wp.shape[0] * _k.gemm.ROWS, B, b.dg.dtype))
+            _shared_dz(b))
 
     def job(j, u0, u1, *sync):
         rows = _k.cut(I, j, n)                                    # this thread's dx rows
@@ -214,7 +219,7 @@ def _gru_backward(b):
                       b.slices)
     else:
         args = (b.fm.acts, b.fm.hist, b.dg, dgh, b.dh_mat, dh_dir, b.dhn, b.bs, b.off, B, b.one,
-                _shared(b.wp.shape[0] * _k.gemm.ROWS, B, b.dg.dtype))
+                _shared_dz(b))
         _on_units(b.units, lambda j, u0, u1, *sync: _k.units.gru_bwd(
             b.wp, *_dout_units(b.dout, H, u0, u1), *args, *sync, u0, u1))
     b.dh_mat[...] += dh_dir

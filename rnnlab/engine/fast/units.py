@@ -35,7 +35,7 @@ import numpy as np
 
 from rnnlab.engine.fast.gemm import ROWS, product, product_t
 from rnnlab.engine.fast.loops import (_JIT_OPTIONS, _add, _block, _carry, _cols, _gather,
-                                      _gather_affine, _gather_either, _inject, _scatter_rows,
+                                      _gather_affine, _gather_either, _inject_rows, _scatter_rows,
                                       _scratch, add_rows, gru_gates, gru_gates_back, lstm_gates,
                                       lstm_gates_back, rnn_act, rnn_act_back)
 from rnnlab.engine.fast.sync import barrier
@@ -152,9 +152,8 @@ def lstm_bwd(wp, dout, d_fm, acts, chist, dg, dh_mat, dc, dhn, dcn, dx, bs, off,
         w = _cols(b, dg)
         n = nu * w
         lo = bs[s + 1] if s + 1 < T else 0
-        if bs[s] > lo:                                            # rows whose last step is s
-            _inject(dhu, dhnu, lo, bs[s])
-            _inject(dcu, dcnu, lo, bs[s])
+        _inject_rows(dhu, dhnu, lo, bs[s], 0, B)                  # rows whose last step is s
+        _inject_rows(dcu, dcnu, lo, bs[s], 0, B)
         _gather_gates(acts, H, u0, nu, 4, c0, b, _block(a_buf, 4 * nu, w))
         _gather(chist[u0:u1], c0 + B, b, _block(t_buf, nu, w))    # c_t
         _gather(chist[u0:u1], c0, b, _block(c_buf, nu, w))        # c_{t-1}
@@ -213,9 +212,7 @@ def rnn_bwd(wp, dout, d_fm, hist, dg, dh_mat, dhn, bs, off, B, kind, one, g2, sy
         b, c0 = bs[s], s * B
         w = _cols(b, dg)
         n = nu * w
-        lo = bs[s + 1] if s + 1 < T else 0
-        if bs[s] > lo:
-            _inject(dhu, dhnu, lo, bs[s])
+        _inject_rows(dhu, dhnu, bs[s + 1] if s + 1 < T else 0, bs[s], 0, B)
         _gather_either(dout, d_fm, c0, b, _block(d_buf, nu, w))
         _gather(hist[u0:u1], c0 + B, b, _block(h_buf, nu, w))    # h_t = f(a_t)
         _gather(dhu, 0, b, _block(dh_buf, nu, w))                 # dL/dh_t from step t+1
@@ -283,9 +280,7 @@ def gru_bwd(wp, dout, d_fm, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, off, 
         b, c0 = bs[s], s * B
         w = _cols(b, dgx)
         n = nu * w
-        lo = bs[s + 1] if s + 1 < T else 0
-        if bs[s] > lo:
-            _inject(ddu, dhnu, lo, bs[s])
+        _inject_rows(ddu, dhnu, bs[s + 1] if s + 1 < T else 0, bs[s], 0, B)
         _gather_gates(acts, H, u0, nu, 4, c0, b, _block(a_buf, 4 * nu, w))   # r, z, n, gh_n
         _gather(hist[u0:u1], c0, b, _block(h_buf, nu, w))         # h_{t-1}
         _gather_either(dout, d_fm, c0, b, _block(d_buf, nu, w))

@@ -47,21 +47,25 @@ def test_fast_equals_generic(mode, nl, layers_, bidir, lengths, bias, dtype, tol
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("M,K,n", [(512, 128, 16), (500, 100, 13), (37, 5, 3), (800, 200, 20),
-                                   (8, 1, 1), (24, 17, 33)])
+                                   (8, 1, 1), (24, 17, 33), (64, 32, 8), (64, 32, 40)])
 def test_own_product_equals_numpy(dtype, M, K, n):
     """gemm.product: W packed once, X read at an offset with its rows ldx apart;
     rows of W not a multiple of the tile, columns not a multiple of the vector
-    (the columns past n are computed on whatever X holds there and ignored)."""
+    (the columns past n are computed on whatever X holds there and ignored),
+    a last half vector (n = 3, 8, 20, 40 in float32) on the half tile."""
     from rnnlab.engine.fast import gemm
     rng = np.random.default_rng(M + n)
     w = rng.standard_normal((M, K)).astype(dtype)
     x = rng.standard_normal((K, 7 + n + 64)).astype(dtype)
     x[:, 7 + n:] = np.nan                                        # past n: never reaches C[:, :n]
     panels, cols = gemm.pack(w), gemm.width(n, dtype)
-    assert panels.shape == (-(-M // gemm.ROWS), K, gemm.ROWS) and cols % gemm.lanes(dtype) == 0
-    c = np.zeros(panels.shape[0] * gemm.ROWS * cols, dtype)
+    assert panels.shape == (-(-M // gemm.ROWS), K, gemm.ROWS) and cols % (gemm.lanes(dtype) // 2) == 0
+    size = panels.shape[0] * gemm.ROWS * cols
+    c = np.zeros(size + 64, dtype)
+    c[size:] = 7                                                 # past the last row: never written
     gemm.product(panels, x, 7, x.shape[1], c, n)
-    got = c.reshape(-1, cols)[:M, :n]
+    assert (c[size:] == 7).all()
+    got = c[:size].reshape(-1, cols)[:M, :n]
     want = w.astype(np.float64) @ x[:, 7:7 + n].astype(np.float64)
     tol = 1e-12 if dtype == np.float64 else 1e-5
     assert np.abs(got - want).max() <= tol * max(1.0, np.abs(want).max())
@@ -386,9 +390,10 @@ from rnnlab.engine import layers
 assert gemm.ROWS == 4
 rng = np.random.default_rng(0)
 w, x = rng.standard_normal((37, 9)), rng.standard_normal((9, 40))
-c = np.zeros(gemm.pack(w).shape[0] * 4 * 24)
-gemm.product(gemm.pack(w), x, 3, 40, c, 20)
-assert np.abs(c.reshape(-1, 24)[:37, :20] - w @ x[:, 3:23]).max() < 1e-12
+for n in (20, 24):                                              # 8 columns + a half vector, 3 vectors
+    c = np.zeros(gemm.pack(w).shape[0] * 4 * gemm.width(n, np.float64))
+    gemm.product(gemm.pack(w), x, 3, 40, c, n)
+    assert np.abs(c.reshape(-1, gemm.width(n, np.float64))[:37, :n] - w @ x[:, 3:3 + n]).max() < 1e-12
 for mode in ("lstm", "gru"):
     cfg = layers.RNNConfig(mode, 5, 6, 2, bidirectional=True)
     p = layers.init_params(cfg, 1, np.float64)
@@ -401,9 +406,9 @@ for mode in ("lstm", "gru"):
         res.append([out, dx] + [g[k] for k in p])
     assert max(np.abs(a - b).max() for a, b in zip(*res)) < 1e-12, mode
 xt = rng.standard_normal((40, 40))                               # rows past 37: finite junk
-c = np.zeros((12 - 4) * 24)
+c = np.zeros((12 - 4) * 20)
 gemm.product_t(gemm.pack(w), xt, 40, c, 20, 4, w.shape[1])                   # W^T X from row 4 on
-assert np.abs(c.reshape(-1, 24)[:5, :20] - (w.T @ xt[:37, :20])[4:]).max() < 1e-12
+assert np.abs(c.reshape(-1, 20)[:5, :20] - (w.T @ xt[:37, :20])[4:]).max() < 1e-12
 print("ok")
 """
     env = dict(os.environ, RNNLAB_TILE_ROWS="4", NUMBA_CACHE_DIR=str(tmp_path))
@@ -425,3 +430,33 @@ def test_bad_tile_rows_override_is_a_clear_error_at_use(monkeypatch):
     monkeypatch.setattr(gemm, "_ROWS_ERROR", "RNNLAB_TILE_ROWS must be a positive integer, got 'x'")
     with pytest.raises(ValueError, match="RNNLAB_TILE_ROWS must be a positive integer"):
         gemm.pack(np.ones((3, 2)))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_half_tiles_give_the_full_tiles_bits(dtype):
+    """A step's last half vector runs on a half tile (two panels or row blocks at
+    once, or one): each column sums in the same order as on a full tile, so its
+    bits do not depend on how many columns the step computed (a ragged batch's
+    row and unit splits cut the columns differently and must agree bit for bit).
+    Odd and even panel and block counts, from row block 0 and from a later one."""
+    from rnnlab.engine.fast import gemm
+    R, V = gemm.ROWS, gemm.lanes(dtype)
+    rng = np.random.default_rng(7)
+    for M, K in ((5 * R, 3 * R + 1), (6 * R, 4 * R)):
+        w = rng.standard_normal((M, K)).astype(dtype)
+        panels = gemm.pack(w)
+        x = rng.standard_normal((max(M, K), 4 * V)).astype(dtype)
+        for n in (V // 2, V + V // 2, 3 * V):
+            full = -(-n // V) * V                                  # the same columns on full tiles only
+            got, ref = np.zeros(M * gemm.width(n, dtype)), np.zeros(M * full)
+            got, ref = got.astype(dtype), ref.astype(dtype)
+            gemm.product(panels, x, 0, x.shape[1], got, n)
+            gemm.product(panels, x, 0, x.shape[1], ref, full)
+            assert np.array_equal(got.reshape(M, -1)[:, :n], ref.reshape(M, -1)[:, :n])
+            for k0 in (0, R):
+                Kp = -(-K // R) * R
+                got, ref = np.zeros((Kp - k0) * gemm.width(n, dtype), dtype), np.zeros((Kp - k0) * full, dtype)
+                gemm.product_t(panels, x, x.shape[1], got, n, k0, K)
+                gemm.product_t(panels, x, x.shape[1], ref, full, k0, K)
+                assert np.array_equal(got.reshape(Kp - k0, -1)[:K - k0, :n],
+                                      ref.reshape(Kp - k0, -1)[:K - k0, :n])

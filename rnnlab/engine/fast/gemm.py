@@ -25,10 +25,12 @@ for R columns of W, the sum running over W's rows panel by panel,
 
 Shapes: M rows of W (padded to Mp, a multiple of R, with zero rows), K its
 columns, V = 64 bytes of the dtype (16 float32, 8 float64) the vector width,
-n columns of X rounded up to a multiple of V (``width``): a step of fewer rows
-computes a whole vector and ignores the columns past n, so X must be readable
-V - 1 columns past n (the fast path's buffers are padded for that) and C is
-scratch with row stride ``width(n)``.
+n columns of X rounded up to a multiple of V/2 (``width``): whole vectors, then
+a last half vector where n needs one (``_tiles``: 20 columns cost 24, not 32).
+A step of fewer rows computes the rest of its last (half) vector and ignores
+the columns past n, so X must be readable V - 1 columns past n (the fast
+path's buffers are padded for that) and C is scratch with row stride
+``width(n)``.
 """
 from types import SimpleNamespace
 
@@ -67,9 +69,10 @@ def lanes(dtype):
 
 @numba.njit(nogil=True, cache=True)
 def columns(n, itemsize):
-    """Columns a product of n columns computes: n rounded up to whole vectors
-    (callable from compiled code, where the time loops size their scratch)."""
-    v = VECTOR_BYTES // itemsize
+    """Columns a product of n columns computes: n rounded up to whole half
+    vectors (V/2: a last half vector runs on the half tile), callable from
+    compiled code, where the time loops size their scratch."""
+    v = VECTOR_BYTES // itemsize // 2
     return (n + v - 1) // v * v
 
 
@@ -126,16 +129,16 @@ def _pack(w, s, out, k0):
                     o[r] = s[m0 + r] * w[m0 + r, k] if m0 + r < M else 0
 
 
-def _tile_ir(context, builder, sig, args, n_arg, c_arg, step):
-    """The IR both tiles share: R vector accumulators, zero at first, carried
+def _tile_ir(context, builder, sig, args, n_arg, c_arg, step, lanes, nacc):
+    """The IR the tiles share: ``nacc`` vector accumulators, zero at first, carried
     through a loop of args[n_arg] iterations whose body is ``step(ir, i, acc)
-    -> new acc`` (i the iteration, an i64), then stored to C's R rows
-    (args[c_arg] C's address, the next its row stride). The vector type is the
-    dtype's (the last argument's) V lanes."""
+    -> new acc`` (i the iteration, an i64), then stored to C's rows (args[c_arg]
+    C's address, the next its row stride). The vector type is the dtype's (the last argument's) V lanes
+    (``lanes`` "full") or V/2 ("half")."""
     real = context.get_value_type(sig.args[-1])
-    V = VECTOR_BYTES // (4 if real == llir.FloatType() else 8)
+    V = VECTOR_BYTES // (4 if real == llir.FloatType() else 8) // (1 if lanes == "full" else 2)
     vec, i32, i64 = llir.VectorType(real, V), llir.IntType(32), llir.IntType(64)
-    name = f"llvm.fma.v{V}{'f32' if V == 16 else 'f64'}"
+    name = f"llvm.fma.v{V}{'f32' if real == llir.FloatType() else 'f64'}"
     fma = builder.module.globals.get(name) or llir.Function(
         builder.module, llir.FunctionType(vec, [vec] * 3), name)
     undef, zeros = llir.Constant(vec, llir.Undefined), llir.Constant(llir.VectorType(i32, V), [0] * V)
@@ -148,14 +151,14 @@ def _tile_ir(context, builder, sig, args, n_arg, c_arg, step):
         i64=i64, fma_scalar=fma_scalar,
         ptr=lambda i: builder.inttoptr(args[i], real.as_pointer()),   # args[i] as a pointer
         int=lambda i: context.cast(builder, args[i], sig.args[i], nbtypes.int64),
-        load=lambda ptr, at: builder.load(builder.bitcast(builder.gep(ptr, [at]),  # V elements
+        load=lambda ptr, at: builder.load(builder.bitcast(builder.gep(ptr, [at]),  # a vector
                                                           vec.as_pointer()), align=4))
     entry = builder.block
     loop, done = builder.append_basic_block("tile.loop"), builder.append_basic_block("tile.done")
     builder.branch(loop)
     builder.position_at_end(loop)
     i = builder.phi(i64)
-    acc = [builder.phi(vec) for _ in range(ROWS)]
+    acc = [builder.phi(vec) for _ in range(nacc)]
     i.add_incoming(i64(0), entry)
     for a in acc:
         a.add_incoming(llir.Constant(vec, None), entry)
@@ -173,38 +176,59 @@ def _tile_ir(context, builder, sig, args, n_arg, c_arg, step):
     return context.get_dummy_value()
 
 
-@intrinsic
-def _tile(typingctx, p, x, ldx, c, ldc, k, zero):
-    """C[r, 0:V] = sum_k P[k, r] X[k, 0:V] for r < R, at raw addresses (elements:
-    X's rows ldx apart, C's rows ldc apart); zero's type is the dtype."""
-    def codegen(context, builder, sig, args):
-        def step(ir, k, acc):
-            p_, x_, ldx_ = ir.ptr(0), ir.ptr(1), ir.int(2)
-            xv = ir.load(x_, builder.mul(k, ldx_))                # X[k, 0:V]
-            row = builder.mul(k, ir.i64(ROWS))
-            return [ir.fma_scalar(p_, builder.add(row, ir.i64(r)), xv, a)   # + P[k, r] X[k]
-                    for r, a in enumerate(acc)]
-        return _tile_ir(context, builder, sig, args, 5, 3, step)
-    return nbtypes.void(p, x, ldx, c, ldc, k, zero), codegen
+# A half tile keeps 2R accumulators: R chains of 256-bit FMAs (4 cycles each,
+# two issued per cycle) leave Zen 4's FMA units half idle (measured: R = 8 half
+# tiles ran 62-71 GFLOP/s, the full tiles 100-112). So it runs two panels at once
+# (``_tile``: 2R rows of W) or two row blocks (``_tile_t``: 2R rows of W^T), a last
+# odd one on its own. Each accumulator sums in the full tile's order: a column's
+# result does not depend on the tile that computed it (a ragged batch's row and
+# unit splits give the same bits).
+def _tiles(lanes, sets):
+    """The register tiles ``_tile`` (W X) and ``_tile_t`` (W^T X) on vectors of V
+    lanes ("full") or V/2 ("half": a step's last 8 float32 columns, which Zen 4
+    runs as fast per column as whole vectors, one 256-bit FMA being half of a
+    512-bit one), with R (sets 1) or 2R (sets 2) accumulators."""
+    @intrinsic
+    def _tile(typingctx, p, x, ldx, c, ldc, k, zero):
+        """C[s*R + r, 0:v] = sum_k P[s*K*R + k*R + r] X[k, 0:v] for r < R, s < sets:
+        ``sets`` panels at raw addresses (elements: X's rows ldx apart, C's rows
+        ldc apart); zero's type is the dtype."""
+        def codegen(context, builder, sig, args):
+            def step(ir, k, acc):
+                p_, x_, ldx_ = ir.ptr(0), ir.ptr(1), ir.int(2)
+                xv = ir.load(x_, builder.mul(k, ldx_))                # X[k, 0:v]
+                row = builder.mul(k, ir.i64(ROWS))
+                panel = builder.mul(ir.int(5), ir.i64(ROWS))          # K*R: the next panel
+                return [ir.fma_scalar(p_, builder.add(builder.add(row, builder.mul(panel, ir.i64(j // ROWS))),
+                                                      ir.i64(j % ROWS)), xv, a)   # + P[k, r] X[k]
+                        for j, a in enumerate(acc)]
+            return _tile_ir(context, builder, sig, args, 5, 3, step, lanes, sets * ROWS)
+        return nbtypes.void(p, x, ldx, c, ldc, k, zero), codegen
+
+    @intrinsic
+    def _tile_t(typingctx, p, x, ldx, pstride, c, ldc, nq, zero):
+        """C[s*R + kk, 0:v] = sum over q < nq, r < R of P[q*pstride + (s*R + kk)*R + r]
+        X[q*R + r, 0:v] for kk < R, s < sets: the transposed product on W's panels
+        for ``sets`` row blocks (p at row block k0 of panel 0, pstride = K*R the
+        panel size; X's rows ldx apart, C's rows ldc apart)."""
+        def codegen(context, builder, sig, args):
+            def step(ir, q, acc):
+                p_, x_, ldx_ = ir.ptr(0), ir.ptr(1), ir.int(2)
+                pq = builder.mul(q, ir.int(3))                        # panel q, row block k0
+                xq = builder.mul(builder.mul(q, ir.i64(ROWS)), ldx_)  # X row q*R
+                for r in range(ROWS):
+                    xv = ir.load(x_, builder.add(xq, builder.mul(ir.i64(r), ldx_)))  # X[q*R + r]
+                    acc = [ir.fma_scalar(p_, builder.add(pq, ir.i64(j * ROWS + r)), xv, a)
+                           for j, a in enumerate(acc)]
+                return acc
+            return _tile_ir(context, builder, sig, args, 6, 4, step, lanes, sets * ROWS)
+        return nbtypes.void(p, x, ldx, pstride, c, ldc, nq, zero), codegen
+    return _tile, _tile_t
 
 
-@intrinsic
-def _tile_t(typingctx, p, x, ldx, pstride, c, ldc, nq, zero):
-    """C[kk, 0:V] = sum over q < nq, r < R of P[q*pstride + kk*R + r] X[q*R + r, 0:V]
-    for kk < R: the transposed product on W's panels (p at row block k0 of panel 0,
-    pstride = K*R the panel size; X's rows ldx apart, C's rows ldc apart)."""
-    def codegen(context, builder, sig, args):
-        def step(ir, q, acc):
-            p_, x_, ldx_ = ir.ptr(0), ir.ptr(1), ir.int(2)
-            pq = builder.mul(q, ir.int(3))                        # panel q, row block k0
-            xq = builder.mul(builder.mul(q, ir.i64(ROWS)), ldx_)  # X row q*R
-            for r in range(ROWS):
-                xv = ir.load(x_, builder.add(xq, builder.mul(ir.i64(r), ldx_)))  # X[q*R + r]
-                acc = [ir.fma_scalar(p_, builder.add(pq, ir.i64(kk * ROWS + r)), xv, a)
-                       for kk, a in enumerate(acc)]
-            return acc
-        return _tile_ir(context, builder, sig, args, 6, 4, step)
-    return nbtypes.void(p, x, ldx, pstride, c, ldc, nq, zero), codegen
+_tile, _tile_t = _tiles("full", 1)
+_half_tile, _half_tile_t = _tiles("half", 1)                     # a last odd panel or block
+_half_tile2, _half_tile2_t = _tiles("half", 2)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -218,14 +242,25 @@ def product_t(panels, x, ldx, c, n, k0, k1):
         return
     nq, K = panels.shape[0], panels.shape[1]
     size = np.uintp(panels.itemsize)
-    w = columns(n, panels.itemsize)
+    w, v = columns(n, panels.itemsize), VECTOR_BYTES // panels.itemsize
     zero = panels.dtype.type(0)
-    for kb in range(k0, k1, ROWS):
-        pk = panels.ctypes.data + size * np.uintp(kb * ROWS)
-        ck = c.ctypes.data + size * np.uintp((kb - k0) * w)
-        for j in range(0, w, VECTOR_BYTES // panels.itemsize):
-            _tile_t(pk, x.ctypes.data + size * np.uintp(j), ldx, K * ROWS,
-                    ck + size * np.uintp(j), w, nq, zero)
+    nb, jh = (k1 - k0 + ROWS - 1) // ROWS, w - w % v              # jh: the half vector's column
+    xh = x.ctypes.data + size * np.uintp(jh)
+    for bi in range(0, nb, 2):                                    # row blocks two by two
+        for kb in range(k0 + bi * ROWS, k0 + min(bi + 2, nb) * ROWS, ROWS):
+            pk = panels.ctypes.data + size * np.uintp(kb * ROWS)
+            ck = c.ctypes.data + size * np.uintp((kb - k0) * w)
+            for j in range(0, jh, v):
+                _tile_t(pk, x.ctypes.data + size * np.uintp(j), ldx, K * ROWS,
+                        ck + size * np.uintp(j), w, nq, zero)
+        if jh < w:                                                # the last half vector
+            kb = k0 + bi * ROWS
+            pk = panels.ctypes.data + size * np.uintp(kb * ROWS)
+            ck = c.ctypes.data + size * np.uintp((kb - k0) * w + jh)
+            if bi + 1 < nb:
+                _half_tile2_t(pk, xh, ldx, K * ROWS, ck, w, nq, zero)   # both blocks: 2R rows
+            else:
+                _half_tile_t(pk, xh, ldx, K * ROWS, ck, w, nq, zero)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -237,11 +272,21 @@ def product(panels, x, x_off, ldx, c, n):
         return
     K = panels.shape[1]
     size = np.uintp(panels.itemsize)
-    w = columns(n, panels.itemsize)
+    w, v = columns(n, panels.itemsize), VECTOR_BYTES // panels.itemsize
     zero = panels.dtype.type(0)
-    for q in range(panels.shape[0]):
-        pq = panels.ctypes.data + size * np.uintp(q * K * ROWS)
-        cq = c.ctypes.data + size * np.uintp(q * ROWS * w)
-        for j in range(0, w, VECTOR_BYTES // panels.itemsize):
-            _tile(pq, x.ctypes.data + size * (np.uintp(x_off) + np.uintp(j)), ldx,
-                  cq + size * np.uintp(j), w, K, zero)
+    nq, jh = panels.shape[0], w - w % v                           # jh: the half vector's column
+    xh = x.ctypes.data + size * (np.uintp(x_off) + np.uintp(jh))
+    for q in range(0, nq, 2):                                     # panels two by two
+        for qq in range(q, min(q + 2, nq)):
+            pq = panels.ctypes.data + size * np.uintp(qq * K * ROWS)
+            cq = c.ctypes.data + size * np.uintp(qq * ROWS * w)
+            for j in range(0, jh, v):
+                _tile(pq, x.ctypes.data + size * (np.uintp(x_off) + np.uintp(j)), ldx,
+                      cq + size * np.uintp(j), w, K, zero)
+        if jh < w:                                                # the last half vector
+            pq = panels.ctypes.data + size * np.uintp(q * K * ROWS)
+            cq = c.ctypes.data + size * np.uintp(q * ROWS * w + jh)
+            if q + 1 < nq:
+                _half_tile2(pq, xh, ldx, cq, w, K, zero)          # both panels: 2R rows
+            else:
+                _half_tile(pq, xh, ldx, cq, w, K, zero)

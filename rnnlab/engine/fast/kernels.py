@@ -280,8 +280,9 @@ def row_slices(B, n):
     """The batch rows 0..B as contiguous slices ``[(k0, kB), ...]`` for up to n
     threads, cut on multiples of 16 rows (whole cache lines of the histories: no
     line holds two threads' columns) with about as many 16-row groups each. A
-    step's product costs whole vectors of 16 columns, so B = 20 runs as 16 + 4
-    rows, each slice one vector per step: twice as fast as one loop's two."""
+    step's product costs whole vectors of 16 columns and a half one of 8, so
+    B = 20 runs as 16 + 4 rows (a vector and a half vector per step) in two
+    loops at once: faster than one loop's vector and a half."""
     groups = -(-B // MIN_SLICE_ROWS)
     n = max(1, min(n, groups))
     cuts = [0] + sorted({min(B, 16 * round(groups * j / n)) for j in range(1, n)} - {0, B}) + [B]

@@ -1,8 +1,9 @@
 """Time loops whose threads split each step's hidden units (ragged batches).
 
 The loops of ``loops`` split the batch: each thread runs the whole time loop for
-its own rows, and a step costs whole 16-column vectors, so a thread whose rows
-are mostly finished (a ragged batch) still pays a vector per step, and the
+its own rows, and a step costs whole vectors (16 columns; the last may be a
+half of 8), so a thread whose rows are mostly finished (a ragged batch) still
+pays a (half) vector per step, and the
 thread holding the longest rows sets the time. Here every thread runs every
 running row, but only its own hidden units u0..u1: the gate rows g*H + u of
 its units, one slice of the packed panels per gate (whole R-row panels: H and

@@ -157,11 +157,31 @@ def test_both_splits_give_the_same_numbers_bit_for_bit(monkeypatch, mode):
     cfg = layers.RNNConfig(mode, 13, 48, 2, True, False, 0.0, True)
     params = layers.init_params(cfg, 1, np.float32)
     x = np.random.default_rng(0).standard_normal((7, 20, 13)).astype(np.float32)
-    got = {}
-    for split in ("rows", "units"):
-        monkeypatch.setenv("RNNLAB_SPLIT", split)
-        got[split] = run(cfg, params, x, [7, 7, 6, 5, 5, 3, 2, 2, 1, 1] * 2, True)
-    assert all(np.array_equal(a, b) for a, b in zip(got["rows"], got["units"]))
+    for lengths in ([7, 7, 6, 5, 5, 3, 2, 2, 1, 1] * 2, None):    # ragged; full (16 + 4 rows)
+        got = {}
+        for split in ("rows", "units"):
+            monkeypatch.setenv("RNNLAB_SPLIT", split)
+            got[split] = run(cfg, params, x, lengths, True)
+        assert all(np.array_equal(a, b) for a, b in zip(got["rows"], got["units"]))
+
+
+def test_full_batches_split_their_units_where_the_row_slices_are_uneven():
+    """A full batch of several row slices runs the unit split where the widest
+    slice computes MIN_UNIT_SAVING multiply-adds per step more than an even
+    share: B = 24 on 2 threads is 16 + 8 rows (16 columns against 12 each)."""
+    f32, short = np.float32, _kernels.rows_fall_short
+    lstm256, rnn512, gru256, lstm128 = 1024 * 512, 512 * 512, 768 * 256, 512 * 256
+    assert short(lstm256, 24, 64, 2, False, f32) and short(lstm256, 48, 64, 2, False, f32)
+    assert not short(rnn512, 24, 64, 2, False, f32)               # 1.0M saved: too little
+    assert not short(gru256, 20, 64, 2, False, f32)
+    assert not short(800 * 400, 20, 20, 2, False, f32)           # the language model's LSTM
+    assert not short(lstm128, 20, 64, 2, False, f32)
+    assert not short(lstm256, 32, 64, 2, False, f32)              # 16 columns either way
+    assert not short(lstm256, 64, 64, 2, False, f32)
+    assert not short(lstm256, 24, _kernels.MIN_UNIT_STEPS - 1, 2, False, f32)
+    assert not short(lstm256, 24, 64, 1, False, f32)
+    assert short(lstm128, 40, 64, 2, True, f32)                   # ragged: always
+    assert short(lstm128, 16, 64, 2, False, f32)                  # one slice of rows
 
 
 def test_a_wait_off_core_is_counted():

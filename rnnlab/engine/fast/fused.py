@@ -274,7 +274,7 @@ def forward(fused, p, x, state0, batch_sizes, **opts):
         f = Fwd(wp, p, gx, _k.input_rows(x) if gx is None else None, scale,
                 bias, hist, state0, bs, _k.offsets(bs), T * B,
                 dt.type(0.5), opts, _k.row_slices(B, own), idx is None,
-                _k.unit_slices(H, own, idx is not None or B <= _k.MIN_SLICE_ROWS))
+                _k.unit_slices(H, own, _k.rows_fall_short(wp.size, B, T, own, idx is not None, dt)))
         chist, acts = fused.forward(f)
     states = (_k.time_major(hist, T + 1, B),) + ((_k.time_major(chist, T + 1, B),) if chist is not None else ())
     return states, _k.time_major(acts, T, B), _k.FM(xT, hist, chist, acts, idx, wp)
@@ -298,7 +298,8 @@ def backward(fused, p, cache, dout, dstate_n, **opts):
     bs = _k.batch_sizes(cache.batch_sizes, T, B)
     own = _k.own_workers(p.w_hh.size, B, T)
     with _k.own_threads(own):
-        units = _k.unit_slices(H, own, fm.idx is not None or B <= _k.MIN_SLICE_ROWS)
+        units = _k.unit_slices(H, own, _k.rows_fall_short(fm.wp.size, B, T, own, fm.idx is not None,
+                                                           dt))
         b = Bwd(fm.wp, _k.dout_layout(dout), fm,
                 _k.buffer(G, N, dt), _k.aligned((H, B), dt, True),
                 np.ascontiguousarray(dstate_n[0].T), dstate_n, bs, _k.offsets(bs),

@@ -256,6 +256,16 @@ MIN_OWN_WEIGHTS = 1 << 15
 # a batch of one slice of rows splits its units over the threads only over this
 # many steps: one hand-off to a thread costs 20-35 us, a step's product a few
 MIN_UNIT_STEPS = 8
+# a full batch of several row slices splits its units where that saves each
+# thread this many multiply-adds per step (about 20 us of the tile): the row
+# slices' widest against an even share of the batch's columns. Measured in
+# turns in one process, T = 64, unit split / row slices: LSTM H = 256 B = 48
+# 0.83-0.87 (4.2M saved), B = 24 0.92-0.97 (2.1M), GRU H = 512 B = 24 0.93-0.96
+# (3.1M); below it RNN H = 512 B = 24 0.89-0.96 (1.0M), GRU H = 256 B = 20
+# 1.00-1.03 (0.8M), LSTM H = 128 B = 20 1.07-1.09 (0.5M), and the language
+# model's LSTM H = 200 B = 20 T = 20, two layers, 1.02-1.10 (1.3M). B = 32
+# saves nothing (16 columns either way) and ran 1.04-1.05
+MIN_UNIT_SAVING = 1 << 21
 
 
 def own_workers(weights, B, T=1):
@@ -289,6 +299,22 @@ def row_slices(B, n):
     return [(a, b - a) for a, b in zip(cuts, cuts[1:])]
 
 
+def rows_fall_short(weights, B, T, n, ragged, dtype):
+    """Whether the row slices fall short of the unit split (``unit_slices``) for
+    a call of n threads on B rows, T steps, packed weights (G x K, K = H, or
+    I + H where the input product is in the steps): a ragged batch (each slice
+    pays a vector per step until its longest row ends), one slice of rows (one
+    loop thread), or a full batch whose widest slice computes at least
+    MIN_UNIT_SAVING more per step than an even share of the batch's columns
+    (B = 20: 16 columns against 12 on each thread)."""
+    if ragged or B <= MIN_SLICE_ROWS:
+        return True
+    if T < MIN_UNIT_STEPS or n < 2:
+        return False
+    widest = max(gemm.width(kB, dtype) for _, kB in row_slices(B, n))
+    return weights * (widest - gemm.width(B, dtype) / n) >= MIN_UNIT_SAVING
+
+
 def unit_slices(H, n, rows_fall_short):
     """The hidden units 0..H as contiguous slices ``[(u0, u1), ...]`` for n
     threads of a unit-split loop (``units``), cut on multiples of the tile's R
@@ -296,9 +322,7 @@ def unit_slices(H, n, rows_fall_short):
     split runs instead: one thread, H not a multiple of R, fewer R-row blocks
     than threads, or ``RNNLAB_SPLIT=rows``. ``RNNLAB_SPLIT=units`` forces the
     unit split where it can run; unset, it runs where the row slices fall short
-    (``rows_fall_short``): a ragged batch, whose row slices would each pay a
-    whole vector per step until their longest row ends, or a batch of one slice
-    of rows (MIN_SLICE_ROWS or fewer: one loop thread), unless a recent unit
+    (``rows_fall_short``), unless a recent unit
     split found its threads off their cores (``split_waited``). Both splits
     give the same numbers, bit for bit."""
     how = os.environ.get("RNNLAB_SPLIT", "")

@@ -244,19 +244,18 @@ def product_t(panels, x, ldx, c, n, k0, k1):
     size = np.uintp(panels.itemsize)
     w, v = columns(n, panels.itemsize), VECTOR_BYTES // panels.itemsize
     zero = panels.dtype.type(0)
-    nb, jh = (k1 - k0 + ROWS - 1) // ROWS, w - w % v              # jh: the half vector's column
-    xh = x.ctypes.data + size * np.uintp(jh)
-    for bi in range(0, nb, 2):                                    # row blocks two by two
-        for kb in range(k0 + bi * ROWS, k0 + min(bi + 2, nb) * ROWS, ROWS):
-            pk = panels.ctypes.data + size * np.uintp(kb * ROWS)
-            ck = c.ctypes.data + size * np.uintp((kb - k0) * w)
-            for j in range(0, jh, v):
-                _tile_t(pk, x.ctypes.data + size * np.uintp(j), ldx, K * ROWS,
-                        ck + size * np.uintp(j), w, nq, zero)
-        if jh < w:                                                # the last half vector
-            kb = k0 + bi * ROWS
-            pk = panels.ctypes.data + size * np.uintp(kb * ROWS)
-            ck = c.ctypes.data + size * np.uintp((kb - k0) * w + jh)
+    jh = w - w % v                                                # the half vector's column
+    for kb in range(k0, k1, ROWS):
+        pk = panels.ctypes.data + size * np.uintp(kb * ROWS)
+        ck = c.ctypes.data + size * np.uintp((kb - k0) * w)
+        for j in range(0, jh, v):
+            _tile_t(pk, x.ctypes.data + size * np.uintp(j), ldx, K * ROWS,
+                    ck + size * np.uintp(j), w, nq, zero)
+    if jh < w:                                                    # the last half vector
+        nb, xh = (k1 - k0 + ROWS - 1) // ROWS, x.ctypes.data + size * np.uintp(jh)
+        for bi in range(0, nb, 2):                                # row blocks two by two
+            pk = panels.ctypes.data + size * np.uintp((k0 + bi * ROWS) * ROWS)
+            ck = c.ctypes.data + size * np.uintp(bi * ROWS * w + jh)
             if bi + 1 < nb:
                 _half_tile2_t(pk, xh, ldx, K * ROWS, ck, w, nq, zero)   # both blocks: 2R rows
             else:
@@ -275,15 +274,15 @@ def product(panels, x, x_off, ldx, c, n):
     w, v = columns(n, panels.itemsize), VECTOR_BYTES // panels.itemsize
     zero = panels.dtype.type(0)
     nq, jh = panels.shape[0], w - w % v                           # jh: the half vector's column
-    xh = x.ctypes.data + size * (np.uintp(x_off) + np.uintp(jh))
-    for q in range(0, nq, 2):                                     # panels two by two
-        for qq in range(q, min(q + 2, nq)):
-            pq = panels.ctypes.data + size * np.uintp(qq * K * ROWS)
-            cq = c.ctypes.data + size * np.uintp(qq * ROWS * w)
-            for j in range(0, jh, v):
-                _tile(pq, x.ctypes.data + size * (np.uintp(x_off) + np.uintp(j)), ldx,
-                      cq + size * np.uintp(j), w, K, zero)
-        if jh < w:                                                # the last half vector
+    for q in range(nq):
+        pq = panels.ctypes.data + size * np.uintp(q * K * ROWS)
+        cq = c.ctypes.data + size * np.uintp(q * ROWS * w)
+        for j in range(0, jh, v):
+            _tile(pq, x.ctypes.data + size * (np.uintp(x_off) + np.uintp(j)), ldx,
+                  cq + size * np.uintp(j), w, K, zero)
+    if jh < w:                                                    # the last half vector
+        xh = x.ctypes.data + size * (np.uintp(x_off) + np.uintp(jh))
+        for q in range(0, nq, 2):                                 # panels two by two
             pq = panels.ctypes.data + size * np.uintp(q * K * ROWS)
             cq = c.ctypes.data + size * np.uintp(q * ROWS * w + jh)
             if q + 1 < nq:

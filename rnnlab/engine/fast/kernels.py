@@ -32,14 +32,16 @@ What makes it fast, and why:
   its share of the weights, and the threads meet at a spin barrier once per
   step (``sync``). A full batch of more rows keeps the row slices, which meet
   once per call (measured: the unit split's B = 32 1.03-1.16x slower, its
-  barrier waits and operand hand-over per step). ``RNNLAB_SPLIT=rows`` or
+  barrier waits and operand hand-over per step), unless they are uneven
+  enough that an even share of the columns saves more than that
+  (``rows_fall_short``: B = 48 is 32 + 16 rows). ``RNNLAB_SPLIT=rows`` or
   ``units`` forces either.
 * With ``RNNLAB_BLAS=mkl`` and the ``mkl`` extra (Intel's ``mkl`` wheel), the
   whole-sequence products run on sequential MKL's ?gemm instead of OpenBLAS
   where OpenBLAS runs on one thread (5-15% faster on Intel CPUs; slower on the
   AMD EPYC we measured). Opt-in, read at import.
 * Feature-major histories. The per-step product's vectors run along the batch
-  (``gemm``: 16 batch columns per vector), so batch is the fast axis: ``hist`` is
+  (``gemm``: 16 batch columns per vector, 8 in a last half one), so batch is the fast axis: ``hist`` is
   (H, (T+1)*B) and step s is the column block [s*B, (s+1)*B). Rows are padded
   off powers of two (see ``buffer``). The rest of the engine sees ordinary
   (T+1, B, H) views of these buffers.

@@ -48,6 +48,58 @@ def test_barrier_lets_no_thread_pass_early(n):
     assert wrong == [0] * n
 
 
+def test_an_aborted_barrier_lets_its_waiters_go():
+    """A thread waiting for a partner that never arrives returns once the
+    barrier is aborted (``sync.abort``: what the drivers do when a job fails)."""
+    import threading
+    import time
+    from rnnlab.engine.fast import sync
+    state = sync.state()
+    sync.barrier(state, 1)                                        # compiled before the clock runs
+    t = threading.Thread(target=sync.barrier, args=(state, 2), daemon=True)
+    t.start()
+    time.sleep(0.2)
+    assert t.is_alive()                                           # still waiting for the second thread
+    sync.abort(state)
+    t.join(10)
+    assert not t.is_alive()
+
+
+def test_a_failing_unit_job_raises_instead_of_hanging(tmp_path):
+    """One thread's job of a unit-split loop fails before it reaches the loop
+    (planted): the other, already in the loop, must not wait for it forever at
+    the barrier; the call raises the error. In a child process with a time
+    limit: a hang fails the test instead of stopping the suite."""
+    import subprocess
+    import sys
+    code = """
+import numpy as np
+from rnnlab.engine import layers
+from rnnlab.engine.fast import kernels, units
+cfg = layers.RNNConfig("rnn", 8, 192, 1, True, False, 0.0, False)
+p = layers.init_params(cfg, 1, np.float64)
+if kernels.own_workers(p["weight_hh_l0"].size, 16, 9) < 2:
+    print("skip"); raise SystemExit
+real = units.rnn_fwd
+def planted(*a):
+    if a[-2] > 0:                                                 # the second thread's units
+        raise RuntimeError("planted")
+    return real(*a)
+units.rnn_fwd = planted
+x = np.random.default_rng(0).standard_normal((9, 16, 8))
+try:
+    layers.forward(cfg, p, x, lengths=[9] * 8 + [4] * 8, impl="fast")
+except RuntimeError as e:
+    print(e)
+"""
+    env = dict(__import__("os").environ, RNNLAB_SPLIT="units", RNNLAB_LOOP_THREADS="2")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=300)
+    if r.stdout.strip() == "skip":
+        pytest.skip("this OpenBLAS cannot set its thread count: no own threads")
+    assert r.returncode == 0 and r.stdout.strip() == "planted", r.stderr[-2000:]
+
+
 def _spy(monkeypatch):
     """Count the unit-split loops' calls."""
     calls = []

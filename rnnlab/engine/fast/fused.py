@@ -101,9 +101,17 @@ def _shared_dz(b):
 def _on_units(units, job):
     """``job(j, u0, u1, barrier state, threads)`` for each thread j of a unit-split
     loop, at once; then whether its threads waited off their cores
-    (``kernels.split_waited``)."""
+    (``kernels.split_waited``). A job's error aborts the barrier (the other
+    threads finish instead of waiting for it) and is raised."""
     state, n = _k.sync.state(), len(units)
-    parallel([lambda j=j: job(j, *units[j], state, n) for j in range(n)])
+
+    def run(j):
+        try:
+            job(j, *units[j], state, n)
+        except BaseException:
+            _k.sync.abort(state)                                  # the others stop waiting for j
+            raise
+    parallel([lambda j=j: run(j) for j in range(n)])
     _k.split_waited(state)
 
 

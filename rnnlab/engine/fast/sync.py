@@ -17,7 +17,9 @@ miss one. The atomics are sequentially consistent: what a thread wrote before
 the barrier is visible to every thread after it. After SPIN_LIMIT polls (about
 0.3 ms) the waiter yields its core at every poll (``sched_yield``): a machine
 with more runnable threads than cores may have descheduled the thread it waits
-for. Such waits are counted (``yielded``, ``off_core``): a loop that meets at every step runs
+for. A thread whose job fails before it reaches the loop would leave the others
+waiting forever: its driver then sets the barrier's abort flag (``abort``), which
+every wait polls too. Such waits are counted (``yielded``, ``off_core``): a loop that meets at every step runs
 at the pace of its slowest thread, and the drivers then go back to the row
 split for a while (``kernels.unit_slices``), whose threads never wait for each
 other inside the loop.
@@ -34,12 +36,19 @@ from numba.extending import intrinsic
 SPIN_LIMIT = 1 << 14
 _YIELD = sys.platform != "win32"
 _PAUSE = platform.machine().lower() in ("x86_64", "amd64", "i686")
-_COUNT, _GEN, _YIELDED = 0, 8, 16                 # int64 slots 64 bytes apart
+_COUNT, _GEN, _YIELDED, _ABORT = 0, 8, 16, 24     # int64 slots 64 bytes apart
 
 
 def state():
     """A fresh barrier's counters (one per call of a unit-split loop)."""
-    return np.zeros(24, np.int64)
+    return np.zeros(32, np.int64)
+
+
+def abort(sync):
+    """Let every wait at this barrier pass from now on: a thread of the loop has
+    failed and will never arrive. The others run their remaining steps unsynchronised
+    (their results are discarded with the error) instead of waiting forever."""
+    sync[_ABORT] = 1
 
 
 def yielded(sync):
@@ -113,8 +122,8 @@ def barrier(sync, n):
         _store(count, np.int64(0))
         _fetch_add(gen_at, np.int64(1))
         return
-    polls = 0
-    while _load(gen_at) == gen:
+    polls, abort_at = 0, base + np.uintp(8 * _ABORT)
+    while _load(gen_at) == gen and _load(abort_at) == 0:
         polls += 1
         if polls == SPIN_LIMIT + 1:
             _fetch_add(base + np.uintp(8 * _YIELDED), np.int64(1))

@@ -120,7 +120,7 @@ def _spy(monkeypatch):
 @pytest.mark.parametrize("threads", ["2", "3"])
 @pytest.mark.parametrize("I,H,T,B,lengths", [
     (5, 24, 6, 20, None), (13, 48, 5, 18, [5, 5, 4, 4, 3, 3, 2, 2, 1] * 2),
-    (16, 40, 4, 17, [4] * 10 + [2] * 7), (1, 32, 1, 16, None)])
+    (16, 40, 4, 17, [4] * 10 + [2] * 7), (1, 32, 1, 16, None), (3, 32, 2, 16, None)])
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
 def test_unit_split_equals_reference(monkeypatch, mode, nl, threads, I, H, T, B, lengths, dtype, tol):
     """RNNLAB_SPLIT=units on any layer of every cell: stacked and bidirectional (the upper
@@ -129,7 +129,8 @@ def test_unit_split_equals_reference(monkeypatch, mode, nl, threads, I, H, T, B,
     (the threads' dx row blocks overlap) or smaller than the thread count
     (I = 1: an LSTM thread with no input rows), T*B equal to a thread's unit count
     (T = 1, B = 16, H = 32: the upstream gradient's layout must not be guessed
-    from a slice), 3 threads on 2 cores."""
+    from a slice) or to H (T = 2, B = 16: (T*B, H) and (H, T*B) have one shape),
+    3 threads on 2 cores."""
     monkeypatch.setenv("RNNLAB_SPLIT", "units")
     monkeypatch.setenv("RNNLAB_LOOP_THREADS", threads)
     monkeypatch.setattr(_kernels, "own_workers", lambda weights, B, T=1: int(threads))

@@ -118,7 +118,7 @@ def _on_units(units, job):
 def _dout_units(dout, H, u0, u1):
     """(units u0..u1 of the upstream gradient, feature-major?): a view of its rows
     (feature-major, ``kernels.dout_layout``) or columns (time-major rows)."""
-    fm = dout.shape[0] == H
+    fm = bool(_k.loops.dout_feature_major(dout, H))
     return (dout[u0:u1] if fm else dout[:, u0:u1]), fm
 
 

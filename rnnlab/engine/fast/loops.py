@@ -104,10 +104,17 @@ def _gather_either(src, fm, c0, b, dst):
 
 
 @_jit
+def dout_feature_major(src, H):
+    """Whether the upstream gradient ``kernels.dout_layout`` gave is feature-major
+    (H, T*B) rather than time-major (T*B, H) rows: its rows are H (where T*B == H
+    would make that ambiguous, ``dout_layout`` gives feature-major)."""
+    return src.shape[0] == H
+
+
+@_jit
 def _gather_dout(src, c0, b, dst):
-    """A step's upstream gradient into (H, b) scratch (``kernels.dout_layout``
-    says which layout: feature-major when its rows are H)."""
-    _gather_either(src, src.shape[0] == dst.shape[0], c0, b, dst)
+    """A step's upstream gradient into (H, b) scratch, either layout."""
+    _gather_either(src, dout_feature_major(src, dst.shape[0]), c0, b, dst)
 
 
 @_jit

@@ -272,7 +272,9 @@ def forward(cfg, params, x, hx=None, lengths=None, training=False, rng=None, imp
         seq.append(caches)
         masks.append(drop)
     h_n = tuple(_finish(cfg, xp, xp.stack(f, axis=0), order, unbatched, True) for f in finals)
-    output = validate.detach(_finish(cfg, xp, layer_in, order, unbatched))   # not the cache's
+    output = _finish(cfg, xp, layer_in, order, unbatched)
+    if order is None:                  # else the unsort's take made it: already not the cache's
+        output = validate.detach(output)
     cache = StackCache(seq, masks, order, lens, rev, unbatched, tuple(x.shape))
     return output, h_n, cache
 
@@ -338,8 +340,8 @@ def backward(cfg, params, cache, doutput=None, dh_n=None, bptt_truncate=None, on
         for d in range(D):
             p = dir_params(params, cfg, layer, d)
             g = dy[..., d * H:(d + 1) * H]
-            if mask is not None:
-                g = g * mask                       # outputs past a row's end are constants
+            if mask is not None:               # outputs past a row's end are constants; dy
+                g *= mask                      # is the sort's own copy (or zeros) here
             if d == 1:
                 g = _flip_rows(xp, g, cache.reverse_index)
             ds_n = tuple(s[layer * D + d] for s in dfin)

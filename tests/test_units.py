@@ -59,7 +59,7 @@ def test_an_aborted_barrier_lets_its_waiters_go():
     t = threading.Thread(target=sync.barrier, args=(state, 2), daemon=True)
     t.start()
     time.sleep(0.2)
-    assert t.is_alive()                                           # still waiting for the second thread
+    assert t.is_alive()                                           # waiting for a second thread
     sync.abort(state)
     t.join(10)
     assert not t.is_alive()

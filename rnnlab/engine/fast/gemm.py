@@ -133,8 +133,8 @@ def _tile_ir(context, builder, sig, args, n_arg, c_arg, step, lanes, nacc):
     """The IR the tiles share: ``nacc`` vector accumulators, zero at first, carried
     through a loop of args[n_arg] iterations whose body is ``step(ir, i, acc)
     -> new acc`` (i the iteration, an i64), then stored to C's rows (args[c_arg]
-    C's address, the next its row stride). The vector type is the dtype's (the last argument's) V lanes
-    (``lanes`` "full") or V/2 ("half")."""
+    C's address, the next its row stride). The vector type is the dtype's (the
+    last argument's) V lanes (``lanes`` "full") or V/2 ("half")."""
     real = context.get_value_type(sig.args[-1])
     V = VECTOR_BYTES // (4 if real == llir.FloatType() else 8) // (1 if lanes == "full" else 2)
     vec, i32, i64 = llir.VectorType(real, V), llir.IntType(32), llir.IntType(64)
@@ -199,9 +199,9 @@ def _tiles(lanes, sets):
                 xv = ir.load(x_, builder.mul(k, ldx_))                # X[k, 0:v]
                 row = builder.mul(k, ir.i64(ROWS))
                 panel = builder.mul(ir.int(5), ir.i64(ROWS))          # K*R: the next panel
-                return [ir.fma_scalar(p_, builder.add(builder.add(row, builder.mul(panel, ir.i64(j // ROWS))),
-                                                      ir.i64(j % ROWS)), xv, a)   # + P[k, r] X[k]
-                        for j, a in enumerate(acc)]
+                at = [builder.add(row, builder.mul(panel, ir.i64(s))) for s in range(sets)]
+                return [ir.fma_scalar(p_, builder.add(at[j // ROWS], ir.i64(j % ROWS)), xv, a)
+                        for j, a in enumerate(acc)]                   # + P_s[k, r] X[k]
             return _tile_ir(context, builder, sig, args, 5, 3, step, lanes, sets * ROWS)
         return nbtypes.void(p, x, ldx, c, ldc, k, zero), codegen
 

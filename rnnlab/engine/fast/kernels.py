@@ -41,10 +41,10 @@ What makes it fast, and why:
   where OpenBLAS runs on one thread (5-15% faster on Intel CPUs; slower on the
   AMD EPYC we measured). Opt-in, read at import.
 * Feature-major histories. The per-step product's vectors run along the batch
-  (``gemm``: 16 batch columns per vector, 8 in a last half one), so batch is the fast axis: ``hist`` is
-  (H, (T+1)*B) and step s is the column block [s*B, (s+1)*B). Rows are padded
-  off powers of two (see ``buffer``). The rest of the engine sees ordinary
-  (T+1, B, H) views of these buffers.
+  (``gemm``: 16 batch columns per vector, 8 in a last half one), so batch is
+  the fast axis: ``hist`` is (H, (T+1)*B) and step s is the column block
+  [s*B, (s+1)*B). Rows are padded off powers of two (see ``buffer``). The rest
+  of the engine sees ordinary (T+1, B, H) views of these buffers.
 * sigmoid(a) = (1 + tanh(a/2)) / 2, with the 1/2 folded into the input
   projection and a scaled copy of W_hh, so every gate needs one tanh; in
   float32 that tanh is a rational approximation (max error 3e-7, about 2.6 ulp;

@@ -18,11 +18,12 @@ the barrier is visible to every thread after it. After SPIN_LIMIT polls (about
 0.3 ms) the waiter yields its core at every poll (``sched_yield``): a machine
 with more runnable threads than cores may have descheduled the thread it waits
 for. A thread whose job fails before it reaches the loop would leave the others
-waiting forever: its driver then sets the barrier's abort flag (``abort``), which
-every wait polls too. Such waits are counted (``yielded``, ``off_core``): a loop that meets at every step runs
-at the pace of its slowest thread, and the drivers then go back to the row
-split for a while (``kernels.unit_slices``), whose threads never wait for each
-other inside the loop.
+waiting forever: its driver then sets the barrier's abort flag (``abort``),
+which every wait polls too. Waits that yielded are counted (``yielded``,
+``off_core``): a loop that meets at every step runs at the pace of its slowest
+thread, and the drivers then go back to the row split for a while
+(``kernels.unit_slices``), whose threads never wait for each other inside the
+loop.
 """
 import platform
 import sys

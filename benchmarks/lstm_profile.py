@@ -84,7 +84,7 @@ def packed_steps(w, b, T=1, n=None, transposed=False):
     def steps(panels, b, k0, c, kB, T, transposed):
         for _ in range(T):
             if transposed:
-                gemm.product_t(panels, b[:, k0:], b.shape[1], c, kB, 0)
+                gemm.product_t(panels, b[:, k0:], b.shape[1], c, kB, 0, panels.shape[1])
             else:
                 gemm.product(panels, b, k0, b.shape[1], c, kB)
     steps(panels, b, 0, outs[0], 1, 1, transposed)                # compiled before timing

@@ -390,7 +390,7 @@ from rnnlab.engine import layers
 assert gemm.ROWS == 4
 rng = np.random.default_rng(0)
 w, x = rng.standard_normal((37, 9)), rng.standard_normal((9, 40))
-for n in (20, 24):                                              # 8 columns + a half vector, 3 vectors
+for n in (20, 24):                                              # 2 vectors and a half, 3 vectors
     c = np.zeros(gemm.pack(w).shape[0] * 4 * gemm.width(n, np.float64))
     gemm.product(gemm.pack(w), x, 3, 40, c, n)
     assert np.abs(c.reshape(-1, gemm.width(n, np.float64))[:37, :n] - w @ x[:, 3:3 + n]).max() < 1e-12
@@ -448,8 +448,7 @@ def test_half_tiles_give_the_full_tiles_bits(dtype):
         x = rng.standard_normal((max(M, K), 4 * V)).astype(dtype)
         for n in (V // 2, V + V // 2, 3 * V):
             full = -(-n // V) * V                                  # the same columns on full tiles only
-            got, ref = np.zeros(M * gemm.width(n, dtype)), np.zeros(M * full)
-            got, ref = got.astype(dtype), ref.astype(dtype)
+            got, ref = np.zeros(M * gemm.width(n, dtype), dtype), np.zeros(M * full, dtype)
             gemm.product(panels, x, 0, x.shape[1], got, n)
             gemm.product(panels, x, 0, x.shape[1], ref, full)
             assert np.array_equal(got.reshape(M, -1)[:, :n], ref.reshape(M, -1)[:, :n])

@@ -317,14 +317,14 @@ def rows_fall_short(weights, B, T, n, ragged, dtype):
     return weights * (widest - gemm.width(B, dtype) / n) >= MIN_UNIT_SAVING
 
 
-def unit_slices(H, n, rows_fall_short):
+def unit_slices(H, n, short):
     """The hidden units 0..H as contiguous slices ``[(u0, u1), ...]`` for n
     threads of a unit-split loop (``units``), cut on multiples of the tile's R
     rows (each gate's rows of a slice are whole panels), or None where the row
     split runs instead: one thread, H not a multiple of R, fewer R-row blocks
     than threads, or ``RNNLAB_SPLIT=rows``. ``RNNLAB_SPLIT=units`` forces the
     unit split where it can run; unset, it runs where the row slices fall short
-    (``rows_fall_short``), unless a recent unit
+    (``short``: what ``rows_fall_short`` said), unless a recent unit
     split found its threads off their cores (``split_waited``). Both splits
     give the same numbers, bit for bit."""
     how = os.environ.get("RNNLAB_SPLIT", "")
@@ -332,7 +332,7 @@ def unit_slices(H, n, rows_fall_short):
         raise ValueError(f"RNNLAB_SPLIT must be 'rows' or 'units', got {how!r}")
     blocks = H // gemm.ROWS
     if (n < 2 or H % gemm.ROWS or blocks < n or how == "rows"
-            or (how == "" and (not rows_fall_short or time.monotonic() < _BACKOFF[0]))):
+            or (how == "" and (not short or time.monotonic() < _BACKOFF[0]))):
         return None
     cuts = [gemm.ROWS * (blocks * j // n) for j in range(n + 1)]
     return list(zip(cuts, cuts[1:]))

@@ -11,8 +11,9 @@ cores, ``kernels.split_waited``) against ``RNNLAB_SPLIT=rows`` and against
 ``RNNLAB_SPLIT=units`` (forced: no back-off); and how many of the default's
 unit-split calls found their threads off their cores.
 
-    python benchmarks/split_interference.py
+    python benchmarks/split_interference.py [--sizes 128 256] [--rounds 9]
 """
+import argparse
 import os
 import statistics
 import sys
@@ -25,10 +26,14 @@ from rnnlab.engine import layers
 from rnnlab.engine.fast import kernels, sync
 
 
-def main():
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[128, 256], help="hidden sizes H")
+    ap.add_argument("--rounds", type=int, default=9, help="rounds in turns (the median is kept)")
+    opt = ap.parse_args(argv)
     print(f"# {machine.describe()}")
     print(f"# command: python {' '.join(sys.argv)}")
-    T, B, rounds = 64, 32, 9
+    T, B, rounds = 64, 32, opt.rounds
     rng = np.random.default_rng(0)
     lens = np.sort(rng.integers(1, T + 1, B))[::-1].copy()
     lens[0] = T
@@ -46,7 +51,7 @@ def main():
           "| default's unit-split calls off core |")
     print("|---|---|---|---|---|---|---|---|")
     for mode in ("lstm", "gru", "rnn"):
-        for H in (128, 256):
+        for H in opt.sizes:
             cfg = layers.RNNConfig(mode, H, H, 1, True, False, 0.0, False)
             p = {k: v.astype(np.float32) for k, v in layers.init_params(cfg, rng, np.float64).items()}
             x = rng.standard_normal((T, B, H)).astype(np.float32)

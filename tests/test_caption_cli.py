@@ -39,8 +39,8 @@ def test_train_eval_describe_gallery(ckpt, tmp_path, capsys):
 
 @pytest.mark.parametrize("argv_tail, message", [
     (["--source", "digits"], "vocabulary mismatch"),
-    (["--beam", "-1"], "--beam: expected a positive integer"),
-    (["-n", "0"], "--images: expected a positive integer"),
+    (["--beam", "-1"], "--beam: expected an integer from 0 to 100, got -1"),
+    (["-n", "0"], "--images: expected an integer from 1 to 100,000, got 0"),
 ])
 def test_eval_refuses_bad_input(ckpt, capsys, argv_tail, message):
     pytest.importorskip("sklearn")

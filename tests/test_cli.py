@@ -38,7 +38,7 @@ def test_bad_usage_exits_2_with_a_message(capsys, argv, message):
 def test_bad_value_exits_2_without_traceback(capsys):
     assert cli.main(["demo", "--steps", "0"]) == 2
     err = capsys.readouterr().err
-    assert err == "rnnlab demo: error: --steps must be at least 1, got 0\n"
+    assert err == "rnnlab demo: error: --steps: expected an integer from 1 to 10,000,000, got 0\n"
 
 
 @pytest.fixture

@@ -195,4 +195,4 @@ def test_rnnlab_command_runs_gradcheck(capsys):
     assert cli.main(["gradcheck", "--cell", "lstm", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["passed"]
     assert cli.main(["gradcheck", "--layers", "0"]) == 2           # bad config: usage error
-    assert "num_layers" in capsys.readouterr().err
+    assert "--layers: expected an integer from 1 to 64" in capsys.readouterr().err

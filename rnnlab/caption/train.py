@@ -36,8 +36,9 @@ class CaptionOptions(trainer.TrainOptions):
                          "composites", choices=data.SOURCES)
     decoder: str = option("attend", "attend (Show, Attend and Tell) or show-tell (image as the "
                           "initial state)", choices=model.DECODERS)
-    train_size: int = option(4000, "generated training images", lo=1)
-    valid_size: int = option(200, "generated validation images", lo=1)
+    # at most 100,000 generated images (~2.7 GB as float32): 100,000,000 ran until stopped
+    train_size: int = option(4000, "generated training images", lo=1, hi=100_000)
+    valid_size: int = option(200, "generated validation images", lo=1, hi=100_000)
     max_objects: int = option(3, "objects per scene: 1 to this", lo=1, hi=3)
     phrasing: str = option("reading", "training caption per image: the reading-order phrasing "
                            "(objects row by row), or a random true phrasing (slower to learn)",
@@ -68,6 +69,9 @@ class CaptionOptions(trainer.TrainOptions):
     def __post_init__(self):
         super().__post_init__()
         channels_of(self)
+        if self.decoder == "show-tell" and self.alpha_c > 0:    # would be ignored silently
+            raise ValueError(f"--alpha-c {self.alpha_c:g}: the attention regulariser needs "
+                             "--decoder attend (show-tell has no attention)")
 
 
 # the encoder per data source when --channels is auto (measured: results/caption.md)

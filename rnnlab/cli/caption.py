@@ -11,10 +11,12 @@ Every ``train`` option is a field of ``train.CaptionOptions`` (also settable in 
 """
 import argparse
 import json
+import os
 
 import numpy as np
 
 from rnnlab.caption import data, evaluate, scenes, train
+from rnnlab.io.atomic import check_writable
 from rnnlab.training import trainer
 
 
@@ -62,9 +64,15 @@ def _checkpoint_args(p, n=500):
     p.add_argument("--beam", type=int, default=0, help="beam width (0: greedy)")
 
 
-def _positive(v, flag):
-    if v < 0 or (flag == "--images" and v < 1):
-        raise ValueError(f"{flag}: expected a positive integer, got {v}")
+# one page or one evaluation: past these, a typo (gallery -n 100000 and eval on
+# 100,000,000 images ran until stopped), not a measurement
+MAX_IMAGES, MAX_GALLERY, MAX_BEAM = 100_000, 1_000, 100
+
+
+def _in_range(v, flag, lo, hi=None):
+    if v < lo or (hi is not None and v > hi):
+        rng = f">= {lo}" if hi is None else f"from {lo} to {hi:,}"
+        raise ValueError(f"{flag}: expected an integer {rng}, got {v}")
 
 
 def run_train(args):
@@ -78,9 +86,10 @@ def run_train(args):
     return 0
 
 
-def _load_split(args):
-    _positive(args.images, "--images")
-    _positive(args.beam, "--beam")
+def _load_split(args, max_images=MAX_IMAGES):
+    _in_range(args.images, "--images", 1, max_images)
+    _in_range(args.beam, "--beam", 0, MAX_BEAM)
+    _in_range(args.seed, "--seed", 0)
     mcfg, params, vocab, meta = train.load(args.checkpoint)
     source = args.source or (meta.get("app") or {}).get("source", "scenes")
     split = data.make_split(source, args.images, args.split, args.seed)
@@ -105,6 +114,8 @@ def read_png(path):
         from PIL import Image, UnidentifiedImageError
     except ImportError:
         raise ValueError("reading PNG files needs Pillow: pip install 'rnnlab[caption]'") from None
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a folder; expected a PNG file")
     try:
         with Image.open(path) as im:
             mode, size = im.mode, im.size
@@ -115,14 +126,16 @@ def read_png(path):
                 raise ValueError(f"{path}: expected {scenes.SIZE}x{scenes.SIZE} pixels, got "
                                  f"{size[0]}x{size[1]}")
             return np.asarray(im, dtype=np.uint8)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such image") from None
-    except UnidentifiedImageError:
-        raise ValueError(f"{path}: not an image Pillow can read (expected a PNG)") from None
+    except OSError as e:                # Pillow's "image file is truncated" names no file
+        if isinstance(e, FileNotFoundError):
+            raise FileNotFoundError(f"{path}: no such image") from None
+        if isinstance(e, UnidentifiedImageError):
+            raise ValueError(f"{path}: not an image Pillow can read (expected a PNG)") from None
+        raise ValueError(f"{path}: cannot read the image ({e})") from None
 
 
 def run_describe(args):
-    _positive(args.beam, "--beam")
+    _in_range(args.beam, "--beam", 0, MAX_BEAM)
     mcfg, params, vocab, _ = train.load(args.checkpoint)
     for path in args.image:
         x = data.as_input(read_png(path), where=path).astype(params["out.weight"].dtype)
@@ -133,7 +146,8 @@ def run_describe(args):
 
 def run_gallery(args):
     from rnnlab.caption import gallery
-    mcfg, params, vocab, split = _load_split(args)
+    check_writable("--out", args.out)                 # before decoding, not after
+    mcfg, params, vocab, split = _load_split(args, MAX_GALLERY)
     gallery.write(args.out, mcfg, params, vocab, split, args.beam, args.checkpoint)
     print(f"wrote {args.out}")
     return 0

@@ -75,8 +75,12 @@ def main(argv=None):
         print(f"{where}: error: {os_message(e)}", file=sys.stderr)
         return 2
     except MemoryError:
+        # not a fixed list of flags: each command has its own sizes (the audit found
+        # this line naming --bptt and --max-vocab to commands that have neither)
+        sub = next((v for k, v in vars(args).items() if k.endswith("_command") and v), "")
         print(f"{where}: error: out of memory; lower the sizes the options ask for "
-              "(e.g. --batch-size, --hidden-size, --bptt, --max-vocab)", file=sys.stderr)
+              f"(the batch, hidden, length and count options of `{where} {sub}".rstrip()
+              + " --help`)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{where}: interrupted", file=sys.stderr)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from rnnlab.engine import layers
+from rnnlab.io import atomic
 from rnnlab.lab import experiment, gradflow, tasks
 
 CELLS = (("rnn", "RNN (tanh)"), ("lstm", "LSTM"), ("gru", "GRU"))
@@ -208,14 +209,18 @@ def _run(args):
     given = {k: v for k, v in (("steps", args.steps), ("length", args.length),
                                ("lm_steps", args.lm_steps)) if v is not None}
     cfg = replace(cfg, **given)
-    if cfg.steps < 1:
-        raise ValueError(f"--steps must be at least 1, got {cfg.steps}")
-    if cfg.length < 2:
-        raise ValueError(f"--length must be at least 2, got {cfg.length}")
-    if cfg.lm_steps < 0:
-        raise ValueError(f"--lm-steps must be 0 (skip) or more, got {cfg.lm_steps}")
+    # the lab's own bounds (experiment.TrainConfig): --length 100,000,000 was killed for
+    # memory, --steps 1e11 never ends
+    for flag, v, lo, hi in (("--steps", cfg.steps, 1, experiment.MAX_STEPS),
+                            ("--length", cfg.length, 2, experiment.MAX_LENGTH),
+                            ("--lm-steps", cfg.lm_steps, 0, experiment.MAX_STEPS)):
+        if not lo <= v <= hi:
+            raise ValueError(f"{flag}: expected an integer from {lo} to {hi:,}"
+                             f"{' (0: skip it)' if lo == 0 else ''}, got {v}")
     if cfg.seed < 0:
         raise ValueError(f"--seed: expected an integer >= 0, got {cfg.seed}")
+    if cfg.report or cfg.lm_steps:                 # before minutes of training, not after
+        atomic.check_writable("--out", cfg.out, folder=True)
     return run_demo(cfg)
 
 

@@ -10,9 +10,11 @@ checkpoints under ``OUT/trials/``. Started again, it skips the finished trials.
 Data parallelism needs no command of its own: ``mpiexec -n N python -m rnnlab
 train ...`` (``rnnlab.dist.mpi``).
 """
+import math
 import os
 
 from rnnlab.dist import tune
+from rnnlab.io.atomic import check_writable
 
 
 def _list(text, kind, what):
@@ -26,13 +28,48 @@ def _list(text, kind, what):
     return vals
 
 
+def _check(args):
+    """What every trial would refuse, refused once here with this command's flag names
+    (the trials' own checks say --emb-size, --lr, --num-layers), before any trial
+    starts: the audit saw each trial fail alone and the sweep exit 1."""
+    from rnnlab.lm import model as lm
+    ray_only = [f for f, given in (("--address", args.address is not None),
+                                   ("--asha", args.asha), ("--trial-cpus", args.trial_cpus != 1.0))
+                if given]
+    if ray_only and not args.ray:
+        raise ValueError(f"{', '.join(ray_only)}: only with --ray")
+    for flag, vals, ok, want in (
+            ("--hidden", _list(args.hidden, int, "hidden"), lambda v: 1 <= v <= lm.MAX_SIZE,
+             f"integers from 1 to {lm.MAX_SIZE:,}"),
+            ("--lrs", _list(args.lrs, float, "lrs"), lambda v: math.isfinite(v) and v > 0,
+             "finite numbers > 0"),
+            ("--seeds", _list(args.seeds, int, "seeds"), lambda v: v >= 0, "integers >= 0"),
+            ("--layers", [args.layers], lambda v: 1 <= v <= lm.MAX_LAYERS,
+             f"an integer from 1 to {lm.MAX_LAYERS}")):
+        bad = [v for v in vals if not ok(v)]
+        if bad:
+            raise ValueError(f"{flag}: expected {want}, got {', '.join(map(str, bad))}")
+    check_writable("--out", args.out, folder=True)
+
+
+def _corpus(args):
+    """The corpus as every trial will read it: read once here (a missing, empty or
+    undecodable file is one clear error, not a failure per trial), and with --ray a
+    path made absolute (Ray's workers do not run in this folder; in turn, the path
+    stays as given, so a sweep started before resumes with the same settings)."""
+    from rnnlab.lm import corpus as corpus_mod
+    corpus_mod.load(args.corpus, args.level)
+    return os.path.abspath(args.corpus) if args.ray and os.path.exists(args.corpus) else args.corpus
+
+
 def run_lm_sweep(args):
     from rnnlab.lm import train
     cells = _list(args.cells, str, "cells")
     bad = [c for c in cells if c not in ("rnn", "lstm", "gru")]
     if bad:
         raise ValueError(f"--cells: unknown cell(s) {bad}; choose from rnn, lstm, gru")
-    base = train.LMTrainConfig(corpus=args.corpus, level=args.level, num_layers=args.layers,
+    _check(args)
+    base = train.LMTrainConfig(corpus=_corpus(args), level=args.level, num_layers=args.layers,
                                epochs=args.epochs, batch_size=args.batch_size, bptt=args.bptt,
                                max_steps=args.max_steps, optimizer=args.optimizer,
                                dropout=args.dropout, checkpoint_every=args.checkpoint_every)

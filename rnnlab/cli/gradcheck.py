@@ -2,6 +2,7 @@
 command line: a table (or JSON) of the worst relative error per tensor; exit 1
 above tolerance."""
 import json
+import math
 
 from rnnlab.engine.cells import CELLS
 from rnnlab.lab.gradcheck import check_layer, variable_lengths, variants
@@ -85,8 +86,32 @@ def _table(rows, tol):
     return "\n".join(lines)
 
 
+# a float64 finite-difference check of every weight: sizes past these are a typo
+# (100,000 layers ran until killed), not a check anyone waits for
+MAX_LAYERS, MAX_SIZE = 64, 4096
+
+
+def _check(args):
+    """The flags' ranges, named as the command line spells them (the layer's own
+    checks would name num_layers, input_size ... and only after building it)."""
+    for flag, v, lo, hi in (("--layers", args.layers, 1, MAX_LAYERS),
+                            ("--seq-len", args.seq_len, 1, MAX_SIZE),
+                            ("--batch", args.batch, 1, MAX_SIZE),
+                            ("--input-size", args.input_size, 1, MAX_SIZE),
+                            ("--hidden-size", args.hidden_size, 1, MAX_SIZE),
+                            ("--seed", args.seed, 0, None)):
+        if v < lo or (hi is not None and v > hi):
+            rng = f">= {lo}" if hi is None else f"from {lo} to {hi:,}"
+            raise ValueError(f"{flag}: expected an integer {rng}, got {v}")
+    if args.bptt_truncate is not None and args.bptt_truncate < 0:
+        raise ValueError(f"--bptt-truncate: expected an integer >= 0, got {args.bptt_truncate}")
+    if not (math.isfinite(args.tol) and args.tol > 0):          # nan, <= 0: every tensor fails
+        raise ValueError(f"--tol: expected a finite number > 0, got {args.tol}")
+
+
 def run(args):
     """``rnnlab gradcheck``: print the table (or JSON); 1 if any tensor fails."""
+    _check(args)
     rows = _rows(args)
     passed = all(r["passed"] for r in rows)
     if args.json:

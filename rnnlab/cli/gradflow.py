@@ -9,6 +9,7 @@ Bad input (unknown cell or task, non-positive sizes, matplotlib missing for
 --plots/--report) raises ValueError, which ``rnnlab.cli`` prints as a usage error
 (exit 2).
 """
+import contextlib
 import json
 import os
 import tempfile
@@ -16,9 +17,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from rnnlab.io.atomic import atomic_write
+from rnnlab.io.atomic import atomic_write, check_writable
 from rnnlab.lab import experiment, gradflow, init, tasks
 
+SWEEP_OUT = "runs/tasks-sweep"
 LABELS = {"rnn": "RNN (tanh)", "lstm": "LSTM", "gru": "GRU", "irnn": "IRNN (relu, identity)"}
 
 
@@ -58,15 +60,32 @@ def _train_config(args, **over):
     return experiment.TrainConfig(**kw)
 
 
+def _check_paths(args, files=("report", "json", "table")):
+    """Every output path checked before the (long) work: the audit found a --report
+    given a folder, or a path under a file, failing only after training."""
+    if args.plots:
+        check_writable("--plots", args.plots, folder=True)
+    for name in files:
+        if getattr(args, name, None):
+            check_writable(f"--{name}", getattr(args, name))
+
+
+@contextlib.contextmanager
 def _outputs(args):
-    """Directory for the PNGs: --plots, else a temporary one when only --report is asked."""
-    if not (args.plots or args.report):
-        return None
+    """Directory for the PNGs: --plots, else a temporary one when only --report is
+    asked (removed afterwards: the report embeds its figures), else None."""
+    report = getattr(args, "report", None)
+    if not (args.plots or report):
+        yield None
+        return
     from rnnlab.io import figures
     figures.pyplot()                                       # fail early if matplotlib is missing
-    d = args.plots or tempfile.mkdtemp(prefix="rnnlab-plots-")
-    os.makedirs(d, exist_ok=True)
-    return d
+    if args.plots:
+        os.makedirs(args.plots, exist_ok=True)
+        yield args.plots
+        return
+    with tempfile.TemporaryDirectory(prefix="rnnlab-plots-") as d:
+        yield d
 
 
 def _print_flows(flows, header):
@@ -119,8 +138,16 @@ def run_gradflow(args):
         raise ValueError(f"--batch: expected an integer >= 1, got {args.batch}")
     if args.seed < 0:
         raise ValueError(f"--seed: expected an integer >= 0, got {args.seed}")
+    if args.length > experiment.MAX_LENGTH:
+        raise ValueError(f"--length: expected an integer from 2 to {experiment.MAX_LENGTH:,}, "
+                         f"got {args.length}")
+    _check_paths(args)
+    with _outputs(args) as out:
+        return _gradflow(args, out)
+
+
+def _gradflow(args, out):
     if args.model:
-        out = _outputs(args)
         flows = _checkpoint_flows(args)
         _print_flows(flows, f"gradient flow of {args.model} (T={args.length}):")
         if out:
@@ -128,7 +155,6 @@ def run_gradflow(args):
         return 0
     cells = _names(args.cells, experiment.CELL_CHOICES, "cell")
     tasks.get_task(args.task)
-    out = _outputs(args)
     flows = _measure_cells(args, cells)
     _print_flows(flows, f"gradient flow at initialisation ({args.task}, T={args.length}):")
     results, after, trained = [], {}, {}
@@ -173,12 +199,47 @@ def _figures_and_report(args, out, flows, after, results):
 
 # ---------------------------------------------------------------- tasks
 
+# sweep-only flags: None unless given (their defaults are applied in _run_sweep)
+SWEEP_DEFAULTS = {"sweep_task": "adding", "cells": "rnn,lstm,gru", "lengths": "10,20,50",
+                  "seeds": "0", "table": "sweep.md"}
+
+
+def _not_ignored(args):
+    """A flag that the chosen mode would ignore is an error, not a silent no-op
+    (``tasks adding --task copy`` ran adding; ``tasks sweep --out X`` without --ray
+    wrote nothing there)."""
+    ray_only = [f for f, given in (("--address", args.address is not None),
+                                   ("--trial-cpus", args.trial_cpus != 1.0),
+                                   ("--out", args.out != SWEEP_OUT)) if given]
+    if args.task != "sweep":
+        given = [f"--{k.replace('sweep_', '')}" for k in SWEEP_DEFAULTS
+                 if getattr(args, k) is not None]
+        given += ["--ray"] * args.ray + ray_only
+        if given:
+            raise ValueError(f"{', '.join(given)}: only for 'rnnlab tasks sweep'; a single "
+                             f"task ({args.task}) takes --cell, --length, --seed ...")
+    elif not args.ray and ray_only:
+        raise ValueError(f"{', '.join(ray_only)}: only with --ray (the trials' folder and "
+                         "resources); without it the sweep runs here and writes --table")
+
+
 def run_tasks(args):
+    _not_ignored(args)
     if args.task == "sweep":
-        return _run_sweep(args)
+        for k, v in SWEEP_DEFAULTS.items():
+            if getattr(args, k) is None:
+                setattr(args, k, v)
+        _check_paths(args)
+        with _outputs(args) as out:
+            return _run_sweep(args, out)
     tasks.get_task(args.task)
     cfg = _train_config(args)
-    out = _outputs(args)
+    _check_paths(args)
+    with _outputs(args) as out:
+        return _run_task(args, cfg, out)
+
+
+def _run_task(args, cfg, out):
     res, _ = experiment.train(cfg)
     c = res["clip"]
     print(f"{res['task']} {res['cell']} T={res['length']} seed={res['seed']}: {res['metric']} "
@@ -201,12 +262,13 @@ def run_tasks(args):
     return 0
 
 
-def _run_sweep(args):
+def _run_sweep(args, out):
     tasks.get_task(args.sweep_task)
     cells = _names(args.cells, experiment.CELL_CHOICES, "cell")
     lengths, seeds = _ints(args.lengths, "lengths"), _ints(args.seeds, "seeds", 0)
     base = _train_config(args, task=args.sweep_task, cell=cells[0], length=lengths[0])
-    out = _outputs(args)
+    for T in lengths[1:]:                                  # every length, checked before any run
+        replace(base, length=T)
     results, configs, failed = [], [], {}
     for cell in cells:
         b = replace(base, forget_bias=args.forget_bias if cell in ("lstm", "gru") else None)
@@ -218,7 +280,7 @@ def _run_sweep(args):
         from rnnlab.dist import tune
         results, failed, _ = tune.run("tasks", tune.tasks_sweep(configs), args.out,
                                       ray=True, address=args.address, cpus=args.trial_cpus)
-    table = args.table or "sweep.md"
+    table = args.table
     experiment.write_table(results, table)
     with open(table) as f:
         print(f.read())
@@ -230,7 +292,7 @@ def _run_sweep(args):
 
 # ---------------------------------------------------------------- argparse
 
-def _common(p, steps):
+def _common(p, steps, report=True):
     g = p.add_argument_group("model and training")
     g.add_argument("--length", type=int, default=100, help="sequence length T (copy: the delay)")
     g.add_argument("--steps", type=int, default=steps, help="training steps")
@@ -249,7 +311,8 @@ def _common(p, steps):
                    help="record gradient flow every N training steps")
     o = p.add_argument_group("output")
     o.add_argument("--plots", default=None, help="directory for PNG figures")
-    o.add_argument("--report", default=None, help="write a self-contained HTML report here")
+    if report:                                     # gradflow only: tasks has no report page
+        o.add_argument("--report", default=None, help="write a self-contained HTML report here")
 
 
 def register(subparsers):
@@ -273,12 +336,16 @@ def register(subparsers):
     t.add_argument("--cell", default="lstm", help="rnn | lstm | gru | irnn")
     t.add_argument("--json", default=None, help="write the result dict as JSON here")
     s = t.add_argument_group("sweep")
-    s.add_argument("--task", dest="sweep_task", default="adding", help="task to sweep")
-    s.add_argument("--cells", default="rnn,lstm,gru", help="cells to sweep")
-    s.add_argument("--lengths", default="10,20,50", help="sequence lengths to sweep")
-    s.add_argument("--seeds", default="0", help="seeds to sweep")
-    s.add_argument("--table", default=None, help="table path (.csv or .md; default sweep.md)")
-    _common(t, steps=1000)
+    d = SWEEP_DEFAULTS
+    s.add_argument("--task", dest="sweep_task", default=None,
+                   help=f"task to sweep (default {d['sweep_task']})")
+    s.add_argument("--cells", default=None, help=f"cells to sweep (default {d['cells']})")
+    s.add_argument("--lengths", default=None,
+                   help=f"sequence lengths to sweep (default {d['lengths']})")
+    s.add_argument("--seeds", default=None, help=f"seeds to sweep (default {d['seeds']})")
+    s.add_argument("--table", default=None,
+                   help=f"table path (.csv or .md; default {d['table']})")
+    _common(t, steps=1000, report=False)
     from rnnlab.dist import tune
-    tune.add_arguments(t, "runs/tasks-sweep", asha=False)
+    tune.add_arguments(t, SWEEP_OUT, asha=False)
     t.set_defaults(func=run_tasks)

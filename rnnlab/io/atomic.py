@@ -14,6 +14,36 @@ def _tmp_name(path):
     return os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}")
 
 
+def check_writable(flag, path, folder=False):
+    """Fail before any work when ``path`` (an output file, or a ``folder``) cannot
+    be written, naming the option ``flag``: a folder where a file is wanted (or
+    the reverse), a file where a parent folder would go, a place this process may
+    not write. Creates nothing (the writers make the folders); probes the nearest
+    existing folder with a temporary file."""
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise ValueError(f"{flag}: expected a {'folder' if folder else 'file'} name, got {path!r}")
+    path = os.fspath(path)
+    if folder and os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"{flag} {path}: exists and is not a folder")
+    if not folder and os.path.isdir(path):
+        raise ValueError(f"{flag} {path}: is a folder; expected a file name")
+    probe_in = os.path.abspath(path if folder else os.path.dirname(os.path.abspath(path)))
+    while not os.path.exists(probe_in):
+        probe_in = os.path.dirname(probe_in)
+    if not os.path.isdir(probe_in):
+        raise ValueError(f"{flag} {path}: {probe_in} is a file, so no folder can be made "
+                         "under it")
+    probe = os.path.join(probe_in, f".rnnlab-write-test-{os.getpid()}")
+    try:
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        where = "there" if probe_in == os.path.abspath(path) else f"in {probe_in}"
+        raise ValueError(f"{flag} {path}: cannot write {where} ({e.strerror or e}); "
+                         f"choose another {'folder' if folder else 'place'}") from None
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """``with atomic_path(p) as tmp: write(tmp)``; ``tmp`` becomes ``p`` on success.

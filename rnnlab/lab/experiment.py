@@ -27,6 +27,11 @@ CELL_CHOICES = ("rnn", "lstm", "gru", "irnn")    # irnn = ReLU RNN with identity
 
 # ---------------------------------------------------------------- model
 
+# upper bounds of one run: past them a typo (a length of 100,000,000 was killed for
+# memory, 1e11 steps never end), not an experiment (the IRNN's 30,000 steps at T = 100)
+MAX_LENGTH, MAX_STEPS, MAX_SIZE = 100_000, 10_000_000, 65_536
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """One training run on a long-range task (saved in the result dict).
@@ -37,11 +42,12 @@ class TrainConfig:
     """
     task: str = option("adding", "long-range task", choices=tuple(TASKS))
     cell: str = option("lstm", "cell (irnn: ReLU RNN with identity init)", choices=CELL_CHOICES)
-    length: int = option(100, "sequence length T (copy: the delay; digits: fixed 64)", lo=1)
-    steps: int = option(1000, "training steps", lo=1)
-    batch: int = option(32, "batch size B", lo=1)
-    hidden: int = option(64, "hidden size H", lo=1)
-    num_layers: int = option(1, "stacked layers", lo=1)
+    length: int = option(100, "sequence length T (copy: the delay; digits: fixed 64)", lo=1,
+                        hi=MAX_LENGTH)
+    steps: int = option(1000, "training steps", lo=1, hi=MAX_STEPS)
+    batch: int = option(32, "batch size B", lo=1, hi=MAX_SIZE)
+    hidden: int = option(64, "hidden size H", lo=1, hi=MAX_SIZE)
+    num_layers: int = option(1, "stacked layers", lo=1, hi=64)
     lr: float = option(1e-3, "learning rate", lo=0, lo_open=True)
     optimizer: str = option("adam", "optimiser", choices=tuple(sorted(optim.OPTIMIZERS)))
     clip: Optional[float] = option(1.0, "global-norm clip (None: off)", lo=0, lo_open=True)
@@ -52,7 +58,7 @@ class TrainConfig:
     nonlinearity: str = option("tanh", "RNN nonlinearity (irnn forces relu)",
                                choices=("tanh", "relu", "sigmoid"))
     seed: int = option(0, "seed for data and weights", lo=0)
-    eval_batch: int = option(500, "test sequences", lo=1)
+    eval_batch: int = option(500, "test sequences", lo=1, hi=MAX_SIZE)
     record_every: int = option(100, "gradient-flow snapshot period (0: start and end only)",
                                lo=0)
     record_rows: int = option(8, "rows of the probe batch the snapshot uses", lo=1)

@@ -228,33 +228,12 @@ OUTPUTS = ("last.npz", "best.npz", "metrics.jsonl")
 
 
 def check_out(out):
-    """Fail before training when the output folder cannot be written.
-
-    Creates nothing: the folder (and its parents) are made by the first
-    checkpoint, so a run that fails to start leaves no empty folder. Probes the
-    folder, or its nearest existing parent, with a temporary file; removes the
-    temporary files that killed saves left in it.
-    """
-    if not isinstance(out, (str, os.PathLike)) or not os.fspath(out):
-        raise ValueError(f"--out: expected a folder name, got {out!r}")
+    """Fail before training when the output folder cannot be written
+    (``atomic.check_writable``: creates nothing, the first checkpoint makes the
+    folder, so a run that fails to start leaves no empty folder); removes the
+    temporary files that killed saves left in it."""
+    atomic.check_writable("--out", out, folder=True)
     out = os.fspath(out)
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise ValueError(f"--out {out}: exists and is not a folder")
-    probe_in = os.path.abspath(out)
-    while not os.path.exists(probe_in):
-        probe_in = os.path.dirname(probe_in)
-    if not os.path.isdir(probe_in):
-        raise ValueError(f"--out {out}: {probe_in} is a file, so no folder can be made "
-                         "under it")
-    probe = os.path.join(probe_in, f".rnnlab-write-test-{os.getpid()}")
-    try:
-        with open(probe, "w"):
-            pass
-        os.remove(probe)
-    except OSError as e:
-        where = "there" if probe_in == os.path.abspath(out) else f"in {probe_in}"
-        raise ValueError(f"--out {out}: cannot write {where} ({e.strerror or e}); "
-                         "choose another folder") from None
     if os.path.isdir(out):
         for name in OUTPUTS:
             atomic.remove_stale(os.path.join(out, name))

@@ -1,0 +1,155 @@
+"""Round twelve's command-line audit (about 400 bad inputs, every command): what
+it found in gradcheck, gradflow, tasks, demo, dist and caption, each now one
+``rnnlab <command>: error: ...`` line with exit code 2 that names the option, and
+found before any work. The shared check of output paths (``atomic.check_writable``)
+is tested here too."""
+import os
+
+import numpy as np
+import pytest
+
+from rnnlab.cli import command, gradcheck
+from rnnlab.cli.command import main
+from rnnlab.io import atomic
+
+FLOW = ["--length", "4", "--steps", "0", "--batch", "2", "--hidden", "2", "--cells", "rnn"]
+TASK = ["--length", "4", "--steps", "1", "--batch", "2", "--hidden", "2"]
+
+
+def _err(capsys, argv):
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_check_writable_names_the_flag_and_creates_nothing(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(ValueError, match="--report .*: is a folder; expected a file name"):
+        atomic.check_writable("--report", tmp_path)
+    with pytest.raises(ValueError, match="--out .*: exists and is not a folder"):
+        atomic.check_writable("--out", afile, folder=True)
+    with pytest.raises(ValueError, match="--json .*afile is a file, so no folder can be made"):
+        atomic.check_writable("--json", afile / "sub" / "r.json")
+    atomic.check_writable("--json", tmp_path / "new" / "deeper" / "r.json")
+    atomic.check_writable("--out", tmp_path / "new2", folder=True)
+    assert sorted(os.listdir(tmp_path)) == ["afile"]              # nothing made, no probe left
+
+
+@pytest.mark.parametrize("tail, message", [
+    (["--tol", "nan"], "--tol: expected a finite number > 0, got nan"),
+    (["--tol", "0"], "--tol: expected a finite number > 0, got 0.0"),
+    (["--layers", "100000"], "--layers: expected an integer from 1 to 64, got 100000"),
+    (["--seq-len", "0"], "--seq-len: expected an integer from 1 to 4,096, got 0"),
+    (["--seed", "-1"], "--seed: expected an integer >= 0, got -1"),
+    (["--input-size", "0"], "--input-size: expected an integer from 1 to 4,096, got 0"),
+])
+def test_gradcheck_names_its_flags(capsys, tail, message):
+    assert message in _err(capsys, ["gradcheck", "--cell", "rnn", *tail])
+
+
+def test_demo_bounds_and_out_before_training(capsys, tmp_path):
+    assert "--length: expected an integer from 2 to 100,000" in _err(
+        capsys, ["demo", "--quick", "--length", "100000000"])
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert "--out" in _err(capsys, ["demo", "--quick", "--out", str(afile)])
+
+
+def test_gradflow_checks_outputs_first_and_leaves_no_temporary_folder(capsys, tmp_path,
+                                                                      monkeypatch):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert "--plots" in _err(capsys, ["gradflow", *FLOW, "--plots", str(afile)])
+    assert "is a folder" in _err(capsys, ["gradflow", *FLOW, "--report", str(tmp_path)])
+    assert "--length: expected an integer from 2 to 100,000" in _err(
+        capsys, ["gradflow", *FLOW, "--length", "100000000"])
+    pytest.importorskip("matplotlib")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", None)                # TMPDIR read again
+    assert main(["gradflow", *FLOW, "--report", str(tmp_path / "r.html")]) == 0
+    assert (tmp_path / "r.html").stat().st_size > 0
+    assert os.listdir(scratch) == []                              # the figures' folder removed
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["tasks", *TASK, "adding", "--task", "copy"], "--task: only for 'rnnlab tasks sweep'"),
+    (["tasks", *TASK, "adding", "--cells", "rnn"], "--cells: only for 'rnnlab tasks sweep'"),
+    (["tasks", *TASK, "adding", "--ray"], "--ray: only for 'rnnlab tasks sweep'"),
+    (["tasks", *TASK, "sweep", "--out", "elsewhere"], "--out: only with --ray"),
+    (["tasks", *TASK, "sweep", "--lengths", "4,1000000000"], "--length"),
+])
+def test_tasks_refuses_what_it_would_ignore(capsys, argv, message):
+    assert message in _err(capsys, argv)
+
+
+def test_tasks_has_no_report_flag_and_checks_json_first(capsys, tmp_path):
+    assert main(["tasks", *TASK, "adding", "--report", "x.html"]) == 2   # argparse: unknown
+    assert "unrecognized arguments: --report" in capsys.readouterr().err
+    assert "--json" in _err(capsys, ["tasks", *TASK, "adding", "--json", str(tmp_path)])
+
+
+@pytest.mark.parametrize("tail, message", [
+    (["--hidden", "0"], "--hidden: expected integers from 1 to 65,536, got 0"),
+    (["--lrs", "-1"], "--lrs: expected finite numbers > 0, got -1.0"),
+    (["--seeds", "-1"], "--seeds: expected integers >= 0, got -1"),
+    (["--layers", "0"], "--layers: expected an integer from 1 to 64, got 0"),
+    (["--asha"], "--asha: only with --ray"),
+])
+def test_dist_sweep_checks_before_any_trial(capsys, tmp_path, tail, message):
+    assert message in _err(capsys, ["dist", "lm-sweep", "--out", str(tmp_path / "o"), *tail])
+    assert not (tmp_path / "o").exists()
+
+
+def test_dist_sweep_reads_the_corpus_once_first(capsys, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    assert "empty" in _err(capsys, ["dist", "lm-sweep", str(empty), "--out", str(tmp_path / "o")])
+    assert "no such file" in _err(capsys, ["dist", "lm-sweep", str(tmp_path / "none.txt"),
+                                           "--out", str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists()
+
+
+def test_caption_flags_and_files(capsys, tmp_path):
+    ck = str(tmp_path / "none.npz")                  # the flags are checked before the file
+    assert "--seed: expected an integer >= 0" in _err(capsys, ["caption", "eval", ck, "--seed", "-1"])
+    assert "--images: expected an integer from 1 to 1,000" in _err(
+        capsys, ["caption", "gallery", ck, "-n", "100000"])
+    assert "--out" in _err(capsys, ["caption", "gallery", ck, "--out", str(tmp_path)])
+    assert "the attention regulariser needs --decoder attend" in _err(
+        capsys, ["caption", "train", "--decoder", "show-tell", "--alpha-c", "1"])
+    pytest.importorskip("PIL")
+    from rnnlab.cli.caption import read_png
+    with pytest.raises(ValueError, match="is a folder; expected a PNG file"):
+        read_png(str(tmp_path))
+    from PIL import Image
+    good = tmp_path / "a.png"
+    Image.fromarray(np.zeros((48, 48, 3), np.uint8)).save(good)
+    trunc = tmp_path / "t.png"
+    trunc.write_bytes(good.read_bytes()[:60])
+    with pytest.raises(ValueError, match=r"t\.png: cannot read the image"):
+        read_png(str(trunc))
+
+
+def test_out_of_memory_points_at_the_subcommands_own_help(capsys, monkeypatch):
+    def boom(args):
+        raise MemoryError
+    monkeypatch.setattr(gradcheck, "run", boom)
+    parser = command.build_parser
+    monkeypatch.setattr(command, "build_parser", lambda: _with(parser(), boom))
+    assert main(["gradcheck"]) == 2
+    err = capsys.readouterr().err
+    assert "out of memory" in err and "`rnnlab gradcheck --help`" in err and "--bptt" not in err
+
+
+def _with(parser, func):
+    parser.set_defaults(func=func)
+    for action in parser._subparsers._group_actions:
+        for sub in action.choices.values():
+            sub.set_defaults(func=func)
+    return parser

@@ -153,3 +153,27 @@ def _with(parser, func):
         for sub in action.choices.values():
             sub.set_defaults(func=func)
     return parser
+
+
+def test_lm_eval_notes_unknown_tokens_and_names_a_recorded_corpus(capsys, tmp_path,
+                                                                  monkeypatch):
+    text = tmp_path / "t.txt"
+    text.write_text("abcab cabca bcabc " * 200)
+    out = tmp_path / "run"
+    assert main(["train", str(text), "--level", "char", "--hidden-size", "4", "--emb-size", "4",
+                 "--num-layers", "1", "--batch-size", "2", "--bptt", "4", "--epochs", "1",
+                 "--max-steps", "2", "--samples", "0", "--no-progress", "--out", str(out)]) == 0
+    other = tmp_path / "o.txt"
+    other.write_text("xyzzy " * 200)
+    capsys.readouterr()
+    assert main(["eval", str(out / "best.npz"), "--corpus", str(other), "--no-progress"]) == 0
+    assert "outside the model's vocabulary" in capsys.readouterr().err
+    text.unlink()                                          # the recorded corpus is gone
+    assert "as recorded there; give --corpus" in _err(
+        capsys, ["eval", str(out / "best.npz"), "--no-progress"])
+
+
+def test_train_refuses_an_output_name_taken_by_a_folder_and_endless_epochs(capsys, tmp_path):
+    (tmp_path / "run" / "last.npz").mkdir(parents=True)
+    assert "last.npz there is a folder" in _err(capsys, ["train", "--out", str(tmp_path / "run")])
+    assert "--epochs" in _err(capsys, ["train", "--epochs", "100000000000000000000"])

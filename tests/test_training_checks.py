@@ -173,7 +173,7 @@ def test_from_args_names_the_toml_file_only_for_its_own_values(tmp_path):
     with pytest.raises(ValueError, match=f"--config {toml}: --lr: expected a number > 0"):
         options.from_args(trainer.TrainOptions, args)
     toml.write_text("lr = 0.5\n")
-    with pytest.raises(ValueError, match="^--epochs: expected an integer >= 1, got 0$"):
+    with pytest.raises(ValueError, match="^--epochs: expected an integer >= 1 and <= 100000, got 0$"):
         options.from_args(trainer.TrainOptions, argparse.Namespace(config=str(toml), epochs=0))
     assert options.from_args(trainer.TrainOptions, args).lr == 0.5
 

@@ -13,6 +13,7 @@ in ``LMTrainConfig.RESUMABLE`` may differ. ``mpiexec -n N python -m rnnlab train
 """
 import argparse
 import math
+import sys
 
 from rnnlab.dist import mpi
 from rnnlab.lm import evaluate, generate, train, vocab as vocab_mod
@@ -79,6 +80,11 @@ def run_eval(args):
     part = f" (the first {r['tokens']:,} of {r['of']:,})" if r["tokens"] < r["of"] else ""
     print(f"{r['source']} {r['split']}: {r['tokens']:,} tokens{part}, loss {r['loss']:.4f} "
           f"nats/token, perplexity {r['perplexity']:.2f}")
+    if r["unknown"]:
+        print(f"note: {r['unknown']:,} tokens ({100 * r['unknown_fraction']:.1f}%) are outside the "
+              f"model's vocabulary and were scored as its unknown token"
+              + ("; the perplexity says little about this text" if r["unknown_fraction"] > 0.1
+                 else ""), file=sys.stderr)
     return 0
 
 

@@ -82,7 +82,7 @@ class LMTrainConfig(TrainOptions):
                            "epoch after --decay-start epochs) or plateau (decay when "
                            "validation stops improving)", choices=("constant", "zaremba",
                                                                    "plateau"))
-    epochs: int = option(13, "number of epochs", lo=1)
+    epochs: int = option(13, "number of epochs", lo=1, hi=100_000)      # 1e20 ran on, lr at 0
     batch_size: int = option(20, "B parallel streams per step", lo=1, hi=100_000)
     bptt: int = option(20, "truncated-BPTT chunk length in steps", lo=1, hi=100_000)
     monitor: str = option("valid_loss", "validation metric for best.npz and early stopping",

@@ -74,7 +74,7 @@ class TrainOptions:
     decay_start: int = option(4, "step schedule: epochs at the full rate", lo=0)
     patience: int = option(0, "plateau schedule: epochs without improvement before a decay",
                            lo=0)
-    epochs: int = option(10, "number of epochs", lo=1)
+    epochs: int = option(10, "number of epochs", lo=1, hi=100_000)      # 1e20 ran on, lr at 0
     batch_size: int = option(32, "items per step", lo=1)
     max_steps: int = option(0, "cap on steps per epoch (0: whole epochs)", lo=0)
     early_stop: int = option(0, "stop after N epochs without a better --monitor (0: off)", lo=0)
@@ -236,6 +236,9 @@ def check_out(out):
     out = os.fspath(out)
     if os.path.isdir(out):
         for name in OUTPUTS:
+            if os.path.isdir(os.path.join(out, name)):    # found only after an epoch before
+                raise ValueError(f"--out {out}: {name} there is a folder; the run writes a "
+                                 "file of that name")
             atomic.remove_stale(os.path.join(out, name))
 
 

@@ -177,3 +177,19 @@ def test_train_refuses_an_output_name_taken_by_a_folder_and_endless_epochs(capsy
     (tmp_path / "run" / "last.npz").mkdir(parents=True)
     assert "last.npz there is a folder" in _err(capsys, ["train", "--out", str(tmp_path / "run")])
     assert "--epochs" in _err(capsys, ["train", "--epochs", "100000000000000000000"])
+
+
+@pytest.mark.parametrize("tail, message", [
+    (["--beam", "2", "--top-k", "3"], "--top-k: sampling options, not used with --beam"),
+    (["--beam", "2", "-n", "5"], "-n: sampling options, not used with --beam"),
+    (["--score", "ab", "--beam", "2"], "--beam: not used with --score"),
+])
+def test_generate_refuses_options_its_mode_ignores(capsys, tail, message):
+    from rnnlab.lm import generate
+    with pytest.raises(ValueError, match=message):
+        generate.GenerateOptions(checkpoint="x.npz", **_as_kw(tail))
+
+
+def _as_kw(tail):
+    names = {"--beam": "beam", "--top-k": "top_k", "-n": "num_samples", "--score": "score"}
+    return {names[k]: (v if k == "--score" else int(v)) for k, v in zip(tail[::2], tail[1::2])}

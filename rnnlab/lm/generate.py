@@ -14,7 +14,7 @@ is at most the vocabulary and at most what fits in ``MAX_BEAM_CELLS`` scores
 per step, and scoring runs in chunks.
 """
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Optional
 
 import numpy as np
@@ -22,7 +22,7 @@ import numpy as np
 from rnnlab import nn
 from rnnlab.engine.truncation import chunk_slices
 from rnnlab.lm import model as lm, vocab as vocab_mod
-from rnnlab.training.options import check, option
+from rnnlab.training.options import check, flag, option
 
 MAX_SAMPLES, MAX_LEN, MAX_BEAM = 1000, 10_000, 1000
 GROUP_CELLS = 1 << 22         # rows x vocabulary per sampling group (32 MB of float64)
@@ -49,6 +49,20 @@ class GenerateOptions:
 
     def __post_init__(self):
         check(self)
+        # what the chosen mode would ignore is an error, not a silent no-op (round
+        # twelve's audit): --score reads only the sentence, --beam no sampling option
+        d = {f.name: f.default for f in fields(self)}
+        sampling = [f for f in ("num_samples", "temperature", "top_k", "top_p", "seed")
+                    if getattr(self, f) != d[f]]
+        given = lambda names: ", ".join(flag(n) if n != "num_samples" else "-n" for n in names)  # noqa: E731
+        if self.score is not None:
+            other = sampling + [f for f in ("beam", "prime", "max_len") if getattr(self, f) != d[f]]
+            if other:
+                raise ValueError(f"{given(other)}: not used with --score (it scores the "
+                                 "sentence as given)")
+        elif self.beam and sampling:
+            raise ValueError(f"{given(sampling)}: sampling options, not used with --beam "
+                             "(it prints the one most likely continuation)")
 
 
 def _checked(**kw):

@@ -12,7 +12,7 @@ TINY = ["--epochs", "2", "--hidden-size", "4", "--input-len", "13", "--horizon",
 
 def test_train_then_predict(tmp_path, capsys):
     out = str(tmp_path / "run")
-    assert main(["forecast", "train", "--test", "12", "--out", out] + TINY) == 0
+    assert main(["forecast", "train", "--test", "12", "--out", out] + TINY + ["--horizon", "12"]) == 0
     text = capsys.readouterr().out
     assert "airline last 12: mase" in text and "forecaster:" in text
     assert main(["forecast", "predict", "--model", f"{out}/forecaster.npz"]) == 0
@@ -62,5 +62,5 @@ def test_bad_input_exits_2_with_a_message(tmp_path, capsys):
 def test_least_squares_start_trains_from_the_command_line(tmp_path, capsys):
     out = str(tmp_path / "run")
     assert main(["forecast", "train", "--test", "12", "--ar", "12", "--ar-init", "ls",
-                 "--out", out] + TINY) == 0
+                 "--out", out] + TINY + ["--horizon", "12"]) == 0
     assert "airline last 12: mase" in capsys.readouterr().out

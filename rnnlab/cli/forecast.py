@@ -17,6 +17,7 @@ from rnnlab.io.atomic import atomic_write
 from rnnlab.training import options, trainer
 
 MODELS = ("naive", "snaive", "drift", "ets", "arima", "rnn")
+BUILTIN = set(data.DATASETS) | {"", "airline-embedded"}      # data.load's names, no CSV
 
 
 def _data_args(p, many=False):
@@ -26,6 +27,22 @@ def _data_args(p, many=False):
     p.add_argument("--value-col", help="name of the value column (default: the last)")
     p.add_argument("--interpolate", action="store_true",
                    help="fill missing values inside a series linearly (default: an error)")
+
+
+def _check_columns(args, names):
+    """--time-col / --value-col name a CSV's columns: refused, not ignored, when
+    every DATA is a built-in data set."""
+    if all(n in BUILTIN for n in names):
+        for key in ("time_col", "value_col"):
+            if getattr(args, key) is not None:
+                raise ValueError(f"{options.flag(key)} {getattr(args, key)}: expected a CSV "
+                                 f"file as DATA (the option names one of its columns), got "
+                                 f"the built-in data set {names[0]}")
+
+
+def _at_least_one(name, value):
+    if value < 1:
+        raise ValueError(f"{name}: expected an integer >= 1, got {value}")
 
 
 def _load(args, name):
@@ -44,7 +61,8 @@ def register(subparsers):
     t = sub.add_parser("train", help="train a forecaster (several DATA: one global model)")
     _data_args(t, many=True)
     t.add_argument("--test", type=int, default=0,
-                   help="hold out the last N observations of each series and score them")
+                   help="hold out the last N observations of each series and score their "
+                   "forecast; N is then the horizon (a different --horizon is an error)")
     t.add_argument("--config", help="TOML file with options")
     options.add_arguments(t, train.ForecastOptions)
     t.set_defaults(func=run_train)
@@ -63,8 +81,10 @@ def register(subparsers):
     b.add_argument("--retrain", action="store_true",
                    help="train the network anew at every origin (default: once, at the first, "
                    "recalibrated at every later origin)")
-    b.add_argument("--retrain-every", type=int, default=0, metavar="K",
-                   help="train the network anew at every K-th origin (0: only at the first)")
+    # default None, not 0: so that --retrain with an explicit --retrain-every is refused
+    b.add_argument("--retrain-every", type=int, default=None, metavar="K",
+                   help="train the network anew at every K-th origin (0, the default: only at "
+                   "the first)")
     b.add_argument("--config", help="TOML file with the network's options")
     options.add_arguments(b, train.ForecastOptions)
     b.set_defaults(func=run_backtest)
@@ -75,8 +95,8 @@ def register(subparsers):
 
 
 def _opts(args):
-    cfg, _ = trainer.config_from_args(train.ForecastOptions, _only_options(args), train.KIND)
-    return cfg
+    # options.from_args names the --config file when a wrong or unknown key came from it
+    return options.from_args(train.ForecastOptions, _only_options(args))
 
 
 def _only_options(args):
@@ -90,14 +110,39 @@ def _print_scores(name, scores):
     print(f"{name}: " + "  ".join(f"{k} {v:.4f}" for k, v in scores.items()))
 
 
+def _test_horizon(args, opts, series):
+    """The options with --test N as the horizon (it forecasts the N held-out values);
+    a different --horizon, on the command line or in --config, is refused, and so
+    is a series too short to train on after holding out N."""
+    N = args.test
+    given = "--horizon" if "horizon" in vars(args) else \
+        f"--config {args.config}: horizon" if args.config and \
+        "horizon" in options.load_toml(args.config) else None
+    if given and opts.horizon != N:
+        raise ValueError(f"--test {N} and {given} {opts.horizon} conflict: --test forecasts "
+                         f"the {N} held-out observations, so it sets the horizon to {N}; drop "
+                         f"the horizon or make it {N}")
+    opts = replace(opts, horizon=N)
+    for s in series:
+        need = train.min_length(opts, s)[0]
+        if len(s) - N < need:
+            raise ValueError(f"--test {N}: {s.name} has {len(s)} observations, but holding "
+                             f"out {N} and training on the rest to forecast {N} ahead with "
+                             f"--input-len {opts.input_len}, --valid {opts.valid} and "
+                             f"differencing at lag {train.lag_of(opts, s)} needs at least "
+                             f"{N + need}")
+    return opts
+
+
 def run_train(args):
     opts = _opts(args)
-    series = [_load(args, d) for d in args.data]
     if args.test < 0:
         raise ValueError(f"--test: expected an integer >= 0, got {args.test}")
-    hist = [s.head(len(s) - args.test) for s in series]
+    _check_columns(args, args.data)
+    series = [_load(args, d) for d in args.data]
     if args.test:
-        opts = replace(opts, horizon=args.test)
+        opts = _test_horizon(args, opts, series)
+    hist = [s.head(len(s) - args.test) for s in series]
     f = train.fit(opts, hist)
     path = os.path.join(opts.out, "forecaster.npz")
     train.save_forecaster(path, f, [s.name for s in series])
@@ -111,9 +156,11 @@ def run_train(args):
 
 
 def run_predict(args):
+    _check_columns(args, [args.data])
     f, names = train.load_forecaster(args.model)
     s = _load(args, args.data)
     which = names.index(s.name) if s.name in names else 0
+    f.check_series(s, which, model=f"--model {args.model}")
     q = f.predict(s, which)
     future = np.datetime_as_string(transform.future_time(s.time, len(q)))
     print("time," + ",".join(f"q{t:g}" for t in heads.QUANTILES))
@@ -144,13 +191,36 @@ def labels(fs):
             for n, f in fs.items()}
 
 
+def model_names(text):
+    """--models' names, each known and given once."""
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    for k, n in enumerate(names):
+        if n not in MODELS:
+            raise ValueError(f"--models: unknown model {n!r}; expected some of {', '.join(MODELS)}")
+        if n in names[:k]:
+            raise ValueError(f"--models: {n} is named twice; expected each model once")
+    if not names:
+        raise ValueError(f"--models: expected at least one of {', '.join(MODELS)}, "
+                         f"got {text!r}")
+    return names
+
+
 def run_backtest(args):
-    opts = _opts(args)
-    s = _load(args, args.data)
-    names = [m.strip() for m in args.models.split(",") if m.strip()]
-    if args.retrain_every < 0:
+    # the command's own flags first, then the options and --out: all before any work
+    _at_least_one("--origins", args.origins)
+    _at_least_one("--step", args.step)
+    names = model_names(args.models)
+    if args.retrain_every is not None and args.retrain_every < 0:
         raise ValueError(f"--retrain-every: expected an integer >= 0, got {args.retrain_every}")
-    fs = forecasters(names, opts, opts.log, 1 if args.retrain else args.retrain_every)
+    if args.retrain and args.retrain_every is not None:
+        raise ValueError(f"--retrain and --retrain-every {args.retrain_every} conflict: "
+                         "--retrain trains anew at every origin (as --retrain-every 1); "
+                         "give one of them")
+    opts = _opts(args)
+    trainer.check_out(opts.out)
+    _check_columns(args, [args.data])
+    s = _load(args, args.data)
+    fs = forecasters(names, opts, opts.log, 1 if args.retrain else args.retrain_every or 0)
     bt = bt_mod.run(s, fs, opts.horizon, args.step, args.origins, show=opts.progress)
     for n, lab in labels(fs).items():
         bt.models[n].label = lab
@@ -176,16 +246,47 @@ def load_backtest(folder):
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file (run rnnlab forecast backtest --out "
                                 f"{folder} first)")
-    with open(path, encoding="utf-8") as f:
-        d = json.load(f)
-    raw = d["raw"]
-    s = data.Series(d["series"], np.array(raw["time"], dtype="datetime64"),
-                    np.array(raw["values"]), raw["period"])
-    fs = {n: (lambda q: (lambda h, horizon, it=iter(q): np.array(next(it))))(raw["q"][n])
-          for n in d["models"]}
-    bt = bt_mod.run(s, fs, d["horizon"], _step(raw["origin_index"]), len(raw["origin_index"]))
-    for n, m in d["models"].items():
-        bt.models[n].label = m["label"]
+
+    def bad(why):
+        return ValueError(f"{path}: not a backtest.json written by rnnlab forecast backtest "
+                          f"({why}); run the backtest again")
+
+    with open(path, "rb") as f:
+        text = f.read()
+    try:
+        d = json.loads(text.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise bad(f"byte 0x{text[e.start]:02x} at offset {e.start} is not UTF-8") from None
+    except json.JSONDecodeError as e:
+        raise bad(f"invalid JSON: {e}") from None
+    if not isinstance(d, dict):
+        raise bad(f"expected a JSON object, found {type(d).__name__}")
+    missing = [k for k in ("series", "horizon", "models", "raw") if k not in d]
+    if missing:
+        raise bad(f"missing {', '.join(missing)}")
+    if not isinstance(d["series"], str):
+        raise bad(f"series is {d['series']!r}, expected a name")
+    # rebuilt by rerunning the harness on the saved forecasts: any damage to the
+    # saved fields surfaces as one of these
+    try:
+        raw = d["raw"]
+        s = data.Series(d["series"], np.array(raw["time"], dtype="datetime64"),
+                        np.array(raw["values"], dtype=np.float64), raw["period"])
+        fs = {n: (lambda q: (lambda h, horizon, it=iter(q): np.array(next(it))))(raw["q"][n])
+              for n in d["models"]}
+        at = [int(o) for o in raw["origin_index"]]
+        if not at or _step(at) < 1:
+            raise ValueError(f"origin_index is {at}, expected increasing indices")
+        bt = bt_mod.run(s, fs, d["horizon"], _step(at), len(at))
+        if list(bt.origins) != at:
+            raise ValueError(f"origin_index {at} does not match the horizon {d['horizon']} "
+                             f"and the {len(s)} observations")
+        for n, m in d["models"].items():
+            bt.models[n].label = m["label"]
+    except KeyError as e:
+        raise bad(f"no {e} entry") from None
+    except (TypeError, ValueError, IndexError, AttributeError, StopIteration) as e:
+        raise bad(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__) from None
     return bt
 
 

@@ -14,6 +14,7 @@ repeat, gaps in the time axis, and a series shorter than a model needs
 (``check_length``).
 """
 import csv
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,14 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "timeseries"
 DATASETS = {"airline": "airline/Airline.csv", "co2": "co2/co2.csv",
             "sunspots": "sunspots/sunspots_monthly.csv", "sunspots-yearly": "sunspots/sunspots.csv"}
 _PERIOD = {"M": 12, "D": 1, "Y": 1, "W": 52}
+_FREQUENCY = {"M": "monthly", "D": "daily", "Y": "yearly", "W": "weekly"}
+
+
+def frequency(unit, period=1):
+    """How a series steps, in words: 'monthly', 'weekly' (days, period 52), 'daily',
+    'yearly' (for messages: a model trained on one and given another)."""
+    unit = "W" if unit == "D" and period == 52 else unit
+    return _FREQUENCY.get(unit, f"{unit!r}-step")
 
 
 @dataclass
@@ -105,8 +114,23 @@ def _column(header, name, default, path):
 def _rows(path):
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file")
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    with open(path, "rb") as f:
+        raw = f.read().removeprefix(b"\xef\xbb\xbf")          # a UTF-8 byte-order mark
+    # decoded whole, so that a byte that is not UTF-8 (another encoding, a binary
+    # file such as an .npz) is named by its line
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise ValueError(f"{path}, line {line}: expected a UTF-8 CSV, found byte "
+                         f"0x{raw[e.start]:02x}, which is not UTF-8 (a binary file or another "
+                         "encoding; save the table as UTF-8 CSV)") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        rows = [r for r in reader if r and any(c.strip() for c in r)]
+    except csv.Error as e:                     # e.g. a field over the csv module's limit
+        raise ValueError(f"{path}, line {reader.line_num}: expected a CSV, found a line the "
+                         f"CSV reader refuses ({e})") from None
     if len(rows) < 2:
         raise ValueError(f"{path}: expected a header line and data rows, found {len(rows)} line(s)")
     return rows[0], rows[1:]

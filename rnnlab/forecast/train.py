@@ -19,6 +19,7 @@ from rnnlab.training import trainer
 from rnnlab.training.options import option
 
 KIND = "forecast"
+MAX_ENSEMBLE = 100      # each member is a whole training run: more only waits longer
 
 
 @dataclass
@@ -60,13 +61,23 @@ class ForecastOptions(trainer.TrainOptions):
                         "(0: plain split conformal)", lo=0)
     refit: bool = option(True, "after choosing the epoch count and the calibration on the "
                          "held-out origins, train again on every origin for that many epochs")
-    ensemble: int = option(1, "seeds averaged (seed, seed+1, ...)", lo=1)
+    ensemble: int = option(1, "seeds averaged (seed, seed+1, ...)", lo=1, hi=MAX_ENSEMBLE)
     lr: float = option(3e-3, "learning rate", lo=0, lo_open=True)
     epochs: int = option(150, "number of epochs", lo=1)
     batch_size: int = option(16, "windows per step", lo=1)
     clip: float = option(1.0, "clip gradients to this global norm (0: off)", lo=0)
     progress: bool = option(False, "show a progress bar on stderr")
     out: str = option("runs/forecast", "output folder: last.npz, best.npz, metrics.jsonl")
+
+    def __post_init__(self):
+        super().__post_init__()
+        # pairs the ranges alone cannot refuse: settings that would be cut or ignored
+        if self.ar > self.input_len:
+            raise ValueError(f"--ar: expected an integer <= --input-len {self.input_len} (the "
+                             f"highway reads the input window's last values), got {self.ar}")
+        if self.halflife and self.diff != "window":
+            raise ValueError(f"--halflife: expected 0 unless --diff window (it weights the "
+                             f"window's own fit), got {self.halflife:g} with --diff {self.diff}")
 
 
 def lag_of(opts, series):
@@ -88,6 +99,14 @@ def windows(s, scaling, L, Hz, origins):
 
 def first_origin(opts, lag):
     return opts.input_len - 1 + lag
+
+
+def min_length(opts, s):
+    """(the fewest observations of s that training needs, what needs them)."""
+    lag = lag_of(opts, s)
+    return (first_origin(opts, lag) + 1 + opts.horizon + opts.valid + 1,
+            f"--input-len {opts.input_len}, --horizon {opts.horizon}, --valid {opts.valid} "
+            f"and differencing at lag {lag}")
 
 
 class Task:
@@ -118,13 +137,19 @@ def build(opts, series_list):
     """Scalings, model config and the pooled (train, valid) windows."""
     if opts.ar_init == "ls" and not opts.ar:
         raise ValueError("--ar-init ls: expected a highway to start (--ar p > 0), got --ar 0")
+    for s in series_list[1:]:
+        # pooled windows need the same calendar covariates, forecasts the same steps
+        if s.unit != series_list[0].unit:
+            ref = series_list[0]
+            raise ValueError(f"{s.name}: {data.frequency(s.unit, s.period)} data, but "
+                             f"{ref.name} is {data.frequency(ref.unit, ref.period)}; "
+                             "one global model needs series of one frequency (train one "
+                             "model per frequency)")
     parts, scalings = {"train": [], "valid": []}, []
     for s in series_list:
         lag = lag_of(opts, s)
         first = first_origin(opts, lag)
-        data.check_length(s, first + 1 + opts.horizon + opts.valid + 1,
-                          f"--input-len {opts.input_len}, --horizon {opts.horizon}, "
-                          f"--valid {opts.valid} and differencing at lag {lag}")
+        data.check_length(s, *min_length(opts, s))
         sc = transform.Scaling.fit(s.values, opts.log, lag,
                                    opts.input_len if opts.diff == "window" else 0, s.period,
                                    drift=opts.diff == "both", halflife=opts.halflife)
@@ -140,7 +165,7 @@ def build(opts, series_list):
             for k, v in parts.items()}
     F, C = pool["train"][0].shape[2], pool["train"][1].shape[2]
     mcfg = model.ForecastConfig(F, C, opts.horizon, opts.arch, opts.mode, opts.hidden_size,
-                                opts.num_layers, opts.head, min(opts.ar, opts.input_len))
+                                opts.num_layers, opts.head, opts.ar)
     return mcfg, scalings, pool
 
 
@@ -200,7 +225,8 @@ def fit(opts, series_list, log=print):
     scores = heads.scores(held_q, pool["valid"][2]) if held_q is not None \
         else np.zeros((0, opts.horizon, V))
     return Forecaster(mcfg, members, scalings, opts.input_len, scores,
-                      [len(s) - 1 for s in series_list], opts.calibrate, opts.aci, held_q)
+                      [len(s) - 1 for s in series_list], opts.calibrate, opts.aci, held_q,
+                      [s.unit for s in series_list])
 
 
 class Forecaster:
@@ -211,14 +237,34 @@ class Forecaster:
     intervals by ``heads.factors`` (else the network's own); ``held_q`` (N, Hz, P):
     the uncalibrated quantiles behind ``held`` (the last N / len(ends) origins of
     each series' training part whose targets it holds, series after series), kept
-    after training for ``calibration_windows`` (not saved).
+    after training for ``calibration_windows`` (not saved); ``units``: per series,
+    the time axis' resolution ('M', 'D', 'Y'; None in files written before it was
+    saved).
     """
 
     def __init__(self, mcfg, members, scalings, input_len, held, ends, calibrate=True, aci=0.0,
-                 held_q=None):
+                 held_q=None, units=None):
         self.mcfg, self.members, self.scalings, self.L = mcfg, members, scalings, input_len
         self.held, self.ends, self.calibrate, self.aci = held, list(ends), calibrate, aci
-        self.held_q = held_q
+        self.held_q, self.units = held_q, units
+
+    def check_series(self, s, which=0, model="the model"):
+        """Refuse a series of another frequency than the one the model trained on
+        (other calendar covariates, another seasonal period): its windows would not
+        fit the network, or would be differenced at the wrong lag."""
+        sc = self.scalings[which]
+        unit = self.units[which] if self.units else None
+        same = transform.calendar(s.time[-1:], s.unit).shape[1] == self.mcfg.n_covariates
+        if unit is not None:           # older files: no units, and their period may be absent
+            same = same and unit == s.unit and sc.period == s.period
+        if same:
+            return
+        trained = f"{data.frequency(unit, sc.period)} data (period {sc.period})" if unit else \
+            "monthly data (month-of-year covariates)" if self.mcfg.n_covariates else \
+            "non-monthly data (no month-of-year covariates)"
+        given = data.frequency(s.unit, s.period)
+        raise ValueError(f"{s.name}: {given} data (period {s.period}), but {model} was trained "
+                         f"on {trained}; forecast it with a model trained on {given} data")
 
     def factors(self, s, which=0):
         """Widening factors (Hz, P) at the end of s: the held-out scores and those of
@@ -255,6 +301,7 @@ class Forecaster:
         """Quantiles (Hz, P) of the next Hz values after the end of s, in s's units
         (``calibrated=False``: the network's own)."""
         sc, Hz = self.scalings[which], self.mcfg.horizon
+        self.check_series(s, which)
         data.check_length(s, self.L + sc.lag, f"an input window of {self.L} at lag {sc.lag}")
         x, cov, _ = windows(s, sc, self.L, Hz, np.array([len(s) - 1]))
         q = raw_quantiles(self.mcfg, self.members, x, cov)[0]                # (Hz, P)
@@ -319,12 +366,18 @@ def save_forecaster(path, f, series_names):
     meta = {"model": f.mcfg.to_dict(), "scalings": [s.to_dict() for s in f.scalings],
             "input_len": f.L, "members": len(f.members), "ends": f.ends,
             "calibrate": bool(f.calibrate), "aci": float(f.aci), "series": list(series_names)}
+    if f.units:
+        meta["units"] = list(f.units)
     checkpoint.save(path, params, meta=meta, kind=KIND)
 
 
 def load_forecaster(path):
     ck = checkpoint.load(path, kind=KIND)
     m = ck["meta"]
+    if isinstance(m, dict) and "train_config" in m and "members" not in m:
+        raise checkpoint.CheckpointError(
+            f"{path}: a training checkpoint (best.npz / last.npz), not a forecaster; --model "
+            "expects the forecaster.npz that rnnlab forecast train writes in its --out folder")
     try:
         mcfg = model.ForecastConfig(**m["model"])
         members = []
@@ -333,8 +386,14 @@ def load_forecaster(path):
             model.check_params(mcfg, p)
             members.append(p)
         scalings = [transform.Scaling(**s) for s in m["scalings"]]
+        units = m.get("units")
+        if units is not None and not (isinstance(units, list) and len(units) == len(scalings)
+                                      and all(isinstance(u, str) for u in units)):
+            raise TypeError(f"'units' is {units!r}, expected one time unit per series")
         return Forecaster(mcfg, members, scalings, int(m["input_len"]), ck["params"]["held"],
                           [int(e) for e in m["ends"]], bool(m["calibrate"]),
-                          float(m.get("aci", 0.0))), m["series"]
+                          float(m.get("aci", 0.0)), units=units), m["series"]
     except (KeyError, TypeError) as e:
-        raise checkpoint.CheckpointError(f"{path}: not a forecaster file ({e})") from None
+        raise checkpoint.CheckpointError(
+            f"{path}: not a forecaster file ({type(e).__name__}: {e}); --model expects the "
+            "forecaster.npz that rnnlab forecast train writes") from None

@@ -13,13 +13,19 @@
   several checkpoints of one run (e.g. ``OUT/epoch*.npz`` of ``--keep-epochs``).
 - ``paths WITH.npz WITHOUT.npz``: the attention-vs-recurrence gradient study
   (``translate.gradpaths``), a figure and a page.
+
+Decoding options are ``decode.DecodeOptions`` and ``paths``' are
+``gradpaths.PathsOptions``, declared once with their ranges; an option that would
+have no effect (``--score`` with the search options) is refused, not ignored.
 """
 import sys
+from dataclasses import fields
 
 import numpy as np
 
 from rnnlab.training import trainer
-from rnnlab.translate import bleu, data, decode, text, train
+from rnnlab.training.options import add_arguments, flag, from_args, from_mapping
+from rnnlab.translate import bleu, data, decode, gradpaths, text, train
 
 
 def register(subparsers):
@@ -32,12 +38,11 @@ def register(subparsers):
     e = sub.add_parser("eval", help="score a checkpoint on a split")
     e.add_argument("checkpoint")
     e.add_argument("--split", default="test", choices=("train", "valid", "test"))
-    _decoding(e)
+    _decoding(e, skip=("nbest",))
     e.set_defaults(func=cmd_eval)
     r = sub.add_parser("translate", help="translate sentences with a checkpoint")
     r.add_argument("checkpoint")
     r.add_argument("--input", help="file of source sentences, one per line (default: stdin)")
-    r.add_argument("--nbest", type=int, default=1, help="print the N best translations (N <= --beam)")
     r.add_argument("--score", metavar="FILE", help="score these translations of --input "
                    "(one per line) instead of translating")
     _decoding(r)
@@ -47,22 +52,21 @@ def register(subparsers):
     v.add_argument("--out", required=True, help="the averaged checkpoint to write")
     v.set_defaults(func=cmd_average)
     g = sub.add_parser("paths", help="gradient through attention vs through the recurrence")
-    g.add_argument("with_attention")
-    g.add_argument("without_attention")
-    g.add_argument("--sentences", type=int, default=100, help="held-out sentences measured")
-    g.add_argument("--out", default="runs/paths", help="folder for the figure and page")
+    add_arguments(g, gradpaths.PathsOptions, title="measurement options")
     g.set_defaults(func=cmd_paths)
 
 
-def _decoding(p):
-    p.add_argument("--beam", type=int, default=1, help="beam width (1: greedy)")
-    p.add_argument("--alpha", type=float, default=0.0,
-                   help="length normalisation: rank by score / length**alpha")
-    p.add_argument("--max-len-a", type=float, default=1.5, help="output length cap a*|src|+b")
-    p.add_argument("--max-len-b", type=float, default=10, help="output length cap a*|src|+b")
-    p.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
+def _decoding(p, skip=()):
+    add_arguments(p, decode.DecodeOptions, skip=skip, title="decoding options")
     p.add_argument("--src-lang", help="refuse a checkpoint for another source language")
     p.add_argument("--tgt-lang", help="refuse a checkpoint for another target language")
+
+
+def _decode_options(args):
+    """DecodeOptions from the flags given (the others keep its defaults)."""
+    names = {f.name for f in fields(decode.DecodeOptions)}
+    return from_mapping(decode.DecodeOptions,
+                        {k: v for k, v in vars(args).items() if k in names}, None)
 
 
 def _load(args):
@@ -84,18 +88,23 @@ def cmd_train(args):
 
 
 def cmd_eval(args):
+    opts = _decode_options(args)
     mcfg, params, vocabs, meta = _load(args)
+    decode.check_beam(opts.beam, mcfg.tgt_vocab)
     splits = data.load_pair(meta["data"], meta["src_lang"], meta["tgt_lang"],
                             **_split_args(args.checkpoint))
-    pairs = splits[args.split]
-    res = train.evaluate(mcfg, params, pairs, vocabs, args.batch_size, 0)
-    hyps = train.translate_pairs(mcfg, params, pairs, vocabs, args.batch_size, args.beam,
-                                 args.alpha)
+    pairs = splits.get(args.split)
+    if not pairs:                      # user data: the .test. files are optional
+        raise ValueError(f"--split {args.split}: {meta['data']} has no {args.split} pairs; "
+                         f"choose --split {' or '.join(k for k, v in splits.items() if v)}")
+    res = train.evaluate(mcfg, params, pairs, vocabs, opts.batch_size, 0)
+    hyps = train.translate_pairs(mcfg, params, pairs, vocabs, opts.batch_size, opts.beam,
+                                 opts.alpha, opts.max_len_a, opts.max_len_b)
     refs = [t for _, t in pairs]
     tok = meta.get("tokenizer", "words")
     s, sig = bleu.sacrebleu_score([text.detokenize(h, tok) for h in hyps],
                                   [text.detokenize(r, tok) for r in refs], lowercase=True)
-    how = "greedy" if args.beam == 1 else f"beam {args.beam}, alpha {args.alpha}"
+    how = "greedy" if opts.beam == 1 else f"beam {opts.beam}, alpha {opts.alpha}"
     print(f"{meta['data']} {meta['src_lang']}->{meta['tgt_lang']} {args.split}: "
           f"{len(pairs):,} sentences, {how}")
     print(f"loss {res['loss']:.4f} | ppl {res['ppl']:.2f}")
@@ -114,12 +123,31 @@ def _split_args(path):
 
 def _read_input(path):
     if path is None:
-        return [line.rstrip("\n") for line in sys.stdin]
-    return data.read_lines(path)
+        lines = [line.rstrip("\n") for line in sys.stdin]
+        if not lines:
+            raise ValueError("--input: standard input is empty; expected source sentences, "
+                             "one per line (or --input FILE)")
+        return lines
+    lines = data.read_lines(path, "--input")
+    if not lines:
+        raise ValueError(f"--input {path}: file is empty; expected source sentences, one "
+                         "per line")
+    return lines
+
+
+# scoring reads the given translations, it searches nothing: these would do nothing
+SEARCH_OPTIONS = ("beam", "nbest", "alpha", "max_len_a", "max_len_b")
 
 
 def cmd_translate(args):
+    given = [flag(k) for k in SEARCH_OPTIONS if hasattr(args, k)]    # defaults: SUPPRESSed
+    if args.score and given:
+        raise ValueError(f"--score: scores the given translations without a search, so "
+                         f"{', '.join(given)} would have no effect; drop "
+                         f"{'it' if len(given) == 1 else 'them'}")
+    opts = _decode_options(args)
     mcfg, params, vocabs, meta = _load(args)
+    decode.check_beam(opts.beam, mcfg.tgt_vocab)
     tok = meta.get("tokenizer", "words")
     lines = _read_input(args.input)
     src = [vocabs[0].encode(text.tokenize(line, tok)) for line in lines]
@@ -127,26 +155,27 @@ def cmd_translate(args):
     if empty:
         raise ValueError(f"--input: line {empty[0]} is empty; expected a sentence on every line")
     if args.score:
-        return _score(mcfg, params, vocabs, tok, src, data.read_lines(args.score), args)
-    for i in range(0, len(src), args.batch_size):
-        b = data.pad_batch(src[i:i + args.batch_size])
-        nbest = decode.beam_search(mcfg, params, b.src, b.src_len, args.beam,
-                                   args.alpha, args.nbest, args.max_len_a, args.max_len_b)
+        return _score(mcfg, params, vocabs, tok, src,
+                      data.read_lines(args.score, "--score"), args, opts.batch_size)
+    for i in range(0, len(src), opts.batch_size):
+        b = data.pad_batch(src[i:i + opts.batch_size])
+        nbest = decode.beam_search(mcfg, params, b.src, b.src_len, opts.beam,
+                                   opts.alpha, opts.nbest, opts.max_len_a, opts.max_len_b)
         for k, hyps in enumerate(nbest):
             for h in hyps:
                 out = text.detokenize(vocabs[1].decode(h.tokens), tok)
-                print(f"{i + k} ||| {out} ||| {h.norm:.4f}" if args.nbest > 1 else out)
+                print(f"{i + k} ||| {out} ||| {h.norm:.4f}" if opts.nbest > 1 else out)
     return 0
 
 
-def _score(mcfg, params, vocabs, tok, src, targets, args):
+def _score(mcfg, params, vocabs, tok, src, targets, args, batch_size):
     if len(targets) != len(src):
         raise ValueError(f"--score {args.score}: {len(targets)} lines, but --input has "
                          f"{len(src)}; expected one translation per source line")
     tgt = [[data.BOS_ID] + vocabs[1].encode(text.tokenize(t, tok)) + [data.EOS_ID]
            for t in targets]
-    for i in range(0, len(src), args.batch_size):
-        b = data.pad_batch(src[i:i + args.batch_size], tgt[i:i + args.batch_size])
+    for i in range(0, len(src), batch_size):
+        b = data.pad_batch(src[i:i + batch_size], tgt[i:i + batch_size])
         for k, s in enumerate(decode.score(mcfg, params, b)):
             print(f"{i + k} ||| {targets[i + k]} ||| {s:.4f}")
     return 0
@@ -159,7 +188,7 @@ def cmd_average(args):
 
 
 def cmd_paths(args):
-    from rnnlab.translate import gradpaths
-    page = gradpaths.run(args.with_attention, args.without_attention, args.sentences, args.out)
+    opts = from_args(gradpaths.PathsOptions, args, drop=("func", "command", "action"))
+    page = gradpaths.run(opts.with_attention, opts.without_attention, opts.sentences, opts.out)
     print(f"page: {page}")
     return 0

@@ -81,19 +81,29 @@ def build_vocab(sentences, min_count=1):
 
 # ---------------------------------------------------------------- readers
 
-def read_lines(path):
-    """Lines of a UTF-8 file, without newlines; clear errors for what is wrong."""
+def read_lines(path, flag=None):
+    """Lines of a UTF-8 file, without newlines; clear errors for what is wrong (named
+    ``flag path`` when the file came from an option such as ``--input``)."""
     path = Path(path)
+    name = f"{flag} {path}" if flag else f"{path}"
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file"
+        raise FileNotFoundError(f"{name}: no such file"
                                 + (f" (the shared data folder {DATA_ROOT} is missing; see "
-                                   "../shared/data/README.md)" if not DATA_ROOT.exists() else ""))
+                                   "../shared/data/README.md)"
+                                   if not flag and not DATA_ROOT.exists() else ""))
+    if path.is_dir():
+        raise ValueError(f"{name}: is a folder; expected a text file, one sentence per line")
+    raw = path.read_bytes()
+    # valid UTF-8 but never text: refused as rnnlab train refuses binary input
+    if b"\0" in raw:
+        raise ValueError(f"{name}: looks like a binary file (contains NUL bytes, the first "
+                         f"at byte {raw.index(0)}), expected UTF-8 text")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: expected UTF-8 text, found a byte that is not "
+        raise ValueError(f"{name}: expected UTF-8 text, found a byte that is not "
                          f"({e.reason} at byte {e.start})") from None
-    lines = text.split("\n")
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")   # as text mode reads
     if lines and lines[-1] == "":
         lines.pop()                                         # the final newline
     return lines
@@ -178,7 +188,11 @@ def load_pair(source, src_lang, tgt_lang, seed=0, short=True, root=None):
         raise FileNotFoundError(
             f"--data {source}: expected dates, multi30k, tatoeba or a prefix with files "
             f"{files['train'][0]} and {files['train'][1]} (and .valid./.test.); found none")
-    return {k: read_parallel(*f) for k, f in files.items() if os.path.exists(f[0])}
+    splits = {k: read_parallel(*f) for k, f in files.items() if os.path.exists(f[0])}
+    if not splits["train"]:
+        raise ValueError(f"--data {source}: {files['train'][0]} and {files['train'][1]} are "
+                         "empty; expected training sentences, one pair per line")
+    return splits
 
 
 # ---------------------------------------------------------------- batches

@@ -16,15 +16,71 @@ finished list, and stops a sentence once it has ``width`` finished ones.
 Beam search is not monotone in the width in general; here the greedy
 translation is added to the finished list of every sentence, so a wider beam
 never ranks below greedy under the model (and width 1 *is* greedy).
+
+What the command line may ask for is declared once in ``DecodeOptions`` (ranges,
+and the combinations that would decode nothing or ignore an option); a beam is at
+most the target vocabulary and 1,000 (``max_beam``, as ``rnnlab generate``), and
+beam search runs as many sentences at a time as keep ``MAX_BEAM_CELLS`` scores
+per step, so memory does not grow with the batch size times the beam.
 """
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
 from rnnlab import nn
+from rnnlab.training.options import check, option
 from rnnlab.translate import decoder
 from rnnlab.translate.data import BOS_ID, EOS_ID, PAD_ID
 from rnnlab.translate.model import encode, out_weight, select
+
+MAX_BEAM = 1000               # as rnnlab generate's --beam
+MAX_BEAM_CELLS = 1 << 24      # sentences x beam x vocabulary scores per beam step (128 MB)
+MAX_LEN_A, MAX_LEN_B = 100, 10_000   # far beyond any translation; keeps the cap an int64
+
+
+@dataclass
+class DecodeOptions:
+    """``rnnlab translate eval`` and ``translate``'s decoding options, checked once."""
+    beam: int = option(1, "beam width (1: greedy); at most the target vocabulary", lo=1,
+                       hi=MAX_BEAM)
+    alpha: float = option(0.0, "beam search: rank by score / length**alpha (length "
+                          "normalisation)", lo=0)
+    max_len_a: float = option(1.5, "output length cap a*|src|+b, <eos> included", lo=0,
+                              hi=MAX_LEN_A)
+    max_len_b: float = option(10.0, "output length cap a*|src|+b, <eos> included", lo=0,
+                              hi=MAX_LEN_B)
+    batch_size: int = option(64, "sentences per batch", lo=1)
+    nbest: int = option(1, "print the N best translations (N <= --beam)", lo=1)
+
+    def __post_init__(self):
+        check(self)
+        if self.nbest > self.beam:
+            raise ValueError(f"--beam/--nbest: expected 1 <= nbest <= beam, got beam "
+                             f"{self.beam}, nbest {self.nbest}")
+        # the cap counts <eos>: below 2 a one-token source gets an empty translation
+        # (and with a = 0 every source does)
+        if self.max_len_a + self.max_len_b < 2:
+            raise ValueError(f"--max-len-a/--max-len-b: expected a + b >= 2, so that the "
+                             f"cap a*|src|+b (<eos> included) leaves room for a word, got "
+                             f"a {self.max_len_a:g}, b {self.max_len_b:g}")
+        # greedy decoding keeps one hypothesis: nothing for alpha to rank
+        if self.alpha and self.beam == 1:
+            raise ValueError(f"--alpha {self.alpha:g}: ranks the hypotheses of a beam search, "
+                             "so it changes nothing with --beam 1 (greedy); give --beam K > 1 "
+                             "or drop --alpha")
+
+
+def max_beam(vocab_size):
+    """The widest beam for this target vocabulary (no wider than the choices, and one
+    sentence's scores within ``MAX_BEAM_CELLS``)."""
+    return max(1, min(vocab_size, MAX_BEAM, MAX_BEAM_CELLS // vocab_size))
+
+
+def check_beam(width, vocab_size):
+    if not 1 <= width <= max_beam(vocab_size):
+        raise ValueError(f"--beam: expected an integer from 1 to {max_beam(vocab_size)} for "
+                         f"this model (target vocabulary {vocab_size:,} tokens), got {width}")
 
 
 class Hypothesis(NamedTuple):
@@ -88,7 +144,13 @@ def beam_search(cfg, params, src, src_len, width=5, alpha=0.0, nbest=1, max_len_
     if width < 1 or nbest < 1 or nbest > width:
         raise ValueError(f"--beam/--nbest: expected 1 <= nbest <= beam, got beam {width}, "
                          f"nbest {nbest}")
+    check_beam(width, cfg.tgt_vocab)
     S, B = src.shape
+    rows = max(1, MAX_BEAM_CELLS // (width * cfg.tgt_vocab))          # sentences per pass
+    if B > rows:                       # sentences are independent: same result, less memory
+        return [hyps for i in range(0, B, rows)
+                for hyps in beam_search(cfg, params, src[:, i:i + rows], src_len[i:i + rows],
+                                        width, alpha, nbest, max_len_a, max_len_b)]
     K = width
     mem, state, _ = encode(cfg, params, src, src_len)
     rep = np.repeat(np.arange(B), K)                                   # row b -> K beams

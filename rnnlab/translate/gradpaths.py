@@ -21,14 +21,31 @@ decoder: the recurrent chain is the only road in a plain encoder-decoder, and
 it fades with distance; attention opens a road of length one to every position.
 """
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
 from rnnlab import nn
 from rnnlab.engine import layers
+from rnnlab.io import atomic
 from rnnlab.nn import attention
+from rnnlab.training.options import check, option
 from rnnlab.translate import data, decoder, loss as tloss, train
 from rnnlab.translate.model import DecState, _enc_params, out_weight
+
+
+@dataclass
+class PathsOptions:
+    """``rnnlab translate paths``'s options; ``run`` applies the same checks."""
+    with_attention: str = option("", "checkpoint of a model with attention (additive, dot "
+                                 "or general)", positional="required")
+    without_attention: str = option("", "checkpoint of a model of the same data with "
+                                    "--attention none", positional="required")
+    sentences: int = option(100, "held-out sentences measured", lo=1)
+    out: str = option("runs/paths", "folder for the figure and page")
+
+    def __post_init__(self):
+        check(self)
 
 
 def _recurrent(mcfg, params, enc, dh0):
@@ -108,11 +125,34 @@ def by(rows, col, edges):
     return out
 
 
+def _check_models(with_path, without_path):
+    """The first model's app metadata; refuses the two checkpoints swapped, both of
+    one kind, or trained on different data (the comparison would be meaningless)."""
+    (mcfg, _, _, meta), (mcfg0, _, _, meta0) = (train.load_model(p)
+                                                for p in (with_path, without_path))
+    if not mcfg.attends:
+        swapped = " (swapped? the model with attention comes first)" if mcfg0.attends else ""
+        raise ValueError(f"{with_path}: expected a model with attention as the first "
+                         f"checkpoint (with_attention), found --attention none{swapped}")
+    if mcfg0.attends:
+        raise ValueError(f"{without_path}: expected a model with --attention none as the "
+                         f"second checkpoint (without_attention), found --attention "
+                         f"{mcfg0.attention}")
+    task = lambda m: f"{m['data']} {m['src_lang']}->{m['tgt_lang']}"
+    if task(meta0) != task(meta):
+        raise ValueError(f"{without_path}: expected a model of the same data as {with_path} "
+                         f"({task(meta)}), found {task(meta0)}")
+    return meta
+
+
 def run(with_path, without_path, n, out):
     """Measure both models on n held-out pairs; write a figure and a page."""
     from rnnlab.translate import report
-    _, _, _, meta = train.load_model(with_path)
-    pairs = data.load_pair(meta["data"], meta["src_lang"], meta["tgt_lang"])["test"][:n]
+    PathsOptions(with_path, without_path, n, out)
+    atomic.check_writable("--out", out, folder=True)   # before the measurement
+    meta = _check_models(with_path, without_path)
+    splits = data.load_pair(meta["data"], meta["src_lang"], meta["tgt_lang"])
+    pairs = (splits.get("test") or splits["valid"])[:n]         # user data: test is optional
     a, z = collect(with_path, pairs), collect(without_path, pairs)
     top = int(max(a[:, 0].max(), z[:, 0].max())) + 1
     dist = (by(a, 0, np.arange(top + 1)), by(z, 0, np.arange(top + 1)))

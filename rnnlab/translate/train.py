@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from rnnlab.io import atomic
 from rnnlab.training import trainer
 from rnnlab.training.options import option
 from rnnlab.translate import bleu, data, decode, loss as tloss, model, text
@@ -140,21 +141,57 @@ def evaluate(mcfg, params, pairs, vocabs, batch_size=64, bleu_sentences=None, pr
     return out
 
 
-def translate_pairs(mcfg, params, pairs, vocabs, batch_size=64, beam=1, alpha=0.0):
+def translate_pairs(mcfg, params, pairs, vocabs, batch_size=64, beam=1, alpha=0.0,
+                    max_len_a=1.5, max_len_b=10):
     """Target tokens of the best translation of every pair's source side."""
     out = []
     for i in range(0, len(pairs), batch_size):
         b = data.make_batch(pairs[i:i + batch_size], *vocabs)
         if beam == 1:
-            hyps = decode.greedy(mcfg, params, b.src, b.src_len, alpha=alpha)
+            hyps = decode.greedy(mcfg, params, b.src, b.src_len, max_len_a, max_len_b, alpha)
         else:
-            hyps = [h[0] for h in decode.beam_search(mcfg, params, b.src, b.src_len, beam, alpha)]
+            hyps = [h[0] for h in decode.beam_search(mcfg, params, b.src, b.src_len, beam, alpha,
+                                                     1, max_len_a, max_len_b)]
         out += [vocabs[1].decode(h.tokens) for h in hyps]
     return out
 
 
+def check_options(cfg):
+    """Refuse, naming the flags, the model options a new run cannot build or would
+    ignore (``Seq2SeqConfig`` checks the shapes again, by field name, for the Python
+    API). Not on ``--resume``: its settings were accepted when the run started."""
+    E, He, Hd = cfg.emb_size, cfg.enc_hidden, cfg.dec_hidden
+    if cfg.style == "luong" and cfg.attention == "none":
+        raise ValueError("--style luong: attends after each decoder step, so it needs "
+                         "attention; with --attention none use --style bahdanau")
+    if cfg.attention == "dot" and Hd != 2 * He:
+        raise ValueError(f"--dec-hidden: expected 2 * --enc-hidden = {2 * He} for --attention "
+                         f"dot (the query and the keys must have one size), got {Hd}")
+    if cfg.tie_embeddings and cfg.style == "bahdanau":
+        # the output layer reads [h; c; e]: always wider than e alone
+        out = Hd + E + (2 * He if cfg.attention != "none" else 0)
+        raise ValueError(f"--tie-embeddings: the output layer reuses the target embeddings, so "
+                         f"its input must have --emb-size {E} features; with --style bahdanau "
+                         f"it has {out} ([h; c; e]: --dec-hidden + 2 * --enc-hidden + "
+                         f"--emb-size), never --emb-size; use --style luong (there it has "
+                         f"--dec-hidden features) with --dec-hidden {E}")
+    if cfg.tie_embeddings and Hd != E:
+        raise ValueError(f"--emb-size: expected --dec-hidden ({Hd}), the output layer's input "
+                         f"size with --style luong, for --tie-embeddings, got {E}")
+    # options that would be ignored: refused, not silently dropped
+    if cfg.input_feed and cfg.style != "luong":
+        raise ValueError("--input-feed: feeds Luong's attentional state to the next step; "
+                         "with --style bahdanau it has no effect (the context enters every "
+                         "step anyway); give --style luong or drop --input-feed")
+    if cfg.attn_size and cfg.attention != "additive":
+        raise ValueError(f"--attn-size {cfg.attn_size}: sizes additive attention only; with "
+                         f"--attention {cfg.attention} it has no effect; drop it")
+
+
 def run(cfg, resume=None, log=print):
     """Train from scratch (or continue ``resume``); returns (State, Task)."""
+    if resume is None:
+        check_options(cfg)
     splits = load_data(cfg)
     if resume is not None:
         meta = resume["meta"]["app"]
@@ -191,6 +228,7 @@ def average(paths, out):
     from rnnlab.io import checkpoint
     if not paths:
         raise ValueError("checkpoints: expected at least one, got none")
+    atomic.check_writable("--out", out)                # before loading anything
     cks = [checkpoint.load(p, kind=KIND) for p in paths]
     first = cks[0]["meta"].get("app")
     shapes = {k: (v.shape, v.dtype) for k, v in cks[0]["params"].items()}

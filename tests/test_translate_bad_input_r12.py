@@ -1,0 +1,234 @@
+"""``rnnlab translate``: the twelfth round's audit of bad input. Every case is one
+line ``rnnlab translate: error: ...`` with exit code 2 that names the option or
+file, never a raw OS/NumPy message, a silently ignored option or an empty result."""
+import io
+import re
+import sys
+
+import pytest
+
+from rnnlab.cli.command import main
+from rnnlab.io import checkpoint
+from rnnlab.translate import data, decode, train
+
+TINY = ["--epochs", "1", "--max-steps", "1", "--emb-size", "2", "--enc-hidden", "2",
+        "--dec-hidden", "2", "--bleu-sentences", "1", "--no-progress"]
+SRC, TGT = "a b c\nb c\nc a\nd a b\n", "x y z\ny z\nz x\nw x y\n"
+
+
+def write_data(prefix, train=(SRC, TGT), valid=("a b\n", "x y\n"), test=("c b\n", "z y\n")):
+    for split, pair in (("train", train), ("valid", valid), ("test", test)):
+        if pair is not None:
+            for lang, body in zip(("src", "tgt"), pair):
+                mode = "wb" if isinstance(body, bytes) else "w"
+                with open(f"{prefix}.{split}.{lang}", mode) as f:
+                    f.write(body)
+    return str(prefix)
+
+
+@pytest.fixture(scope="module")
+def ck(tmp_path_factory):
+    """Two tiny models of one small data set: with attention and without."""
+    root = tmp_path_factory.mktemp("r12")
+    prefix = write_data(root / "t")
+    out = {}
+    for name, extra in (("att", []), ("none", ["--attention", "none"])):
+        argv = ["translate", "train", "--data", prefix, "--out", str(root / name)] + TINY + extra
+        assert main(argv) == 0
+        out[name] = str(root / name / "best.npz")
+    out["root"], out["prefix"] = root, prefix
+    (root / "two.txt").write_text("a b\nc\n")
+    out["two"] = str(root / "two.txt")
+    return out
+
+
+def fails(capsys, argv, words):
+    """The command exits 2 with one error line matching ``words``."""
+    assert main([str(a) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rnnlab translate: error:") and len(err.strip().splitlines()) == 1, err
+    assert re.search(words, err), err
+    return err
+
+
+# 1 ------------------------------------------------------------------ --batch-size
+
+@pytest.mark.parametrize("action", ["eval", "translate"])
+def test_batch_size_zero_is_refused_by_its_range(ck, capsys, action):
+    extra = ["--input", ck["two"]] if action == "translate" else []
+    fails(capsys, ["translate", action, ck["att"], "--batch-size", "0"] + extra,
+          "--batch-size: expected an integer >= 1, got 0")
+
+
+# 2 ------------------------------------------------------------------ paths
+
+@pytest.mark.parametrize("n", ["0", "-1"])
+def test_paths_sentences_must_be_at_least_one(ck, capsys, n):
+    fails(capsys, ["translate", "paths", ck["att"], ck["none"], "--sentences", n,
+                   "--out", ck["root"] / "p"], f"--sentences: expected an integer >= 1, got {n}")
+
+
+def test_paths_checks_which_checkpoint_is_which(ck, capsys, tmp_path):
+    out = ["--out", tmp_path / "p", "--sentences", "1"]
+    fails(capsys, ["translate", "paths", ck["none"], ck["att"]] + out,
+          "none/best.npz: expected a model with attention as the first checkpoint .*swapped")
+    fails(capsys, ["translate", "paths", ck["att"], ck["att"]] + out,
+          "att/best.npz: expected a model with --attention none as the second checkpoint")
+    other = checkpoint.load(ck["none"], kind="translate")          # another task's model
+    other["meta"]["app"]["data"] = "dates"
+    checkpoint.save(tmp_path / "other.npz", other["params"], None, None, other["meta"],
+                    "translate")
+    fails(capsys, ["translate", "paths", ck["att"], tmp_path / "other.npz"] + out,
+          "other.npz: expected a model of the same data as .* found dates src->tgt")
+    assert not (tmp_path / "p").exists()
+    assert main(["translate", "paths", ck["att"], ck["none"]] + [str(a) for a in out]) == 0
+    assert (tmp_path / "p" / "paths.html").exists()
+
+
+# 3 ------------------------------------------------------------------ decoding values
+
+@pytest.mark.parametrize("flags, words", [
+    (["--alpha", "nan", "--beam", "2"], "--alpha: expected a number >= 0, got nan"),
+    (["--alpha", "-1", "--beam", "2"], "--alpha: expected a number >= 0, got -1"),
+    (["--max-len-a", "-1"], "--max-len-a: expected a number >= 0"),
+    (["--max-len-a", "nan"], "--max-len-a: expected a number >= 0 .*got nan"),
+    (["--max-len-b", "-5"], "--max-len-b: expected a number >= 0"),
+    (["--max-len-b", "1e300"], "--max-len-b: expected a number >= 0 and <= 10000"),
+    (["--max-len-a", "0", "--max-len-b", "0"], "--max-len-a/--max-len-b: expected a \\+ b >= 2"),
+    (["--alpha", "1"], "--alpha 1: ranks the hypotheses of a beam search.*--beam 1"),
+])
+@pytest.mark.parametrize("action", ["eval", "translate"])
+def test_bad_decoding_values_are_refused(ck, capsys, action, flags, words):
+    extra = ["--input", ck["two"]] if action == "translate" else []
+    fails(capsys, ["translate", action, ck["att"]] + flags + extra, words)
+
+
+def test_eval_uses_the_length_cap_it_is_given(ck, capsys, monkeypatch):
+    """--max-len-a/-b were silently ignored by eval (only translate used them)."""
+    seen = []
+    real = train.translate_pairs
+
+    def spy(*a, **kw):
+        seen.append(a[7:9])
+        return real(*a, **kw)
+    monkeypatch.setattr(train, "translate_pairs", spy)
+    assert main(["translate", "eval", ck["att"], "--max-len-a", "0", "--max-len-b", "2"]) == 0
+    assert seen == [(0.0, 2.0)]
+    mcfg, params, vocabs, _ = train.load_model(ck["att"])
+    pairs = [(["a", "b", "c"], ["x"])] * 3
+    hyps = train.translate_pairs(mcfg, params, pairs, vocabs, max_len_a=0, max_len_b=2)
+    assert all(len(h) <= 1 for h in hyps)
+
+
+# 4 ------------------------------------------------------------------ --beam cap
+
+def test_beam_is_capped(ck, capsys):
+    fails(capsys, ["translate", "eval", ck["att"], "--beam", "100000"],
+          "--beam: expected an integer >= 1 and <= 1000, got 100000")
+    V = train.load_model(ck["att"])[0].tgt_vocab
+    fails(capsys, ["translate", "translate", ck["att"], "--input", ck["two"], "--beam", V + 1],
+          f"--beam: expected an integer from 1 to {V} for this model \\(target vocabulary {V} ")
+    assert main(["translate", "translate", ck["att"], "--input", ck["two"], "--beam", str(V)]) == 0
+
+
+def test_wide_beams_run_a_few_sentences_at_a_time_with_the_same_result(ck, monkeypatch):
+    mcfg, params, vocabs, _ = train.load_model(ck["att"])
+    b = data.make_batch([(["a", "b"], ["x"]), (["c"], ["y"]), (["d", "a", "b"], ["z"])],
+                        *vocabs)
+    whole = decode.beam_search(mcfg, params, b.src, b.src_len, 3, 0.5, 2)
+    monkeypatch.setattr(decode, "MAX_BEAM_CELLS", 3 * mcfg.tgt_vocab)    # one sentence a pass
+    parts = decode.beam_search(mcfg, params, b.src, b.src_len, 3, 0.5, 2)
+    assert [[h.tokens for h in x] for x in parts] == [[h.tokens for h in x] for x in whole]
+    assert [h.score for x in parts for h in x] == pytest.approx(
+        [h.score for x in whole for h in x])
+
+
+# 5, 6 ---------------------------------------------------------------- training data
+
+def test_empty_training_files_are_refused(tmp_path, capsys):
+    prefix = write_data(tmp_path / "et", train=("", ""))
+    fails(capsys, ["translate", "train", "--data", prefix, "--out", tmp_path / "o"] + TINY,
+          "--data .*et: .*et.train.src and .*et.train.tgt are empty")
+    assert not (tmp_path / "o").exists()
+
+
+def test_nul_bytes_are_refused_as_binary(ck, tmp_path, capsys):
+    prefix = write_data(tmp_path / "nul", train=(b"a\0b\nc\n", "x\ny\n"))
+    fails(capsys, ["translate", "train", "--data", prefix, "--out", tmp_path / "o"] + TINY,
+          "nul.train.src: looks like a binary file \\(contains NUL bytes")
+    (tmp_path / "nul.txt").write_bytes(b"a b\n\0\n")
+    fails(capsys, ["translate", "translate", ck["att"], "--input", tmp_path / "nul.txt"],
+          "--input .*nul.txt: looks like a binary file")
+
+
+def test_text_mode_line_ends_are_kept(tmp_path):
+    (tmp_path / "crlf.txt").write_bytes("é a\r\nb\rc\n".encode())
+    assert data.read_lines(tmp_path / "crlf.txt") == ["é a", "b", "c"]
+
+
+# 7 ------------------------------------------------------------------ --input
+
+def test_empty_input_file_stdin_and_folder_are_refused(ck, tmp_path, capsys, monkeypatch):
+    (tmp_path / "empty.txt").write_text("")
+    fails(capsys, ["translate", "translate", ck["att"], "--input", tmp_path / "empty.txt"],
+          "--input .*empty.txt: file is empty; expected source sentences")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    fails(capsys, ["translate", "translate", ck["att"]], "--input: standard input is empty")
+    fails(capsys, ["translate", "translate", ck["att"], "--input", tmp_path],
+          "--input .*: is a folder; expected a text file")
+    fails(capsys, ["translate", "translate", ck["att"], "--input", ck["two"], "--score", tmp_path],
+          "--score .*: is a folder; expected a text file")
+
+
+def test_eval_on_a_split_the_data_lacks(ck, tmp_path, capsys):
+    prefix = write_data(tmp_path / "nt", test=None)
+    ckpt = checkpoint.load(ck["att"], kind="translate")
+    ckpt["meta"]["app"]["data"] = prefix
+    checkpoint.save(tmp_path / "nt.npz", ckpt["params"], None, None, ckpt["meta"], "translate")
+    fails(capsys, ["translate", "eval", tmp_path / "nt.npz"],
+          "--split test: .*nt has no test pairs; choose --split train or valid")
+
+
+# 8 ------------------------------------------------------------------ --out
+
+def test_output_paths_are_checked_before_any_work(ck, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    fails(capsys, ["translate", "average", ck["att"], "--out", tmp_path / "afile" / "x.npz"],
+          "--out .*afile/x.npz: .*afile is a file, so no folder can be made under it")
+    fails(capsys, ["translate", "average", ck["att"], "--out", tmp_path],
+          "--out .*: is a folder; expected a file name")
+    fails(capsys, ["translate", "paths", ck["att"], ck["none"], "--out", tmp_path / "afile" / "p"],
+          "--out .*afile/p: .*afile is a file")
+    fails(capsys, ["translate", "paths", ck["att"], ck["none"], "--out", tmp_path / "afile"],
+          "--out .*afile: exists and is not a folder")
+
+
+# 9, 10 -------------------------------------------------------------- model options
+
+@pytest.mark.parametrize("flags, words", [
+    (["--tie-embeddings", "--emb-size", "3"],
+     "--tie-embeddings: .*--emb-size 3 .*with --style bahdanau it has 9 .*--dec-hidden \\+ 2 "
+     "\\* --enc-hidden \\+ --emb-size.*--style luong"),
+    (["--tie-embeddings", "--emb-size", "3", "--style", "luong"],
+     "--emb-size: expected --dec-hidden \\(2\\), .*--style luong, for --tie-embeddings, got 3"),
+    (["--input-feed", "--style", "bahdanau"], "--input-feed: .*no effect"),
+    (["--attention", "none", "--attn-size", "5"], "--attn-size 5: .*--attention none .*no effect"),
+    (["--attention", "dot", "--dec-hidden", "4", "--attn-size", "5"],
+     "--attn-size 5: .*--attention dot .*no effect"),
+    (["--attention", "dot", "--dec-hidden", "3"], "--dec-hidden: expected 2 \\* --enc-hidden = 4"),
+])
+def test_model_options_are_named_by_their_flags(tmp_path, capsys, flags, words):
+    prefix = write_data(tmp_path / "t")
+    fails(capsys, ["translate", "train", "--data", prefix, "--out", tmp_path / "o"] + TINY + flags,
+          words)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("flags", [["--nbest", "2", "--beam", "2"], ["--beam", "2"],
+                                   ["--alpha", "1", "--beam", "2"], ["--max-len-b", "5"]])
+def test_score_with_search_options_is_refused(ck, capsys, flags):
+    fails(capsys, ["translate", "translate", ck["att"], "--input", ck["two"], "--score", ck["two"]]
+          + flags, "--score: scores the given translations without a search, so --")
+    assert main(["translate", "translate", ck["att"], "--input", ck["two"], "--score",
+                 ck["two"]]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2

@@ -4,10 +4,12 @@ Every ``train`` option is a field of ``music.train.MusicOptions``, settable in a
 TOML file too (``--config run.toml``); precedence: defaults < TOML < command
 line. ``--resume OUT/last.npz`` continues a run exactly.
 """
+import argparse
 import os
 
-from rnnlab.music import data, report, train
+from rnnlab.music import data, generate, report, train
 from rnnlab.training import trainer
+from rnnlab.training.options import add_arguments, from_args
 
 
 def register(subparsers):
@@ -35,24 +37,14 @@ def register(subparsers):
                        description="Sample pieces from a checkpoint. Writes OUT/sample_K.mid, "
                        ".png and .wav (built-in synthesiser), the real primer piece, the "
                        "training curves and OUT/report.html.")
-    s.add_argument("checkpoint", help="checkpoint file (.npz)")
-    s.add_argument("--out", help="output folder (default: CHECKPOINT's folder/samples)")
-    s.add_argument("-n", "--num", type=int, default=2, help="pieces to sample (default 2)")
-    s.add_argument("--length", type=int, default=64, help="time steps per piece (default 64)")
-    s.add_argument("--temperature", type=float, default=1.0,
-                   help="divide the logits by this (< 1: safer, > 1: wilder; default 1)")
-    s.add_argument("--primer", default="test",
-                   help="test (the first steps of test piece K for sample K), a MIDI file, "
-                   "or none (default: test)")
-    s.add_argument("--primer-steps", type=int, default=8,
-                   help="time steps of the primer to keep (default 8)")
-    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_arguments(s, generate.SampleOptions, title="sampling options")
     s.set_defaults(func=run_sample)
 
 
 def run_train(args):
-    del args.music_command                                   # not an option
-    cfg, ck = trainer.config_from_args(train.MusicOptions, args, train.KIND)
+    # music_command is not an option; args keep it (main's out-of-memory line names it)
+    given = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "music_command"})
+    cfg, ck = trainer.config_from_args(train.MusicOptions, given, train.KIND)
     sets = train.load_sets(cfg)
     print(f"{cfg.data}: {len(sets['train'])}/{len(sets['valid'])}/{len(sets['test'])} pieces, "
           f"{sum(len(r) for r in sets['train']):,} training frames; {cfg.mode} "
@@ -75,12 +67,9 @@ def run_eval(args):
 
 
 def run_sample(args):
-    for name in ("num", "length", "primer_steps"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')}: expected an integer >= 1, got "
-                             f"{getattr(args, name)}")
-    out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "samples")
-    page = report.sample_run(args.checkpoint, out, args.num, args.length, args.temperature,
-                             args.primer, args.primer_steps, args.seed)
-    print(f"wrote {args.num} sample(s) (MIDI, PNG, WAV) and {page}")
+    opts = from_args(generate.SampleOptions, args, drop=("func", "command", "music_command"))
+    out = opts.out or os.path.join(os.path.dirname(os.path.abspath(opts.checkpoint)), "samples")
+    page = report.sample_run(opts.checkpoint, out, opts.num, opts.length, opts.temperature,
+                             opts.primer, opts.primer_steps, opts.seed)
+    print(f"wrote {opts.num} sample(s) (MIDI, PNG, WAV) and {page}")
     return 0

@@ -16,10 +16,14 @@ Sources (``load(source)``):
 - a ``.json`` file of that form: ``{"train": [[[pitch, ...], ...], ...], ...}``.
 - a folder of MIDI files (``.mid``/``.midi``, searched recursively): each file
   one piece, split 80/10/10 in a fixed order (sorted names, seeded shuffle).
+
+Every split must hold at least one piece (``check_sets``): training needs
+pieces, and the scores are averages over the frames of valid and test.
 """
 import gzip
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -121,7 +125,18 @@ def parse_sets(d, where):
             raise ValueError(f"{where}: {split} must be a list of pieces, got {_what(pieces)}")
         out[split] = [roll_from_steps(p, f"{where}: {split} piece {i}")
                       for i, p in enumerate(pieces)]
-    return out
+    return check_sets(out, where)
+
+
+def check_sets(sets, where):
+    """``sets``, or a ValueError naming ``where`` and the first empty split: an
+    empty train split trains nothing (and its note frequencies are 0/0), an empty
+    valid or test split has no frames to average a score over."""
+    for split in SPLITS:
+        if not sets[split]:
+            raise ValueError(f"{where}: the {split} split is empty; expected at least one "
+                             f"piece in each of {', '.join(SPLITS)}")
+    return sets
 
 
 def load_json(path):
@@ -168,7 +183,12 @@ def load(source=None, steps_per_beat=2, seed=0):
     path = Path(source)
     if path.is_dir():
         from rnnlab.music import midi
-        return split_pieces(midi.read_folder(path, steps_per_beat), seed)
+        pieces = midi.read_folder(path, steps_per_beat)
+        if len(pieces) < 10:      # said where every command reads it, not in a docstring only
+            print(f"warning: {source}: {len(pieces)} MIDI file(s), fewer than 10, so valid "
+                  "and test reuse a training piece: their scores are training scores",
+                  file=sys.stderr)
+        return split_pieces(pieces, seed)
     if path.suffix in (".json", ".gz"):
         return load_json(path)
     if not path.exists():
@@ -181,7 +201,8 @@ def load(source=None, steps_per_beat=2, seed=0):
 def split_pieces(pieces, seed=0):
     """80/10/10 train/valid/test in a seeded order. With fewer than 10 pieces
     valid or test would be empty; they then reuse the first training piece, so
-    a tiny folder still trains (its scores are then training scores)."""
+    a tiny folder still trains (its scores are then training scores; ``load``
+    prints a warning saying so)."""
     order = np.random.default_rng(seed).permutation(len(pieces))
     n = len(pieces)
     n_test = n // 10

@@ -7,6 +7,9 @@ probability), then fed back as the next input. A primer (a (P, 88) roll, e.g.
 the first bars of a test piece) is fed through first, unchanged, and the
 sample continues it.
 """
+from dataclasses import dataclass
+from typing import Optional
+
 import numpy as np
 
 from rnnlab import nn
@@ -14,6 +17,34 @@ from rnnlab.engine import layers
 from rnnlab.music import model
 from rnnlab.music.data import KEYS
 from rnnlab.music.nade import nade_sample
+from rnnlab.training.options import check, option
+
+# What one call may ask for, bounded as ``rnnlab generate`` bounds its own (1,000
+# samples, 10,000 tokens): the longest piece of the four data sets has 4,273 steps
+# (MuseData), so 10,000 steps hold any whole piece with room to spare; each sample
+# writes three PNGs, two WAVs and two MIDI files and puts two players on the page
+# (about a second at the default length), so 100 samples are already a long page.
+MAX_SAMPLES, MAX_LEN = 100, 10_000
+
+
+@dataclass
+class SampleOptions:
+    """``rnnlab music sample``'s options; ``sample`` and ``report.sample_run`` apply
+    the same checks to their arguments."""
+    checkpoint: str = option("", "checkpoint file (.npz)", positional="required")
+    out: Optional[str] = option(None, "output folder (not given: CHECKPOINT's "
+                                "folder/samples)")
+    num: int = option(2, "pieces to sample", lo=1, hi=MAX_SAMPLES, short="-n")
+    length: int = option(64, "time steps per piece", lo=1, hi=MAX_LEN)
+    temperature: float = option(1.0, "divide the logits by this (< 1: safer, > 1: wilder)",
+                                lo=0, lo_open=True)
+    primer: str = option("test", "test (the first steps of test piece K for sample K), a "
+                         "MIDI file, or none")
+    primer_steps: int = option(8, "time steps of the primer to keep", lo=1, hi=MAX_LEN)
+    seed: int = option(0, "random seed", lo=0)
+
+    def __post_init__(self):
+        check(self)
 
 
 def _draw(mcfg, params, h, rng, temperature):
@@ -28,11 +59,9 @@ def _draw(mcfg, params, h, rng, temperature):
 def sample(mcfg, params, steps, primer=None, temperature=1.0, seed=0, num=1):
     """``num`` pieces of ``steps`` frames each, (num, steps, 88) bool; the first
     P frames are the primer (P, 88) when one is given."""
-    if temperature <= 0:
-        raise ValueError(f"--temperature: expected a number > 0, got {temperature}")
+    SampleOptions(length=steps, temperature=temperature, seed=seed, num=num)   # the checks
     primer = np.zeros((0, KEYS), bool) if primer is None else np.asarray(primer, bool)
-    if len(primer) > steps:
-        raise ValueError(f"--length {steps} is shorter than the primer ({len(primer)} steps)")
+    check_primer(len(primer), steps)
     rng = np.random.default_rng(seed)
     dtype = params["out.weight"].dtype
     rnn, state = model.rnn_params(params), None
@@ -46,3 +75,10 @@ def sample(mcfg, params, steps, primer=None, temperature=1.0, seed=0, num=1):
         out[:, t] = frame
         prev = frame[None].astype(dtype)
     return out
+
+
+def check_primer(primer_steps, length):
+    """The primer must fit in the piece: a ValueError naming --length otherwise."""
+    if primer_steps > length:
+        raise ValueError(f"--length: expected at least the primer's {primer_steps} steps "
+                         f"(or a smaller --primer-steps), got {length}")

@@ -36,6 +36,8 @@ def _mido():
 def _open(path):
     mido = _mido()
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder, expected a MIDI file")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such MIDI file")
     if path.stat().st_size == 0:

@@ -81,7 +81,10 @@ def init_params(cfg, rng=None, dtype=np.float32, frequencies=None):
 
 def note_frequencies(rolls):
     """Each note's frequency over all frames, with add-one smoothing (88,)."""
-    on = sum(r.sum(axis=0, dtype=np.int64) for r in rolls)
+    # start from 88 zeros: a bare sum() of no pieces is the int 0, which made a
+    # 0-d out.bias and a checkpoint that cannot be loaded (data.check_sets now
+    # refuses an empty train split; this keeps the shape right regardless)
+    on = sum((r.sum(axis=0, dtype=np.int64) for r in rolls), np.zeros(KEYS, np.int64))
     frames = sum(len(r) for r in rolls)
     return (on + 1.0) / (frames + 2.0)
 

@@ -6,21 +6,28 @@ each sample next to the sample itself, and audio players for all of them.
 """
 import os
 
+from rnnlab.io.atomic import check_writable
 from rnnlab.io.page import Page
 from rnnlab.music import generate, midi, plots, synth, train
 
 BPM = 100
 
 
-def _primer(spec, sets, k, steps, spb):
-    """(primer roll or None, the real piece it came from or None, its label)."""
+def _primers(spec, sets, num, steps, spb):
+    """For each sample k: (primer roll or None, the real piece it came from or
+    None, its label). A MIDI file is read once, here, before anything is written."""
     if spec == "none":
-        return None, None, "no primer"
+        return [(None, None, "no primer")] * num
     if spec == "test":
-        piece = sets["test"][k % len(sets["test"])]
-        return piece[:steps], piece, f"test piece {k % len(sets['test'])}"
+        tests = sets["test"]
+        return [(tests[k % len(tests)][:steps], tests[k % len(tests)],
+                 f"test piece {k % len(tests)}") for k in range(num)]
+    if os.path.isdir(spec):
+        raise ValueError(f"--primer {spec}: is a folder, expected a MIDI file")
+    if not os.path.exists(spec):
+        raise ValueError(f"--primer {spec}: no such file; expected test, none or a MIDI file")
     piece = midi.read_midi(spec, spb)
-    return piece[:steps], piece, os.path.basename(spec)
+    return [(piece[:steps], piece, os.path.basename(spec))] * num
 
 
 def _write_piece(roll, stem, spb, title):
@@ -35,12 +42,21 @@ def _step_label(spb):
 
 
 def sample_run(path, out, num, length, temperature, primer, primer_steps, seed):
-    """Write samples and OUT/report.html for checkpoint ``path``; returns the page path."""
+    """Write samples and OUT/report.html for checkpoint ``path``; returns the page path.
+
+    Every argument, the checkpoint, the data, the primer and ``out`` are checked
+    before the first file is written: bad input leaves nothing behind."""
+    generate.SampleOptions(checkpoint=path, out=out, num=num, length=length,
+                           temperature=temperature, primer=primer,
+                           primer_steps=primer_steps, seed=seed)           # the checks
     mcfg, params, meta = train.load_model(path)
     sets, source = train.data_of(meta)
     spb = int(meta["app"].get("steps_per_beat", 2))
-    os.makedirs(out, exist_ok=True)
+    primers = _primers(primer, sets, num, primer_steps, spb)
+    generate.check_primer(max(len(p) if p is not None else 0 for p, _, _ in primers), length)
+    check_writable("--out", out, folder=True)
     scores = {s: train.evaluate(mcfg, params, sets[s]) for s in ("valid", "test")}
+    os.makedirs(out, exist_ok=True)
     page = Page(f"rnnlab music: {mcfg.mode} H={mcfg.hidden_size}, {mcfg.output} output, "
                 f"{source}")
     page.text(f"checkpoint {path} (after epoch {len(meta.get('history') or [])}); samples of "
@@ -56,8 +72,7 @@ def sample_run(path, out, num, length, temperature, primer, primer_steps, seed):
         page.figure(plots.curves(history, os.path.join(out, "curves.png"), source, label),
                     "training curves (validation after every epoch)")
     page.heading("Real vs generated")
-    for k in range(num):
-        prime, real, label = _primer(primer, sets, k, primer_steps, spb)
+    for k, (prime, real, label) in enumerate(primers):
         roll = generate.sample(mcfg, params, length, prime, temperature, seed + k)[0]
         audio = [(_write_piece(roll, os.path.join(out, f"sample_{k}"), spb,
                                f"sample {k} (primer: {label})"), f"generated sample {k}")]

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnnlab import nn
+from rnnlab.engine import validate
 from rnnlab.io import checkpoint
 from rnnlab.music import data, model
 from rnnlab.training import trainer
@@ -124,6 +125,8 @@ def _length_batches(rolls, size, max_frames=4096):
 
 def evaluate(mcfg, params, rolls, batch=64, accuracy=True):
     """{"nll", "acc", "frames"} over ``rolls`` (see the module docstring)."""
+    if not rolls:                   # data.check_sets refuses empty splits; not a 0/0 here
+        raise ValueError("evaluate: expected at least one piece, got none")
     dtype = params["out.weight"].dtype
     total, frames, tp, fp, fn = 0.0, 0, 0, 0, 0
     for group in _length_batches(rolls, batch):
@@ -235,7 +238,7 @@ def load_sets(cfg):
 
 def fit(cfg, sets=None, resume=None, log=print):
     """Train (or resume) a model; returns (model config, final trainer State)."""
-    sets = sets if sets is not None else load_sets(cfg)
+    sets = data.check_sets(sets, "sets") if sets is not None else load_sets(cfg)
     mcfg = cfg.model_config()
     params = None
     if resume is None and cfg.init_from:
@@ -247,6 +250,15 @@ def fit(cfg, sets=None, resume=None, log=print):
     elif resume is None:
         freqs = model.note_frequencies(sets["train"]) if cfg.freq_init else None
         params = model.init_params(mcfg, cfg.seed, np.dtype(cfg.dtype), freqs)
+    # training never changes a shape, so no checkpoint can be written with wrong ones
+    # once they are checked here (an empty train split once made out.bias 0-d)
+    if resume is None:
+        validate.check_params(model.param_shapes(mcfg), params, what="initial weights")
+    else:
+        try:
+            validate.check_params(model.param_shapes(mcfg), resume["params"], what="weights")
+        except ValueError as e:
+            raise checkpoint.CheckpointError(f"{resume['path']}: {e}") from None
     task = MusicTask(cfg, mcfg, sets)
     st = trainer.fit(cfg, task, params, kind=KIND, app_meta=app_meta(cfg, mcfg),
                      resume=resume, log=log, unit="frame")

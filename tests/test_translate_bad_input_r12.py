@@ -232,3 +232,33 @@ def test_score_with_search_options_is_refused(ck, capsys, flags):
     assert main(["translate", "translate", ck["att"], "--input", ck["two"], "--score",
                  ck["two"]]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+def test_paths_measures_on_the_runs_own_held_out_split(tmp_path, monkeypatch):
+    """``translate paths`` reads the held-out pairs with the checkpoints' own seed
+    (it used seed 0: a run of another seed was measured on its training pairs),
+    and refuses two runs whose seeded splits differ."""
+    from rnnlab.translate import data, gradpaths, train
+    seen = []
+    real = data.load_pair
+    monkeypatch.setattr(data, "load_pair", lambda *a, **k: seen.append(k) or real(*a, **k))
+    args = {"seed": 3, "short": True}
+    monkeypatch.setattr(train, "split_args", lambda path: dict(args))
+    monkeypatch.setattr(gradpaths, "collect", lambda path, pairs: (_ for _ in ()).throw(
+        RuntimeError("stop after the split")))
+    meta = {"data": "dates", "src_lang": "src", "tgt_lang": "tgt"}
+
+    class M:
+        attends, attention = True, "additive"
+
+    class N:
+        attends, attention = False, "none"
+    monkeypatch.setattr(train, "load_model",
+                        lambda p: (M if p == "a" else N, None, None, dict(meta)))
+    with pytest.raises(RuntimeError, match="stop after the split"):
+        gradpaths.run("a", "b", 2, str(tmp_path / "out"))
+    assert seen and seen[-1] == {"seed": 3, "short": True}
+    monkeypatch.setattr(train, "split_args",
+                        lambda path: {"seed": 3 if path == "a" else 4, "short": True})
+    with pytest.raises(ValueError, match="expected the held-out split of a"):
+        gradpaths.run("a", "b", 2, str(tmp_path / "out"))

@@ -92,7 +92,7 @@ def cmd_eval(args):
     mcfg, params, vocabs, meta = _load(args)
     decode.check_beam(opts.beam, mcfg.tgt_vocab)
     splits = data.load_pair(meta["data"], meta["src_lang"], meta["tgt_lang"],
-                            **_split_args(args.checkpoint))
+                            **train.split_args(args.checkpoint))
     pairs = splits.get(args.split)
     if not pairs:                      # user data: the .test. files are optional
         raise ValueError(f"--split {args.split}: {meta['data']} has no {args.split} pairs; "
@@ -112,13 +112,6 @@ def cmd_eval(args):
     print(f"sacreBLEU {s:.2f}  {sig}")
     print(f"exact match {np.mean([h == r for h, r in zip(hyps, refs)]):.4f}")
     return 0
-
-
-def _split_args(path):
-    """The seed and filter the checkpoint's run used (tatoeba's split depends on them)."""
-    from rnnlab.io import checkpoint
-    tc = checkpoint.load(path, kind=train.KIND)["meta"].get("train_config", {})
-    return {"seed": tc.get("seed", 0), "short": tc.get("short", True)}
 
 
 def _read_input(path):

@@ -160,6 +160,12 @@ def split_seeded(pairs, seed=0, valid=0.05, test=0.05):
             "train": pick(order[nv + nt:])}
 
 
+def split_depends_on_seed(source):
+    """Whether ``load_pair``'s splits of this source change with the seed (the
+    generated dates and tatoeba's seeded split do; Multi30k's and files' do not)."""
+    return source in ("dates", "tatoeba")
+
+
 def load_pair(source, src_lang, tgt_lang, seed=0, short=True, root=None):
     """{"train", "valid", "test"}: lists of (source tokens, target tokens)."""
     root = Path(root) if root else DATA_ROOT

@@ -142,7 +142,14 @@ def _check_models(with_path, without_path):
     if task(meta0) != task(meta):
         raise ValueError(f"{without_path}: expected a model of the same data as {with_path} "
                          f"({task(meta)}), found {task(meta0)}")
-    return meta
+    split, split0 = train.split_args(with_path), train.split_args(without_path)
+    if split0 != split and data.split_depends_on_seed(meta["data"]):
+        # a pair held out from one run may be a training pair of the other
+        raise ValueError(f"{without_path}: expected the held-out split of {with_path} "
+                         f"(seed {split['seed']}, short {split['short']}), found seed "
+                         f"{split0['seed']}, short {split0['short']}: {meta['data']}'s split "
+                         "depends on them")
+    return meta, split
 
 
 def run(with_path, without_path, n, out):
@@ -150,8 +157,10 @@ def run(with_path, without_path, n, out):
     from rnnlab.translate import report
     PathsOptions(with_path, without_path, n, out)
     atomic.check_writable("--out", out, folder=True)   # before the measurement
-    meta = _check_models(with_path, without_path)
-    splits = data.load_pair(meta["data"], meta["src_lang"], meta["tgt_lang"])
+    meta, split = _check_models(with_path, without_path)
+    # the runs' own held-out pairs (tatoeba's split depends on the seed and filter:
+    # with seed 0 here, a run of another seed was measured on its training pairs)
+    splits = data.load_pair(meta["data"], meta["src_lang"], meta["tgt_lang"], **split)
     pairs = (splits.get("test") or splits["valid"])[:n]         # user data: test is optional
     a, z = collect(with_path, pairs), collect(without_path, pairs)
     top = int(max(a[:, 0].max(), z[:, 0].max())) + 1

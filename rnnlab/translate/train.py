@@ -254,6 +254,14 @@ def check_pair(meta, src_lang, tgt_lang, path):
                          f", not {src_lang}->{tgt_lang}")
 
 
+def split_args(path):
+    """The seed and filter the checkpoint's run used (tatoeba's split depends on them):
+    what ``data.load_pair`` needs to give back that run's own held-out pairs."""
+    from rnnlab.io import checkpoint
+    tc = checkpoint.load(path, kind=KIND)["meta"].get("train_config", {})
+    return {"seed": tc.get("seed", 0), "short": tc.get("short", True)}
+
+
 def load_model(path):
     """(Seq2SeqConfig, params, (src vocab, tgt vocab), app meta) of a checkpoint."""
     from rnnlab.io import checkpoint

@@ -83,6 +83,7 @@ def test_gradflow_checks_outputs_first_and_leaves_no_temporary_folder(capsys, tm
     (["tasks", *TASK, "adding", "--ray"], "--ray: only for 'rnnlab tasks sweep'"),
     (["tasks", *TASK, "sweep", "--out", "elsewhere"], "--out: only with --ray"),
     (["tasks", *TASK, "sweep", "--lengths", "4,1000000000"], "--length"),
+    (["tasks", *TASK, "sweep", "--table", "t.txt"], "--table t.txt: expected a .csv or .md"),
 ])
 def test_tasks_refuses_what_it_would_ignore(capsys, argv, message):
     assert message in _err(capsys, argv)

@@ -229,6 +229,9 @@ def run_tasks(args):
         for k, v in SWEEP_DEFAULTS.items():
             if getattr(args, k) is None:
                 setattr(args, k, v)
+        if os.path.splitext(args.table)[1].lower() not in (".csv", ".md"):
+            raise ValueError(f"--table {args.table}: expected a .csv or .md file (the format "
+                             "follows the name)")
         _check_paths(args)
         with _outputs(args) as out:
             return _run_sweep(args, out)

@@ -207,3 +207,17 @@ def test_ensemble_is_capped(tmp_path, capsys):
     assert error(capsys, ["forecast", "train", "--ensemble", "101", "--input-len", "1000",
                           "--out", str(tmp_path / "r")]) == \
         "--ensemble: expected an integer >= 1 and <= 100, got 101"
+
+
+def test_plot_refuses_a_backtest_json_with_values_that_are_not_finite(tmp_path, capsys):
+    from rnnlab.cli.command import main
+    out = tmp_path / "bt"
+    assert main(["forecast", "backtest", "airline", "--models", "naive,snaive", "--origins", "2",
+                 "--out", str(out)]) == 0
+    d = json.loads((out / "backtest.json").read_text())
+    d["raw"]["values"][3] = float("nan")
+    (out / "backtest.json").write_text(json.dumps(d))
+    capsys.readouterr()
+    assert main(["forecast", "plot", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "not a backtest.json written by rnnlab forecast backtest" in err and "not finite" in err

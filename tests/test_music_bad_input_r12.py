@@ -167,3 +167,12 @@ def test_train_leaves_the_subcommand_in_args(tmp_path, monkeypatch):
     with pytest.raises(MemoryError):
         music_cli.run_train(args)
     assert isinstance(args, argparse.Namespace) and args.music_command == "train"
+
+
+def test_sample_bounds_pieces_times_steps():
+    """-n and --length are each bounded, and so is their product: 100 pieces of
+    10,000 steps would write about 45 GB of page, MIDI and audio."""
+    from rnnlab.music import generate
+    generate.SampleOptions(checkpoint="x.npz", num=2, length=10_000)
+    with pytest.raises(ValueError, match=r"-n 100 x --length 10000: expected at most 20,000"):
+        generate.SampleOptions(checkpoint="x.npz", num=100, length=10_000)

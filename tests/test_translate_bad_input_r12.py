@@ -262,3 +262,10 @@ def test_paths_measures_on_the_runs_own_held_out_split(tmp_path, monkeypatch):
                         lambda path: {"seed": 3 if path == "a" else 4, "short": True})
     with pytest.raises(ValueError, match="expected the held-out split of a"):
         gradpaths.run("a", "b", 2, str(tmp_path / "out"))
+
+
+def test_length_caps_are_checked_for_the_python_api_too():
+    assert decode.max_lengths([3], 1.5, 10).tolist() == [14]
+    for a, b in ((float("nan"), 10), (1.5, -1), (float("inf"), 0)):
+        with pytest.raises(ValueError, match="max_len_a, max_len_b: expected finite numbers"):
+            decode.max_lengths([3], a, b)

@@ -272,6 +272,9 @@ def load_backtest(folder):
         raw = d["raw"]
         s = data.Series(d["series"], np.array(raw["time"], dtype="datetime64"),
                         np.array(raw["values"], dtype=np.float64), raw["period"])
+        if not np.isfinite(s.values).all() or not all(
+                np.isfinite(np.asarray(q, dtype=np.float64)).all() for q in raw["q"].values()):
+            raise ValueError("values or forecasts that are not finite")
         fs = {n: (lambda q: (lambda h, horizon, it=iter(q): np.array(next(it))))(raw["q"][n])
               for n in d["models"]}
         at = [int(o) for o in raw["origin_index"]]

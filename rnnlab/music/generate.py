@@ -25,6 +25,7 @@ from rnnlab.training.options import check, option
 # writes three PNGs, two WAVs and two MIDI files and puts two players on the page
 # (about a second at the default length), so 100 samples are already a long page.
 MAX_SAMPLES, MAX_LEN = 100, 10_000
+MAX_TOTAL_STEPS = 20_000      # pieces x steps of one sample run, all told
 
 
 @dataclass
@@ -45,6 +46,13 @@ class SampleOptions:
 
     def __post_init__(self):
         check(self)
+        # each bound alone allows 100 pieces of 10,000 steps: about 45 GB of page,
+        # MIDI and audio (one piece of 10,000 steps wrote about 450 MB)
+        if self.num * self.length > MAX_TOTAL_STEPS:
+            raise ValueError(f"-n {self.num} x --length {self.length}: expected at most "
+                             f"{MAX_TOTAL_STEPS:,} steps in all (each step is written as "
+                             "MIDI, a piano roll and audio), got "
+                             f"{self.num * self.length:,}")
 
 
 def _draw(mcfg, params, h, rng, temperature):

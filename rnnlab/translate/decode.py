@@ -23,6 +23,7 @@ most the target vocabulary and 1,000 (``max_beam``, as ``rnnlab generate``), and
 beam search runs as many sentences at a time as keep ``MAX_BEAM_CELLS`` scores
 per step, so memory does not grow with the batch size times the beam.
 """
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -91,6 +92,11 @@ class Hypothesis(NamedTuple):
 
 
 def max_lengths(src_len, a=1.5, b=10):
+    """Output length caps a*|src| + b, at least 1. a and b are checked here as well,
+    for callers of the Python API (the command line checks them in DecodeOptions):
+    NaN made empty translations and a cast warning."""
+    if not (math.isfinite(a) and math.isfinite(b) and a >= 0 and b >= 0):
+        raise ValueError(f"max_len_a, max_len_b: expected finite numbers >= 0, got {a}, {b}")
     return np.maximum(1, np.floor(a * np.asarray(src_len) + b)).astype(np.int64)
 
 

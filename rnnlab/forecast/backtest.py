@@ -18,6 +18,9 @@ from rnnlab.io.progress import progress
 
 def origins(n, horizon, step, count):
     """Indices of the last observed point, oldest first."""
+    for flag, v in (("--origins", count), ("--step", step)):     # 0 crashed, -1 misfired
+        if v < 1:
+            raise ValueError(f"{flag}: expected an integer >= 1, got {v}")
     last = n - 1 - horizon
     out = [last - step * k for k in reversed(range(count))]
     if out[0] < 1:

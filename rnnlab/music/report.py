@@ -22,11 +22,12 @@ def _primers(spec, sets, num, steps, spb):
         tests = sets["test"]
         return [(tests[k % len(tests)][:steps], tests[k % len(tests)],
                  f"test piece {k % len(tests)}") for k in range(num)]
-    if os.path.isdir(spec):
-        raise ValueError(f"--primer {spec}: is a folder, expected a MIDI file")
     if not os.path.exists(spec):
         raise ValueError(f"--primer {spec}: no such file; expected test, none or a MIDI file")
-    piece = midi.read_midi(spec, spb)
+    try:                  # midi's own errors (a folder, an empty or corrupt file), named
+        piece = midi.read_midi(spec, spb)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"--primer {e}") from None
     return [(piece[:steps], piece, os.path.basename(spec))] * num
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from rnnlab.caption import data, evaluate, scenes, train
 from rnnlab.io.atomic import check_writable
+from rnnlab.training.options import int_in_range
 from rnnlab.training import trainer
 
 
@@ -69,12 +70,6 @@ def _checkpoint_args(p, n=500):
 MAX_IMAGES, MAX_GALLERY, MAX_BEAM = 100_000, 1_000, 100
 
 
-def _in_range(v, flag, lo, hi=None):
-    if v < lo or (hi is not None and v > hi):
-        rng = f">= {lo}" if hi is None else f"from {lo} to {hi:,}"
-        raise ValueError(f"{flag}: expected an integer {rng}, got {v}")
-
-
 def run_train(args):
     args = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "action"})
     cfg, ck = trainer.config_from_args(train.CaptionOptions, args, train.KIND)
@@ -87,9 +82,9 @@ def run_train(args):
 
 
 def _load_split(args, max_images=MAX_IMAGES):
-    _in_range(args.images, "--images", 1, max_images)
-    _in_range(args.beam, "--beam", 0, MAX_BEAM)
-    _in_range(args.seed, "--seed", 0)
+    int_in_range("--images", args.images, 1, max_images)
+    int_in_range("--beam", args.beam, 0, MAX_BEAM)
+    int_in_range("--seed", args.seed, 0)
     mcfg, params, vocab, meta = train.load(args.checkpoint)
     source = args.source or (meta.get("app") or {}).get("source", "scenes")
     split = data.make_split(source, args.images, args.split, args.seed)
@@ -135,7 +130,7 @@ def read_png(path):
 
 
 def run_describe(args):
-    _in_range(args.beam, "--beam", 0, MAX_BEAM)
+    int_in_range("--beam", args.beam, 0, MAX_BEAM)
     mcfg, params, vocab, _ = train.load(args.checkpoint)
     for path in args.image:
         x = data.as_input(read_png(path), where=path).astype(params["out.weight"].dtype)

@@ -26,6 +26,7 @@ import numpy as np
 from rnnlab.engine import layers
 from rnnlab.io import atomic
 from rnnlab.lab import experiment, gradflow, tasks
+from rnnlab.training.options import int_in_range
 
 CELLS = (("rnn", "RNN (tanh)"), ("lstm", "LSTM"), ("gru", "GRU"))
 BASELINE_MSE = 1.0 / 6.0          # Var(u1 + u2) for u ~ U(0, 1): always predicting 1
@@ -214,9 +215,7 @@ def _run(args):
     for flag, v, lo, hi in (("--steps", cfg.steps, 1, experiment.MAX_STEPS),
                             ("--length", cfg.length, 2, experiment.MAX_LENGTH),
                             ("--lm-steps", cfg.lm_steps, 0, experiment.MAX_STEPS)):
-        if not lo <= v <= hi:
-            raise ValueError(f"{flag}: expected an integer from {lo} to {hi:,}"
-                             f"{' (0: skip it)' if lo == 0 else ''}, got {v}")
+        int_in_range(flag, v, lo, hi, " (0: skip it)" if lo == 0 else "")
     if cfg.seed < 0:
         raise ValueError(f"--seed: expected an integer >= 0, got {cfg.seed}")
     if cfg.report or cfg.lm_steps:                 # before minutes of training, not after

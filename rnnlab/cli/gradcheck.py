@@ -6,6 +6,7 @@ import math
 
 from rnnlab.engine.cells import CELLS
 from rnnlab.lab.gradcheck import check_layer, variable_lengths, variants
+from rnnlab.training.options import int_in_range
 
 HELP = "check every BPTT gradient against central finite differences (float64)"
 
@@ -100,9 +101,7 @@ def _check(args):
                             ("--input-size", args.input_size, 1, MAX_SIZE),
                             ("--hidden-size", args.hidden_size, 1, MAX_SIZE),
                             ("--seed", args.seed, 0, None)):
-        if v < lo or (hi is not None and v > hi):
-            rng = f">= {lo}" if hi is None else f"from {lo} to {hi:,}"
-            raise ValueError(f"{flag}: expected an integer {rng}, got {v}")
+        int_in_range(flag, v, lo, hi)
     if args.bptt_truncate is not None and args.bptt_truncate < 0:
         raise ValueError(f"--bptt-truncate: expected an integer >= 0, got {args.bptt_truncate}")
     if not (math.isfinite(args.tol) and args.tol > 0):          # nan, <= 0: every tensor fails

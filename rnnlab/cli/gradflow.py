@@ -19,6 +19,7 @@ import numpy as np
 
 from rnnlab.io.atomic import atomic_write, check_writable
 from rnnlab.lab import experiment, gradflow, init, tasks
+from rnnlab.training.options import int_in_range
 
 SWEEP_OUT = "runs/tasks-sweep"
 LABELS = {"rnn": "RNN (tanh)", "lstm": "LSTM", "gru": "GRU", "irnn": "IRNN (relu, identity)"}
@@ -138,9 +139,7 @@ def run_gradflow(args):
         raise ValueError(f"--batch: expected an integer >= 1, got {args.batch}")
     if args.seed < 0:
         raise ValueError(f"--seed: expected an integer >= 0, got {args.seed}")
-    if args.length > experiment.MAX_LENGTH:
-        raise ValueError(f"--length: expected an integer from 2 to {experiment.MAX_LENGTH:,}, "
-                         f"got {args.length}")
+    int_in_range("--length", args.length, 2, experiment.MAX_LENGTH)
     _check_paths(args)
     with _outputs(args) as out:
         return _gradflow(args, out)

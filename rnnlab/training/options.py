@@ -36,6 +36,14 @@ def option(default, help, *, lo=None, hi=None, lo_open=False, hi_open=False, cho
     return field(default=default, metadata=meta)
 
 
+def int_in_range(flag, value, lo, hi=None, note=""):
+    """A plain argparse integer checked where no option dataclass declares it: a
+    ValueError naming ``flag`` when it lies outside lo..hi (hi None: no bound)."""
+    if value < lo or (hi is not None and value > hi):
+        rng = f">= {lo}" if hi is None else f"from {lo} to {hi:,}"
+        raise ValueError(f"{flag}: expected an integer {rng}{note}, got {value}")
+
+
 def redefault(cls, name, default):
     """``cls``'s option ``name`` with another default (help, range and choices as
     declared there): for a subclass whose defaults differ."""

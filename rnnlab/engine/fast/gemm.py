@@ -247,6 +247,20 @@ def _tiles(lanes, sets):
     return _tile, _tile_t
 
 
+@intrinsic
+def prefetch(typingctx, address):
+    """Hint the cache line at a raw address (an integer) in, for reading: the
+    time loops' strided blocks of the step to come (``loops._prefetch_block``)."""
+    def codegen(context, builder, sig, args):
+        i8p, i32 = llir.IntType(8).as_pointer(), llir.IntType(32)
+        hint = builder.module.globals.get("llvm.prefetch.p0") or llir.Function(
+            builder.module, llir.FunctionType(llir.VoidType(), [i8p, i32, i32, i32]),
+            "llvm.prefetch.p0")
+        builder.call(hint, [builder.inttoptr(args[0], i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+    return nbtypes.void(address), codegen
+
+
 _tile, _tile_t = _tiles("full", 1)
 _half_tile, _half_tile_t = _tiles("half", 1)                     # a last odd panel or block
 _half_tile2, _half_tile2_t = _tiles("half", 2)

@@ -9,7 +9,7 @@ import numba
 import numpy as np
 from numba.extending import overload
 
-from rnnlab.engine.fast.gemm import ROWS, columns, product, product_t
+from rnnlab.engine.fast.gemm import ROWS, columns, prefetch, product, product_t
 
 
 # error_model="numpy": float division without Python's ZeroDivisionError check,
@@ -85,6 +85,22 @@ def _gather(src, c0, b, dst):
         s, d = src[r, c0:c0 + b], dst[r, :b]
         for k in range(b):
             d[k] = s[k]
+
+
+@_jit
+def _prefetch_block(src, c0, b):
+    """Hint src[:, c0:c0+b], the block a later ``_gather`` reads, into cache: one
+    line or two per row, each row a page or more from the last, which the
+    hardware's prefetchers do not follow."""
+    if b == 0:
+        return
+    size = src.itemsize
+    start, last = src.ctypes.data + size * c0, size * (b - 1)
+    for r in range(src.shape[0]):
+        a = start + r * src.strides[0]
+        prefetch(a)
+        if a % 64 + last >= 64:
+            prefetch(a + last)
 
 
 @_jit
@@ -454,6 +470,8 @@ def rnn_bwd(wp, dout, hist, dg, dh_mat, dhn, bs, off, B, kind, one, k0, kB):
         _gather_dout(dout, c0, b, _block(d_buf, H, w))
         _gather(hist, c0 + B, b, _block(h_buf, H, w))             # h_t = f(a_t)
         _gather(dh_mat, k0, b, _block(dh_buf, H, w))              # dL/dh_t from step t+1
+        if s > 0:
+            _prefetch_block(hist, c0, _rows(bs[s - 1], k0, kB))   # step s-1's h_t, read next
         dh = dh_buf[:n]
         _add(dh, d_buf[:n])
         rnn_act_back(g_buf[:n], dh, h_buf[:n], kind, one)
@@ -489,6 +507,10 @@ def lstm_bwd(wp, dout, acts, chist, dg, dh_mat, dc, dhn, dcn, dx, bs, off, B, on
         _gather_dout(dout, c0, b, _block(d_buf, H, w))
         _gather(dh_mat, k0, b, _block(dh_buf, H, w))              # from step t+1
         _gather(dc, k0, b, _block(dc_buf, H, w))
+        if s > 0:                                                 # step s-1's, read next
+            bp = _rows(bs[s - 1], k0, kB)
+            _prefetch_block(acts, c0 - B, bp)
+            _prefetch_block(chist, c0 - B, bp)
         lstm_gates_back(a_buf, t_buf, c_buf, d_buf, dh_buf, dc_buf, g_buf, n, one)
         _scatter(_block(dc_buf, H, w), dc, k0, b)
         _scatter(_block(g_buf, G, w), dg, off[s] + k0, b)
@@ -516,6 +538,10 @@ def gru_bwd(wp, dout, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, off, B, one
         _gather_dout(dout, c0, b, _block(d_buf, H, w))
         _gather(dh_mat, k0, b, _block(dh_buf, H, w))              # W_hh^T dGh from step t+1
         _gather(dh_dir, k0, b, _block(dd_buf, H, w))              # dh * z from step t+1
+        if s > 0:                                                 # step s-1's, read next
+            bp = _rows(bs[s - 1], k0, kB)
+            _prefetch_block(acts, c0 - B, bp)
+            _prefetch_block(hist, c0 - B, bp)
         gru_gates_back(a_buf, h_buf, d_buf, dh_buf, dd_buf, x_buf, g_buf, n, one)
         _scatter(_block(dd_buf, H, w), dh_dir, k0, b)
         _scatter(_block(x_buf, G, w), dgx, off[s] + k0, b)

@@ -459,3 +459,33 @@ def test_half_tiles_give_the_full_tiles_bits(dtype):
                 gemm.product_t(panels, x, x.shape[1], ref, full, k0, K)
                 assert np.array_equal(got.reshape(Kp - k0, -1)[:K - k0, :n],
                                       ref.reshape(Kp - k0, -1)[:K - k0, :n])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_pair_tiles_give_the_single_tiles_bits(dtype):
+    """With the AVX-512 tile height, two vectors of columns run on one tile
+    (``gemm._pair_tiles``): each column sums in the one-vector tile's order, so a
+    step of 2V or 3V columns gives, bit for bit, what V columns at a time give
+    (two threads' row slices of 16 and one thread's 32 rows must agree)."""
+    from rnnlab.engine.fast import gemm
+    if not gemm.PAIRS:
+        pytest.skip("the pair tiles run only with the AVX-512 tile height")
+    R, V = gemm.ROWS, gemm.lanes(dtype)
+    rng = np.random.default_rng(11)
+    for M, K in ((5 * R, 3 * R + 1), (6 * R, 4 * R)):
+        w = rng.standard_normal((M, K)).astype(dtype)
+        panels = gemm.pack(w)
+        x = rng.standard_normal((max(M, K) + R, 4 * V)).astype(dtype)
+        for n in (2 * V, 3 * V):
+            got = np.zeros(M * n, dtype)
+            gemm.product(panels, x, 0, x.shape[1], got, n)
+            Kp = -(-K // R) * R
+            got_t = np.zeros(Kp * n, dtype)
+            gemm.product_t(panels, x, x.shape[1], got_t, n, 0, K)
+            for j in range(0, n, V):                               # one vector at a time
+                one = np.zeros(M * V, dtype)
+                gemm.product(panels, x, j, x.shape[1], one, V)
+                assert np.array_equal(got.reshape(M, n)[:, j:j + V], one.reshape(M, V))
+                one_t = np.zeros(Kp * V, dtype)
+                gemm.product_t(panels, np.ascontiguousarray(x[:, j:j + V + V]), 2 * V, one_t, V, 0, K)
+                assert np.array_equal(got_t.reshape(Kp, n)[:K, j:j + V], one_t.reshape(Kp, V)[:K])

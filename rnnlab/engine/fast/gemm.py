@@ -69,6 +69,9 @@ def _tile_rows():
 
 
 ROWS, _ROWS_ERROR = _tile_rows()
+# two-vector tiles (``_pair_tiles``) need 4R vector registers where AVX2 splits
+# each 64-byte vector in two: only with the AVX-512 choice of R
+PAIRS = ROWS >= 8
 
 
 def lanes(dtype):
@@ -138,12 +141,13 @@ def _pack(w, s, out, k0):
                     o[r] = s[m0 + r] * w[m0 + r, k] if m0 + r < M else 0
 
 
-def _tile_ir(context, builder, sig, args, n_arg, c_arg, step, lanes, nacc):
+def _tile_ir(context, builder, sig, args, n_arg, c_arg, step, lanes, nacc, vecs=1):
     """The IR the tiles share: ``nacc`` vector accumulators, zero at first, carried
     through a loop of args[n_arg] iterations whose body is ``step(ir, i, acc)
     -> new acc`` (i the iteration, an i64), then stored to C's rows (args[c_arg]
     C's address, the next its row stride). The vector type is the dtype's (the
-    last argument's) V lanes (``lanes`` "full") or V/2 ("half")."""
+    last argument's) V lanes (``lanes`` "full") or V/2 ("half"); with ``vecs``
+    vectors side by side, accumulator j is C's row j // vecs, vector j % vecs."""
     real = context.get_value_type(sig.args[-1])
     V = VECTOR_BYTES // (4 if real == llir.FloatType() else 8) // (1 if lanes == "full" else 2)
     vec, i32, i64 = llir.VectorType(real, V), llir.IntType(32), llir.IntType(64)
@@ -152,10 +156,12 @@ def _tile_ir(context, builder, sig, args, n_arg, c_arg, step, lanes, nacc):
         builder.module, llir.FunctionType(vec, [vec] * 3), name)
     undef, zeros = llir.Constant(vec, llir.Undefined), llir.Constant(llir.VectorType(i32, V), [0] * V)
 
-    def fma_scalar(ptr, at, xv, acc):                             # acc + ptr[at] * xv
+    def broadcast(ptr, at):                                       # ptr[at] in every lane
         s = builder.load(builder.gep(ptr, [at]))
-        b = builder.shuffle_vector(builder.insert_element(undef, s, i32(0)), undef, zeros)
-        return builder.call(fma, [b, xv, acc])
+        return builder.shuffle_vector(builder.insert_element(undef, s, i32(0)), undef, zeros)
+
+    def fma_scalar(ptr, at, xv, acc):                             # acc + ptr[at] * xv
+        return builder.call(fma, [broadcast(ptr, at), xv, acc])
     i8p = llir.IntType(8).as_pointer()
     hint = builder.module.globals.get("llvm.prefetch.p0") or llir.Function(
         builder.module, llir.FunctionType(llir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0")
@@ -163,7 +169,8 @@ def _tile_ir(context, builder, sig, args, n_arg, c_arg, step, lanes, nacc):
     def prefetch(ptr, at):                                        # ptr[at]'s line, for reading
         builder.call(hint, [builder.bitcast(builder.gep(ptr, [at]), i8p), i32(0), i32(3), i32(1)])
     IR = SimpleNamespace(
-        i64=i64, fma_scalar=fma_scalar, prefetch=prefetch,
+        i64=i64, fma_scalar=fma_scalar, prefetch=prefetch, broadcast=broadcast, V=V,
+        fma=lambda b, xv, acc: builder.call(fma, [b, xv, acc]),
         ptr=lambda i: builder.inttoptr(args[i], real.as_pointer()),   # args[i] as a pointer
         int=lambda i: context.cast(builder, args[i], sig.args[i], nbtypes.int64),
         load=lambda ptr, at: builder.load(builder.bitcast(builder.gep(ptr, [at]),  # a vector
@@ -185,9 +192,9 @@ def _tile_ir(context, builder, sig, args, n_arg, c_arg, step, lanes, nacc):
     builder.cbranch(builder.icmp_signed("<", i1, IR.int(n_arg)), loop, done)
     builder.position_at_end(done)
     c_, ldc_ = IR.ptr(c_arg), IR.int(c_arg + 1)
-    for r, v in enumerate(new):
-        builder.store(v, builder.bitcast(builder.gep(c_, [builder.mul(i64(r), ldc_)]),
-                                         vec.as_pointer()), align=4)
+    for j, v in enumerate(new):
+        at = builder.add(builder.mul(i64(j // vecs), ldc_), i64(j % vecs * V))
+        builder.store(v, builder.bitcast(builder.gep(c_, [at]), vec.as_pointer()), align=4)
     return context.get_dummy_value()
 
 
@@ -261,7 +268,56 @@ def prefetch(typingctx, address):
     return nbtypes.void(address), codegen
 
 
+def _pair_tiles():
+    """``_tile`` and ``_tile_t`` over two vectors of columns at once (2R
+    accumulators, 2V columns): each broadcast of P feeds two FMAs, and a step of
+    32 float32 columns reads W once instead of twice (one thread running a batch
+    of 32, or row slices of 32). Each column sums in the one-vector tile's order:
+    the same bits."""
+    @intrinsic
+    def _tile2(typingctx, p, x, ldx, c, ldc, k, zero):
+        def codegen(context, builder, sig, args):
+            def step(ir, k, acc):
+                p_, x_, ldx_ = ir.ptr(0), ir.ptr(1), ir.int(2)
+                xk = builder.mul(k, ldx_)
+                xv = [ir.load(x_, xk), ir.load(x_, builder.add(xk, ir.i64(ir.V)))]
+                row = builder.mul(k, ir.i64(ROWS))
+                ir.prefetch(p_, builder.add(row, ir.i64(AHEAD_K * ROWS)))
+                out = []
+                for r in range(ROWS):
+                    b = ir.broadcast(p_, builder.add(row, ir.i64(r)))
+                    out += [ir.fma(b, xv[v], acc[2 * r + v]) for v in range(2)]
+                return out
+            return _tile_ir(context, builder, sig, args, 5, 3, step, "full", 2 * ROWS, 2)
+        return nbtypes.void(p, x, ldx, c, ldc, k, zero), codegen
+
+    @intrinsic
+    def _tile2_t(typingctx, p, x, ldx, pstride, c, ldc, nq, zero):
+        def codegen(context, builder, sig, args):
+            def step(ir, q, acc):
+                p_, x_, ldx_ = ir.ptr(0), ir.ptr(1), ir.int(2)
+                pq = builder.mul(q, ir.int(3))
+                ahead = builder.add(pq, builder.mul(ir.i64(AHEAD_PANELS), ir.int(3)))
+                per_line = 64 // (4 if context.get_value_type(sig.args[-1]) == llir.FloatType() else 8)
+                for line in range(0, ROWS * ROWS, per_line):
+                    ir.prefetch(p_, builder.add(ahead, ir.i64(line)))
+                xq = builder.mul(builder.mul(q, ir.i64(ROWS)), ldx_)
+                for r in range(ROWS):
+                    xr = builder.add(xq, builder.mul(ir.i64(r), ldx_))
+                    xv = [ir.load(x_, xr), ir.load(x_, builder.add(xr, ir.i64(ir.V)))]
+                    new = []
+                    for j in range(ROWS):
+                        b = ir.broadcast(p_, builder.add(pq, ir.i64(j * ROWS + r)))
+                        new += [ir.fma(b, xv[v], acc[2 * j + v]) for v in range(2)]
+                    acc = new
+                return acc
+            return _tile_ir(context, builder, sig, args, 6, 4, step, "full", 2 * ROWS, 2)
+        return nbtypes.void(p, x, ldx, pstride, c, ldc, nq, zero), codegen
+    return _tile2, _tile2_t
+
+
 _tile, _tile_t = _tiles("full", 1)
+_tile2, _tile2_t = _pair_tiles()
 _half_tile, _half_tile_t = _tiles("half", 1)                     # a last odd panel or block
 _half_tile2, _half_tile2_t = _tiles("half", 2)
 
@@ -283,7 +339,12 @@ def product_t(panels, x, ldx, c, n, k0, k1):
     for kb in range(k0, k1, ROWS):
         pk = panels.ctypes.data + size * np.uintp(kb * ROWS)
         ck = c.ctypes.data + size * np.uintp((kb - k0) * w)
-        for j in range(0, jh, v):
+        j = 0
+        while PAIRS and j + 2 * v <= jh:                         # two vectors at once
+            _tile2_t(pk, x.ctypes.data + size * np.uintp(j), ldx, K * ROWS,
+                     ck + size * np.uintp(j), w, nq, zero)
+            j += 2 * v
+        for j in range(j, jh, v):
             _tile_t(pk, x.ctypes.data + size * np.uintp(j), ldx, K * ROWS,
                     ck + size * np.uintp(j), w, nq, zero)
     if jh < w:                                                    # the last half vector
@@ -312,7 +373,12 @@ def product(panels, x, x_off, ldx, c, n):
     for q in range(nq):
         pq = panels.ctypes.data + size * np.uintp(q * K * ROWS)
         cq = c.ctypes.data + size * np.uintp(q * ROWS * w)
-        for j in range(0, jh, v):
+        j = 0
+        while PAIRS and j + 2 * v <= jh:                         # two vectors at once
+            _tile2(pq, x.ctypes.data + size * (np.uintp(x_off) + np.uintp(j)), ldx,
+                   cq + size * np.uintp(j), w, K, zero)
+            j += 2 * v
+        for j in range(j, jh, v):
             _tile(pq, x.ctypes.data + size * (np.uintp(x_off) + np.uintp(j)), ldx,
                   cq + size * np.uintp(j), w, K, zero)
     if jh < w:                                                    # the last half vector

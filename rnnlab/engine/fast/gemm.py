@@ -47,8 +47,8 @@ VECTOR_BYTES = 64
 # panels ahead (``_tile_t``, whose reads jump K*R elements from one panel to the
 # next, a stride the hardware's prefetchers do not follow). Measured on the
 # 2-core Intel Xeon (one thread, n = 16, medians of 5 alternating rounds, new
-# time / old): product_t 0.55-0.75 at (2048, 1024), 0.85-0.91 at (1024, 512),
-# 0.88-0.94 at (512, 256); product 0.83-0.93 at (2048, 1024) and (1024, 512).
+# time / old at (512, 256) / (1024, 512) / (2048, 1024)): product_t 0.88 / 0.91 /
+# 0.55, product 0.92 / 0.84 / 0.83 (other distances: speed_intel_xeon.md).
 # Only a hint: no result changes, and x86 never faults on one past the end.
 AHEAD_K = 16
 AHEAD_PANELS = 4

@@ -464,7 +464,7 @@ def test_half_tiles_give_the_full_tiles_bits(dtype):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_pair_tiles_give_the_single_tiles_bits(dtype):
     """With the AVX-512 tile height, two vectors of columns run on one tile
-    (``gemm._pair_tiles``): each column sums in the one-vector tile's order, so a
+    (``gemm._tiles(..., vecs=2)``): each column sums in the one-vector tile's order, so a
     step of 2V or 3V columns gives, bit for bit, what V columns at a time give
     (two threads' row slices of 16 and one thread's 32 rows must agree)."""
     from rnnlab.engine.fast import gemm

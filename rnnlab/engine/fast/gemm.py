@@ -69,7 +69,7 @@ def _tile_rows():
 
 
 ROWS, _ROWS_ERROR = _tile_rows()
-# two-vector tiles (``_pair_tiles``) need 4R vector registers where AVX2 splits
+# two-vector tiles (``_tiles(..., vecs=2)``) need 4R vector registers where AVX2 splits
 # each 64-byte vector in two: only with the AVX-512 choice of R
 PAIRS = ROWS >= 8
 
@@ -141,6 +141,15 @@ def _pack(w, s, out, k0):
                     o[r] = s[m0 + r] * w[m0 + r, k] if m0 + r < M else 0
 
 
+def _hint(builder, address):
+    """Emit a prefetch of the cache line at ``address`` (an i8*) into every cache
+    level, for reading: only a hint, no fault even past an array's end."""
+    i8p, i32 = llir.IntType(8).as_pointer(), llir.IntType(32)
+    fn = builder.module.globals.get("llvm.prefetch.p0") or llir.Function(
+        builder.module, llir.FunctionType(llir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0")
+    builder.call(fn, [address, i32(0), i32(3), i32(1)])
+
+
 def _tile_ir(context, builder, sig, args, n_arg, c_arg, step, lanes, nacc, vecs=1):
     """The IR the tiles share: ``nacc`` vector accumulators, zero at first, carried
     through a loop of args[n_arg] iterations whose body is ``step(ir, i, acc)
@@ -160,16 +169,18 @@ def _tile_ir(context, builder, sig, args, n_arg, c_arg, step, lanes, nacc, vecs=
         s = builder.load(builder.gep(ptr, [at]))
         return builder.shuffle_vector(builder.insert_element(undef, s, i32(0)), undef, zeros)
 
-    def fma_scalar(ptr, at, xv, acc):                             # acc + ptr[at] * xv
-        return builder.call(fma, [broadcast(ptr, at), xv, acc])
-    i8p = llir.IntType(8).as_pointer()
-    hint = builder.module.globals.get("llvm.prefetch.p0") or llir.Function(
-        builder.module, llir.FunctionType(llir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0")
+    def prefetch(ptr, at):                                        # ptr[at]'s line
+        _hint(builder, builder.bitcast(builder.gep(ptr, [at]), llir.IntType(8).as_pointer()))
 
-    def prefetch(ptr, at):                                        # ptr[at]'s line, for reading
-        builder.call(hint, [builder.bitcast(builder.gep(ptr, [at]), i8p), i32(0), i32(3), i32(1)])
+    def prefetch_panel(ptr, at, stride, elements):
+        """The lines of ``elements`` values from ptr[at + AHEAD_PANELS * stride]:
+        the block a transposed tile reads AHEAD_PANELS panels on."""
+        ahead = builder.add(at, builder.mul(i64(AHEAD_PANELS), stride))
+        for e in range(0, elements, 64 // (4 if real == llir.FloatType() else 8)):
+            prefetch(ptr, builder.add(ahead, i64(e)))
     IR = SimpleNamespace(
-        i64=i64, fma_scalar=fma_scalar, prefetch=prefetch, broadcast=broadcast, V=V,
+        i64=i64, prefetch=prefetch, prefetch_panel=prefetch_panel,
+        broadcast=broadcast, V=V,
         fma=lambda b, xv, acc: builder.call(fma, [b, xv, acc]),
         ptr=lambda i: builder.inttoptr(args[i], real.as_pointer()),   # args[i] as a pointer
         int=lambda i: context.cast(builder, args[i], sig.args[i], nbtypes.int64),
@@ -205,11 +216,14 @@ def _tile_ir(context, builder, sig, args, n_arg, c_arg, step, lanes, nacc, vecs=
 # odd one on its own. Each accumulator sums in the full tile's order: a column's
 # result does not depend on the tile that computed it (a ragged batch's row and
 # unit splits give the same bits).
-def _tiles(lanes, sets):
+def _tiles(lanes, sets, vecs=1):
     """The register tiles ``_tile`` (W X) and ``_tile_t`` (W^T X) on vectors of V
     lanes ("full") or V/2 ("half": a step's last 8 float32 columns, which Zen 4
     runs as fast per column as whole vectors, one 256-bit FMA being half of a
-    512-bit one), with R (sets 1) or 2R (sets 2) accumulators."""
+    512-bit one), with R (sets 1) or 2R (sets 2) rows of accumulators, each row
+    ``vecs`` vectors wide (2: each broadcast of P feeds two FMAs, and a step of
+    32 float32 columns reads W once instead of twice). Accumulator j * vecs + v
+    is row j, vector v; each column sums in the same order whatever the tile."""
     @intrinsic
     def _tile(typingctx, p, x, ldx, c, ldc, k, zero):
         """C[s*R + r, 0:v] = sum_k P[s*K*R + k*R + r] X[k, 0:v] for r < R, s < sets:
@@ -218,15 +232,19 @@ def _tiles(lanes, sets):
         def codegen(context, builder, sig, args):
             def step(ir, k, acc):
                 p_, x_, ldx_ = ir.ptr(0), ir.ptr(1), ir.int(2)
-                xv = ir.load(x_, builder.mul(k, ldx_))                # X[k, 0:v]
+                xk = builder.mul(k, ldx_)
+                xv = [ir.load(x_, builder.add(xk, ir.i64(v * ir.V))) for v in range(vecs)]  # X[k]
                 row = builder.mul(k, ir.i64(ROWS))
                 panel = builder.mul(ir.int(5), ir.i64(ROWS))          # K*R: the next panel
                 at = [builder.add(row, builder.mul(panel, ir.i64(s))) for s in range(sets)]
                 for a in at:                                          # P_s[k + AHEAD_K]
                     ir.prefetch(p_, builder.add(a, ir.i64(AHEAD_K * ROWS)))
-                return [ir.fma_scalar(p_, builder.add(at[j // ROWS], ir.i64(j % ROWS)), xv, a)
-                        for j, a in enumerate(acc)]                   # + P_s[k, r] X[k]
-            return _tile_ir(context, builder, sig, args, 5, 3, step, lanes, sets * ROWS)
+                out = []
+                for j in range(sets * ROWS):                          # + P_s[k, r] X[k]
+                    b = ir.broadcast(p_, builder.add(at[j // ROWS], ir.i64(j % ROWS)))
+                    out += [ir.fma(b, xv[v], acc[j * vecs + v]) for v in range(vecs)]
+                return out
+            return _tile_ir(context, builder, sig, args, 5, 3, step, lanes, sets * ROWS * vecs, vecs)
         return nbtypes.void(p, x, ldx, c, ldc, k, zero), codegen
 
     @intrinsic
@@ -239,17 +257,18 @@ def _tiles(lanes, sets):
             def step(ir, q, acc):
                 p_, x_, ldx_ = ir.ptr(0), ir.ptr(1), ir.int(2)
                 pq = builder.mul(q, ir.int(3))                        # panel q, row block k0
-                ahead = builder.add(pq, builder.mul(ir.i64(AHEAD_PANELS), ir.int(3)))
-                per_line = 64 // (4 if context.get_value_type(sig.args[-1]) == llir.FloatType() else 8)
-                for line in range(0, sets * ROWS * ROWS, per_line):
-                    ir.prefetch(p_, builder.add(ahead, ir.i64(line)))   # panel q + AHEAD_PANELS
+                ir.prefetch_panel(p_, pq, ir.int(3), sets * ROWS * ROWS)
                 xq = builder.mul(builder.mul(q, ir.i64(ROWS)), ldx_)  # X row q*R
                 for r in range(ROWS):
-                    xv = ir.load(x_, builder.add(xq, builder.mul(ir.i64(r), ldx_)))  # X[q*R + r]
-                    acc = [ir.fma_scalar(p_, builder.add(pq, ir.i64(j * ROWS + r)), xv, a)
-                           for j, a in enumerate(acc)]
+                    xr = builder.add(xq, builder.mul(ir.i64(r), ldx_))
+                    xv = [ir.load(x_, builder.add(xr, ir.i64(v * ir.V))) for v in range(vecs)]
+                    new = []
+                    for j in range(sets * ROWS):                      # + P[.., j, r] X[q*R + r]
+                        b = ir.broadcast(p_, builder.add(pq, ir.i64(j * ROWS + r)))
+                        new += [ir.fma(b, xv[v], acc[j * vecs + v]) for v in range(vecs)]
+                    acc = new
                 return acc
-            return _tile_ir(context, builder, sig, args, 6, 4, step, lanes, sets * ROWS)
+            return _tile_ir(context, builder, sig, args, 6, 4, step, lanes, sets * ROWS * vecs, vecs)
         return nbtypes.void(p, x, ldx, pstride, c, ldc, nq, zero), codegen
     return _tile, _tile_t
 
@@ -259,65 +278,13 @@ def prefetch(typingctx, address):
     """Hint the cache line at a raw address (an integer) in, for reading: the
     time loops' strided blocks of the step to come (``loops._prefetch_block``)."""
     def codegen(context, builder, sig, args):
-        i8p, i32 = llir.IntType(8).as_pointer(), llir.IntType(32)
-        hint = builder.module.globals.get("llvm.prefetch.p0") or llir.Function(
-            builder.module, llir.FunctionType(llir.VoidType(), [i8p, i32, i32, i32]),
-            "llvm.prefetch.p0")
-        builder.call(hint, [builder.inttoptr(args[0], i8p), i32(0), i32(3), i32(1)])
+        _hint(builder, builder.inttoptr(args[0], llir.IntType(8).as_pointer()))
         return context.get_dummy_value()
     return nbtypes.void(address), codegen
 
 
-def _pair_tiles():
-    """``_tile`` and ``_tile_t`` over two vectors of columns at once (2R
-    accumulators, 2V columns): each broadcast of P feeds two FMAs, and a step of
-    32 float32 columns reads W once instead of twice (one thread running a batch
-    of 32, or row slices of 32). Each column sums in the one-vector tile's order:
-    the same bits."""
-    @intrinsic
-    def _tile2(typingctx, p, x, ldx, c, ldc, k, zero):
-        def codegen(context, builder, sig, args):
-            def step(ir, k, acc):
-                p_, x_, ldx_ = ir.ptr(0), ir.ptr(1), ir.int(2)
-                xk = builder.mul(k, ldx_)
-                xv = [ir.load(x_, xk), ir.load(x_, builder.add(xk, ir.i64(ir.V)))]
-                row = builder.mul(k, ir.i64(ROWS))
-                ir.prefetch(p_, builder.add(row, ir.i64(AHEAD_K * ROWS)))
-                out = []
-                for r in range(ROWS):
-                    b = ir.broadcast(p_, builder.add(row, ir.i64(r)))
-                    out += [ir.fma(b, xv[v], acc[2 * r + v]) for v in range(2)]
-                return out
-            return _tile_ir(context, builder, sig, args, 5, 3, step, "full", 2 * ROWS, 2)
-        return nbtypes.void(p, x, ldx, c, ldc, k, zero), codegen
-
-    @intrinsic
-    def _tile2_t(typingctx, p, x, ldx, pstride, c, ldc, nq, zero):
-        def codegen(context, builder, sig, args):
-            def step(ir, q, acc):
-                p_, x_, ldx_ = ir.ptr(0), ir.ptr(1), ir.int(2)
-                pq = builder.mul(q, ir.int(3))
-                ahead = builder.add(pq, builder.mul(ir.i64(AHEAD_PANELS), ir.int(3)))
-                per_line = 64 // (4 if context.get_value_type(sig.args[-1]) == llir.FloatType() else 8)
-                for line in range(0, ROWS * ROWS, per_line):
-                    ir.prefetch(p_, builder.add(ahead, ir.i64(line)))
-                xq = builder.mul(builder.mul(q, ir.i64(ROWS)), ldx_)
-                for r in range(ROWS):
-                    xr = builder.add(xq, builder.mul(ir.i64(r), ldx_))
-                    xv = [ir.load(x_, xr), ir.load(x_, builder.add(xr, ir.i64(ir.V)))]
-                    new = []
-                    for j in range(ROWS):
-                        b = ir.broadcast(p_, builder.add(pq, ir.i64(j * ROWS + r)))
-                        new += [ir.fma(b, xv[v], acc[2 * j + v]) for v in range(2)]
-                    acc = new
-                return acc
-            return _tile_ir(context, builder, sig, args, 6, 4, step, "full", 2 * ROWS, 2)
-        return nbtypes.void(p, x, ldx, pstride, c, ldc, nq, zero), codegen
-    return _tile2, _tile2_t
-
-
 _tile, _tile_t = _tiles("full", 1)
-_tile2, _tile2_t = _pair_tiles()
+_tile2, _tile2_t = _tiles("full", 1, vecs=2)                     # two vectors: 32 float32 columns
 _half_tile, _half_tile_t = _tiles("half", 1)                     # a last odd panel or block
 _half_tile2, _half_tile2_t = _tiles("half", 2)
 

@@ -58,10 +58,14 @@ AHEAD_PANELS = 4
 # RNNLAB_TILE_ROWS overrides it (the tests run the AVX2 choice on an AVX-512 CPU);
 # numba's on-disk cache is keyed by the CPU, not by this, so an override needs its
 # own NUMBA_CACHE_DIR
+# 64-byte vectors the CPU's registers hold at once
+REGISTERS = 32 if "+avx512f" in llvm_binding.get_host_cpu_features().flatten() else 8
+
+
 def _tile_rows():
     """(rows, error): the override, or the CPU's choice and why the override is
     not one (raised by ``pack``, at use, so the command line names it in one line)."""
-    default = 8 if "+avx512f" in llvm_binding.get_host_cpu_features().flatten() else 4
+    default = 8 if REGISTERS == 32 else 4
     try:
         return env_count("RNNLAB_TILE_ROWS") or default, None
     except ValueError as e:
@@ -69,9 +73,10 @@ def _tile_rows():
 
 
 ROWS, _ROWS_ERROR = _tile_rows()
-# two-vector tiles (``_tiles(..., vecs=2)``) need 4R vector registers where AVX2 splits
-# each 64-byte vector in two: only with the AVX-512 choice of R
-PAIRS = ROWS >= 8
+# two-vector tiles (``_tiles(..., vecs=2)``): 2R accumulators, two of X's vectors
+# and a broadcast must fit the registers (the AVX-512 choice R = 8 does; AVX2's,
+# or a tall override, would spill)
+PAIRS = 2 * ROWS + 3 <= REGISTERS
 
 
 def lanes(dtype):

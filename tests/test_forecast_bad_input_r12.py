@@ -165,6 +165,17 @@ def test_options_that_would_be_ignored_are_refused(tmp_path, capsys):
                           "--retrain-every", "3"] + out) == (
         "--retrain and --retrain-every 3 conflict: --retrain trains anew at every origin "
         "(as --retrain-every 1); give one of them")
+    # the network's options where no network runs: on the command line or in --config
+    for extra in (["--hidden-size", "64"], ["--retrain"], ["--retrain-every", "2"]):
+        assert error(capsys, ["forecast", "backtest", "--models", "naive,snaive"] + extra
+                     + out) == (f"{extra[0]} configures the network, but --models "
+                                "naive,snaive does not run it; add rnn to --models or drop "
+                                "the option")
+    toml = tmp_path / "net.toml"
+    toml.write_text("horizon = 6\nepochs = 3\n")
+    assert error(capsys, ["forecast", "backtest", "--models", "naive", "--config", str(toml)]
+                 + out) == (f"--config {toml}: epochs configures the network, but --models "
+                            "naive does not run it; add rnn to --models or drop the option")
     assert not (tmp_path / "r").exists()
     with pytest.raises(ValueError, match="--ar: expected an integer <= --input-len 24"):
         train.ForecastOptions(ar=25)

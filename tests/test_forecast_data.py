@@ -39,6 +39,14 @@ def test_year_and_month_columns_make_the_time(tmp_path):
     ("2000-01,1\nJan 2000,2\n", "line 3, column t: expected a date"),
     ("2000-01,\n2000-02,2\n", "the first value is missing"),
     ("2000-01,1\n2000-02,2,3\n", "expected 2 fields"),
+    # lines counted as in the file: past blank lines and a quoted field's newline
+    ("\n2000-01,1\n\n2000-03,2\n2000-02,3\n", "line 6: time 2000-02 goes backwards (line 5"),
+    ("2000-01,1\n\n2000-02,\n2000-03,3\n", "the first at 2000-02 (line 4)"),
+    ('2000-01,"1\n"\n2000-02,abc\n', "line 4, column v: expected a number, found 'abc'"),
+    # quoting: a stray quote is refused, not read around
+    ('2000-01,1\n"2000-02,2\n2000-03,3\n', 'line 3: expected a CSV, found a quoted field '
+                                             'that opens on this line and never closes'),
+    ('2000-01,1\n2000-02,"2"5\n', "line 3: expected a CSV, found a line the CSV reader refuses"),
 ])
 def test_bad_files_are_refused_by_line(tmp_path, body, words):
     p = _csv(tmp_path, "t,v\n" + body)

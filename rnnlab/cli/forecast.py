@@ -211,6 +211,8 @@ def run_backtest(args):
                          "--retrain trains anew at every origin (as --retrain-every 1); "
                          "give one of them")
     opts = _opts(args)
+    if "rnn" not in names:
+        _refuse_network_options(args)
     trainer.check_out(opts.out)
     _check_columns(args, [args.data])
     s = _load(args, args.data)
@@ -223,6 +225,24 @@ def run_backtest(args):
         _print_scores(f"{name:7s} {label}", {k: m[k] for k in report.METRICS})
     print(f"report: {report.write_page([bt], opts.out)}")
     return 0
+
+
+# the options every model of a backtest reads; the rest configure the network only
+_SHARED_OPTIONS = ("horizon", "log", "out", "progress")
+
+
+def _refuse_network_options(args):
+    """A backtest without rnn in --models refuses the network's options, given on
+    the command line or in --config: it would run without them, silently."""
+    from dataclasses import fields
+    net = [f.name for f in fields(train.ForecastOptions) if f.name not in _SHARED_OPTIONS]
+    given = [options.flag(k) for k in net if k in vars(args)]
+    given += ["--retrain"] * bool(args.retrain) + ["--retrain-every"] * (args.retrain_every is not None)
+    in_file = [k for k in net if args.config and k in options.load_toml(args.config)]
+    if given or in_file:
+        where = given[0] if given else f"--config {args.config}: {in_file[0]}"
+        raise ValueError(f"{where} configures the network, but --models {args.models} does "
+                         "not run it; add rnn to --models or drop the option")
 
 
 def save_backtest(bt, out):

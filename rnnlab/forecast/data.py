@@ -125,15 +125,23 @@ def _rows(path):
         raise ValueError(f"{path}, line {line}: expected a UTF-8 CSV, found byte "
                          f"0x{raw[e.start]:02x}, which is not UTF-8 (a binary file or another "
                          "encoding; save the table as UTF-8 CSV)") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # strict: a stray quote ("11"8) is an error, not a field silently read as 118
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows, start = [], 1                        # (line the record starts on, fields)
     try:
-        rows = [r for r in reader if r and any(c.strip() for c in r)]
-    except csv.Error as e:                     # e.g. a field over the csv module's limit
-        raise ValueError(f"{path}, line {reader.line_num}: expected a CSV, found a line the "
-                         f"CSV reader refuses ({e})") from None
+        for r in reader:
+            if r and any(c.strip() for c in r):
+                rows.append((start, r))
+            start = reader.line_num + 1        # blank lines and quoted newlines counted
+    except csv.Error as e:                     # bad quoting, a field over the module's limit
+        if "unexpected end of data" in str(e):
+            raise ValueError(f'{path}, line {start}: expected a CSV, found a quoted field that '
+                             'opens on this line and never closes (a stray ")') from None
+        raise ValueError(f"{path}, line {start}: expected a CSV, found a line the CSV reader "
+                         f"refuses ({e})") from None
     if len(rows) < 2:
         raise ValueError(f"{path}: expected a header line and data rows, found {len(rows)} line(s)")
-    return rows[0], rows[1:]
+    return rows[0][1], rows[1:]
 
 
 def read_csv(path, time_col=None, value_col=None, *, name=None, period=None,
@@ -152,7 +160,7 @@ def read_csv(path, time_col=None, value_col=None, *, name=None, period=None,
     ti = _column(header, time_col, 0, path)
     vi = _column(header, value_col, len(header) - 1, path)
     times, values = [], []
-    for n, r in enumerate(rows, start=2):
+    for n, r in rows:
         where = f"{path}, line {n}"
         if len(r) != len(header):
             raise ValueError(f"{where}: expected {len(header)} fields as the header, "
@@ -161,20 +169,21 @@ def read_csv(path, time_col=None, value_col=None, *, name=None, period=None,
             else r[ti]
         times.append(_parse_time(text, f"{where}, column {header[ti] if not ym else 'YEAR/MONTH'}"))
         values.append(_parse_value(r[vi], f"{where}, column {header[vi].strip()}"))
-    time = np.array(times)
-    _check_time(time, path)
+    time, lines = np.array(times), [n for n, _ in rows]
+    _check_time(time, path, lines)
     values = np.array(values, dtype=np.float64)
     label = name or Path(path).stem
     if not allow_missing:
-        values = fill_missing(values, time, path, interpolate)
+        values = fill_missing(values, time, path, interpolate, lines)
     unit = np.datetime_data(time.dtype)[0]
     if unit == "D" and len(time) > 1 and int((time[1] - time[0]).astype(int)) == 7:
         unit = "W"
     return Series(label, time, values, period or _PERIOD.get(unit, 1))
 
 
-def _check_time(time, path):
-    """Strictly increasing and evenly spaced; errors name the offending lines."""
+def _check_time(time, path, lines):
+    """Strictly increasing and evenly spaced; errors name the offending lines
+    (``lines``: the file's line of each time)."""
     if len(time) < 2:
         return
     step = np.diff(time).astype(np.int64)
@@ -182,18 +191,19 @@ def _check_time(time, path):
     if bad.size:
         i = int(bad[0])
         what = "repeats" if step[i] == 0 else "goes backwards"
-        raise ValueError(f"{path}, line {i + 3}: time {time[i + 1]} {what} (line {i + 2} has "
+        raise ValueError(f"{path}, line {lines[i + 1]}: time {time[i + 1]} {what} (line {lines[i]} has "
                          f"{time[i]}); timestamps must be strictly increasing")
     gap = np.flatnonzero(step != step[0])
     if gap.size:
         i = int(gap[0])
-        raise ValueError(f"{path}, line {i + 3}: time {time[i + 1]} follows {time[i]}, a step "
+        raise ValueError(f"{path}, line {lines[i + 1]}: time {time[i + 1]} follows {time[i]}, a step "
                          f"of {step[i]} where the series steps by {step[0]}; fill the gap in "
                          "the file (an empty value, with --interpolate) or resample it")
 
 
-def fill_missing(values, time, where, interpolate):
-    """NaN inside -> error, or linear interpolation when asked; NaN at an end -> error."""
+def fill_missing(values, time, where, interpolate, lines=None):
+    """NaN inside -> error, or linear interpolation when asked; NaN at an end -> error.
+    ``lines``: the file's line of each value (default: a header, then one per line)."""
     miss = np.isnan(values)
     if not miss.any():
         return values
@@ -204,7 +214,7 @@ def fill_missing(values, time, where, interpolate):
                          "and ends with a number (interpolation needs both neighbours)")
     if not interpolate:
         raise ValueError(f"{where}: {int(miss.sum())} missing value(s), the first at "
-                         f"{time[i]} (line {i + 2}); pass --interpolate to fill them linearly")
+                         f"{time[i]} (line {i + 2 if lines is None else lines[i]}); pass --interpolate to fill them linearly")
     idx = np.arange(len(values))
     out = values.copy()
     out[miss] = np.interp(idx[miss], idx[~miss], values[~miss])

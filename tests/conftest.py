@@ -143,3 +143,30 @@ def run():
 def close():
     """The ``assert_close`` helper, as a fixture."""
     return assert_close
+
+
+@pytest.fixture
+def cli_error(capsys):
+    """``cli_error(argv)``: runs ``rnnlab argv`` (each item str()'d, so paths and numbers
+    may be given as they are), which must exit 2 with one line on stderr,
+    ``rnnlab <command>: error: <message>`` (<command> is argv[0]), and no traceback;
+    returns <message>, without that prefix. The one home of that check for every
+    bad-input test: assert on the message, e.g. ``assert "--lr" in cli_error([...])``.
+
+    It reads the test's own ``capsys``: output captured before the call is discarded,
+    and the call's stdout is read along with its stderr (and not returned); a test may
+    still use ``capsys`` for the other commands it runs."""
+    from rnnlab.cli.command import main
+
+    def run(argv):
+        argv = [str(a) for a in argv]
+        capsys.readouterr()                                       # what came before is not ours
+        code = main(argv)
+        err = capsys.readouterr().err
+        lines = err.strip().splitlines()
+        assert code == 2, (code, err)
+        assert len(lines) == 1 and "Traceback" not in err, err
+        prefix = f"rnnlab {argv[0]}: error: "
+        assert lines[0].startswith(prefix), err
+        return lines[0][len(prefix):]
+    return run

@@ -43,16 +43,13 @@ def run_cli(capsys, *argv):
     return rc, cap.err, cap.out
 
 
-def refused(capsys, *argv, words=()):
-    """The command exits 2 with one error line naming every word; no traceback."""
-    rc, err, out = run_cli(capsys, *argv)
-    command = str(argv[0])
-    assert rc == 2, (rc, err, out)
-    assert "Traceback" not in err
-    assert f"rnnlab {command}: error: " in err, err
+def refused(cli_error, *argv, words=()):
+    """The command is refused (the ``cli_error`` fixture: exit 2, one error line, no
+    traceback) with a message naming every word; returns that message."""
+    msg = cli_error(argv)
     for w in words:
-        assert str(w) in err, f"{w!r} not in {err!r}"
-    return err, out
+        assert str(w) in msg, f"{w!r} not in {msg!r}"
+    return msg
 
 
 @pytest.fixture(scope="module")
@@ -139,10 +136,10 @@ def read_only(folder):
     (without("app.vocab"), ["'vocab'", "has no"]),
 ], ids=["no-train-config", "no-rng", "no-position", "step-as-string", "bad-rng",
         "history-string", "version-string", "config-value", "no-vocab"])
-def test_resume_from_damaged_metadata(run_dir, tmp_path, capsys, edit, words):
+def test_resume_from_damaged_metadata(run_dir, tmp_path, cli_error, edit, words):
     _, out = run_dir
     bad = rewrite(out / "last.npz", tmp_path / "bad.npz", meta=edit)
-    refused(capsys, "train", "--resume", bad, "--no-progress", words=[bad, *words])
+    refused(cli_error, "train", "--resume", bad, "--no-progress", words=[bad, *words])
 
 
 @pytest.mark.parametrize("command", ["eval", "generate", "resume", "gradflow"])
@@ -155,30 +152,30 @@ def test_resume_from_damaged_metadata(run_dir, tmp_path, capsys, edit, words):
     ({"meta": setting("version", 1.5)}, ["'version'", "found 1.5"]),
     ({"meta": lambda m: ["not", "an", "object"]}, ["not an rnnlab language-model checkpoint"]),
 ], ids=["txt-member", "no-npy-header", "pickle", "int-weights", "version-float", "meta-list"])
-def test_damaged_checkpoint_files(run_dir, tmp_path, capsys, command, damage, words):
+def test_damaged_checkpoint_files(run_dir, tmp_path, cli_error, command, damage, words):
     _, out = run_dir
     bad = rewrite(out / "last.npz", tmp_path / "bad.npz", **damage)
     argv = {"eval": ["eval", bad], "generate": ["generate", bad],
             "resume": ["train", "--resume", bad], "gradflow": ["gradflow", "--model", bad]}
-    refused(capsys, *argv[command], words=[bad, *words])
+    refused(cli_error, *argv[command], words=[bad, *words])
 
 
-def test_a_folder_or_missing_file_as_checkpoint(run_dir, capsys):
+def test_a_folder_or_missing_file_as_checkpoint(run_dir, cli_error):
     _, out = run_dir
-    refused(capsys, "eval", out, words=[out, "is a folder", ".npz"])
-    refused(capsys, "generate", out / "nope.npz", words=["nope.npz", "no such checkpoint"])
+    refused(cli_error, "eval", out, words=[out, "is a folder", ".npz"])
+    refused(cli_error, "generate", out / "nope.npz", words=["nope.npz", "no such checkpoint"])
 
 
-def test_out_is_a_file_or_under_one(run_dir, tmp_path, capsys):
+def test_out_is_a_file_or_under_one(run_dir, tmp_path, cli_error):
     src, _ = run_dir
     (tmp_path / "f").write_text("x")
-    refused(capsys, "train", src, *TINY, "--out", tmp_path / "f",
+    refused(cli_error, "train", src, *TINY, "--out", tmp_path / "f",
             words=["--out", "exists and is not a folder"])
-    refused(capsys, "train", src, *TINY, "--out", tmp_path / "f" / "sub" / "run",
+    refused(cli_error, "train", src, *TINY, "--out", tmp_path / "f" / "sub" / "run",
             words=["--out", "is a file"])
 
 
-def test_read_only_out_fails_before_the_first_step(run_dir, tmp_path, capsys, monkeypatch):
+def test_read_only_out_fails_before_the_first_step(run_dir, tmp_path, cli_error, monkeypatch):
     src, _ = run_dir
     steps = []
     real = train.LMTask.loss_and_grads
@@ -187,9 +184,9 @@ def test_read_only_out_fails_before_the_first_step(run_dir, tmp_path, capsys, mo
     locked = tmp_path / "locked"
     locked.mkdir()
     with read_only(locked):
-        refused(capsys, "train", src, *TINY, "--out", locked / "run",
+        refused(cli_error, "train", src, *TINY, "--out", locked / "run",
                 words=["--out", "cannot write", "locked"])
-        refused(capsys, "train", src, *TINY, "--out", locked,
+        refused(cli_error, "train", src, *TINY, "--out", locked,
                 words=["--out", "cannot write there"])
     assert steps == [] and os.listdir(locked) == []
 
@@ -203,17 +200,17 @@ def test_read_only_out_fails_before_the_first_step(run_dir, tmp_path, capsys, mo
     (["eval", "{ck}", "--corpus", "{dir}/empty"], ["empty", "no files"]),
 ], ids=["init-scale-nan", "init-scale-inf", "eval-bptt", "config-folder", "corpus-missing",
         "corpus-empty-folder"])
-def test_bad_values_and_paths_are_one_line(run_dir, tmp_path, capsys, argv, words):
+def test_bad_values_and_paths_are_one_line(run_dir, tmp_path, cli_error, argv, words):
     src, out = run_dir
     (tmp_path / "empty").mkdir()
     fill = dict(src=src, ck=out / "last.npz", dir=tmp_path)
     argv = [a.format(**fill) for a in argv]
     if argv[0] == "train":
         argv += ["--out", str(tmp_path / "o")]
-    refused(capsys, *argv, words=words)
+    refused(cli_error, *argv, words=words)
 
 
-def test_unreadable_corpus_is_named(run_dir, tmp_path, capsys, monkeypatch):
+def test_unreadable_corpus_is_named(run_dir, tmp_path, cli_error, monkeypatch):
     src, _ = run_dir
     import builtins
     real_open = builtins.open
@@ -223,7 +220,7 @@ def test_unreadable_corpus_is_named(run_dir, tmp_path, capsys, monkeypatch):
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, *a, **k)
     monkeypatch.setattr(builtins, "open", deny)
-    refused(capsys, "train", src, *TINY, "--out", tmp_path / "o",
+    refused(cli_error, "train", src, *TINY, "--out", tmp_path / "o",
             words=[src, "cannot read it", "Permission denied"])
 
 
@@ -286,10 +283,10 @@ def test_no_traceback_in_a_real_process(run_dir, tmp_path):
     ("--seed", "-1"), ("--checkpoint-every", "-1"), ("--min-count", "0"),
     ("--max-vocab", "1"), ("--epochs", "0"),
 ])
-def test_train_option_ranges(run_dir, tmp_path, capsys, flag, value):
+def test_train_option_ranges(run_dir, tmp_path, cli_error, flag, value):
     src, _ = run_dir
-    err, _ = refused(capsys, "train", src, *TINY, flag, value, "--out", tmp_path / "o",
-                     words=[flag, "expected"])
+    refused(cli_error, "train", src, *TINY, flag, value, "--out", tmp_path / "o",
+            words=[flag, "expected"])
     assert not (tmp_path / "o").exists()
 
 
@@ -299,10 +296,10 @@ def test_train_option_ranges(run_dir, tmp_path, capsys, flag, value):
     ("generate", "--temperature", "0"), ("generate", "--temperature", "-2"),
     ("generate", "--top-p", "0"), ("generate", "--top-p", "1.5"), ("generate", "-n", "0"),
 ])
-def test_eval_and_generate_option_ranges(run_dir, capsys, command, flag, value):
+def test_eval_and_generate_option_ranges(run_dir, cli_error, command, flag, value):
     _, out = run_dir
     name = "--num-samples" if flag == "-n" else flag
-    refused(capsys, command, out / "last.npz", flag, value, words=[name, "expected"])
+    refused(cli_error, command, out / "last.npz", flag, value, words=[name, "expected"])
 
 
 @pytest.mark.parametrize("kw, words", [
@@ -311,7 +308,7 @@ def test_eval_and_generate_option_ranges(run_dir, capsys, command, flag, value):
     (dict(init_scale=float("nan")), "--init-scale"), (dict(sample_len=-1), "--sample-len"),
     (dict(tie_weights=True, emb_size=4, hidden_size=8), "--tie-weights"),
 ])
-def test_the_same_rule_for_api_and_toml(tmp_path, capsys, run_dir, kw, words):
+def test_the_same_rule_for_api_and_toml(tmp_path, cli_error, run_dir, kw, words):
     with pytest.raises(ValueError, match=words):
         train.LMTrainConfig(**kw)
     src, _ = run_dir
@@ -319,7 +316,7 @@ def test_the_same_rule_for_api_and_toml(tmp_path, capsys, run_dir, kw, words):
     def toml_value(v):
         return str(v).lower() if isinstance(v, bool) else "nan" if v != v else repr(v)
     toml.write_text("".join(f"{k} = {toml_value(v)}\n" for k, v in kw.items()))
-    refused(capsys, "train", src, "--config", toml, "--no-progress", "--out", tmp_path / "o",
+    refused(cli_error, "train", src, "--config", toml, "--no-progress", "--out", tmp_path / "o",
             words=[toml, words])
 
 
@@ -339,16 +336,16 @@ def test_api_sampling_arguments_are_checked(run_dir):
 
 @pytest.mark.parametrize("value, words", [
     ("-1", [">= 0"]), ("1000000", ["<= 1000"]), ("6", ["from 1 to 5", "vocabulary 5"])])
-def test_beam_is_bounded_by_the_vocabulary(run_dir, capsys, value, words):
+def test_beam_is_bounded_by_the_vocabulary(run_dir, cli_error, value, words):
     _, out = run_dir
-    refused(capsys, "generate", out / "last.npz", "--beam", value, words=["--beam", *words])
+    refused(cli_error, "generate", out / "last.npz", "--beam", value, words=["--beam", *words])
 
 
-def test_sample_count_and_length_are_capped(run_dir, capsys):
+def test_sample_count_and_length_are_capped(run_dir, cli_error):
     _, out = run_dir
-    refused(capsys, "generate", out / "last.npz", "-n", "1000000",
+    refused(cli_error, "generate", out / "last.npz", "-n", "1000000",
             words=["--num-samples", "<= 1000"])
-    refused(capsys, "generate", out / "last.npz", "--max-len", "100000000",
+    refused(cli_error, "generate", out / "last.npz", "--max-len", "100000000",
             words=["--max-len", "<= 10000"])
 
 
@@ -370,9 +367,9 @@ def test_memory_estimate_refuses_what_cannot_fit():
     limits.check_memory(1 << 20, "a model", "x", total=1 << 30)
 
 
-def test_huge_model_is_refused_before_allocating(run_dir, tmp_path, capsys):
+def test_huge_model_is_refused_before_allocating(run_dir, tmp_path, cli_error):
     src, _ = run_dir
-    refused(capsys, "train", src, *TINY, "--hidden-size", "65536", "--emb-size", "65536",
+    refused(cli_error, "train", src, *TINY, "--hidden-size", "65536", "--emb-size", "65536",
             "--num-layers", "64", "--out", tmp_path / "o", words=["memory", "--hidden-size"])
 
 
@@ -403,20 +400,20 @@ def _nan_checkpoint(out, tmp_path):
 
 
 @pytest.mark.parametrize("command", ["eval", "generate", "resume"])
-def test_nan_weights_are_refused_at_load(run_dir, tmp_path, capsys, command):
+def test_nan_weights_are_refused_at_load(run_dir, tmp_path, cli_error, command):
     _, out = run_dir
     bad = _nan_checkpoint(out, tmp_path)
     argv = {"eval": ["eval", bad], "generate": ["generate", bad],
             "resume": ["train", "--resume", bad]}[command]
-    refused(capsys, *argv, words=[bad, "'decoder.bias'", "NaN or Inf"])
+    refused(cli_error, *argv, words=[bad, "'decoder.bias'", "NaN or Inf"])
 
 
-def test_divergence_gets_the_trainers_message(run_dir, tmp_path, capsys):
+def test_divergence_gets_the_trainers_message(run_dir, tmp_path, cli_error):
     src, _ = run_dir
-    err, _ = refused(capsys, "train", src, *TINY, "--lr", "1e30", "--clip", "0",
-                     "--max-steps", "20", "--out", tmp_path / "o",
-                     words=["training diverged", "lower --lr"])
-    assert "doutput" not in err and not (tmp_path / "o").exists()
+    msg = refused(cli_error, "train", src, *TINY, "--lr", "1e30", "--clip", "0",
+                  "--max-steps", "20", "--out", tmp_path / "o",
+                  words=["training diverged", "lower --lr"])
+    assert "doutput" not in msg and not (tmp_path / "o").exists()
 
 
 def test_generation_never_emits_unknown_from_a_broken_model(run_dir):
@@ -434,11 +431,11 @@ def test_generation_never_emits_unknown_from_a_broken_model(run_dir):
 
 # ================================================================ 5. small data losses
 
-def test_failed_starts_leave_no_folder(tmp_path, capsys, run_dir):
+def test_failed_starts_leave_no_folder(tmp_path, cli_error, run_dir):
     src, _ = run_dir
     target = tmp_path / "a" / "b" / "run"
-    refused(capsys, "train", tmp_path / "missing.txt", *TINY, "--out", target)
-    refused(capsys, "train", src, *TINY, "--lr", "1e30", "--clip", "0", "--max-steps", "20",
+    refused(cli_error, "train", tmp_path / "missing.txt", *TINY, "--out", target)
+    refused(cli_error, "train", src, *TINY, "--lr", "1e30", "--clip", "0", "--max-steps", "20",
             "--out", target)
     assert not (tmp_path / "a").exists()
 
@@ -623,11 +620,11 @@ def test_the_returned_output_is_the_callers_own():
     (("gradflow", "--seed", "-1"), ("--seed", ">= 0")),
     (("demo", "--seed", "-1"), ("--seed", ">= 0")),
 ])
-def test_lab_commands_check_every_value(capsys, argv, words):
-    refused(capsys, *argv, words=words)
+def test_lab_commands_check_every_value(cli_error, argv, words):
+    refused(cli_error, *argv, words=words)
 
 
-def test_lab_divergence_names_the_fix(capsys):
-    refused(capsys, "tasks", "adding", "--cell", "irnn", "--lr", "1e9", "--clip", "0",
+def test_lab_divergence_names_the_fix(cli_error):
+    refused(cli_error, "tasks", "adding", "--cell", "irnn", "--lr", "1e9", "--clip", "0",
             "--optimizer", "sgd", "--steps", "60", "--hidden", "8", "--length", "10",
             "--record-every", "0", words=("training diverged", "lower --lr"))

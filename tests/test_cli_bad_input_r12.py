@@ -16,14 +16,6 @@ FLOW = ["--length", "4", "--steps", "0", "--batch", "2", "--hidden", "2", "--cel
 TASK = ["--length", "4", "--steps", "1", "--batch", "2", "--hidden", "2"]
 
 
-def _err(capsys, argv):
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    return err
-
-
 def test_check_writable_names_the_flag_and_creates_nothing(tmp_path):
     afile = tmp_path / "afile"
     afile.write_text("x")
@@ -46,26 +38,26 @@ def test_check_writable_names_the_flag_and_creates_nothing(tmp_path):
     (["--seed", "-1"], "--seed: expected an integer >= 0, got -1"),
     (["--input-size", "0"], "--input-size: expected an integer from 1 to 4,096, got 0"),
 ])
-def test_gradcheck_names_its_flags(capsys, tail, message):
-    assert message in _err(capsys, ["gradcheck", "--cell", "rnn", *tail])
+def test_gradcheck_names_its_flags(cli_error, tail, message):
+    assert message in cli_error(["gradcheck", "--cell", "rnn", *tail])
 
 
-def test_demo_bounds_and_out_before_training(capsys, tmp_path):
-    assert "--length: expected an integer from 2 to 100,000" in _err(
-        capsys, ["demo", "--quick", "--length", "100000000"])
+def test_demo_bounds_and_out_before_training(cli_error, tmp_path):
+    assert "--length: expected an integer from 2 to 100,000" in cli_error(
+        ["demo", "--quick", "--length", "100000000"])
     afile = tmp_path / "afile"
     afile.write_text("x")
-    assert "--out" in _err(capsys, ["demo", "--quick", "--out", str(afile)])
+    assert "--out" in cli_error(["demo", "--quick", "--out", str(afile)])
 
 
-def test_gradflow_checks_outputs_first_and_leaves_no_temporary_folder(capsys, tmp_path,
+def test_gradflow_checks_outputs_first_and_leaves_no_temporary_folder(cli_error, tmp_path,
                                                                       monkeypatch):
     afile = tmp_path / "afile"
     afile.write_text("x")
-    assert "--plots" in _err(capsys, ["gradflow", *FLOW, "--plots", str(afile)])
-    assert "is a folder" in _err(capsys, ["gradflow", *FLOW, "--report", str(tmp_path)])
-    assert "--length: expected an integer from 2 to 100,000" in _err(
-        capsys, ["gradflow", *FLOW, "--length", "100000000"])
+    assert "--plots" in cli_error(["gradflow", *FLOW, "--plots", str(afile)])
+    assert "is a folder" in cli_error(["gradflow", *FLOW, "--report", str(tmp_path)])
+    assert "--length: expected an integer from 2 to 100,000" in cli_error(
+        ["gradflow", *FLOW, "--length", "100000000"])
     pytest.importorskip("matplotlib")
     scratch = tmp_path / "tmp"
     scratch.mkdir()
@@ -85,14 +77,14 @@ def test_gradflow_checks_outputs_first_and_leaves_no_temporary_folder(capsys, tm
     (["tasks", *TASK, "sweep", "--lengths", "4,1000000000"], "--length"),
     (["tasks", *TASK, "sweep", "--table", "t.txt"], "--table t.txt: expected a .csv or .md"),
 ])
-def test_tasks_refuses_what_it_would_ignore(capsys, argv, message):
-    assert message in _err(capsys, argv)
+def test_tasks_refuses_what_it_would_ignore(cli_error, argv, message):
+    assert message in cli_error(argv)
 
 
-def test_tasks_has_no_report_flag_and_checks_json_first(capsys, tmp_path):
+def test_tasks_has_no_report_flag_and_checks_json_first(capsys, cli_error, tmp_path):
     assert main(["tasks", *TASK, "adding", "--report", "x.html"]) == 2   # argparse: unknown
     assert "unrecognized arguments: --report" in capsys.readouterr().err
-    assert "--json" in _err(capsys, ["tasks", *TASK, "adding", "--json", str(tmp_path)])
+    assert "--json" in cli_error(["tasks", *TASK, "adding", "--json", str(tmp_path)])
 
 
 @pytest.mark.parametrize("tail, message", [
@@ -102,28 +94,28 @@ def test_tasks_has_no_report_flag_and_checks_json_first(capsys, tmp_path):
     (["--layers", "0"], "--layers: expected an integer from 1 to 64, got 0"),
     (["--asha"], "--asha: only with --ray"),
 ])
-def test_dist_sweep_checks_before_any_trial(capsys, tmp_path, tail, message):
-    assert message in _err(capsys, ["dist", "lm-sweep", "--out", str(tmp_path / "o"), *tail])
+def test_dist_sweep_checks_before_any_trial(cli_error, tmp_path, tail, message):
+    assert message in cli_error(["dist", "lm-sweep", "--out", str(tmp_path / "o"), *tail])
     assert not (tmp_path / "o").exists()
 
 
-def test_dist_sweep_reads_the_corpus_once_first(capsys, tmp_path):
+def test_dist_sweep_reads_the_corpus_once_first(cli_error, tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("")
-    assert "empty" in _err(capsys, ["dist", "lm-sweep", str(empty), "--out", str(tmp_path / "o")])
-    assert "no such file" in _err(capsys, ["dist", "lm-sweep", str(tmp_path / "none.txt"),
-                                           "--out", str(tmp_path / "o")])
+    assert "empty" in cli_error(["dist", "lm-sweep", str(empty), "--out", str(tmp_path / "o")])
+    assert "no such file" in cli_error(["dist", "lm-sweep", str(tmp_path / "none.txt"),
+                                        "--out", str(tmp_path / "o")])
     assert not (tmp_path / "o").exists()
 
 
-def test_caption_flags_and_files(capsys, tmp_path):
+def test_caption_flags_and_files(cli_error, tmp_path):
     ck = str(tmp_path / "none.npz")                  # the flags are checked before the file
-    assert "--seed: expected an integer >= 0" in _err(capsys, ["caption", "eval", ck, "--seed", "-1"])
-    assert "--images: expected an integer from 1 to 1,000" in _err(
-        capsys, ["caption", "gallery", ck, "-n", "100000"])
-    assert "--out" in _err(capsys, ["caption", "gallery", ck, "--out", str(tmp_path)])
-    assert "the attention regulariser needs --decoder attend" in _err(
-        capsys, ["caption", "train", "--decoder", "show-tell", "--alpha-c", "1"])
+    assert "--seed: expected an integer >= 0" in cli_error(["caption", "eval", ck, "--seed", "-1"])
+    assert "--images: expected an integer from 1 to 1,000" in cli_error(
+        ["caption", "gallery", ck, "-n", "100000"])
+    assert "--out" in cli_error(["caption", "gallery", ck, "--out", str(tmp_path)])
+    assert "the attention regulariser needs --decoder attend" in cli_error(
+        ["caption", "train", "--decoder", "show-tell", "--alpha-c", "1"])
     pytest.importorskip("PIL")
     from rnnlab.cli.caption import read_png
     with pytest.raises(ValueError, match="is a folder; expected a PNG file"):
@@ -137,14 +129,13 @@ def test_caption_flags_and_files(capsys, tmp_path):
         read_png(str(trunc))
 
 
-def test_out_of_memory_points_at_the_subcommands_own_help(capsys, monkeypatch):
+def test_out_of_memory_points_at_the_subcommands_own_help(cli_error, monkeypatch):
     def boom(args):
         raise MemoryError
     monkeypatch.setattr(gradcheck, "run", boom)
     parser = command.build_parser
     monkeypatch.setattr(command, "build_parser", lambda: _with(parser(), boom))
-    assert main(["gradcheck"]) == 2
-    err = capsys.readouterr().err
+    err = cli_error(["gradcheck"])
     assert "out of memory" in err and "`rnnlab gradcheck --help`" in err and "--bptt" not in err
 
 
@@ -156,7 +147,7 @@ def _with(parser, func):
     return parser
 
 
-def test_lm_eval_notes_unknown_tokens_and_names_a_recorded_corpus(capsys, tmp_path,
+def test_lm_eval_notes_unknown_tokens_and_names_a_recorded_corpus(capsys, cli_error, tmp_path,
                                                                   monkeypatch):
     text = tmp_path / "t.txt"
     text.write_text("abcab cabca bcabc " * 200)
@@ -170,14 +161,14 @@ def test_lm_eval_notes_unknown_tokens_and_names_a_recorded_corpus(capsys, tmp_pa
     assert main(["eval", str(out / "best.npz"), "--corpus", str(other), "--no-progress"]) == 0
     assert "outside the model's vocabulary" in capsys.readouterr().err
     text.unlink()                                          # the recorded corpus is gone
-    assert "as recorded there; give --corpus" in _err(
-        capsys, ["eval", str(out / "best.npz"), "--no-progress"])
+    assert "as recorded there; give --corpus" in cli_error(
+        ["eval", str(out / "best.npz"), "--no-progress"])
 
 
-def test_train_refuses_an_output_name_taken_by_a_folder_and_endless_epochs(capsys, tmp_path):
+def test_train_refuses_an_output_name_taken_by_a_folder_and_endless_epochs(cli_error, tmp_path):
     (tmp_path / "run" / "last.npz").mkdir(parents=True)
-    assert "last.npz there is a folder" in _err(capsys, ["train", "--out", str(tmp_path / "run")])
-    assert "--epochs" in _err(capsys, ["train", "--epochs", "100000000000000000000"])
+    assert "last.npz there is a folder" in cli_error(["train", "--out", str(tmp_path / "run")])
+    assert "--epochs" in cli_error(["train", "--epochs", "100000000000000000000"])
 
 
 @pytest.mark.parametrize("tail, message", [
@@ -185,7 +176,7 @@ def test_train_refuses_an_output_name_taken_by_a_folder_and_endless_epochs(capsy
     (["--beam", "2", "-n", "5"], "-n: sampling options, not used with --beam"),
     (["--score", "ab", "--beam", "2"], "--beam: not used with --score"),
 ])
-def test_generate_refuses_options_its_mode_ignores(capsys, tail, message):
+def test_generate_refuses_options_its_mode_ignores(tail, message):
     from rnnlab.lm import generate
     with pytest.raises(ValueError, match=message):
         generate.GenerateOptions(checkpoint="x.npz", **_as_kw(tail))

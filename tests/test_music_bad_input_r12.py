@@ -8,7 +8,6 @@ import pytest
 
 from rnnlab.cli import music as music_cli
 from rnnlab.cli.command import build_parser, main
-from rnnlab.io import checkpoint
 from rnnlab.music import data, generate, model, train
 
 TRAIN = ["--epochs", "1", "--max-steps", "1", "--hidden-size", "2", "--no-progress"]
@@ -21,14 +20,6 @@ def _json(folder, train=3, valid=1, test=1, name="d.json"):
     path.write_text(json.dumps({"train": [piece] * train, "valid": [piece] * valid,
                                 "test": [piece] * test}))
     return path
-
-
-def _error(capsys, argv):
-    code = main(argv)
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1, (code, err)
-    assert err.startswith("rnnlab music: error: "), err
-    return err
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +35,13 @@ def ckpt(tmp_path_factory):
 @pytest.mark.parametrize("sizes, split", [((3, 0, 1), "valid"), ((3, 1, 0), "test"),
                                           ((0, 1, 1), "train"), ((0, 0, 0), "train")],
                          ids=["novalid", "notest", "notrain", "all-empty"])
-def test_empty_split_is_named_by_train_and_eval(tmp_path, capsys, ckpt, sizes, split):
+def test_empty_split_is_named_by_train_and_eval(tmp_path, cli_error, ckpt, sizes, split):
     path = _json(tmp_path, *sizes)
     out = tmp_path / "run"
-    err = _error(capsys, ["music", "train", str(path), "--out", str(out), *TRAIN])
+    err = cli_error(["music", "train", str(path), "--out", str(out), *TRAIN])
     assert f"{path}: the {split} split is empty" in err and "expected at least one" in err
     assert not out.exists()                               # no (unloadable) checkpoint
-    err = _error(capsys, ["music", "eval", ckpt, "--data", str(path)])
+    err = cli_error(["music", "eval", ckpt, "--data", str(path)])
     assert f"{path}: the {split} split is empty" in err
 
 
@@ -67,15 +58,15 @@ def test_no_weights_of_a_wrong_shape_reach_a_checkpoint(tmp_path):
         train.evaluate(cfg.model_config(), model.init_params(cfg.model_config()), [])
 
 
-def test_resume_from_weights_of_a_wrong_shape_is_refused(tmp_path, capsys, ckpt):
+def test_resume_from_weights_of_a_wrong_shape_is_refused(tmp_path, cli_error, ckpt):
     bad = tmp_path / "bad.npz"
     with np.load(ckpt.replace("best.npz", "last.npz")) as z:
         arrays = {k: z[k] for k in z.files}
     arrays["param/out.bias"] = np.float32(0.0)            # shape (), as the audit found
     np.savez(bad, **arrays)
     out = tmp_path / "again"
-    err = _error(capsys, ["music", "train", "--resume", str(bad), "--epochs", "2",
-                          "--out", str(out), "--no-progress"])
+    err = cli_error(["music", "train", "--resume", str(bad), "--epochs", "2",
+                     "--out", str(out), "--no-progress"])
     assert f"{bad}: weights['out.bias'] must have shape (88,), got ()" in err
     assert not out.exists()
 
@@ -89,10 +80,10 @@ def test_resume_from_weights_of_a_wrong_shape_is_refused(tmp_path, capsys, ckpt)
     (["-n", "100000"], "--num: expected an integer >= 1 and <= 100, got 100000"),
     (["--primer-steps", "100000"], "--primer-steps: expected an integer >= 1 and <= 10000"),
 ], ids=["nan", "inf", "seed", "length", "num", "primer-steps"])
-def test_sample_options_are_checked_and_named(tmp_path, capsys, ckpt, flags, words):
+def test_sample_options_are_checked_and_named(tmp_path, cli_error, ckpt, flags, words):
     out = tmp_path / "s"
-    err = _error(capsys, ["music", "sample", ckpt, "--out", str(out), "--primer", "none",
-                          "--length", "12", *flags])
+    err = cli_error(["music", "sample", ckpt, "--out", str(out), "--primer", "none",
+                     "--length", "12", *flags])
     assert words in err
     assert not out.exists()
 
@@ -105,36 +96,36 @@ def test_sample_api_refuses_a_temperature_that_is_not_finite():
             generate.sample(mcfg, params, 4, temperature=t)
 
 
-def test_train_seed_is_named(tmp_path, capsys):
-    err = _error(capsys, ["music", "train", str(_json(tmp_path)), "--out", str(tmp_path / "r"),
-                          *TRAIN, "--seed", "-1"])
+def test_train_seed_is_named(tmp_path, cli_error):
+    err = cli_error(["music", "train", str(_json(tmp_path)), "--out", str(tmp_path / "r"),
+                     *TRAIN, "--seed", "-1"])
     assert "--seed: expected an integer >= 0, got -1" in err
 
 
 # 4: a primer longer than --length is found before anything is written
-def test_sample_checks_the_primer_length_before_writing(tmp_path, capsys, ckpt):
+def test_sample_checks_the_primer_length_before_writing(tmp_path, cli_error, ckpt):
     out = tmp_path / "s"
-    err = _error(capsys, ["music", "sample", ckpt, "-n", "1", "--length", "4",
-                          "--out", str(out)])
+    err = cli_error(["music", "sample", ckpt, "-n", "1", "--length", "4",
+                     "--out", str(out)])
     assert not out.exists()                                  # no curves.png
     assert "--length: expected at least the primer's 6 steps" in err and "got 4" in err
 
 
 # 7: --out under a file, --primer a folder
-def test_sample_out_and_primer_are_named(tmp_path, capsys, ckpt):
+def test_sample_out_and_primer_are_named(tmp_path, cli_error, ckpt):
     afile = tmp_path / "afile"
     afile.write_text("x")
-    err = _error(capsys, ["music", "sample", ckpt, "--length", "12", "--out",
-                          str(afile / "x")])
+    err = cli_error(["music", "sample", ckpt, "--length", "12", "--out",
+                     str(afile / "x")])
     assert f"--out {afile / 'x'}: " in err and "is a file, so no folder can be made" in err
     adir = tmp_path / "adir"
     adir.mkdir()
     out = tmp_path / "s"
-    err = _error(capsys, ["music", "sample", ckpt, "--length", "12", "--out", str(out),
-                          "--primer", str(adir)])
+    err = cli_error(["music", "sample", ckpt, "--length", "12", "--out", str(out),
+                     "--primer", str(adir)])
     assert f"--primer {adir}: is a folder, expected a MIDI file" in err
-    err = _error(capsys, ["music", "sample", ckpt, "--length", "12", "--out", str(out),
-                          "--primer", str(tmp_path / "nothing.mid")])
+    err = cli_error(["music", "sample", ckpt, "--length", "12", "--out", str(out),
+                     "--primer", str(tmp_path / "nothing.mid")])
     assert f"--primer {tmp_path / 'nothing.mid'}: no such file" in err
     assert not out.exists()
 

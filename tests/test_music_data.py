@@ -55,16 +55,9 @@ def test_shared_sets_have_the_readme_counts(name):
     assert len(sets["train"]) == data.EXPECTED[name][0][0]
 
 
-def _error(capsys, argv):
-    code = main(argv)
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1, err
-    return err
-
-
-def test_missing_shared_file_is_named(tmp_path, monkeypatch, capsys):
+def test_missing_shared_file_is_named(tmp_path, monkeypatch, cli_error):
     monkeypatch.setenv("RNNLAB_DATA", str(tmp_path))
-    err = _error(capsys, ["music", "train", "jsb", "--out", str(tmp_path / "r")])
+    err = cli_error(["music", "train", "jsb", "--out", str(tmp_path / "r")])
     assert "jsb_chorales.json is missing" in err
 
 
@@ -90,7 +83,7 @@ def _midi_with(tmp_path, name, notes):
     ("json shape", "expected an object with keys train, valid, test"),
     ("json pitch", "train piece 0, step 1: expected MIDI pitches 21-108 (piano keys), got 200"),
 ])
-def test_bad_input_is_one_clear_line(tmp_path, capsys, case, words):
+def test_bad_input_is_one_clear_line(tmp_path, cli_error, case, words):
     folder = tmp_path / "midi"
     folder.mkdir()
     if case == "empty":
@@ -106,9 +99,9 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys, case, words):
         bad = [[[60]]] if case == "json shape" else {"train": [[[60], [200]]], "valid": [],
                                                      "test": []}
         folder.write_text(json.dumps(bad))
-    err = _error(capsys, ["music", "train", str(folder), "--out", str(tmp_path / "r"),
-                          "--epochs", "1", "--no-progress"])
-    assert err.startswith("rnnlab music: error: ") and words in err, err
+    err = cli_error(["music", "train", str(folder), "--out", str(tmp_path / "r"),
+                     "--epochs", "1", "--no-progress"])
+    assert words in err, err
 
 
 def test_a_folder_of_midi_files_trains(tmp_path, capsys):

@@ -20,7 +20,7 @@ import numpy as np
 from rnnlab.caption import data, metrics, model, scenes, search
 from rnnlab.io import checkpoint
 from rnnlab.training import trainer
-from rnnlab.training.options import option
+from rnnlab.training.options import changed, flag, option
 
 KIND = "caption"
 
@@ -30,7 +30,8 @@ class CaptionOptions(trainer.TrainOptions):
     # the shared options whose defaults differ here (a one-minute run by default)
     lr: float = option(3e-3, "learning rate", lo=0, lo_open=True)
     epochs: int = option(4, "number of epochs", lo=1)
-    monitor: str = option("valid_exact", "validation metric for best.npz and early stopping")
+    monitor: str = option("valid_exact", "validation metric for best.npz and early stopping",
+                          choices=("valid_exact", "valid_loss"))
     out: str = option("runs/caption", "output folder: last.npz, best.npz, metrics.jsonl")
     source: str = option("scenes", "data: generated shape scenes, or scikit-learn digit "
                          "composites", choices=data.SOURCES)
@@ -72,7 +73,14 @@ class CaptionOptions(trainer.TrainOptions):
         if self.decoder == "show-tell" and self.alpha_c > 0:    # would be ignored silently
             raise ValueError(f"--alpha-c {self.alpha_c:g}: the attention regulariser needs "
                              "--decoder attend (show-tell has no attention)")
+        used = [f"{flag(k)} {getattr(self, k):g}" for k in ATTENTION_ONLY if changed(self, k)]
+        if self.decoder == "show-tell" and used:
+            raise ValueError(f"{', '.join(used)}: read by the attention only, which --decoder "
+                             "show-tell does not have")
 
+
+# options of the attention, which --decoder show-tell does not have (--alpha-c: its own check)
+ATTENTION_ONLY = ("attention_size", "ctx_dropout")
 
 # the encoder per data source when --channels is auto (measured: results/caption.md)
 AUTO_CHANNELS = {"scenes": "16,32,32,32", "digits": "16,32,32"}

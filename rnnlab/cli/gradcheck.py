@@ -17,7 +17,7 @@ def add_arguments(parser):
     arch.add_argument("--cell", nargs="+", choices=list(CELLS), default=None,
                       help="cell type(s) to check (default: all three)")
     arch.add_argument("--nonlinearity", choices=CELLS["rnn"].NONLINEARITIES, default="tanh",
-                      help="RNN nonlinearity (ignored by LSTM and GRU)")
+                      help="RNN nonlinearity (for --cell rnn)")
     arch.add_argument("--layers", type=int, default=1, help="num_layers")
     arch.add_argument("--bidirectional", action="store_true", help="two directions per layer")
     arch.add_argument("--gru-reset-before", action="store_true",
@@ -106,6 +106,21 @@ def _check(args):
         raise ValueError(f"--bptt-truncate: expected an integer >= 0, got {args.bptt_truncate}")
     if not (math.isfinite(args.tol) and args.tol > 0):          # nan, <= 0: every tensor fails
         raise ValueError(f"--tol: expected a finite number > 0, got {args.tol}")
+    _check_read(args)
+
+
+def _check_read(args):
+    """A flag no checked cell or check reads is an error, not a silent no-op."""
+    cells = args.cell or list(CELLS)
+    for given, reader, what in ((args.nonlinearity != "tanh", "rnn",
+                                 f"--nonlinearity {args.nonlinearity}"),
+                                (args.gru_reset_before, "gru", "--gru-reset-before")):
+        if given and reader not in cells:
+            raise ValueError(f"{what}: read by the {reader} cell only; --cell "
+                             f"{' '.join(cells)} would ignore it")
+    if args.directional and args.bptt_truncate is not None:
+        raise ValueError("--directional: finite differences only; --bptt-truncate checks "
+                         "against the per-term reference instead, which would ignore it")
 
 
 def run(args):

@@ -129,7 +129,31 @@ def _checkpoint_flows(args):
             for (l, d), f in flow.items()}
 
 
+# the defaults of the flags both commands share (_common), and of gradflow's own
+COMMON = dict(length=100, batch=32, hidden=64, lr=1e-3, optimizer="adam", clip=1.0, init=None,
+              forget_bias=None, seed=0, record_every=100)
+GRADFLOW = dict(COMMON, cells="rnn,lstm,gru", task="adding", steps=0)
+TRAINING = ("lr", "optimizer", "clip", "record_every")      # read by --steps > 0 only
+
+
+def _gradflow_reads(args):
+    """A flag --model or --steps 0 would ignore is an error, not a silent no-op
+    (``--model X --cells rnn --steps 100`` measured the checkpoint alone, and its
+    report said task adding, hidden 64)."""
+    def given(names):
+        return [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) != GRADFLOW[n]]
+    if args.model:
+        extra = given(("cells", "task", "steps", "hidden", "init", "forget_bias") + TRAINING)
+        if extra:
+            raise ValueError(f"{', '.join(extra)}: not used with --model (the checkpoint is "
+                             "measured as trained; --length, --batch and --seed set its inputs)")
+    elif not args.steps and given(TRAINING):
+        raise ValueError(f"{', '.join(given(TRAINING))}: only with --steps N > 0 (they set "
+                         "the training; without it the cells are measured at initialisation)")
+
+
 def run_gradflow(args):
+    _gradflow_reads(args)
     if args.length < 2:
         raise ValueError(f"--length must be at least 2, got {args.length}")
     if args.steps < 0:
@@ -172,10 +196,12 @@ def _gradflow(args, out):
 
 def _figures_and_report(args, out, flows, after, results):
     from rnnlab.lab import plots, report
-    figs = {"Gradient norm against distance at initialisation (dashed: theory bound)":
+    when = "of the checkpoint" if args.model else "at initialisation"
+    figs = {f"Gradient norm against distance {when} (dashed: theory bound)":
             plots.distance(flows, os.path.join(out, "distance_init.png"),
-                           f"At initialisation: gradient reaching d steps back (T={args.length})"),
-            "Step Jacobian spectral norms at initialisation":
+                           f"{when.capitalize()}: gradient reaching d steps back "
+                           f"(T={args.length})"),
+            f"Step Jacobian spectral norms {when}":
             plots.jacobians(flows, os.path.join(out, "jacobians_init.png"))}
     if after:
         figs["Gradient norm against distance after training"] = plots.distance(
@@ -186,13 +212,15 @@ def _figures_and_report(args, out, flows, after, results):
         figs["How gradient flow changes during training"] = plots.training(
             results, os.path.join(out, "training.png"))
         figs["Gradient clipping events"] = plots.clipping(results, os.path.join(out, "clipping.png"))
-    print("plots:", ", ".join(figs.values()))
+    if args.plots:                         # not the temporary folder only --report uses
+        print("plots:", ", ".join(figs.values()))
     if args.report:
-        allflows = {f"{k} (init)": v for k, v in flows.items()}
+        allflows = {f"{k} (init)" if not args.model else k: v for k, v in flows.items()}
         allflows.update({f"{k} (trained)": v for k, v in after.items()})
-        meta = {"task": args.task, "T": args.length, "batch": args.batch, "hidden": args.hidden,
-                "init": args.init or "default", "forget bias": args.forget_bias,
-                "seed": args.seed, "training steps": args.steps}
+        meta = ({"checkpoint": args.model} if args.model else
+                {"task": args.task, "hidden": args.hidden, "init": args.init or "default",
+                 "forget bias": args.forget_bias, "training steps": args.steps})
+        meta.update({"T": args.length, "batch": args.batch, "seed": args.seed})
         print("report:", report.write(args.report, allflows, figs, results, meta))
 
 
@@ -296,20 +324,21 @@ def _run_sweep(args, out):
 
 def _common(p, steps, report=True):
     g = p.add_argument_group("model and training")
-    g.add_argument("--length", type=int, default=100, help="sequence length T (copy: the delay)")
+    g.set_defaults(**COMMON)
+    g.add_argument("--length", type=int, help="sequence length T (copy: the delay)")
     g.add_argument("--steps", type=int, default=steps, help="training steps")
-    g.add_argument("--batch", type=int, default=32, help="batch size B")
-    g.add_argument("--hidden", type=int, default=64, help="hidden size H")
-    g.add_argument("--lr", type=float, default=1e-3, help="learning rate")
-    g.add_argument("--optimizer", default="adam", help="adam | sgd | rmsprop | adagrad")
-    g.add_argument("--clip", type=float, default=1.0, help="global-norm clip; 0 = off")
-    g.add_argument("--init", choices=init.SCHEMES, default=None,
+    g.add_argument("--batch", type=int, help="batch size B")
+    g.add_argument("--hidden", type=int, help="hidden size H")
+    g.add_argument("--lr", type=float, help="learning rate")
+    g.add_argument("--optimizer", help="adam | sgd | rmsprop | adagrad")
+    g.add_argument("--clip", type=float, help="global-norm clip; 0 = off")
+    g.add_argument("--init", choices=init.SCHEMES,
                    help="recurrent initialisation (default: torch's; identity for irnn)")
-    g.add_argument("--forget-bias", type=float, default=None,
+    g.add_argument("--forget-bias", type=float,
                    help="bias of the gate that keeps the old state: LSTM forget gate, "
                         "GRU update gate")
-    g.add_argument("--seed", type=int, default=0, help="seed for data and weights")
-    g.add_argument("--record-every", type=int, default=100,
+    g.add_argument("--seed", type=int, help="seed for data and weights")
+    g.add_argument("--record-every", type=int,
                    help="record gradient flow every N training steps")
     o = p.add_argument_group("output")
     o.add_argument("--plots", default=None, help="directory for PNG figures")
@@ -323,12 +352,13 @@ def register(subparsers):
         description="Measure ||dL_t/dh_(t-d)|| against distance d, the step Jacobians and "
                     "their theoretical bound, and give a verdict per cell; optionally train "
                     "briefly and measure again.")
-    p.add_argument("--cells", default="rnn,lstm,gru", help="comma-separated: rnn,lstm,gru,irnn")
+    p.add_argument("--cells", default=GRADFLOW["cells"],
+                   help="comma-separated: rnn,lstm,gru,irnn")
     p.add_argument("--model", default=None,
                    help="measure a trained language-model checkpoint (.npz) instead")
-    p.add_argument("--task", default="adding", help="task whose inputs (and loss position) "
-                   f"are used: {', '.join(tasks.TASKS)}")
-    _common(p, steps=0)
+    p.add_argument("--task", default=GRADFLOW["task"], help="task whose inputs (and loss "
+                   f"position) are used: {', '.join(tasks.TASKS)}")
+    _common(p, steps=GRADFLOW["steps"])
     p.set_defaults(func=run_gradflow)
     t = subparsers.add_parser(
         "tasks", help="train on a long-range task (adding, copy, ...) or sweep",

@@ -26,6 +26,7 @@ step with the state one process would have, and rank 0 alone logs and writes.
 """
 import functools
 import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import NamedTuple, Optional
 
@@ -124,8 +125,15 @@ def model_config(cfg, vocab_size):
 
 
 def build_vocab(cfg, corp):
-    return vocab_mod.build(corp.train, corp.level, cfg.max_vocab, cfg.min_count,
-                           unk=corp.unk, eos=corp.eos, bos=corp.bos)
+    vocab = vocab_mod.build(corp.train, corp.level, cfg.max_vocab, cfg.min_count,
+                            unk=corp.unk, eos=corp.eos, bos=corp.bos)
+    specials = {corp.unk, corp.eos, corp.bos} - {None}
+    if len(vocab) <= len(specials):                  # every text token would be <unk>
+        top = max((c for t, c in Counter(corp.train).items() if t not in specials), default=0)
+        raise ValueError(f"--min-count: expected at most {top} (the count of the most "
+                         f"frequent token in the training split of corpus {cfg.corpus}), got "
+                         f"{cfg.min_count}; every token would be {corp.unk}")
+    return vocab
 
 
 def chunks(N, bptt):
@@ -275,7 +283,9 @@ def prepare(cfg, resume=None, overrides=None, log=print):
         cfg, ck = resume if isinstance(resume, tuple) else load_resume(resume, overrides)
     elif not isinstance(cfg, LMTrainConfig):
         raise ValueError(f"expected an LMTrainConfig, got {type(cfg).__name__}")
-    trainer.check_out(cfg.out)                       # before the (slow) corpus
+    if ck is None:                                   # before the (slow) corpus; a resumed
+        trainer.check_read(cfg)                      # run keeps the settings it started with
+    trainer.check_out(cfg.out)
     corp = corpus_mod.load(cfg.corpus, cfg.level)
     vocab = build_vocab(cfg, corp)
     if ck is not None:

@@ -48,7 +48,7 @@ from rnnlab.engine import validate
 from rnnlab.io import checkpoint
 from rnnlab.music import data, model
 from rnnlab.training import trainer
-from rnnlab.training.options import option, redefault
+from rnnlab.training.options import changed, option, redefault
 
 KIND = "music"
 
@@ -100,9 +100,23 @@ class MusicOptions(trainer.TrainOptions):
     batch_size: int = option(1, "pieces per step (Chung et al.: one piece per update)", lo=1)
     early_stop: int = option(10, "stop after N epochs without a better --monitor (0: off)",
                              lo=0)
-    monitor: str = option("valid_nll", "validation metric for best.npz and early stopping "
-                          "(valid_nll or valid_acc)")
+    monitor: str = option("valid_nll", "validation metric for best.npz and early stopping",
+                          choices=("valid_nll", "valid_acc"))
     out: str = option("runs/music", "output folder: last.npz, best.npz, metrics.jsonl")
+
+    def __post_init__(self):
+        super().__post_init__()
+        # settings the run would ignore silently (round 14's audit)
+        if changed(self, "nade_hidden") and self.output != "nade":
+            raise ValueError(f"--nade-hidden {self.nade_hidden}: sizes the NADE output only; "
+                             f"with --output {self.output} it would be ignored")
+        if changed(self, "transpose_step") and not self.transpose:
+            raise ValueError(f"--transpose-step {self.transpose_step}: the unit of --transpose's "
+                             "shifts; with --transpose 0 (off) it would be ignored")
+        if changed(self, "steps_per_beat") and self.data in data.STEPS_PER_BEAT:
+            raise ValueError(f"--steps-per-beat {self.steps_per_beat}: for MIDI folders and "
+                             f".json files; {self.data} has its own "
+                             f"({data.STEPS_PER_BEAT[self.data]}), so it would be ignored")
 
     def model_config(self):
         return model.MusicConfig(self.mode, self.hidden_size, self.num_layers, self.output,

@@ -44,6 +44,12 @@ def int_in_range(flag, value, lo, hi=None, note=""):
         raise ValueError(f"{flag}: expected an integer {rng}{note}, got {value}")
 
 
+def changed(cfg, name):
+    """Whether option ``name`` of the config ``cfg`` is set off its declared default
+    (for a setting that some other choice would leave unread)."""
+    return getattr(cfg, name) != cfg.__dataclass_fields__[name].default
+
+
 def redefault(cls, name, default):
     """``cls``'s option ``name`` with another default (help, range and choices as
     declared there): for a subclass whose defaults differ."""

@@ -56,7 +56,7 @@ from rnnlab import optim
 from rnnlab.io import atomic, checkpoint, metrics
 from rnnlab.io.progress import progress
 from rnnlab.optim import schedules
-from rnnlab.training.options import check, option
+from rnnlab.training.options import changed, check, flag, option
 
 
 @dataclass
@@ -202,14 +202,34 @@ def config_from_args(cls, args, kind):
     """(config, checkpoint or None) from parsed arguments: defaults < ``--config``
     TOML < command line; with ``--resume`` the checkpoint's settings, where only
     ``RESUMABLE`` options may differ."""
-    from rnnlab.training.options import from_mapping, settings
-    given = settings(args)
+    from rnnlab.training.options import from_args, settings
     path = getattr(args, "resume", None)
     if path:
         ck = checkpoint.load(path, kind=kind)
         ck["path"] = path
-        return resume_config(cls, ck["meta"], given, path), ck
-    return from_mapping(cls, given, "options"), None
+        return resume_config(cls, ck["meta"], settings(args), path), ck
+    # from_args names the --config file when a wrong or unknown key came from it
+    return from_args(cls, args, drop=("func", "command", "action", "config", "resume")), None
+
+
+# options that one optimiser or schedule alone reads: (option, what reads it, which ones)
+READ_BY = (("momentum", "optimizer", ("sgd",)), ("patience", "schedule", ("plateau",)),
+           ("decay_start", "schedule", ("step", "zaremba")),
+           ("lr_decay", "schedule", ("step", "zaremba", "plateau")))
+
+
+def check_read(cfg):
+    """Refuse an option set off its default that the chosen optimiser or schedule
+    never reads (``--momentum`` with Adam, ``--patience`` without the plateau
+    schedule): the run would ignore it silently."""
+    for name, by, readers in READ_BY:
+        chosen = getattr(cfg, by)
+        if not changed(cfg, name) or chosen in readers:
+            continue
+        choices = cfg.__dataclass_fields__[by].metadata.get("choices") or readers
+        which = " or ".join(r for r in readers if r in choices)
+        raise ValueError(f"{flag(name)} {getattr(cfg, name):g}: read only with {flag(by)} "
+                         f"{which}; with {flag(by)} {chosen} it would be ignored")
 
 
 def make_optimizer(cfg):
@@ -379,6 +399,8 @@ def fit(cfg, task, params=None, *, kind, app_meta=None, resume=None, log=print,
     the epoch's log line. Returns the final State; its ``history`` holds one
     record per epoch.
     """
+    if resume is None:              # a resumed run keeps the settings it was started with
+        check_read(cfg)
     if writer:
         check_out(cfg.out)
     else:

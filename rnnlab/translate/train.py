@@ -21,7 +21,7 @@ import numpy as np
 
 from rnnlab.io import atomic
 from rnnlab.training import trainer
-from rnnlab.training.options import option
+from rnnlab.training.options import changed, option
 from rnnlab.translate import bleu, data, decode, loss as tloss, model, text
 
 KIND = "translate"
@@ -37,6 +37,9 @@ class TranslateOptions(trainer.TrainOptions):
     batch_size: int = option(64, "sentence pairs per step", lo=1)
     out: str = option("runs/translate", "output folder: last.npz, best.npz, metrics.jsonl, "
                       "report.html")
+    monitor: str = option("valid_loss", "validation metric for best.npz and early stopping "
+                          "(valid_bleu and valid_exact need --bleu-sentences)",
+                          choices=("valid_loss", "valid_ppl", "valid_bleu", "valid_exact"))
     data: str = option("dates", "dates (generated, no download), multi30k, tatoeba, or a "
                        "prefix PATH/name with name.train.SRC, name.train.TGT, name.valid.* files")
     src_lang: str = option("src", "source language suffix (multi30k: de or en; tatoeba: en or fr)")
@@ -70,6 +73,20 @@ class TranslateOptions(trainer.TrainOptions):
                               "rnnlab translate average)", lo=0)
 
     RESUMABLE = trainer.RESUMABLE + ("keep_epochs",)
+
+    def __post_init__(self):
+        super().__post_init__()
+        # settings the data or the validation would ignore (round 14's audit)
+        if self.data == "dates" and (changed(self, "src_lang") or changed(self, "tgt_lang")):
+            raise ValueError(f"--src-lang/--tgt-lang: the generated dates task has no languages "
+                             f"to choose (only multi30k, tatoeba and file prefixes do), got "
+                             f"{self.src_lang} and {self.tgt_lang}")
+        if not self.short and self.data != "tatoeba":
+            raise ValueError(f"--no-short: only tatoeba has the short-sentence filter, got "
+                             f"--data {self.data}")
+        if self.monitor in ("valid_bleu", "valid_exact") and not self.bleu_sentences:
+            raise ValueError(f"--monitor {self.monitor}: needs --bleu-sentences > 0 (the "
+                             "validation sentences decoded to score it), got 0")
 
 
 def model_config(cfg, vocabs):

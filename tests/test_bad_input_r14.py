@@ -128,3 +128,32 @@ def test_min_count_that_leaves_only_unknown_tokens_is_named(cli_error, tmp_path)
     assert re.fullmatch(r"--min-count: expected at most \d+ \(the count of the most frequent "
                         r"token in the training split of corpus (.*)\), got 1000; every token "
                         r"would be <unk>", msg).group(1) == str(corpus)
+
+
+def test_lm_eval_says_how_many_tokens_its_streams_leave_unscored(tmp_path, capsys):
+    from rnnlab.cli.command import main
+    text, out = tmp_path / "t.txt", tmp_path / "run"
+    text.write_text("abcab cabca bcabc " * 600)
+    assert main(["train", str(text), "--level", "char", "--hidden-size", "4", "--emb-size",
+                 "4", "--num-layers", "1", "--batch-size", "2", "--bptt", "4", "--epochs", "1",
+                 "--max-steps", "1", "--samples", "0", "--no-progress", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(out / "best.npz"), "--batch-size", "1", "--no-progress"]) == 0
+    assert "never scored" not in capsys.readouterr().err          # one stream: one token
+    assert main(["eval", str(out / "best.npz"), "--batch-size", "100000", "--no-progress"]) == 0
+    cap = capsys.readouterr()
+    scored = int(re.search(r": ([\d,]+) tokens", cap.out).group(1).replace(",", ""))
+    total = int(re.search(r"of the split's ([\d,]+) tokens", cap.err).group(1).replace(",", ""))
+    assert f"note: {total - scored:,} of the split's {total:,} tokens are never scored" in cap.err
+    assert 2 * scored <= total                    # streams of two tokens: half go unscored
+
+
+def test_a_config_file_with_a_byte_order_mark_is_read(tmp_path):
+    from rnnlab.training.options import load_toml
+    toml = tmp_path / "bom.toml"
+    toml.write_bytes(b"\xef\xbb\xbfepochs = 3\nlr-decay = 0.5\n")       # as Notepad saves it
+    assert load_toml(toml) == {"epochs": 3, "lr_decay": 0.5}
+    toml.write_bytes(b'out = "\xe9"\n')                                  # Latin-1, not UTF-8
+    with pytest.raises(ValueError, match=f"--config {re.escape(str(toml))}: invalid TOML "):
+        load_toml(toml)
+

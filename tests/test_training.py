@@ -84,6 +84,19 @@ def test_resume_after_a_kill_mid_epoch_is_bit_identical(tmp_path):
     assert [r["valid_loss"] for r in rows] == [r["valid_loss"] for r in whole.history]
 
 
+
+def test_resume_past_the_end_of_its_epoch_is_refused(tmp_path):
+    """Data that shrank since the checkpoint: its step lies past the epoch's end,
+    which would have run that epoch for no step and recorded it as trained."""
+    cfg = _cfg(tmp_path, checkpoint_every=2)
+    ck = _killed_at(cfg, Regression(), (1, 6))                    # saved at step 6 of epoch 2
+    with pytest.raises(checkpoint.CheckpointError,
+                       match=r"last.npz: resumes at step 6 of epoch 2, but that epoch has 4 "
+                             r"steps on this data; resume on the data"):
+        _fit(cfg, resume=ck, task=Regression(n=32))
+    assert _fit(cfg, resume=ck, task=Regression()).epoch == 4     # the same data: resumes
+
+
 def test_learns_and_keeps_best(tmp_path):
     st = _fit(_cfg(tmp_path, epochs=6))
     losses = [r["valid_loss"] for r in st.history]

@@ -40,7 +40,8 @@ class CaptionOptions(trainer.TrainOptions):
     # at most 100,000 generated images (~2.7 GB as float32): 100,000,000 ran until stopped
     train_size: int = option(4000, "generated training images", lo=1, hi=100_000)
     valid_size: int = option(200, "generated validation images", lo=1, hi=100_000)
-    max_objects: int = option(3, "objects per scene: 1 to this", lo=1, hi=3)
+    max_objects: int = option(3, "objects per scene: 1 to this (digits: at most 2)", lo=1,
+                              hi=3)
     phrasing: str = option("reading", "training caption per image: the reading-order phrasing "
                            "(objects row by row), or a random true phrasing (slower to learn)",
                            choices=("reading", "random"))

@@ -80,6 +80,12 @@ def run_eval(args):
     part = f" (the first {r['tokens']:,} of {r['of']:,})" if r["tokens"] < r["of"] else ""
     print(f"{r['source']} {r['split']}: {r['tokens']:,} tokens{part}, loss {r['loss']:.4f} "
           f"nats/token, perplexity {r['perplexity']:.2f}")
+    unscored = r["split_tokens"] - r["of"]          # each stream's first token, the tail
+    if unscored > 0.01 * r["split_tokens"]:
+        print(f"note: {unscored:,} of the split's {r['split_tokens']:,} tokens are never "
+              f"scored: each of the {r['streams']:,} streams (--batch-size) starts with a "
+              "token that has no prediction, and the tail that does not fill a row is "
+              "dropped; a smaller --batch-size scores more", file=sys.stderr)
     if r["unknown"]:
         print(f"note: {r['unknown']:,} tokens ({100 * r['unknown_fraction']:.1f}%) are outside the "
               f"model's vocabulary and were scored as its unknown token"

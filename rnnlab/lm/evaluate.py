@@ -85,7 +85,8 @@ def evaluate_checkpoint(opts):
     # looks fine and means nothing (the audit: Chinese text on an English model, 78.6)
     unknown = sum(1 for t in tokens if t not in saved.vocab.stoi)
     return {"source": source, "split": opts.split, "tokens": (rows - 1) * data.shape[1],
-            "of": data.size - data.shape[1], "loss": loss,
+            "of": data.size - data.shape[1], "split_tokens": len(tokens),
+            "streams": data.shape[1], "loss": loss,
             "perplexity": math.exp(min(loss, 700)), "unknown": unknown,
             "unknown_fraction": unknown / max(len(tokens), 1)}
 

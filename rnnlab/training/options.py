@@ -185,8 +185,8 @@ def from_args(cls, args, drop=("func", "command", "config", "resume")):
 def load_toml(path):
     """A TOML file's top-level table, keys with '-' read as '_'."""
     try:
-        with open(path, "rb") as f:
-            d = tomllib.load(f)
+        with open(path, "rb") as f:              # a UTF-8 byte-order mark (Windows editors)
+            d = tomllib.loads(f.read().removeprefix(b"\xef\xbb\xbf").decode("utf-8"))
     except FileNotFoundError:
         raise ValueError(f"--config {path}: no such file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:

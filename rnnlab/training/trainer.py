@@ -174,6 +174,16 @@ def restore(ck, path):
                  E(m, "finished", checkpoint.BOOL, path))
 
 
+def _check_position(st, task, path, epochs):
+    """A resumed position inside the epoch it names: one past its end (data that
+    shrank since the checkpoint was written) would run that epoch for no step and
+    record it as trained."""
+    if st.epoch < epochs and st.step > (n := task.steps(st.epoch)):
+        raise checkpoint.CheckpointError(
+            f"{path}: resumes at step {st.step} of epoch {st.epoch + 1}, but that epoch has "
+            f"{n} steps on this data; resume on the data the checkpoint was trained on")
+
+
 def resume_config(cls, meta, overrides, path):
     """The checkpoint's config with the allowed overrides; a clear error otherwise."""
     from rnnlab.training.options import from_mapping
@@ -412,6 +422,7 @@ def fit(cfg, task, params=None, *, kind, app_meta=None, resume=None, log=print,
                 task.carry = resume["state"]
             except ValueError as e:
                 raise checkpoint.CheckpointError(f"{resume['path']}: {e}") from None
+        _check_position(st, task, resume["path"], cfg.epochs)
         log(f"resumed from {resume['path']} at epoch {st.epoch + 1}, step {st.step}")
     else:
         st = new_state(cfg, params, rng)

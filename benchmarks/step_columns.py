@@ -1,0 +1,109 @@
+"""What a step's batch columns cost: the per-step product's granularity, and what
+it does to a layer of the language model's shape.
+
+The per-step product (``rnnlab/engine/fast/gemm.py``) runs the batch along the
+vector lanes: whole vectors of 16 float32 columns, then a last half vector of 8.
+Where a half vector costs half a whole one (Zen 4 splits 512-bit operations in
+two), a step of 20 rows costs 24 columns; where it costs as much as a whole one (a
+CPU with two full-width 512-bit FMA units), it costs 32. This measures, on this
+CPU:
+
+1. the product's time against its column count n = 4 ... 32 (one thread, W of
+   an LSTM's folded step at H = 128 and 256), relative to n = 16;
+2. one LSTM layer of the PTB language model's shape (T = 20, B = 20, H = 200,
+   float32), rnnlab against torch in turns: forward alone, and forward + backward.
+
+    python benchmarks/step_columns.py
+"""
+import argparse
+import statistics
+import sys
+import time
+
+import rnnlab  # noqa: F401  (before NumPy: it sets OpenBLAS's idle spin, see rnnlab/__init__.py)
+import numpy as np
+
+import machine
+
+COLUMNS = (4, 8, 12, 16, 20, 24, 28, 32)
+
+
+def product_times(M, K, rounds, calls=200):
+    """{n: median seconds of one product of n columns} on a packed (M, K) W."""
+    from rnnlab.engine.fast import gemm
+    rng = np.random.default_rng(0)
+    panels = gemm.pack(rng.standard_normal((M, K)).astype(np.float32))
+    x = rng.standard_normal((K, max(COLUMNS) + 16)).astype(np.float32)
+    c = np.empty(gemm.width(max(COLUMNS), np.float32) * panels.shape[0] * gemm.ROWS,
+                 np.float32)
+    times = {n: [] for n in COLUMNS}
+    for n in COLUMNS:                                             # compiled and warm
+        gemm.product(panels, x, 0, x.shape[1], c, n)
+    for _ in range(rounds):                                       # in turns
+        for n in COLUMNS:
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                gemm.product(panels, x, 0, x.shape[1], c, n)
+            times[n].append((time.perf_counter() - t0) / calls)
+    return {n: statistics.median(v) for n, v in times.items()}
+
+
+def layer_steps(torch, T, B, H):
+    """The four callables timed in turns: rnnlab's and torch's forward, and
+    forward + backward, of one LSTM layer."""
+    x = np.random.default_rng(1).standard_normal((T, B, H)).astype(np.float32)
+    dout = np.ones_like(x)
+    m = rnnlab.LSTM(H, H, seed=0, dtype=np.float32)
+    tm = torch.nn.LSTM(H, H)
+    xt = torch.from_numpy(x).requires_grad_(True)
+
+    def t_fwd():
+        with torch.no_grad():
+            tm(xt)
+
+    def t_step():
+        out, _ = tm(xt)
+        out.sum().backward()
+    return {"rnnlab forward": lambda: m(x), "torch forward": t_fwd,
+            "rnnlab step": lambda: (m(x), m.backward(dout)), "torch step": t_step}
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=7, help="rounds of the in-turn timing")
+    ap.add_argument("--threads", type=int, default=2, help="threads of the layer comparison")
+    ap.add_argument("--layer", type=int, nargs=3, default=[20, 20, 200], metavar=("T", "B", "H"),
+                    help="the layer's shape (default: the PTB language model's)")
+    args = ap.parse_args(argv)
+    from threadpoolctl import threadpool_limits
+    import torch
+    torch.set_num_threads(args.threads)
+    print(f"# {machine.describe(torch)}")
+    print(f"# command: python benchmarks/step_columns.py {' '.join(argv)}")
+    machine.freeze_gc()
+    print("\n## The per-step product against its columns (one thread, float32; time / "
+          "time at n = 16, medians of the rounds)\n")
+    print("| W (M, K) | " + " | ".join(f"n={n}" for n in COLUMNS) + " | us at n=16 |")
+    print("|---|" + "---|" * (len(COLUMNS) + 1))
+    with threadpool_limits(1):
+        for H in (128, 256):
+            M, K = 4 * H, 2 * H                                   # LSTM, input folded in
+            t = product_times(M, K, args.rounds)
+            print(f"| ({M}, {K}) | " + " | ".join(f"{t[n] / t[16]:.2f}" for n in COLUMNS)
+                  + f" | {t[16] * 1e6:.1f} |", flush=True)
+    T, B, H = args.layer
+    print(f"\n## One LSTM layer, T={T} B={B} I=H={H}, float32, {args.threads} thread(s), "
+          f"rnnlab and torch in turns ({args.rounds} rounds)\n")
+    with threadpool_limits(args.threads):
+        times = machine.rounds(layer_steps(torch, T, B, H), args.rounds, 10)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print("| call | rnnlab ms | torch ms | rnnlab vs torch |")
+    print("|---|---|---|---|")
+    for what in ("forward", "step"):
+        print(f"| {what} | {med['rnnlab ' + what] * 1e3:.2f} | {med['torch ' + what] * 1e3:.2f} "
+              f"| {machine.ratio(times, 'torch ' + what, 'rnnlab ' + what):.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

@@ -63,15 +63,15 @@ def _rows(args):
     lengths = variable_lengths(args.seq_len, args.batch, args.seed) if args.lengths else None
     rows = []
     for mode in args.cell or list(CELLS):
+        kw = getattr(CELLS[mode], "OPTIONS", ())       # each cell gets the options it reads
+        opts = {"nonlinearity": args.nonlinearity if "nonlinearity" in kw else "tanh",
+                "reset_after": not args.gru_reset_before if "reset_after" in kw else True}
         report = check_layer(
-            mode, nonlinearity=args.nonlinearity, num_layers=args.layers,
-            bidirectional=args.bidirectional, bptt_truncate=args.bptt_truncate,
-            lengths=lengths, reset_after=not args.gru_reset_before, T=args.seq_len,
+            mode, num_layers=args.layers, bidirectional=args.bidirectional,
+            bptt_truncate=args.bptt_truncate, lengths=lengths, T=args.seq_len,
             B=args.batch, I=args.input_size, H=args.hidden_size, seed=args.seed,
-            tol=args.tol, directional=args.directional)
-        kw = getattr(CELLS[mode], "OPTIONS", ())
-        label = _label(mode, args.nonlinearity if "nonlinearity" in kw else "tanh",
-                       not args.gru_reset_before if "reset_after" in kw else True)
+            tol=args.tol, directional=args.directional, **opts)
+        label = _label(mode, opts["nonlinearity"], opts["reset_after"])
         rows += [{"cell": label, "tensor": name, "rel_error": err, "passed": err <= args.tol,
                   "reference": report.reference} for name, err in report.errors.items()]
     return rows

@@ -52,6 +52,7 @@ def _check_params(cfg, params):
 
 def to_state_dict(params):
     """rnnlab params -> {name: torch.Tensor} (copies), for ``load_state_dict``."""
+    validate.check_dict("params", params)
     torch = _torch()
     return {k: torch.from_numpy(np.array(_backend.to_numpy(v), copy=True))
             for k, v in params.items()}
@@ -61,10 +62,23 @@ def from_state_dict(state_dict, prefix=""):
     """{name: tensor} -> rnnlab params {name: np.ndarray} (copies).
 
     prefix selects one recurrent module inside a larger model's state_dict, e.g.
-    ``from_state_dict(model.state_dict(), "encoder.rnn.")``; it is stripped.
+    ``from_state_dict(model.state_dict(), "encoder.rnn.")``; it is stripped. It
+    names a module: "encoder.rnn" is "encoder.rnn." (not also "encoder.rnn2.").
     """
-    out = {k[len(prefix):]: np.array(_backend.to_numpy(v), copy=True)
-           for k, v in state_dict.items() if k.startswith(prefix)}
+    validate.check_dict("state_dict", state_dict)
+    if not isinstance(prefix, str):
+        raise ValueError(f"prefix must be a string such as 'encoder.rnn.', got {prefix!r}")
+    if prefix and not prefix.endswith("."):
+        prefix += "."
+    out = {}
+    for k, v in state_dict.items():
+        if isinstance(k, str) and k.startswith(prefix):
+            try:
+                out[k[len(prefix):]] = np.array(_backend.to_numpy(v), copy=True)
+            except (TypeError, RuntimeError, NotImplementedError) as e:   # bfloat16, meta
+                raise ValueError(f"state_dict[{k!r}] cannot become a NumPy array "
+                                 f"({getattr(v, 'dtype', type(v).__name__)}: {e}); convert "
+                                 "the module first, e.g. module.double().cpu()") from None
     if not out:
         raise ValueError(f"no entries with prefix {prefix!r} in the state_dict")
     return out
@@ -85,7 +99,10 @@ def to_torch(layer, params=None):
                              f"got {type(layer).__name__}")
         cfg, params, training = layer.config, layer.params, layer.training
     else:
-        cfg = layers.RNNConfig(**layer) if isinstance(layer, dict) else layer
+        if isinstance(layer, modules._Recurrent):
+            raise ValueError("to_torch takes a layer alone (its own params), or (config, "
+                             "params); got a layer and params")
+        cfg = layers.as_config(layer)
         training = True
     _check_convertible(cfg)
     dtype = _check_params(cfg, params)

@@ -10,7 +10,7 @@ Pure functions ``forward(config, params, x, ...)`` and ``backward(config, params
 cache, ...)`` do the work; the ``RNN``/``LSTM``/``GRU`` classes hold parameters,
 the last forward's cache, and gradients.
 """
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -46,6 +46,7 @@ class RNNConfig:
         if self.mode == "rnn" and self.nonlinearity not in CELLS["rnn"].NONLINEARITIES:
             raise ValueError(f"nonlinearity must be one of {CELLS['rnn'].NONLINEARITIES}, "
                              f"got {self.nonlinearity!r}")
+        _check_unread_options(self)
 
     @property
     def cell(self):
@@ -62,6 +63,38 @@ class RNNConfig:
 
     def to_dict(self):
         return asdict(self)
+
+
+def as_config(config, what="config"):
+    """An RNNConfig, or one rebuilt from its dict (``to_dict()``); anything else,
+    or a dict with unknown or missing keys, is a ValueError naming them."""
+    if isinstance(config, RNNConfig):
+        return config
+    if not isinstance(config, dict):
+        raise ValueError(f"{what} must be an RNNConfig (or its to_dict()), got "
+                         f"{type(config).__name__}")
+    fields = RNNConfig.__dataclass_fields__
+    extra = [k for k in config if k not in fields]
+    missing = [k for k, f in fields.items() if k not in config and f.default is MISSING]
+    if extra or missing:
+        wrong = "; ".join(([f"unknown keys {extra}"] if extra else [])
+                          + ([f"missing {missing}"] if missing else []))
+        raise ValueError(f"{what} dict: {wrong}; expected RNNConfig's fields {list(fields)}")
+    return RNNConfig(**config)
+
+
+def _check_unread_options(cfg):
+    """An option the cell does not read (``OPTIONS``) stays at its default: an
+    LSTM(nonlinearity="relu") or RNN(reset_after=False) is refused, not run as tanh
+    (torch.nn.LSTM refuses nonlinearity= too)."""
+    fields = RNNConfig.__dataclass_fields__
+    for name in sorted({o for c in CELLS.values() for o in getattr(c, "OPTIONS", ())}):
+        value, default = getattr(cfg, name), fields[name].default
+        if name not in getattr(cfg.cell, "OPTIONS", ()) and value != default:
+            readers = [m for m, c in CELLS.items() if name in getattr(c, "OPTIONS", ())]
+            raise ValueError(f"{name}={value!r}: read by the {' and '.join(readers)} cell "
+                             f"only; mode {cfg.mode!r} would ignore it (leave it at "
+                             f"{default!r})")
 
 
 def suffix(layer, direction):
@@ -106,6 +139,7 @@ class StackCache(NamedTuple):
     reverse_index: object     # (T, B) time index that flips each row within its length
     unbatched: bool
     input_shape: tuple
+    config: object = None     # the RNNConfig of the forward; backward must get the same
 
 
 # ---------------------------------------------------------------- boundary
@@ -241,7 +275,10 @@ def forward(cfg, params, x, hx=None, lengths=None, training=False, rng=None, imp
     Returns output (T, B, D*H), final states (tuple of (L*D, B, H)), cache.
     """
     dispatch.check(impl)
-    gen = np.random.default_rng(rng) if training and cfg.dropout > 0 else None
+    _check_cfg(cfg)
+    gen = None
+    if training and cfg.dropout > 0:
+        gen = np.random.default_rng(validate.check_seed("rng", rng))
     x, state0, order, lens, rev, unbatched = _prepare(cfg, params, x, hx, lengths)
     xp = _backend.namespace(x)
     T, B, _ = x.shape
@@ -275,7 +312,7 @@ def forward(cfg, params, x, hx=None, lengths=None, training=False, rng=None, imp
     output = _finish(cfg, xp, layer_in, order, unbatched)
     if order is None:                  # else the unsort's take made it: already not the cache's
         output = validate.detach(output)
-    cache = StackCache(seq, masks, order, lens, rev, unbatched, tuple(x.shape))
+    cache = StackCache(seq, masks, order, lens, rev, unbatched, tuple(x.shape), cfg)
     return output, h_n, cache
 
 
@@ -304,6 +341,26 @@ def _to_internal(cfg, xp, a, cache, what, internal_shape):
     return a
 
 
+def _check_cfg(cfg):
+    if not isinstance(cfg, RNNConfig):
+        raise ValueError(f"cfg must be an RNNConfig, got {type(cfg).__name__}")
+
+
+def _check_cache(cfg, cache):
+    """``cache`` is what ``forward`` returned for this same config (a cache of
+    another stack failed with an IndexError deep inside, or read its gradients
+    in the other layout where batch_first differed)."""
+    _check_cfg(cfg)
+    if not isinstance(cache, StackCache):
+        raise ValueError("cache must be the third value forward() returned, got "
+                         f"{type(cache).__name__}")
+    if cache.config != cfg:
+        diff = [f"{k} {getattr(cache.config, k, None)!r} there, {v!r} here"
+                for k, v in cfg.to_dict().items() if getattr(cache.config, k, None) != v]
+        raise ValueError(f"cache comes from a forward of another configuration ("
+                         f"{'; '.join(diff)}); pass backward the forward's own config")
+
+
 def backward(cfg, params, cache, doutput=None, dh_n=None, bptt_truncate=None, on_step=None,
              impl="auto"):
     """Gradients of a scalar loss, given dL/d(output) and dL/d(final states).
@@ -317,9 +374,10 @@ def backward(cfg, params, cache, doutput=None, dh_n=None, bptt_truncate=None, on
     Returns dx (like the input), dhx (tuple like hx), grads (params' keys).
     """
     if bptt_truncate is not None and (not isinstance(bptt_truncate, (int, np.integer))
-                                      or bptt_truncate < 0):
+                                      or isinstance(bptt_truncate, bool) or bptt_truncate < 0):
         raise ValueError(f"bptt_truncate must be None or an integer >= 0, got {bptt_truncate!r}")
     dispatch.check(impl)
+    _check_cache(cfg, cache)
     T, B, _ = cache.input_shape
     D, H, L = cfg.num_directions, cfg.hidden_size, cfg.num_layers
     like = cache.seq[0][0].x

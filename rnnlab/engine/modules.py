@@ -9,6 +9,8 @@ forward's cache and the last backward's gradients::
 
 ``params=`` is checked against the config exactly (names, shapes, one float
 dtype) at construction and at every call, and for NaN or Inf at construction.
+``dtype`` (float32 unless given) sets the fresh weights' dtype; with ``params=``
+their dtype is the layer's, and a ``dtype`` that disagrees is an error.
 
 Arrays and ``backward``: ``forward`` keeps private copies of what ``backward``
 needs, so editing the input array or the returned output in place between
@@ -27,7 +29,7 @@ class _Recurrent:
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, nonlinearity="tanh", reset_after=True,
-                 dtype=np.float32, seed=None, params=None, impl="auto"):
+                 dtype=None, seed=None, params=None, impl="auto"):
         validate.check_module_args(dropout, seed, params)
         self.config = layers.RNNConfig(self.MODE, input_size, hidden_size, num_layers, bias,
                                        batch_first, float(dropout), bidirectional,
@@ -37,10 +39,13 @@ class _Recurrent:
             warnings.warn("dropout acts between layers; with num_layers=1 it does nothing",
                           stacklevel=2)
         self.rng = np.random.default_rng(seed)
-        dtype = validate.check_dtype("dtype", dtype)
-        self.params = (layers.init_params(self.config, self.rng, dtype)
+        dt = validate.check_dtype("dtype", np.float32 if dtype is None else dtype)
+        self.params = (layers.init_params(self.config, self.rng, dt)
                        if params is None else dict(params))
-        validate.check_params(self.config, self.params)   # finite too: NaN weights are an error
+        found = validate.check_params(self.config, self.params)   # finite too: NaN weights
+        if dtype is not None and dt.name != found:       # was silently the params' dtype
+            raise ValueError(f"dtype is {dt.name} but params are {found}; leave dtype out "
+                             f"(the params' dtype is used) or convert the params")
         self.impl = dispatch.check(impl)   # "auto" | "reference" | "fast"
         self.training = True
         self.grads = None
@@ -49,14 +54,16 @@ class _Recurrent:
     @classmethod
     def from_config(cls, config, params, impl="auto"):
         """Rebuild a layer from a saved RNNConfig (or its dict) and parameters."""
-        c = layers.RNNConfig(**config) if isinstance(config, dict) else config
+        c = layers.as_config(config)
         kind = {"rnn": RNN, "lstm": LSTM, "gru": GRU}[c.mode]
         return kind(c.input_size, c.hidden_size, c.num_layers, c.bias, c.batch_first,
                     c.dropout, c.bidirectional, nonlinearity=c.nonlinearity,
                     reset_after=c.reset_after, params=params, impl=impl)
 
     def train(self, mode=True):
-        self.training = mode
+        if not isinstance(mode, (bool, np.bool_)):      # train("no") was truthy (torch refuses)
+            raise ValueError(f"mode must be True or False, got {mode!r}")
+        self.training = bool(mode)
         return self
 
     def eval(self):
@@ -64,7 +71,8 @@ class _Recurrent:
 
     def __call__(self, x, hx=None, lengths=None):
         """Forward. Returns (output, h_n), or (output, (h_n, c_n)) for an LSTM."""
-        hx = None if hx is None else (tuple(hx) if self.MODE == "lstm" else (hx,))
+        if hx is not None and self.MODE != "lstm":     # an LSTM's (h_0, c_0) goes as given:
+            hx = (hx,)                                   # tuple() split a lone array by layer
         out, fin, self._cache = layers.forward(self.config, self.params, x, hx, lengths,
                                                self.training, self.rng, self.impl)
         return out, (fin if self.MODE == "lstm" else fin[0])

@@ -68,21 +68,7 @@ def check_params(config, params, dtype=None, finite=True, what="params"):
     else:
         from rnnlab.engine.layers import param_shapes    # layers imports this module
         want = param_shapes(config)
-    if not isinstance(params, dict):
-        raise ValueError(f"{what} must be a dict of arrays, got {type(params).__name__}")
-    missing = [k for k in want if k not in params]
-    extra = [k for k in params if k not in want]
-    if missing or extra:
-        raise ValueError(f"{what} do not match the config: missing {missing}, "
-                         f"unexpected {extra}")
-    for k, shape in want.items():
-        v = params[k]
-        if not hasattr(v, "shape") or not hasattr(v, "dtype"):
-            raise ValueError(f"{what}[{k!r}] must be an array, got {type(v).__name__}")
-        got = tuple(v.shape)
-        if got != tuple(shape):
-            hint = " (transposed?)" if len(got) == 2 and got == tuple(shape)[::-1] else ""
-            raise ValueError(f"{what}[{k!r}] must have shape {tuple(shape)}, got {got}{hint}")
+    check_names_shapes(want, params, what)
     dtypes = {k: dtype_name(v) for k, v in params.items()}
     found = sorted(set(dtypes.values()))
     if len(found) != 1 or found[0] not in FLOAT_DTYPES:
@@ -95,6 +81,33 @@ def check_params(config, params, dtype=None, finite=True, what="params"):
         for k, v in params.items():
             check_finite(f"{what}[{k!r}]", v)
     return found[0]
+
+
+def check_dict(name, d):
+    """A dict (of arrays, by name), as params, grads and state_dicts are."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{name} must be a dict of arrays (name -> array), got "
+                         f"{type(d).__name__}")
+
+
+def check_names_shapes(want, arrays, what, against="the config"):
+    """``arrays`` is a dict with exactly ``want``'s names (``{name: shape}``), each
+    an array (anything with ``shape`` and ``dtype``) of exactly its shape."""
+    check_dict(what, arrays)
+    missing = [k for k in want if k not in arrays]
+    extra = [k for k in arrays if k not in want]
+    if missing or extra:
+        verb = "do" if what.endswith("s") else "does"                 # params do, state does
+        raise ValueError(f"{what} {verb} not match {against}: missing {missing}, "
+                         f"unexpected {extra}")
+    for k, shape in want.items():
+        v = arrays[k]
+        if not hasattr(v, "shape") or not hasattr(v, "dtype"):
+            raise ValueError(f"{what}[{k!r}] must be an array, got {type(v).__name__}")
+        got = tuple(v.shape)
+        if got != tuple(shape):
+            hint = " (transposed?)" if len(got) == 2 and got == tuple(shape)[::-1] else ""
+            raise ValueError(f"{what}[{k!r}] must have shape {tuple(shape)}, got {got}{hint}")
 
 
 def check_state_grads(names, dstate_n):
@@ -129,6 +142,20 @@ def _real(v):
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
 
+def check_number(name, v, lo=None, hi=None, lo_open=False, hi_open=False, note=""):
+    """A finite real number (not a bool) within lo..hi (either may be None: no
+    bound; ``*_open``: the bound itself is excluded); returns it as a float.
+    ``note`` ends the message (e.g. ", or None for no clipping")."""
+    below = lo is not None and (v <= lo if lo_open else v < lo) if _real(v) else False
+    above = hi is not None and (v >= hi if hi_open else v > hi) if _real(v) else False
+    if _real(v) and np.isfinite(v) and not below and not above:
+        return float(v)
+    bounds = ([f"{'>' if lo_open else '>='} {lo}"] if lo is not None else []) + (
+        [f"{'<' if hi_open else '<='} {hi}"] if hi is not None else [])
+    want = " ".join(["a finite number"] + [" and ".join(bounds)] * bool(bounds))
+    raise ValueError(f"{name} must be {want}{note}, got {v!r}")
+
+
 def check_config_args(cfg):
     """The flags of an RNNConfig are bools and dropout a number (sizes and choices
     are checked by the config itself)."""
@@ -140,18 +167,24 @@ def check_config_args(cfg):
         raise ValueError(f"dropout must be in [0, 1), got {cfg.dropout!r}")
 
 
+def check_seed(name, seed):
+    """What ``np.random.default_rng`` takes: None, an integer >= 0 or a numpy
+    Generator (SeedSequence, BitGenerator); returns it."""
+    if seed is not None and not isinstance(seed, (np.random.Generator, np.random.SeedSequence,
+                                                  np.random.BitGenerator)):
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"{name} must be None, an integer >= 0 or a numpy Generator, "
+                             f"got {seed!r}")
+    return seed
+
+
 def check_module_args(dropout, seed, params):
     """What a module's constructor takes before it builds its config."""
     if not _real(dropout):
         raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
-    if seed is not None and not isinstance(seed, (np.random.Generator, np.random.SeedSequence,
-                                                  np.random.BitGenerator)):
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-            raise ValueError(f"seed must be None, an integer >= 0 or a numpy Generator, "
-                             f"got {seed!r}")
-    if params is not None and not isinstance(params, dict):
-        raise ValueError(f"params must be a dict of arrays (name -> array), got "
-                         f"{type(params).__name__}")
+    check_seed("seed", seed)
+    if params is not None:
+        check_dict("params", params)
 
 
 def check_lengths(lengths, B, T):

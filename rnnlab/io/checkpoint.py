@@ -6,7 +6,9 @@ Array names: ``param/<name>`` (weights), ``opt/<key>`` (optimizer state),
 the middle of an epoch continues exactly), and ``meta``: UTF-8 JSON stored as a
 uint8 array with config, vocabulary, RNG state, data position and history.
 
-Writes are atomic: the file is written and fsynced under a temporary name in the
+Writes refuse, before touching the file, what a read would refuse (non-float or
+non-finite weights, object arrays, metadata that is not a JSON object). Writes
+are atomic: the file is written and fsynced under a temporary name in the
 same folder, then ``os.replace``d over the old one, so a crash or a full disk
 leaves the previous checkpoint intact (and the temporary files of killed saves
 are removed by the next successful one).
@@ -25,7 +27,7 @@ import zipfile
 
 import numpy as np
 
-from rnnlab.engine import validate
+from rnnlab.engine import backend as _backend, validate
 from rnnlab.io.atomic import atomic_path
 
 # "rnnlab-<kind>": kind names the application (lm, music, translate, ...)
@@ -43,18 +45,59 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be written or read; the message names the file."""
 
 
-def _arrays(params, opt_state, state, meta, kind):
-    arrays = {f"param/{k}": v for k, v in params.items()}
-    arrays.update({f"opt/{k}": np.asarray(v) for k, v in (opt_state or {}).items()})
-    arrays.update({f"state/{i}": s for i, s in enumerate(state or ())})
-    blob = json.dumps({"format": PREFIX + kind, "version": VERSION, **meta}, ensure_ascii=False)
+def _member_problem(group, name, v):
+    """What is wrong with one array for ``load``, or None: weights and carried
+    state are floats, optimizer state numbers, and every float is finite."""
+    if v.dtype.kind not in ("f" if group != "opt" else "fiu"):
+        return (f"{_GROUPS[group]} {name!r} has dtype {v.dtype}; expected "
+                + ("floats" if group != "opt" else "numbers"))
+    if v.dtype.kind == "f" and not np.isfinite(v).all():
+        bad = int(v.size - np.count_nonzero(np.isfinite(v)))
+        return f"{_GROUPS[group]} {name!r} has {bad} NaN or Inf value(s) of {v.size}"
+    return None
+
+
+def _arrays(path, params, opt_state, state, meta, kind):
+    """The arrays ``save`` writes, refused (CheckpointError) where ``load`` would
+    refuse the file: a write that succeeded only to leave a checkpoint no run can
+    read, over the previous good one (object arrays were even pickled)."""
+    def refuse(why):
+        return CheckpointError(f"not writing checkpoint {path}: {why}; the previous "
+                               "checkpoint (if any) is left intact")
+    for what, v, kinds, want in (("params", params, dict, "a dict of arrays"),
+                                 ("opt_state", opt_state, dict, "a dict of arrays or None"),
+                                 ("state", state, (tuple, list), "a tuple of arrays or None"),
+                                 ("meta", meta, dict, "a dict or None")):
+        if not isinstance(v, kinds) and (v is not None or what == "params"):
+            raise refuse(f"{what} must be {want}, got {type(v).__name__}")
+    named = {"param": params, "opt": opt_state or {},
+             "state": {str(i): s for i, s in enumerate(state or ())}}
+    arrays = {}
+    for group, members in named.items():
+        for name, v in members.items():
+            if not isinstance(name, str) or not name:
+                raise refuse(f"{_GROUPS[group]} name {name!r} is not a non-empty string")
+            try:
+                arr = np.asarray(_backend.to_numpy(v))
+            except (TypeError, ValueError) as e:
+                raise refuse(f"{_GROUPS[group]} {name!r} is not an array ({e})") from None
+            why = _member_problem(group, name, arr)
+            if why:
+                raise refuse(why)
+            arrays[f"{group}/{name}"] = arr
+    try:                 # format and version are the file's own: a loaded meta's are replaced
+        blob = json.dumps({**(meta or {}), "format": PREFIX + kind, "version": VERSION},
+                          ensure_ascii=False)
+    except (TypeError, ValueError) as e:
+        raise refuse(f"meta is not JSON ({e})") from None
     arrays["meta"] = np.frombuffer(blob.encode("utf-8"), dtype=np.uint8)
     return arrays
 
 
 def save(path, params, opt_state=None, state=None, meta=None, kind="lm"):
-    """Write atomically; on failure raise CheckpointError and keep the old file."""
-    arrays = _arrays(params, opt_state, state, meta or {}, kind)
+    """Write atomically; on failure raise CheckpointError and keep the old file.
+    What ``load`` would refuse is refused before anything is written."""
+    arrays = _arrays(path, params, opt_state, state, meta, kind)
     try:
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
@@ -111,15 +154,12 @@ def _split(path, arrays):
         if group not in _GROUPS or not name:
             raise CheckpointError(f"{path}: unexpected array {k!r}; expected names "
                                   "param/<name>, opt/<name>, state/<index> and meta")
-        if v.dtype.kind not in ("f" if group != "opt" else "fiu") or v.dtype.kind == "c":
-            raise CheckpointError(f"{path}: {_GROUPS[group]} {name!r} has dtype {v.dtype}; "
-                                  "expected " + ("floats" if group != "opt" else "numbers"))
-        if v.dtype.kind == "f" and not np.isfinite(v).all():
-            bad = int(v.size - np.count_nonzero(np.isfinite(v)))
-            raise CheckpointError(f"{path}: {_GROUPS[group]} {name!r} has {bad} NaN or Inf "
-                                  f"value(s) of {v.size}; the run had diverged when this was "
+        why = _member_problem(group, name, v)
+        if why:
+            nonfinite = v.dtype.kind == "f"          # a float's only problem: NaN or Inf
+            raise CheckpointError(f"{path}: {why}" + ("; the run had diverged when this was "
                                   "saved: use an earlier checkpoint (e.g. best.npz) or "
-                                  "retrain with a lower --lr")
+                                  "retrain with a lower --lr" if nonfinite else ""))
         if group == "param":
             out["params"][name] = v
         elif group == "opt":

@@ -65,6 +65,9 @@ class TrainConfig:
 
     def __post_init__(self):
         check_options(self)
+        if self.nonlinearity != "tanh" and self.cell != "rnn":    # was silently ignored
+            raise ValueError(f"--nonlinearity {self.nonlinearity}: read by --cell rnn only "
+                             f"(irnn is relu); --cell {self.cell} would ignore it")
         if self.task == "adding" and self.length < 2:
             raise ValueError(f"--length: adding needs length >= 2, got {self.length}")
         if self.task == "temporal_order" and self.length < 10:

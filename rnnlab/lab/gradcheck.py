@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rnnlab.engine import layers
+from rnnlab.engine import layers, validate
 from rnnlab.engine.cells import CELLS
 from rnnlab.engine.layers import as_hx
 
@@ -49,6 +49,9 @@ def rel_error(analytic, numeric):
     0.0
     """
     a, n = np.asarray(analytic, np.float64), np.asarray(numeric, np.float64)
+    if a.shape != n.shape:          # broadcasting checked a (1,) gradient against (3,) as 0
+        raise ValueError(f"analytic and numeric must have one shape, got {a.shape} and "
+                         f"{n.shape}")
     if a.size == 0:
         return 0.0
     scale = max(np.max(np.abs(a)), np.max(np.abs(n)), TINY)
@@ -58,7 +61,26 @@ def rel_error(analytic, numeric):
 # ---------------------------------------------------------------- generic checkers
 
 def _as_float64(inputs):
+    if not isinstance(inputs, dict):
+        raise ValueError(f"inputs must be a dict of arrays, got {type(inputs).__name__}")
     return {k: np.array(v, dtype=np.float64) for k, v in inputs.items()}
+
+
+def _analytic(f, inputs, eps):
+    """f's gradients at inputs, one per input and of its shape (a ValueError
+    naming the tensor otherwise, not a KeyError or a broadcast)."""
+    validate.check_number("eps", eps, lo=0, lo_open=True)
+    out = f(inputs)
+    if not isinstance(out, (tuple, list)) or len(out) != 2 or not isinstance(out[1], dict):
+        raise ValueError(f"f must return (loss, {{name: gradient}}), got {type(out).__name__}")
+    grads = out[1]
+    for k, x in inputs.items():
+        if k not in grads:
+            raise ValueError(f"f's gradients lack {k!r} (they hold {sorted(grads)})")
+        if np.shape(grads[k]) != x.shape:
+            raise ValueError(f"f's gradient for {k!r} has shape {np.shape(grads[k])}; "
+                             f"expected {x.shape}, the input's")
+    return grads
 
 
 def _loss_at(f, inputs, name, value):
@@ -85,7 +107,7 @@ def check_grads(f, inputs, eps=1e-6):
     {name: relative error} (see ``rel_error``).
     """
     inputs = _as_float64(inputs)
-    _, grads = f(inputs)
+    grads = _analytic(f, inputs, eps)
     return {k: rel_error(grads[k], numeric_grad(f, inputs, k, eps)) for k in inputs}
 
 
@@ -93,7 +115,7 @@ def check_directional(f, inputs, eps=1e-6, seed=0):
     """Directional check: per tensor, <grad, v> against the central difference
     of L along a random unit direction v. Returns {name: relative error}."""
     inputs = _as_float64(inputs)
-    _, grads = f(inputs)
+    grads = _analytic(f, inputs, eps)
     rng = np.random.default_rng(seed)
     out = {}
     for k, x in inputs.items():
@@ -191,6 +213,8 @@ def check_layer(layer="rnn", nonlinearity="tanh", num_layers=1, bidirectional=Fa
     direction per tensor with directional=True); bptt_truncate=k with
     ``truncated_reference``. Returns a GradReport.
     """
+    validate.check_number("tol", tol, lo=0, lo_open=True)      # <= 0: every tensor fails
+    validate.check_seed("seed", seed)
     cfg = _config(layer, nonlinearity, num_layers, bidirectional, reset_after, I, H)
     case = layer_case(cfg, T, B, seed)
     f = functools.partial(layer_loss, cfg, upstream=case.upstream, lengths=lengths,

@@ -10,11 +10,18 @@ A gradient may be a ``rnnlab.nn.RowGrad`` (an embedding's touched rows): the
 norm, clipping and plain SGD use its rows only; every rule with per-row state
 (momentum, Adam, RMSprop, Adagrad) expands it to the dense gradient first, so
 each rule is the same whichever form the gradient comes in.
+
+Every ``update`` checks its arguments first (``_check_step``): ``lr`` a finite
+number > 0, ``grads`` and ``state`` with exactly the params' names and shapes
+(a gradient of another shape would broadcast: Adam turned a (16,) bias into
+(16, 16)), the state made by this optimiser's ``init``. Dictionary work per
+parameter, no pass over the arrays.
 """
 from typing import Callable, NamedTuple
 
 import numpy as np
 
+from rnnlab.engine import validate
 from rnnlab.nn.functional import RowGrad, dense
 
 
@@ -22,6 +29,38 @@ class Optimizer(NamedTuple):
     name: str
     init: Callable
     update: Callable
+
+
+def _shapes(params):
+    validate.check_dict("params", params)
+    for k, v in params.items():
+        if not hasattr(v, "shape"):
+            raise ValueError(f"params[{k!r}] must be an array, got {type(v).__name__}")
+    return {k: tuple(v.shape) for k, v in params.items()}
+
+
+def _check_grads(grads, shapes=None):
+    """A dict of float arrays (or RowGrads); with ``shapes``, exactly those names
+    and shapes (the params')."""
+    if shapes is not None:
+        validate.check_names_shapes(shapes, grads, "grads", against="params")
+    else:
+        validate.check_dict("grads", grads)
+    for k, g in grads.items():
+        if not hasattr(g, "dtype"):
+            raise ValueError(f"grads[{k!r}] must be an array, got {type(g).__name__}")
+        if np.dtype(g.dtype).kind != "f":
+            raise ValueError(f"grads[{k!r}] must be floats, got {g.dtype}")
+
+
+def _check_step(name, slots, params, grads, state, lr):
+    """``update``'s arguments: see the module's docstring."""
+    validate.check_number("lr", lr, lo=0, lo_open=True)
+    shapes = _shapes(params)
+    _check_grads(grads, shapes)
+    want = {"step": (), **{f"{n}/{k}": s for n in slots for k, s in shapes.items()}}
+    validate.check_names_shapes(want, state, "state",
+                                against=f"what {name}'s init(params) makes for these params")
 
 
 def global_norm(grads):
@@ -36,6 +75,10 @@ def clip_by_global_norm(grads, max_norm):
     Returns (grads, norm_before, clipped). A non-finite norm is returned as is,
     with the gradients untouched, so the caller can report it.
     """
+    if max_norm is not None:        # 0 zeroed every gradient, -1 reversed them, NaN made NaN
+        validate.check_number("max_norm", max_norm, lo=0, lo_open=True,
+                              note=", or None for no clipping")
+    _check_grads(grads)             # integers: the scale was truncated to 0
     norm = global_norm(grads)
     if max_norm is None or not np.isfinite(norm) or norm <= max_norm:
         return grads, norm, False
@@ -53,10 +96,15 @@ def _slots(params, *names):
 def sgd(momentum=0.0):
     """Plain SGD, or heavy-ball momentum: v = mu v + g; p -= lr v (as torch.optim.SGD
     with dampening 0: the first step moves by lr g)."""
+    validate.check_number("momentum", momentum, lo=0, hi=1, hi_open=True)
+    slots = ("velocity",) if momentum else ()
+
     def init(params):
-        return _slots(params, "velocity") if momentum else _slots(params)
+        return _slots(params, *slots)
 
     def update(params, grads, state, lr):
+        _check_step("sgd" + (f"(momentum={momentum})" if momentum else ""), slots, params,
+                    grads, state, lr)
         new, st = {}, dict(state)
         for k, p in params.items():
             g = grads[k]
@@ -88,10 +136,15 @@ def _sgd_rows(p, g, lr):
 def adam(beta1=0.9, beta2=0.999, eps=1e-8):
     """Adam (Kingma & Ba 2015) with bias correction, eps outside the square root
     as torch.optim.Adam: p -= (lr / c1) m / (sqrt(v / c2) + eps)."""
+    validate.check_number("beta1", beta1, lo=0, hi=1, hi_open=True)
+    validate.check_number("beta2", beta2, lo=0, hi=1, hi_open=True)
+    validate.check_number("eps", eps, lo=0)
+
     def init(params):
         return _slots(params, "m", "v")
 
     def update(params, grads, state, lr):
+        _check_step("adam", ("m", "v"), params, grads, state, lr)
         st = dict(state)
         t = int(state["step"]) + 1
         c1, c2 = 1.0 - beta1 ** t, 1.0 - beta2 ** t
@@ -111,10 +164,14 @@ def rmsprop(decay=0.9, eps=1e-8):
     """RMSprop (Tieleman & Hinton 2012): ms = decay ms + (1 - decay) g^2;
     p -= lr g / (sqrt(ms) + eps). eps outside the root, as torch.optim.RMSprop
     (whose ``alpha`` is our ``decay``; torch's default is 0.99, ours 0.9)."""
+    validate.check_number("decay", decay, lo=0, hi=1, hi_open=True)
+    validate.check_number("eps", eps, lo=0)
+
     def init(params):
         return _slots(params, "ms")
 
     def update(params, grads, state, lr):
+        _check_step("rmsprop", ("ms",), params, grads, state, lr)
         st, new = dict(state), {}
         for k, p in params.items():
             g = dense(grads[k])
@@ -129,10 +186,13 @@ def rmsprop(decay=0.9, eps=1e-8):
 def adagrad(eps=1e-10):
     """Adagrad (Duchi et al. 2011): s += g^2; p -= lr g / (sqrt(s) + eps), as
     torch.optim.Adagrad (eps outside the root, 1e-10; no lr decay)."""
+    validate.check_number("eps", eps, lo=0)
+
     def init(params):
         return _slots(params, "sum_sq")
 
     def update(params, grads, state, lr):
+        _check_step("adagrad", ("sum_sq",), params, grads, state, lr)
         st, new = dict(state), {}
         for k, p in params.items():
             g = dense(grads[k])

@@ -165,6 +165,8 @@ def fit(cfg, resume=None, log=print):
     if cfg.source == "scenes":
         scenes.check_split(train + valid, [])          # the held-out pairs stay held out
     task = Task(cfg, mcfg, vocab, train, valid)
+    if resume is not None:
+        trainer.check_resumed_params(resume, model.param_shapes(mcfg), cfg.dtype)
     params = None if resume else model.init_params(mcfg, cfg.seed, np.dtype(cfg.dtype))
     log(f"{cfg.source}: {len(train)} train / {len(valid)} valid images, vocabulary "
         f"{len(vocab)}; {cfg.decoder} decoder, "

@@ -13,6 +13,7 @@ import numpy as np
 
 from rnnlab.forecast import (backtest as bt_mod, classical, data, heads, metrics, report, train,
                              transform)
+from rnnlab.io import checkpoint
 from rnnlab.io.atomic import atomic_write
 from rnnlab.training import options, trainer
 
@@ -278,8 +279,10 @@ def load_backtest(folder):
     missing = [k for k in ("series", "horizon", "models", "raw") if k not in d]
     if missing:
         raise bad(f"missing {', '.join(missing)}")
-    if not isinstance(d["series"], str):
-        raise bad(f"series is {d['series']!r}, expected a name")
+    name = d["series"]
+    if not isinstance(name, str) or name in ("", ".", "..") or os.path.basename(name) != name:
+        # it names the figures' files: "../x" wrote them outside the folder
+        raise bad(f"series is {name!r}, expected a name (no folder: it names the figures)")
     # rebuilt by rerunning the harness on the saved forecasts: any damage to the
     # saved fields surfaces as one of these
     try:
@@ -289,6 +292,14 @@ def load_backtest(folder):
         if not np.isfinite(s.values).all() or not all(
                 np.isfinite(np.asarray(q, dtype=np.float64)).all() for q in raw["q"].values()):
             raise ValueError("values or forecasts that are not finite")
+        _check_fields(d)
+        if (np.diff(s.time).astype(np.int64) <= 0).any():
+            raise ValueError("raw.time is not strictly increasing")
+        crossing = [n for n, q in raw["q"].items()
+                    if (np.diff(np.asarray(q, dtype=np.float64), axis=-1) < 0).any()]
+        if crossing:
+            raise ValueError(f"the quantiles of {crossing[0]} cross (they are sorted when "
+                             "written)")
         fs = {n: (lambda q: (lambda h, horizon, it=iter(q): np.array(next(it))))(raw["q"][n])
               for n in d["models"]}
         at = [int(o) for o in raw["origin_index"]]
@@ -305,6 +316,23 @@ def load_backtest(folder):
     except (TypeError, ValueError, IndexError, AttributeError, StopIteration) as e:
         raise bad(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__) from None
     return bt
+
+
+def _check_fields(d):
+    """backtest.json's numbers and names of the right kind: a ValueError naming the
+    first that is not (the horizon 12.5 or True, the period -1 were used as they
+    were; no model at all failed after the first figure)."""
+    is_int = checkpoint.is_int
+    if not is_int(d["horizon"]) or d["horizon"] < 1:
+        raise ValueError(f"horizon is {d['horizon']!r}, expected an integer >= 1")
+    if not is_int(d["raw"]["period"]) or d["raw"]["period"] < 1:
+        raise ValueError(f"raw.period is {d['raw']['period']!r}, expected an integer >= 1")
+    models = d["models"]
+    if not isinstance(models, dict) or not models:
+        raise ValueError(f"models is {models!r}, expected at least one model")
+    for n, m in models.items():
+        if not isinstance(m, dict) or not isinstance(m.get("label"), str):
+            raise ValueError(f"model {n!r} has no label (a string)")
 
 
 def _step(idx):

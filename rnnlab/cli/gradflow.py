@@ -31,7 +31,16 @@ def _names(text, allowed, what):
     if bad or not names:
         raise ValueError(f"unknown {what} {', '.join(bad) or repr(text)}; "
                          f"choose from {', '.join(allowed)}")
-    return names
+    return _once(names, f"--{what}s")
+
+
+def _once(values, flag):
+    """A sweep's list with every value once: a repeat ran the same trial again and
+    gave the table a duplicate row."""
+    twice = next((v for k, v in enumerate(values) if v in values[:k]), None)
+    if twice is not None:
+        raise ValueError(f"{flag}: {twice} is given twice; expected each value once")
+    return values
 
 
 def _ints(text, what, minimum=1):
@@ -41,7 +50,21 @@ def _ints(text, what, minimum=1):
         raise ValueError(f"--{what} must be comma-separated integers, got {text!r}") from None
     if not vals or min(vals) < minimum:
         raise ValueError(f"--{what} must be integers >= {minimum}, got {text!r}")
-    return vals
+    return _once(vals, f"--{what}")
+
+
+def _reads(task_name, cells, args, cell_flag="--cells"):
+    """Refuse what the runs would ignore: --forget-bias when no cell has a keep
+    gate (only lstm and gru do), a --length given for a task of fixed length
+    (digits: 64 pixels)."""
+    if args.forget_bias is not None and not set(cells) & {"lstm", "gru"}:
+        raise ValueError(f"--forget-bias {args.forget_bias:g}: the bias of the lstm or gru "
+                         f"keep gate; {cell_flag} {','.join(cells)} has none, so it would be "
+                         "ignored")
+    task = tasks.get_task(task_name)
+    if task.fixed_length and args.length != COMMON["length"]:
+        raise ValueError(f"--length {args.length}: {task_name} has a fixed length "
+                         f"({task.fixed_length}); drop --length")
 
 
 def _train_config(args, **over):
@@ -164,6 +187,8 @@ def run_gradflow(args):
     if args.seed < 0:
         raise ValueError(f"--seed: expected an integer >= 0, got {args.seed}")
     int_in_range("--length", args.length, 2, experiment.MAX_LENGTH)
+    if not args.model:
+        _reads(args.task, _names(args.cells, experiment.CELL_CHOICES, "cell"), args)
     _check_paths(args)
     with _outputs(args) as out:
         return _gradflow(args, out)
@@ -253,17 +278,20 @@ def _not_ignored(args):
 def run_tasks(args):
     _not_ignored(args)
     if args.task == "sweep":
+        lengths_given = args.lengths is not None
         for k, v in SWEEP_DEFAULTS.items():
             if getattr(args, k) is None:
                 setattr(args, k, v)
         if os.path.splitext(args.table)[1].lower() not in (".csv", ".md"):
             raise ValueError(f"--table {args.table}: expected a .csv or .md file (the format "
                              "follows the name)")
+        plan = _sweep_plan(args, lengths_given)
         _check_paths(args)
         with _outputs(args) as out:
-            return _run_sweep(args, out)
+            return _run_sweep(args, plan, out)
     tasks.get_task(args.task)
     cfg = _train_config(args)
+    _reads(args.task, [args.cell], args, "--cell")
     _check_paths(args)
     with _outputs(args) as out:
         return _run_task(args, cfg, out)
@@ -292,13 +320,32 @@ def _run_task(args, cfg, out):
     return 0
 
 
-def _run_sweep(args, out):
-    tasks.get_task(args.sweep_task)
+def _sweep_plan(args, lengths_given):
+    """(base TrainConfig, cells, lengths, seeds) of a sweep, every value checked and
+    every flag it would ignore refused, before any output or run."""
+    task = tasks.get_task(args.sweep_task)
     cells = _names(args.cells, experiment.CELL_CHOICES, "cell")
+    if task.fixed_length:               # one length: the default three ran one run thrice
+        if lengths_given:
+            raise ValueError(f"--lengths {args.lengths}: {task.name} has a fixed length "
+                             f"({task.fixed_length}); drop --lengths")
+        args.lengths = str(task.fixed_length)
     lengths, seeds = _ints(args.lengths, "lengths"), _ints(args.seeds, "seeds", 0)
     base = _train_config(args, task=args.sweep_task, cell=cells[0], length=lengths[0])
     for T in lengths[1:]:                                  # every length, checked before any run
         replace(base, length=T)
+    single = [f for f, given in (("--cell", args.cell != "lstm"), ("--json", args.json),
+                                 ("--length", args.length != COMMON["length"])) if given]
+    if single:
+        raise ValueError(f"{', '.join(single)}: only for a single task (rnnlab tasks adding "
+                         "...); a sweep takes --cells, --lengths and --seeds, and writes "
+                         "--table")
+    _reads(args.sweep_task, cells, args)
+    return base, cells, lengths, seeds
+
+
+def _run_sweep(args, plan, out):
+    base, cells, lengths, seeds = plan
     results, configs, failed = [], [], {}
     for cell in cells:
         b = replace(base, forget_bias=args.forget_bias if cell in ("lstm", "gru") else None)

@@ -34,16 +34,54 @@ def trial_dir(root, name):
     return os.path.join(os.path.abspath(root), "trials", name)
 
 
-def _load_done(root, name, settings):
+def _load_done(root, name, settings, kind):
+    """A finished trial's result (``result.json``), or None when it has none yet;
+    an unreadable or damaged file is an error naming it (the sweep's table and
+    figure read these fields)."""
     path = os.path.join(trial_dir(root, name), "result.json")
     if not os.path.exists(path):
         return None
-    with open(path, encoding="utf-8") as f:
-        result = json.load(f)
+    again = f"remove it to run trial {name} again"
+    try:
+        with open(path, "rb") as f:
+            result = json.loads(f.read().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a trial result (not UTF-8 JSON: {e}); {again}") from None
+    if not isinstance(result, dict):
+        raise ValueError(f"{path}: not a trial result (a JSON {type(result).__name__}, "
+                         f"expected an object); {again}")
     if result.get("settings") != settings:
         raise ValueError(f"{path}: trial {name} finished with other settings than this "
                          "sweep asks for; use another output folder or remove it")
+
+    def check(key, value, rule):
+        if not rule[1](value):
+            shown = "nothing" if value is None else repr(value)
+            raise ValueError(f"{path}: {key!r} should be {rule[0]}, found {shown}; {again}")
+    for key, rule in RESULT_FIELDS[kind].items():
+        value = result
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        check(key, value, rule)
+    for i, record in enumerate(result["history"] if kind == "lm" else ()):
+        for key, rule in LM_RECORD.items():
+            check(f"history[{i}].{key}", record.get(key), rule)
     return result
+
+
+# what the table and the figure read of a finished trial, per kind of sweep (a
+# score may be NaN or Inf: a trial that diverged still finished)
+_TEXT = ("a string", lambda v: isinstance(v, str))
+_NUMBER = ("a number", checkpoint.is_number)
+RESULT_FIELDS = {
+    "tasks": {"task": _TEXT, "cell": _TEXT, "metric": _TEXT, "length": checkpoint.NONNEG_INT,
+              "seed": checkpoint.NONNEG_INT, "score": _NUMBER, "baseline": _NUMBER,
+              "success": checkpoint.BOOL, "seconds": _NUMBER, "clip.fraction": _NUMBER},
+    "lm": {"history": ("a non-empty list of JSON objects",
+                       lambda v: bool(v) and checkpoint.TABLES[1](v)),
+           "epochs": checkpoint.NONNEG_INT, "train_ppl": _NUMBER, "valid_ppl": _NUMBER,
+           "best_valid_ppl": _NUMBER}}
+LM_RECORD = {"epoch": checkpoint.NONNEG_INT, "valid_ppl": _NUMBER}
 
 
 def _finish(root, name, settings, result):
@@ -75,10 +113,11 @@ def lm_trial(name, settings, root, report):
     is reported once ``result.json`` is written, so a scheduler that stops the
     trial then cannot lose it)."""
     from rnnlab.lm import train
+    from rnnlab.training import trainer
     out = trial_dir(root, name)
     cfg = train.LMTrainConfig(**{**settings, "out": out, "progress": False, "samples": 0})
     last, start = os.path.join(out, "last.npz"), time.perf_counter()
-    done = (checkpoint.load(last, kind=train.KIND)["meta"]["position"]["epoch"]
+    done = (trainer.restore(checkpoint.load(last, kind=train.KIND), last).epoch   # checked
             if os.path.exists(last) else 0)
     for epoch in range(done + 1, cfg.epochs + 1):
         resume = last if os.path.exists(last) else None
@@ -151,7 +190,7 @@ def _run_ray(kind, sweep, names, root, address, asha, cpus):
         name = r.config["name"]
         if r.error is not None:
             failures[name] = _last_line(r.error)
-        elif _load_done(root, name, sweep[name]) is None and kind == "lm":   # by ASHA
+        elif kind == "lm" and _load_done(root, name, sweep[name], kind) is None:   # by ASHA
             _stopped(root, name, sweep[name])
     return failures
 
@@ -178,7 +217,7 @@ def run(kind, sweep, root, ray=False, address=None, asha=False, cpus=1, log=prin
     Returns (results in the sweep's order, {name: error} of the trials that
     failed, names of the trials run now).
     """
-    done = {n: _load_done(root, n, s) for n, s in sweep.items()}
+    done = {n: _load_done(root, n, s, kind) for n, s in sweep.items()}
     todo = [n for n in sweep if done[n] is None]
     if len(todo) < len(sweep):
         log(f"{len(sweep) - len(todo)} of {len(sweep)} trials already finished in {root}: "
@@ -194,7 +233,7 @@ def run(kind, sweep, root, ray=False, address=None, asha=False, cpus=1, log=prin
                 failures[name] = f"{type(e).__name__}: {e}"
     for name, why in failures.items():
         log(f"trial {name} failed: {why}")
-    results = [_load_done(root, n, s) for n, s in sweep.items()]
+    results = [_load_done(root, n, s, kind) for n, s in sweep.items()]
     return [r for r in results if r is not None], failures, todo
 
 

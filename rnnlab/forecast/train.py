@@ -372,6 +372,8 @@ def save_forecaster(path, f, series_names):
 
 
 def load_forecaster(path):
+    """(Forecaster, series names) from a ``forecaster.npz``, every metadata field and
+    array checked (``_check_file``): a CheckpointError naming the file otherwise."""
     ck = checkpoint.load(path, kind=KIND)
     m = ck["meta"]
     if isinstance(m, dict) and "train_config" in m and "members" not in m:
@@ -379,21 +381,85 @@ def load_forecaster(path):
             f"{path}: a training checkpoint (best.npz / last.npz), not a forecaster; --model "
             "expects the forecaster.npz that rnnlab forecast train writes in its --out folder")
     try:
-        mcfg = model.ForecastConfig(**m["model"])
-        members = []
-        for k in range(int(m["members"])):
-            p = {n[len(f"m{k}."):]: v for n, v in ck["params"].items() if n.startswith(f"m{k}.")}
-            model.check_params(mcfg, p)
-            members.append(p)
+        mcfg = model.ForecastConfig(**checkpoint.expect(m, "model", checkpoint.TABLE, path))
+        members = _check_file(path, m, mcfg, ck["params"])
         scalings = [transform.Scaling(**s) for s in m["scalings"]]
         units = m.get("units")
         if units is not None and not (isinstance(units, list) and len(units) == len(scalings)
                                       and all(isinstance(u, str) for u in units)):
             raise TypeError(f"'units' is {units!r}, expected one time unit per series")
-        return Forecaster(mcfg, members, scalings, int(m["input_len"]), ck["params"]["held"],
-                          [int(e) for e in m["ends"]], bool(m["calibrate"]),
-                          float(m.get("aci", 0.0)), units=units), m["series"]
-    except (KeyError, TypeError) as e:
+        return Forecaster(mcfg, members, scalings, m["input_len"], ck["params"]["held"],
+                          m["ends"], m["calibrate"], float(m.get("aci", 0.0)),
+                          units=units), m["series"]
+    except checkpoint.CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError) as e:
         raise checkpoint.CheckpointError(
             f"{path}: not a forecaster file ({type(e).__name__}: {e}); --model expects the "
             "forecaster.npz that rnnlab forecast train writes") from None
+
+
+_POSITIVE_INT = ("an integer >= 1", lambda v: checkpoint.is_int(v) and v >= 1)
+_POSITIVE = ("a finite number > 0", lambda v: checkpoint.FINITE[1](v) and v > 0)
+_NONNEG = ("a finite number >= 0", lambda v: checkpoint.FINITE[1](v) and v >= 0)
+# a Scaling's fields (transform.Scaling), as Scaling.fit makes them
+_SCALING = {"log": checkpoint.BOOL, "lag": checkpoint.NONNEG_INT, "center": checkpoint.FINITE,
+            "spread": _POSITIVE, "scale": _POSITIVE, "window": checkpoint.NONNEG_INT,
+            "period": _POSITIVE_INT, "drift": checkpoint.BOOL, "halflife": _NONNEG}
+
+
+def _per_series(n, words, ok):
+    return (f"a list of {n} {words} (one per scaling)",
+            lambda v: isinstance(v, list) and len(v) == n and all(map(ok, v)))
+
+
+def _check_file(path, m, mcfg, params):
+    """The members' weights (a list of dicts) of a forecaster file whose metadata
+    ``m`` and arrays ``params`` agree: ``members`` networks of the architecture
+    ``mcfg`` and no other array but ``held`` (the held-out scores (N, Hz, V), >= 0);
+    an input window of at least the highway's ar; per series one scaling (its
+    window 0 or the input window), training end and name."""
+    E = checkpoint.expect
+
+    def bad(why):
+        return checkpoint.CheckpointError(f"{path}: {why}")
+    n = E(m, "members", (f"an integer from 1 to {MAX_ENSEMBLE}", lambda v: checkpoint.is_int(v)
+                         and 1 <= v <= MAX_ENSEMBLE), path)
+    L = E(m, "input_len", (f"an integer >= max(1, the model's ar {mcfg.ar})",
+                           lambda v: checkpoint.is_int(v) and v >= max(1, mcfg.ar)), path)
+    scalings = E(m, "scalings", ("a non-empty list of JSON objects",
+                                 lambda v: bool(v) and checkpoint.TABLES[1](v)), path)
+    for i, sc in enumerate(scalings):
+        for key, what in {**_SCALING, "window": (f"0 or the input_len {L}",
+                                                 lambda v: checkpoint.is_int(v) and v in (0, L))
+                          }.items():
+            E({f"scalings[{i}]": sc}, f"scalings[{i}].{key}", what, path)
+    E(m, "ends", _per_series(len(scalings), "integers >= 0", checkpoint.NONNEG_INT[1]), path)
+    E(m, "series", _per_series(len(scalings), "names", lambda v: isinstance(v, str)), path)
+    E(m, "calibrate", checkpoint.BOOL, path)
+    if "aci" in m:                                      # absent from older files
+        E(m, "aci", _NONNEG, path)
+    if mcfg.n_features != mcfg.n_covariates + 2:        # [dw, lv, calendar]
+        raise bad(f"the model reads {mcfg.n_features} features per step; its "
+                  f"{mcfg.n_covariates} covariates make {mcfg.n_covariates + 2}")
+    names = {f"m{k}.{name}" for k in range(n) for name in model.param_shapes(mcfg)}
+    extra = sorted(set(params) - names - {"held"})
+    if extra:
+        raise bad(f"arrays {extra[:4]} belong to none of the {n} member(s)")
+    members = []
+    for k in range(n):
+        p = {name[len(f"m{k}."):]: v for name, v in params.items() if name.startswith(f"m{k}.")}
+        try:
+            model.check_params(mcfg, p)
+        except ValueError as e:
+            raise bad(f"member {k}: {e}") from None
+        members.append(p)
+    want = f"(N, {mcfg.horizon}, {len(heads.LEVELS)})"
+    held = params.get("held")
+    if held is None or held.ndim != 3 or held.shape[1:] != (mcfg.horizon, len(heads.LEVELS)):
+        raise bad(f"'held' (the held-out scores) should have shape {want}, found "
+                  + ("none" if held is None else f"{held.shape}"))
+    if (held < 0).any():
+        raise bad(f"'held' (the held-out scores) has {int((held < 0).sum())} negative "
+                  "value(s); scores are >= 0")
+    return members

@@ -269,10 +269,7 @@ def fit(cfg, sets=None, resume=None, log=print):
     if resume is None:
         validate.check_params(model.param_shapes(mcfg), params, what="initial weights")
     else:
-        try:
-            validate.check_params(model.param_shapes(mcfg), resume["params"], what="weights")
-        except ValueError as e:
-            raise checkpoint.CheckpointError(f"{resume['path']}: {e}") from None
+        trainer.check_resumed_params(resume, model.param_shapes(mcfg), cfg.dtype)
     task = MusicTask(cfg, mcfg, sets)
     st = trainer.fit(cfg, task, params, kind=KIND, app_meta=app_meta(cfg, mcfg),
                      resume=resume, log=log, unit="frame")

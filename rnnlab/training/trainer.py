@@ -53,6 +53,7 @@ from typing import Optional
 import numpy as np
 
 from rnnlab import optim
+from rnnlab.engine import validate
 from rnnlab.io import atomic, checkpoint, metrics
 from rnnlab.io.progress import progress
 from rnnlab.optim import schedules
@@ -155,33 +156,111 @@ def restore(ck, path):
             f"{path}: checkpoint metadata 'rng' is not a random-generator state ({e})") from None
     history = E(m, "history", checkpoint.TABLES, path)
     epoch = E(m, "position.epoch", checkpoint.NONNEG_INT, path)
-    if len(history) != epoch:
-        raise checkpoint.CheckpointError(
-            f"{path}: checkpoint metadata disagrees with itself: position.epoch is {epoch} "
-            f"but the history holds {len(history)} epoch(s)")
     plateau = m.get("plateau")
     if plateau is not None:
         E(m, "plateau", _PLATEAU, path)
     # skip counters: absent from checkpoints written before skipping existed
     skips = [E(m, f"sums.{k}", checkpoint.NONNEG_INT, path) if k in m.get("sums", {}) else 0
              for k in ("skipped", "bad_in_row")]
-    return State(ck["params"], ck["opt_state"], rng, epoch,
-                 E(m, "position.step", checkpoint.NONNEG_INT, path),
-                 float(E(m, "sums.loss", checkpoint.FINITE, path)),
-                 E(m, "sums.count", checkpoint.NONNEG_INT, path), *skips, plateau,
-                 E(m, "best", checkpoint.NUMBER_OR_NULL, path),
-                 E(m, "bad_epochs", checkpoint.NONNEG_INT, path), list(history),
-                 E(m, "finished", checkpoint.BOOL, path))
+    st = State(ck["params"], ck["opt_state"], rng, epoch,
+               E(m, "position.step", checkpoint.NONNEG_INT, path),
+               float(E(m, "sums.loss", checkpoint.FINITE, path)),
+               E(m, "sums.count", checkpoint.NONNEG_INT, path), *skips, plateau,
+               E(m, "best", _BEST, path),
+               E(m, "bad_epochs", checkpoint.NONNEG_INT, path), list(history),
+               E(m, "finished", checkpoint.BOOL, path))
+    _check_agrees(st, path)
+    return st
 
 
-def _check_position(st, task, path, epochs):
-    """A resumed position inside the epoch it names: one past its end (data that
-    shrank since the checkpoint was written) would run that epoch for no step and
-    record it as trained."""
-    if st.epoch < epochs and st.step > (n := task.steps(st.epoch)):
+# the best monitored value so far: null before the first epoch ends
+_BEST = ("a finite number or null", lambda v: v is None or checkpoint.FINITE[1](v))
+
+
+def _check_agrees(st, path):
+    """The restored fields against each other: one history record per finished
+    epoch (numbered 1..epoch), a best value once an epoch has ended, no more epochs
+    without improvement than epochs, and sums that cover the steps taken in the
+    epoch in progress (none at its step 0)."""
+    numbers = [r.get("epoch") for r in st.history]
+    after = f"after {st.epoch} finished epoch(s)"
+    problems = (
+        (len(st.history) != st.epoch,
+         f"position.epoch is {st.epoch} but the history holds {len(st.history)} epoch(s)"),
+        (numbers != list(range(1, st.epoch + 1)),
+         f"the history's epochs are numbered {numbers[:8]}, expected 1..{st.epoch}"),
+        ((st.best is None) != (st.epoch == 0),
+         f"best is {'null' if st.best is None else st.best} {after}"),
+        (st.bad_epochs > st.epoch, f"bad_epochs is {st.bad_epochs} {after}"),
+        (st.skipped > st.step, f"sums.skipped is {st.skipped} at position.step {st.step}"),
+        (st.step == 0 and bool(st.count or st.loss_sum),
+         f"position.step is 0 but sums hold loss {st.loss_sum:g} over {st.count} item(s)"))
+    why = next((w for bad, w in problems if bad), None)
+    if why:
+        raise checkpoint.CheckpointError(f"{path}: checkpoint metadata disagrees with "
+                                         f"itself: {why}")
+
+
+def check_opt_state(cfg, st, path):
+    """The restored optimiser state is the one ``cfg``'s optimiser keeps for these
+    weights (``init``'s names, each slot of its weight's shape and dtype) with a
+    step count, an integer >= 0: a negative or fractional count skews Adam's bias
+    correction, a slot of another dtype changes every later update."""
+    want, got = make_optimizer(cfg).init(st.params), st.opt_state
+    missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
+    if missing or extra:
+        which = [f"{w} {names[:4]}" for w, names in (("missing", missing),
+                                                      ("unexpected", extra)) if names]
         raise checkpoint.CheckpointError(
-            f"{path}: resumes at step {st.step} of epoch {st.epoch + 1}, but that epoch has "
-            f"{n} steps on this data; resume on the data the checkpoint was trained on")
+            f"{path}: optimizer state does not match --optimizer {cfg.optimizer} over these "
+            f"weights: {', '.join(which)}")
+    for k, w in want.items():
+        g = got[k]
+        if k == "step":
+            if g.shape != () or g.dtype.kind not in "iu" or int(g) < 0:
+                shown = repr(g.tolist()) if g.size <= 4 else f"an array of shape {g.shape}"
+                raise checkpoint.CheckpointError(
+                    f"{path}: optimizer state 'step' should be an integer >= 0, found "
+                    f"{shown} ({g.dtype})")
+            st.opt_state[k] = np.asarray(int(g), np.int64)
+        elif g.shape != w.shape or g.dtype != w.dtype:
+            raise checkpoint.CheckpointError(
+                f"{path}: optimizer state {k!r} is {g.dtype} {g.shape}; expected {w.dtype} "
+                f"{w.shape}, as its weight")
+
+
+def check_resumed_params(resume, shapes, dtype=None):
+    """The weights of the checkpoint ``resume`` against the model its settings
+    build: ``shapes`` ({name: shape}), all one float dtype (``dtype``, the run's
+    --dtype, when given), finite; a CheckpointError naming the file otherwise."""
+    path = resume["path"]
+    try:
+        found = validate.check_params(shapes, resume["params"], what="weights")
+    except ValueError as e:
+        raise checkpoint.CheckpointError(f"{path}: {e}") from None
+    if dtype is not None and found != dtype:
+        raise checkpoint.CheckpointError(f"{path}: weights are {found} but the checkpoint's "
+                                         f"settings say --dtype {dtype}")
+
+
+def _check_position(st, task, path, cfg):
+    """A resumed position inside the epoch it names: at or past its end (data that
+    shrank since the checkpoint was written, or an edited step) it would run that
+    epoch for no step and record it as trained. (No checkpoint is written at an
+    epoch's last step: the epoch's end moves the position to the next one.)"""
+    if st.epoch >= cfg.epochs or st.step == 0:
+        return
+    n = task.steps(st.epoch)
+    cap = bool(cfg.max_steps) and cfg.max_steps < n
+    where = f"{path}: resumes at step {st.step} of epoch {st.epoch + 1}, but"
+    if cap and st.step >= cfg.max_steps:
+        raise checkpoint.CheckpointError(
+            f"{where} --max-steps {cfg.max_steps} ends that epoch at step {cfg.max_steps}; "
+            "its position.step was edited")
+    if st.step >= n:
+        raise checkpoint.CheckpointError(
+            f"{where} that epoch has {n} steps on this data; resume on the data the "
+            "checkpoint was trained on")
 
 
 def resume_config(cls, meta, overrides, path):
@@ -422,7 +501,8 @@ def fit(cfg, task, params=None, *, kind, app_meta=None, resume=None, log=print,
                 task.carry = resume["state"]
             except ValueError as e:
                 raise checkpoint.CheckpointError(f"{resume['path']}: {e}") from None
-        _check_position(st, task, resume["path"], cfg.epochs)
+        check_opt_state(cfg, st, resume["path"])
+        _check_position(st, task, resume["path"], cfg)
         log(f"resumed from {resume['path']} at epoch {st.epoch + 1}, step {st.step}")
     else:
         st = new_state(cfg, params, rng)

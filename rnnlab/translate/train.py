@@ -217,6 +217,8 @@ def run(cfg, resume=None, log=print):
     else:
         vocabs = vocabularies(cfg, splits["train"])
     mcfg = model_config(cfg, vocabs)
+    if resume is not None:
+        trainer.check_resumed_params(resume, model.param_shapes(mcfg), cfg.dtype)
     params = None if resume else model.init_params(mcfg, cfg.seed, np.dtype(cfg.dtype))
     log(f"data {cfg.data} {cfg.src_lang}->{cfg.tgt_lang}: {len(splits['train']):,} train / "
         f"{len(splits['valid']):,} valid pairs; vocabularies {len(vocabs[0]):,} / "

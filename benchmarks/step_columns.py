@@ -11,7 +11,9 @@ CPU:
 1. the product's time against its column count n = 4 ... 32 (one thread, W of
    an LSTM's folded step at H = 128 and 256), relative to n = 16;
 2. one LSTM layer of the PTB language model's shape (T = 20, B = 20, H = 200,
-   float32), rnnlab against torch in turns: forward alone, and forward + backward.
+   float32), rnnlab against torch in turns: forward alone, and forward + backward;
+   and a GRU layer's forward + backward beside it (torch's CPU LSTM is a fused
+   oneDNN primitive, its GRU is not).
 
     python benchmarks/step_columns.py
 """
@@ -49,23 +51,27 @@ def product_times(M, K, rounds, calls=200):
 
 
 def layer_steps(torch, T, B, H):
-    """The four callables timed in turns: rnnlab's and torch's forward, and
-    forward + backward, of one LSTM layer."""
+    """The callables timed in turns: rnnlab's and torch's LSTM forward, LSTM
+    forward + backward and GRU forward + backward, one layer each."""
     x = np.random.default_rng(1).standard_normal((T, B, H)).astype(np.float32)
     dout = np.ones_like(x)
-    m = rnnlab.LSTM(H, H, seed=0, dtype=np.float32)
-    tm = torch.nn.LSTM(H, H)
     xt = torch.from_numpy(x).requires_grad_(True)
+    fs = {}
+    for cell, ours, theirs in (("lstm", rnnlab.LSTM, torch.nn.LSTM),
+                               ("gru", rnnlab.GRU, torch.nn.GRU)):
+        m, tm = ours(H, H, seed=0, dtype=np.float32), theirs(H, H)
 
-    def t_fwd():
-        with torch.no_grad():
-            tm(xt)
-
-    def t_step():
-        out, _ = tm(xt)
-        out.sum().backward()
-    return {"rnnlab forward": lambda: m(x), "torch forward": t_fwd,
-            "rnnlab step": lambda: (m(x), m.backward(dout)), "torch step": t_step}
+        def t_step(tm=tm):
+            out, _ = tm(xt)
+            out.sum().backward()
+        fs.update({f"rnnlab {cell} step": lambda m=m: (m(x), m.backward(dout)),
+                   f"torch {cell} step": t_step})
+        if cell == "lstm":
+            def t_fwd(tm=tm):
+                with torch.no_grad():
+                    tm(xt)
+            fs.update({"rnnlab lstm forward": lambda m=m: m(x), "torch lstm forward": t_fwd})
+    return fs
 
 
 def main(argv=None):
@@ -93,14 +99,14 @@ def main(argv=None):
             print(f"| ({M}, {K}) | " + " | ".join(f"{t[n] / t[16]:.2f}" for n in COLUMNS)
                   + f" | {t[16] * 1e6:.1f} |", flush=True)
     T, B, H = args.layer
-    print(f"\n## One LSTM layer, T={T} B={B} I=H={H}, float32, {args.threads} thread(s), "
+    print(f"\n## One layer, T={T} B={B} I=H={H}, float32, {args.threads} thread(s), "
           f"rnnlab and torch in turns ({args.rounds} rounds)\n")
     with threadpool_limits(args.threads):
         times = machine.rounds(layer_steps(torch, T, B, H), args.rounds, 10)
     med = {k: statistics.median(v) for k, v in times.items()}
     print("| call | rnnlab ms | torch ms | rnnlab vs torch |")
     print("|---|---|---|---|")
-    for what in ("forward", "step"):
+    for what in ("lstm forward", "lstm step", "gru step"):
         print(f"| {what} | {med['rnnlab ' + what] * 1e3:.2f} | {med['torch ' + what] * 1e3:.2f} "
               f"| {machine.ratio(times, 'torch ' + what, 'rnnlab ' + what):.2f}x |")
 

@@ -17,7 +17,8 @@ def test_step_columns_runs_and_prints_its_tables():
                        capture_output=True, text=True, timeout=600, cwd=root)
     assert r.returncode == 0, r.stderr[-2000:]
     rows = [line.split("|")[1].strip() for line in r.stdout.splitlines()
-            if line.startswith("| (") or line.startswith("| forward") or line.startswith("| step")]
-    assert rows == ["(512, 256)", "(1024, 512)", "forward", "step"], r.stdout
+            if line.startswith(("| (", "| lstm", "| gru"))]
+    assert rows == ["(512, 256)", "(1024, 512)", "lstm forward", "lstm step", "gru step"], \
+        r.stdout
     at16 = [line for line in r.stdout.splitlines() if line.startswith("| (")]
     assert all(line.split("|")[5].strip() == "1.00" for line in at16)       # n = 16 is 1

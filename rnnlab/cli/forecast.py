@@ -238,7 +238,8 @@ def _refuse_network_options(args):
     from dataclasses import fields
     net = [f.name for f in fields(train.ForecastOptions) if f.name not in _SHARED_OPTIONS]
     given = [options.flag(k) for k in net if k in vars(args)]
-    given += ["--retrain"] * bool(args.retrain) + ["--retrain-every"] * (args.retrain_every is not None)
+    given += (["--retrain"] * bool(args.retrain)
+              + ["--retrain-every"] * (args.retrain_every is not None))
     in_file = [k for k in net if args.config and k in options.load_toml(args.config)]
     if given or in_file:
         where = given[0] if given else f"--config {args.config}: {in_file[0]}"

@@ -191,14 +191,14 @@ def _check_time(time, path, lines):
     if bad.size:
         i = int(bad[0])
         what = "repeats" if step[i] == 0 else "goes backwards"
-        raise ValueError(f"{path}, line {lines[i + 1]}: time {time[i + 1]} {what} (line {lines[i]} has "
-                         f"{time[i]}); timestamps must be strictly increasing")
+        raise ValueError(f"{path}, line {lines[i + 1]}: time {time[i + 1]} {what} (line "
+                         f"{lines[i]} has {time[i]}); timestamps must be strictly increasing")
     gap = np.flatnonzero(step != step[0])
     if gap.size:
         i = int(gap[0])
-        raise ValueError(f"{path}, line {lines[i + 1]}: time {time[i + 1]} follows {time[i]}, a step "
-                         f"of {step[i]} where the series steps by {step[0]}; fill the gap in "
-                         "the file (an empty value, with --interpolate) or resample it")
+        raise ValueError(f"{path}, line {lines[i + 1]}: time {time[i + 1]} follows {time[i]}, "
+                         f"a step of {step[i]} where the series steps by {step[0]}; fill the gap "
+                         "in the file (an empty value, with --interpolate) or resample it")
 
 
 def fill_missing(values, time, where, interpolate, lines=None):
@@ -213,8 +213,9 @@ def fill_missing(values, time, where, interpolate, lines=None):
         raise ValueError(f"{where}: the {end} value is missing; trim the series so it starts "
                          "and ends with a number (interpolation needs both neighbours)")
     if not interpolate:
+        line = i + 2 if lines is None else lines[i]
         raise ValueError(f"{where}: {int(miss.sum())} missing value(s), the first at "
-                         f"{time[i]} (line {i + 2 if lines is None else lines[i]}); pass --interpolate to fill them linearly")
+                         f"{time[i]} (line {line}); pass --interpolate to fill them linearly")
     idx = np.arange(len(values))
     out = values.copy()
     out[miss] = np.interp(idx[miss], idx[~miss], values[~miss])

@@ -153,7 +153,28 @@ def test_caption_and_music_check_the_weights_they_resume(runs, tmp_path, cli_err
                                                                     "float64"))
         assert cli_error(_resume(app, bad, out)) == (
             f"{bad}: weights are float32 but the checkpoint's settings say --dtype float64")
+    # two words swapped: the rows would be read as each other's words
+    def swap(m):
+        words = m["app"]["vocab"]
+        words[4], words[5] = words[5], words[4]
+    bad = _edited(runs["caption"], tmp_path / "v.npz", meta=swap)
+    msg = cli_error(_resume("caption", bad, out))
+    assert msg.startswith(f"{bad}: its vocabulary (") and "differ from word 4 on" in msg
     assert not out.exists()
+
+
+def test_schedules_refuse_rates_that_would_not_decay():
+    from rnnlab.optim import schedules
+    with pytest.raises(ValueError, match="decay must be a finite number > 0 and <= 1, got -1"):
+        schedules.zaremba(1.0, 10, decay=-1)               # returned -1.0: the sign flipped
+    with pytest.raises(ValueError, match="factor must be a finite number > 0 and <= 1, got 2"):
+        schedules.plateau_step(schedules.plateau_init(1.0), 2.0, factor=2.0)   # raised the rate
+    with pytest.raises(ValueError, match="schedule 'plateau' needs its state"):
+        schedules.lr_for_epoch("plateau", 1.0, 0)         # a TypeError inside
+    with pytest.raises(ValueError, match="lr0 must be a finite number > 0, got nan"):
+        schedules.plateau_init(float("nan"))
+    assert schedules.zaremba(1.0, 5) == 0.25 and schedules.plateau_step(
+        schedules.plateau_init(1.0), 2.0, factor=0.5)["lr"] == 1.0
 
 
 def test_translate_checks_the_weights_it_resumes(tmp_path, cli_error):

@@ -167,6 +167,7 @@ def fit(cfg, resume=None, log=print):
     task = Task(cfg, mcfg, vocab, train, valid)
     if resume is not None:
         trainer.check_resumed_params(resume, model.param_shapes(mcfg), cfg.dtype)
+        _check_resumed_vocab(resume, cfg.source, vocab)
     params = None if resume else model.init_params(mcfg, cfg.seed, np.dtype(cfg.dtype))
     log(f"{cfg.source}: {len(train)} train / {len(valid)} valid images, vocabulary "
         f"{len(vocab)}; {cfg.decoder} decoder, "
@@ -174,6 +175,21 @@ def fit(cfg, resume=None, log=print):
     st = trainer.fit(cfg, task, params, kind=KIND, app_meta=app_meta(cfg, mcfg, vocab),
                      resume=resume, log=log, unit="token")
     return st, mcfg, vocab
+
+
+def _check_resumed_vocab(resume, source, vocab):
+    """The vocabulary the checkpoint trained with is the one --source builds again:
+    an edited one would have been replaced without a word, its rows re-read as
+    other words."""
+    saved = checkpoint.expect(resume["meta"], "app.vocab",
+                              ("a list of words", lambda v: isinstance(v, list)),
+                              resume["path"])
+    if saved != vocab.to_list():
+        diff = next((k for k, (a, b) in enumerate(zip(saved, vocab.to_list())) if a != b),
+                    min(len(saved), len(vocab)))
+        raise checkpoint.CheckpointError(
+            f"{resume['path']}: its vocabulary ({len(saved)} words) is not the one --source "
+            f"{source} builds ({len(vocab)} words; they differ from word {diff} on)")
 
 
 def load(path):

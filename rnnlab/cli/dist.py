@@ -114,7 +114,8 @@ def register(subparsers):
     s.add_argument("--lrs", default="1.0", help="learning rates (default 1.0, SGD)")
     s.add_argument("--seeds", default="0", help="seeds (default 0)")
     g = s.add_argument_group("training options shared by every trial (see 'rnnlab train')")
-    g.add_argument("--level", default="auto", help="word, char or auto")
+    g.add_argument("--level", default="auto", choices=("auto", "word", "char"),
+                   help="word, char or auto")
     g.add_argument("--layers", type=int, default=1, help="recurrent layers (default 1)")
     g.add_argument("--epochs", type=int, default=2, help="epochs (default 2)")
     g.add_argument("--batch-size", type=int, default=20, help="parallel streams (default 20)")

@@ -156,6 +156,13 @@ def check_number(name, v, lo=None, hi=None, lo_open=False, hi_open=False, note="
     raise ValueError(f"{name} must be {want}{note}, got {v!r}")
 
 
+def check_count(name, v):
+    """An integer >= 0 (not a bool); returns it."""
+    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
+    return int(v)
+
+
 def check_config_args(cfg):
     """The flags of an RNNConfig are bools and dropout a number (sizes and choices
     are checked by the config itself)."""

@@ -7,6 +7,8 @@ the checkpoint and a resumed run decays exactly as an uninterrupted one.
 """
 import math
 
+from rnnlab.engine import validate
+
 SCHEDULES = ("constant", "zaremba", "plateau")
 
 
@@ -19,10 +21,21 @@ def zaremba(lr0, epoch, decay=0.5, start=4):
 
     With start=4: epochs 1-4 (1-based) at lr0, epoch 5 at lr0 * decay, ...
     """
+    _check_rate(lr0, decay, "decay")
+    for name, v in (("epoch", epoch), ("start", start)):
+        validate.check_count(name, v)
     return lr0 * decay ** max(0, epoch + 1 - start)
 
 
+def _check_rate(lr0, factor, name):
+    """A schedule's start rate (finite, > 0) and its decay factor (in (0, 1]: 2 would
+    raise the rate, -1 flip its sign)."""
+    validate.check_number("lr0", lr0, lo=0, lo_open=True)
+    validate.check_number(name, factor, lo=0, hi=1, lo_open=True)
+
+
 def plateau_init(lr0):
+    validate.check_number("lr0", lr0, lo=0, lo_open=True)
     return {"lr": float(lr0), "best": math.inf, "bad_epochs": 0}
 
 
@@ -33,6 +46,10 @@ def plateau_step(state, metric, factor=0.5, patience=0, min_lr=0.0, threshold=0.
     lr is multiplied by ``factor`` (patience 0, factor 0.5: the tutorial's "halve
     the rate when the loss goes up").
     """
+    _check_rate(state["lr"], factor, "factor")
+    validate.check_count("patience", patience)
+    validate.check_number("min_lr", min_lr, lo=0)
+    validate.check_number("threshold", threshold, lo=0, hi=1, hi_open=True)
     st = dict(state)
     if metric < st["best"] * (1.0 - threshold):
         st["best"], st["bad_epochs"] = float(metric), 0
@@ -50,5 +67,8 @@ def lr_for_epoch(name, lr0, epoch, state=None, decay=0.5, start=4):
     if name == "zaremba":
         return zaremba(lr0, epoch, decay, start)
     if name == "plateau":
+        if not isinstance(state, dict) or "lr" not in state:
+            raise ValueError(f"schedule 'plateau' needs its state (plateau_init(lr0), then "
+                             f"plateau_step each epoch), got {state!r}")
         return state["lr"]
     raise ValueError(f"schedule must be one of {SCHEDULES}, got {name!r}")

@@ -351,3 +351,14 @@ def test_to_torch_refuses_a_layer_with_params():
     from rnnlab import to_torch
     with pytest.raises(ValueError, match="to_torch takes a layer alone"):
         to_torch(LSTM(3, 4), P)
+
+
+def test_from_config_of_another_cell_and_load_of_no_path_are_named():
+    cfg = RNNConfig("gru", 3, 4)
+    params = init_params(cfg, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="LSTM.from_config: the config is a 'gru' layer's; "
+                                         "use GRU.from_config"):
+        LSTM.from_config(cfg, params)                      # returned a GRU
+    assert type(GRU.from_config(cfg, params)) is GRU
+    with pytest.raises(ValueError, match="path must be a file name .* got NoneType"):
+        checkpoint.load(None)                               # os.fspath's TypeError

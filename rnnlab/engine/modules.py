@@ -56,6 +56,9 @@ class _Recurrent:
         """Rebuild a layer from a saved RNNConfig (or its dict) and parameters."""
         c = layers.as_config(config)
         kind = {"rnn": RNN, "lstm": LSTM, "gru": GRU}[c.mode]
+        if cls.MODE is not None and cls is not kind:     # LSTM.from_config(a GRU's) was a GRU
+            raise ValueError(f"{cls.__name__}.from_config: the config is a {c.mode!r} layer's; "
+                             f"use {kind.__name__}.from_config")
         return kind(c.input_size, c.hidden_size, c.num_layers, c.bias, c.batch_first,
                     c.dropout, c.bidirectional, nonlinearity=c.nonlinearity,
                     reset_after=c.reset_after, params=params, impl=impl)

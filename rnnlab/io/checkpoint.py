@@ -179,6 +179,9 @@ def _split(path, arrays):
 
 def load(path, kind="lm"):
     """Returns {"params", "opt_state", "state", "meta"}; clear errors for bad files."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise ValueError(f"path must be a file name (str or os.PathLike), got "
+                         f"{type(path).__name__}")
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such checkpoint")

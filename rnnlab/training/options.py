@@ -196,7 +196,12 @@ def load_toml(path):
     return {k.replace("-", "_"): v for k, v in d.items()}
 
 
-def settings(args, drop=("func", "command", "action", "config", "resume")):
+# the parser's own keys in an application's parsed arguments, not options: the
+# command, its sub-command ``action``, ``--config`` and ``--resume``
+PARSER_KEYS = ("func", "command", "action", "config", "resume")
+
+
+def settings(args, drop=PARSER_KEYS):
     """Defaults < TOML file (``--config``) < command line, as one dict (without the
     parser's own keys: the command, an application's sub-command ``action``, ...)."""
     given = {k: v for k, v in vars(args).items() if k not in drop}

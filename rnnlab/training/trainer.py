@@ -291,14 +291,14 @@ def config_from_args(cls, args, kind):
     """(config, checkpoint or None) from parsed arguments: defaults < ``--config``
     TOML < command line; with ``--resume`` the checkpoint's settings, where only
     ``RESUMABLE`` options may differ."""
-    from rnnlab.training.options import from_args, settings
+    from rnnlab.training.options import PARSER_KEYS, from_args, settings
     path = getattr(args, "resume", None)
     if path:
         ck = checkpoint.load(path, kind=kind)
         ck["path"] = path
         return resume_config(cls, ck["meta"], settings(args), path), ck
     # from_args names the --config file when a wrong or unknown key came from it
-    return from_args(cls, args, drop=("func", "command", "action", "config", "resume")), None
+    return from_args(cls, args, drop=PARSER_KEYS), None
 
 
 # options that one optimiser or schedule alone reads: (option, what reads it, which ones)

@@ -76,21 +76,23 @@ def packed_steps(w, b, T=1, n=None, transposed=False):
     from rnnlab.engine.fast import gemm, kernels
     from rnnlab.engine.threads import parallel
     panels, n = gemm.pack(w), b.shape[1] if n is None else n
+    wt = kernels.transposed_panels(panels, np.array([n])) if transposed else None
     rows = -(-w.shape[1] // gemm.ROWS) * gemm.ROWS if transposed else panels.shape[0] * gemm.ROWS
     slices = kernels.row_slices(n, kernels.own_workers(w.size, n))
     outs = [np.zeros(rows * gemm.width(kB, w.dtype), w.dtype) for _, kB in slices]
 
     @numba.njit(nogil=True)
-    def steps(panels, b, k0, c, kB, T, transposed):
+    def steps(panels, wt, b, k0, c, kB, T, transposed):
         for _ in range(T):
             if transposed:
-                gemm.product_t(panels, b[:, k0:], b.shape[1], c, kB, 0, panels.shape[1])
+                gemm.product_t(panels, wt, b[:, k0:], b.shape[1], c, kB, 0, panels.shape[1])
             else:
                 gemm.product(panels, b, k0, b.shape[1], c, kB)
-    steps(panels, b, 0, outs[0], 1, 1, transposed)                # compiled before timing
+    wt = gemm.no_pack_t(w.dtype) if wt is None else wt
+    steps(panels, wt, b, 0, outs[0], 1, 1, transposed)            # compiled before timing
 
     def run():
-        parallel([lambda k0=k0, kB=kB, c=c: steps(panels, b, k0, c, kB, T, transposed)
+        parallel([lambda k0=k0, kB=kB, c=c: steps(panels, wt, b, k0, c, kB, T, transposed)
                   for (k0, kB), c in zip(slices, outs)])
     return run
 

@@ -2,11 +2,13 @@
 it does to a layer of the language model's shape.
 
 The per-step product (``rnnlab/engine/fast/gemm.py``) runs the batch along the
-vector lanes: whole vectors of 16 float32 columns, then a last half vector of 8.
-Where a half vector costs half a whole one (Zen 4 splits 512-bit operations in
-two), a step of 20 rows costs 24 columns; where it costs as much as a whole one (a
-CPU with two full-width 512-bit FMA units), it costs 32. This measures, on this
-CPU:
+vector lanes: whole vectors of 16 float32 columns. Until round fifteen a step's
+last columns ran on a half vector of 8: where that costs half a whole one (Zen 4
+splits 512-bit operations in two), a step of 20 rows cost 24 columns; where it
+costs as much as a whole one (a CPU with two full-width 512-bit FMA units, the
+Xeon), 32. Since round fifteen the last n % 16 (up to 12) run on the units tile,
+with the vector along the weights' rows: about their own count. This measures,
+on this CPU:
 
 1. the product's time against its column count n = 4 ... 32 (one thread, W of
    an LSTM's folded step at H = 128 and 256), relative to n = 16;

@@ -52,7 +52,7 @@ def test_own_product_equals_numpy(dtype, M, K, n):
     """gemm.product: W packed once, X read at an offset with its rows ldx apart;
     rows of W not a multiple of the tile, columns not a multiple of the vector
     (the columns past n are computed on whatever X holds there and ignored),
-    a last half vector (n = 3, 8, 20, 40 in float32) on the half tile."""
+    the last n % V columns (n = 3, 8, 13, 20, 33, 40 in float32) on the units tile."""
     from rnnlab.engine.fast import gemm
     rng = np.random.default_rng(M + n)
     w = rng.standard_normal((M, K)).astype(dtype)
@@ -117,22 +117,23 @@ def test_transposed_product_on_the_same_panels_equals_numpy(dtype, M, K, n, k0):
     Mp, Kp = panels.shape[0] * R, -(-K // R) * R
     x = rng.standard_normal((Mp, cols + 64)).astype(dtype)
     x[:, n:] = np.nan
-    c = np.zeros((Kp - k0) * cols, dtype)
-    gemm.product_t(panels, x, x.shape[1], c, n, k0, K)
-    got = c.reshape(-1, cols)[:K - k0, :n]
     want = (w.astype(np.float64).T @ x[:M, :n].astype(np.float64))[k0:]
     tol = 1e-12 if dtype == np.float64 else 1e-5
-    assert np.abs(got - want).max() <= tol * max(1.0, np.abs(want).max())
-    k1 = k0 + (K - k0) // 2 + 1                                   # rows k0..k1 only
-    c[:] = 5
-    gemm.product_t(panels, x, x.shape[1], c, n, k0, k1)
-    blocks = -(-(k1 - k0) // R) * R                               # whole blocks written, no more
-    assert np.abs(c.reshape(-1, cols)[:k1 - k0, :n] - want[:k1 - k0]).max() <= \
-        tol * max(1.0, np.abs(want).max())
-    assert (c[blocks * cols:] == 5).all()
-    c[:] = 5
-    gemm.product_t(panels, x, x.shape[1], c, 0, k0, K)              # no rows running
-    assert (c == 5).all()
+    for wt in (gemm.pack_t(panels), gemm.no_pack_t(dtype)):     # units tile, half tile
+        c = np.zeros((Kp - k0) * cols, dtype)
+        gemm.product_t(panels, wt, x, x.shape[1], c, n, k0, K)
+        got = c.reshape(-1, cols)[:K - k0, :n]
+        assert np.abs(got - want).max() <= tol * max(1.0, np.abs(want).max())
+        k1 = k0 + (K - k0) // 2 + 1                               # rows k0..k1 only
+        c[:] = 5
+        gemm.product_t(panels, wt, x, x.shape[1], c, n, k0, k1)
+        blocks = -(-(k1 - k0) // R) * R                           # whole blocks written, no more
+        assert np.abs(c.reshape(-1, cols)[:k1 - k0, :n] - want[:k1 - k0]).max() <= \
+            tol * max(1.0, np.abs(want).max())
+        assert (c[blocks * cols:] == 5).all()
+        c[:] = 5
+        gemm.product_t(panels, wt, x, x.shape[1], c, 0, k0, K)      # no rows running
+        assert (c == 5).all()
 
 
 @pytest.mark.parametrize("I,H", [(13, 7), (16, 8), (3, 10)])
@@ -407,7 +408,7 @@ for mode in ("lstm", "gru"):
     assert max(np.abs(a - b).max() for a, b in zip(*res)) < 1e-12, mode
 xt = rng.standard_normal((40, 40))                               # rows past 37: finite junk
 c = np.zeros((12 - 4) * 20)
-gemm.product_t(gemm.pack(w), xt, 40, c, 20, 4, w.shape[1])                   # W^T X from row 4 on
+gemm.product_t(gemm.pack(w), gemm.pack_t(gemm.pack(w)), xt, 40, c, 20, 4, w.shape[1])  # from row 4
 assert np.abs(c.reshape(-1, 20)[:5, :20] - (w.T @ xt[:37, :20])[4:]).max() < 1e-12
 print("ok")
 """
@@ -433,32 +434,54 @@ def test_bad_tile_rows_override_is_a_clear_error_at_use(monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_half_tiles_give_the_full_tiles_bits(dtype):
-    """A step's last half vector runs on a half tile (two panels or row blocks at
-    once, or one): each column sums in the same order as on a full tile, so its
-    bits do not depend on how many columns the step computed (a ragged batch's
-    row and unit splits cut the columns differently and must agree bit for bit).
-    Odd and even panel and block counts, from row block 0 and from a later one."""
+def test_last_columns_give_the_full_tiles_bits(dtype):
+    """A step's last n % V columns run on the units tile (vectors along W's rows,
+    in groups of 4, 2 and 1 row vectors; ``product_t``'s on ``pack_t``), or on the
+    half tile (``product_t`` without ``pack_t``): each column sums in the same
+    order as on a full tile, so its bits do not depend on how many columns the
+    step computed (a ragged batch's row and unit splits cut the columns
+    differently and must agree bit for bit). Panel and block counts odd and even,
+    from row block 0 and from a later one."""
     from rnnlab.engine.fast import gemm
     R, V = gemm.ROWS, gemm.lanes(dtype)
     rng = np.random.default_rng(7)
-    for M, K in ((5 * R, 3 * R + 1), (6 * R, 4 * R)):
+    for M, K in ((5 * R, 3 * R + 1), (6 * R, 4 * R), (19 * R + 3, 2 * R + 1)):
         w = rng.standard_normal((M, K)).astype(dtype)
         panels = gemm.pack(w)
-        x = rng.standard_normal((max(M, K), 4 * V)).astype(dtype)
-        for n in (V // 2, V + V // 2, 3 * V):
+        x = rng.standard_normal((max(M, K) + R, 4 * V)).astype(dtype)
+        for n in (1, V // 4, V // 2, V - 1, V + V // 2, V + 3, 2 * V + gemm.UNIT_MAX, 3 * V):
             full = -(-n // V) * V                                  # the same columns on full tiles only
-            got, ref = np.zeros(M * gemm.width(n, dtype), dtype), np.zeros(M * full, dtype)
+            Mp = panels.shape[0] * R
+            got, ref = np.full(Mp * gemm.width(n, dtype), np.nan, dtype), np.zeros(Mp * full, dtype)
             gemm.product(panels, x, 0, x.shape[1], got, n)
             gemm.product(panels, x, 0, x.shape[1], ref, full)
-            assert np.array_equal(got.reshape(M, -1)[:, :n], ref.reshape(M, -1)[:, :n])
+            assert np.array_equal(got.reshape(Mp, -1)[:M, :n], ref.reshape(Mp, -1)[:M, :n])
+            if gemm.units_ok(np.dtype(dtype).itemsize, n):        # the scratch past n: zero,
+                assert (got.reshape(Mp, -1)[:, n:] == 0).all()    # not the bytes left there
             for k0 in (0, R):
                 Kp = -(-K // R) * R
-                got, ref = np.zeros((Kp - k0) * gemm.width(n, dtype), dtype), np.zeros((Kp - k0) * full, dtype)
-                gemm.product_t(panels, x, x.shape[1], got, n, k0, K)
-                gemm.product_t(panels, x, x.shape[1], ref, full, k0, K)
-                assert np.array_equal(got.reshape(Kp - k0, -1)[:K - k0, :n],
-                                      ref.reshape(Kp - k0, -1)[:K - k0, :n])
+                got = np.zeros((Kp - k0) * gemm.width(n, dtype), dtype)
+                ref = np.zeros((Kp - k0) * full, dtype)
+                gemm.product_t(panels, gemm.no_pack_t(dtype), x, x.shape[1], ref, full, k0, K)
+                for wt in (gemm.pack_t(panels), gemm.no_pack_t(dtype)):
+                    got[:] = np.nan
+                    gemm.product_t(panels, wt, x, x.shape[1], got, n, k0, K)
+                    assert np.array_equal(got.reshape(Kp - k0, -1)[:K - k0, :n],
+                                          ref.reshape(Kp - k0, -1)[:K - k0, :n])
+                    if wt.shape[0] and gemm.units_ok(np.dtype(dtype).itemsize, n):
+                        assert (got.reshape(Kp - k0, -1)[:, n:] == 0).all()
+
+
+def test_pack_t_is_the_transpose_packed():
+    """``pack_t`` of W's panels is ``pack`` of W^T padded with W's zero rows:
+    what the backward's units tile reads."""
+    from rnnlab.engine.fast import gemm
+    R = gemm.ROWS
+    w = np.random.default_rng(3).standard_normal((3 * R + 2, 2 * R + 3))
+    got, Mp = gemm.pack_t(gemm.pack(w)), 4 * R
+    wt = np.zeros((2 * R + 3, Mp))
+    wt[:, :w.shape[0]] = w.T
+    assert np.array_equal(got, gemm.pack(wt))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -481,11 +504,12 @@ def test_pair_tiles_give_the_single_tiles_bits(dtype):
             gemm.product(panels, x, 0, x.shape[1], got, n)
             Kp = -(-K // R) * R
             got_t = np.zeros(Kp * n, dtype)
-            gemm.product_t(panels, x, x.shape[1], got_t, n, 0, K)
+            gemm.product_t(panels, gemm.no_pack_t(dtype), x, x.shape[1], got_t, n, 0, K)
             for j in range(0, n, V):                               # one vector at a time
                 one = np.zeros(M * V, dtype)
                 gemm.product(panels, x, j, x.shape[1], one, V)
                 assert np.array_equal(got.reshape(M, n)[:, j:j + V], one.reshape(M, V))
                 one_t = np.zeros(Kp * V, dtype)
-                gemm.product_t(panels, np.ascontiguousarray(x[:, j:j + V + V]), 2 * V, one_t, V, 0, K)
+                xj = np.ascontiguousarray(x[:, j:j + V + V])
+                gemm.product_t(panels, gemm.no_pack_t(dtype), xj, 2 * V, one_t, V, 0, K)
                 assert np.array_equal(got_t.reshape(Kp, n)[:K, j:j + V], one_t.reshape(Kp, V)[:K])

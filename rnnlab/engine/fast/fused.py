@@ -61,6 +61,8 @@ class Fwd(NamedTuple):
 class Bwd(NamedTuple):
     wp: np.ndarray        # the forward's panels (s * W_hh, a folding cell's s * [W_ih | W_hh]),
                           # read transposed by the per-step products (gemm.product_t)
+    wt: np.ndarray        # gemm.pack_t of wp where a step's last columns run on the units
+                          # tile (some step's rows not whole vectors), else gemm.no_pack_t
     dout: np.ndarray      # (H, T*B) feature-major, or (T*B, H) time-major rows
     fm: object            # kernels.FM of the forward
     dg: np.ndarray        # (G, N + pad) dL/d(gx), packed
@@ -137,13 +139,13 @@ def _rnn_forward(f):
 def _rnn_backward(b):
     H, B = b.dh_mat.shape
     if b.units is None:
-        _k.run_sliced(_k.loops.rnn_bwd, (b.wp, b.dout, b.fm.hist, b.dg, b.dh_mat, b.dhn,
+        _k.run_sliced(_k.loops.rnn_bwd, (b.wp, b.wt, b.dout, b.fm.hist, b.dg, b.dh_mat, b.dhn,
                                          b.bs, b.off, B, _rnn_kind(b.opts), b.one), b.slices)
         return b.dg, ()
     args = (b.fm.hist, b.dg, b.dh_mat, b.dhn, b.bs, b.off, B, _rnn_kind(b.opts), b.one,
             _shared_dz(b))
     _on_units(b.units, lambda j, u0, u1, *sync: _k.units.rnn_bwd(
-        b.wp, *_dout_units(b.dout, H, u0, u1), *args, *sync, u0, u1))
+        b.wp, b.wt, *_dout_units(b.dout, H, u0, u1), *args, *sync, u0, u1))
     return b.dg, ()
 
 
@@ -181,7 +183,7 @@ def _lstm_backward(b):
     dc, dcn = _k.aligned((H, B), b.dg.dtype, True), np.ascontiguousarray(b.dstate_n[1].T)
     dx = np.empty((0, 0), b.dg.dtype) if b.dx is None else b.dx
     if b.units is None:
-        _k.run_sliced(_k.loops.lstm_bwd, (b.wp, b.dout, b.fm.acts, b.fm.chist, b.dg,
+        _k.run_sliced(_k.loops.lstm_bwd, (b.wp, b.wt, b.dout, b.fm.acts, b.fm.chist, b.dg,
                                           b.dh_mat, dc, b.dhn, dcn, dx, b.bs, b.off, B, b.one),
                       b.slices)
         return b.dg, (dc.T,)
@@ -191,7 +193,7 @@ def _lstm_backward(b):
 
     def job(j, u0, u1, *sync):
         rows = _k.cut(I, j, n)                                    # this thread's dx rows
-        _k.units.lstm_bwd(b.wp, *_dout_units(b.dout, H, u0, u1), *args, *sync, u0, u1,
+        _k.units.lstm_bwd(b.wp, b.wt, *_dout_units(b.dout, H, u0, u1), *args, *sync, u0, u1,
                           rows.start, rows.stop)
     _on_units(b.units, job)
     return b.dg, (dc.T,)
@@ -222,14 +224,14 @@ def _gru_backward(b):
     dgh = _k.buffer(b.dg.shape[0], b.dg.shape[1] - 16, b.dg.dtype)   # every column written
     dh_dir = _k.aligned((H, B), b.dg.dtype, True)                # dh * z, the direct path
     if b.units is None:
-        _k.run_sliced(_k.loops.gru_bwd, (b.wp, b.dout, b.fm.acts, b.fm.hist, b.dg, dgh,
+        _k.run_sliced(_k.loops.gru_bwd, (b.wp, b.wt, b.dout, b.fm.acts, b.fm.hist, b.dg, dgh,
                                          b.dh_mat, dh_dir, b.dhn, b.bs, b.off, B, b.one),
                       b.slices)
     else:
         args = (b.fm.acts, b.fm.hist, b.dg, dgh, b.dh_mat, dh_dir, b.dhn, b.bs, b.off, B, b.one,
                 _shared_dz(b))
         _on_units(b.units, lambda j, u0, u1, *sync: _k.units.gru_bwd(
-            b.wp, *_dout_units(b.dout, H, u0, u1), *args, *sync, u0, u1))
+            b.wp, b.wt, *_dout_units(b.dout, H, u0, u1), *args, *sync, u0, u1))
     b.dh_mat[...] += dh_dir
     return dgh, ()
 
@@ -296,9 +298,10 @@ def backward(fused, p, cache, dout, dstate_n, **opts):
     = s * (the pre-activations) the forward's product computed, and the gradients
     from them get the row scale s after the products. A folding cell's loop gives dx
     itself, zero where a ragged batch has no token (its steps' products cover
-    the rows still running, in half vectors: 0.65 of the padded grid's columns
-    where the tokens are 0.54; the one product over the tokens it replaced, with
-    its scatter, cost about as much)."""
+    the rows still running; the one product over the tokens it replaced, with
+    its scatter, cost about as much when the steps' last columns ran on half
+    vectors). The steps' last columns read W^T packed once per call where any
+    step has them (``kernels.transposed_panels``)."""
     fm = cache.fm
     T, B, I = cache.x.shape
     G, H = p.w_hh.shape
@@ -308,7 +311,7 @@ def backward(fused, p, cache, dout, dstate_n, **opts):
     with _k.own_threads(own):
         units = _k.unit_slices(H, own, _k.rows_fall_short(fm.wp.size, B, T, own, fm.idx is not None,
                                                            dt))
-        b = Bwd(fm.wp, _k.dout_layout(dout), fm,
+        b = Bwd(fm.wp, _k.transposed_panels(fm.wp, bs), _k.dout_layout(dout), fm,
                 _k.buffer(G, N, dt), _k.aligned((H, B), dt, True),
                 np.ascontiguousarray(dstate_n[0].T), dstate_n, bs, _k.offsets(bs),
                 dt.type(1.0), opts, _k.row_slices(B, own),

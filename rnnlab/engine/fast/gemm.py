@@ -19,18 +19,24 @@ for R columns of W, the sum running over W's rows panel by panel,
 
     C[k0 + kk, j0:j0+V] = sum_m  P[m // R, k0 + kk, m % R] * X[m, j0:j0+V]     kk < R
 
-), so a backward needs no second, transposed packing of the forward's weights
-(measured at (512, 256) and (2048, 1024): 108-113 GFLOP/s, against 112-114 for
-``product`` on a packed transpose).
+), so a backward's whole vectors need no second, transposed packing of the
+forward's weights (its units tile's last columns do: ``pack_t``) (measured at
+(512, 256) and (2048, 1024): 108-113 GFLOP/s, against 112-114 for ``product``
+on a packed transpose).
 
 Shapes: M rows of W (padded to Mp, a multiple of R, with zero rows), K its
 columns, V = 64 bytes of the dtype (16 float32, 8 float64) the vector width,
-n columns of X rounded up to a multiple of V/2 (``width``): whole vectors, then
-a last half vector where n needs one (``_tiles``: 20 columns cost 24, not 32).
-A step of fewer rows computes the rest of its last (half) vector and ignores
-the columns past n, so X must be readable V - 1 columns past n (the fast
-path's buffers are padded for that) and C is scratch with row stride
-``width(n)``.
+n columns of X rounded up to a multiple of V/2 (``width``): C's row stride.
+Whole vectors of columns run on the batch tiles; the last n % V columns, up to
+UNIT_MAX of them, on the units tile (``_units_tile``), whose vectors run along
+W's rows (V rows from V/R panels side by side) and broadcast X's columns, 4, 8
+or 12 at a time: a step of 20 rows costs about 20 columns, not 32 (a half vector costs
+a whole one's issue slot on Intel's AVX-512 cores). ``product_t``'s units tile
+reads W^T packed the same way (``pack_t``, once per backward call). Without
+it, or past UNIT_MAX, the last columns run on a half vector (``_tiles``) or a
+whole one. A step of fewer rows may compute columns past n and ignore them, so
+X must be readable V - 1 columns past n (the fast path's buffers are padded
+for that) and C is scratch with row stride ``width(n)``.
 """
 from types import SimpleNamespace
 
@@ -184,7 +190,7 @@ def _tile_ir(context, builder, sig, args, n_arg, c_arg, step, lanes, nacc, vecs=
         for e in range(0, elements, 64 // (4 if real == llir.FloatType() else 8)):
             prefetch(ptr, builder.add(ahead, i64(e)))
     IR = SimpleNamespace(
-        i64=i64, prefetch=prefetch, prefetch_panel=prefetch_panel,
+        i64=i64, real=real, prefetch=prefetch, prefetch_panel=prefetch_panel,
         broadcast=broadcast, V=V,
         fma=lambda b, xv, acc: builder.call(fma, [b, xv, acc]),
         ptr=lambda i: builder.inttoptr(args[i], real.as_pointer()),   # args[i] as a pointer
@@ -278,6 +284,71 @@ def _tiles(lanes, sets, vecs=1):
     return _tile, _tile_t
 
 
+# The units tile: a step's last few columns (n % V of them, up to UNIT_MAX) with
+# the vector along W's rows instead of X's columns. A half vector of columns costs
+# a whole one's issue slot on Intel's AVX-512 cores (measured on the 2-core Xeon:
+# 4 or 8 columns 0.69-0.99 of 16), so a step of 20 rows paid for 32 columns; here
+# the last 4 columns cost 4 FMAs per 16 rows and k, not 16. Each output still sums
+# over k in order, by FMA from zero, as on the batch tiles: same bits.
+# (C, U) of the units tiles: a block of C of X's columns, up to U row vectors
+# (CU accumulators, U row vectors and a broadcast in the registers). With
+# AVX-512: a step's last 1-4 columns on 4 (and up to 4 row vectors), 5-8 on 8,
+# 9-12 on 12 (2 row vectors), each in one pass over W; with AVX2's 16 registers
+# (a 64-byte vector is two), 2 columns at a time on up to 2 row vectors
+UNIT_COLS = (4, 8, 12) if REGISTERS == 32 else (2, 2, 2)
+UNIT_VECS = (4, 2, 2) if REGISTERS == 32 else (2, 2, 2)
+UNIT_MAX = 12                                    # more left over: a whole vector of columns
+
+
+def _units_tile(vecs, cols):
+    """The units tile of ``vecs`` row vectors (U) and ``cols`` columns (C):
+
+        C[u*C + c, 0:V] = sum_k  W[rows of vector u, k] * X[k, c]       u < U, c < C
+
+    W's rows of vector u are V/R consecutive panels (``pack``), R rows each, read
+    side by side; panels past ``npan`` read the last one (computed, ignored). p:
+    the first panel's address, pstride = K*R its size; X's rows ldx apart; C's
+    rows ldc apart (the caller's small contiguous scratch)."""
+    @intrinsic
+    def tile(typingctx, p, pstride, npan, x, ldx, c, ldc, k, zero):
+        def codegen(context, builder, sig, args):
+            def step(ir, i, acc):
+                p_, x_, real = ir.ptr(0), ir.ptr(3), ir.real
+                per = ir.V // ROWS                                    # panels per row vector
+                part = llir.VectorType(real, ROWS)
+                last = builder.sub(ir.int(2), ir.i64(1))
+                wv = []
+                for u in range(vecs):
+                    parts = []
+                    for t in range(per):                              # panel u*per + t, row k
+                        g = ir.i64(u * per + t)
+                        g = builder.select(builder.icmp_signed("<", g, ir.int(2)), g, last)
+                        at = builder.add(builder.mul(g, ir.int(1)), builder.mul(i, ir.i64(ROWS)))
+                        parts.append(builder.load(builder.bitcast(builder.gep(p_, [at]),
+                                                                  part.as_pointer()), align=4))
+                    wv.append(_concat(builder, parts))
+                xi = builder.mul(i, ir.int(4))
+                out = [None] * (vecs * cols)
+                for c in range(cols):                                 # + W[.., k] X[k, c]
+                    b = ir.broadcast(x_, builder.add(xi, ir.i64(c)))
+                    for u in range(vecs):
+                        out[u * cols + c] = ir.fma(wv[u], b, acc[u * cols + c])
+                return out
+            return _tile_ir(context, builder, sig, args, 7, 5, step, "full", vecs * cols)
+        return nbtypes.void(p, pstride, npan, x, ldx, c, ldc, k, zero), codegen
+    return tile
+
+
+def _concat(builder, parts):
+    """One vector of the parts' lanes side by side (pairwise shuffles)."""
+    while len(parts) > 1:
+        n = parts[0].type.count
+        lanes = llir.Constant(llir.VectorType(llir.IntType(32), 2 * n), list(range(2 * n)))
+        parts = [builder.shuffle_vector(a, b, lanes)
+                 for a, b in zip(parts[::2], parts[1::2])]
+    return parts[0]
+
+
 @intrinsic
 def prefetch(typingctx, address):
     """Hint the cache line at a raw address (an integer) in, for reading: the
@@ -295,19 +366,44 @@ _half_tile2, _half_tile2_t = _tiles("half", 2)
 
 
 @numba.njit(nogil=True, cache=True)
-def product_t(panels, x, ldx, c, n, k0, k1):
-    """c[:(Kp - k0) * w] as (Kp - k0, w) = (W^T @ X[:, :n])[k0:k1] on W's own
-    panels (``pack``; no transposed copy packed): W (M, K), X (Mp, ·) with rows
+def pack_t(panels):
+    """W^T packed as ``pack`` packs a matrix, from W's own panels (no scale applied
+    again): (Kp/R, Mp, R), Kp = K rounded up to whole R-row blocks (rows past K
+    zero), Mp = W's padded rows. The units tile of ``product_t`` reads it: its
+    vectors run along W^T's rows, which W's panels hold R apart."""
+    nq, K = panels.shape[0], panels.shape[1]
+    out = np.zeros(((K + ROWS - 1) // ROWS, nq * ROWS, ROWS), panels.dtype)
+    for q in range(nq):
+        for k in range(K):
+            src, dst = panels[q, k], out[k // ROWS, q * ROWS:(q + 1) * ROWS]
+            for r in range(ROWS):
+                dst[r, k % ROWS] = src[r]
+    return out
+
+
+def no_pack_t(dtype):
+    """The empty stand-in for ``pack_t`` where no step has columns for the units
+    tile (``product_t`` then runs its half tile, as without one)."""
+    return np.zeros((0, 0, ROWS), dtype)
+
+
+@numba.njit(nogil=True, cache=True)
+def product_t(panels, wt, x, ldx, c, n, k0, k1):
+    """c[:(Kp - k0) * w] as (Kp - k0, w) = (W^T @ X[:, :n])[k0:k1], the whole
+    vectors of columns on W's own panels (``pack``), read transposed: W (M, K), X (Mp, ·) with rows
     ldx apart, its rows past M zero (or any finite value: W's padded rows are
     zero); k0 a multiple of R, k1 <= K; Kp = k1 rounded up to whole R-row blocks,
-    the rows past k1 scratch (past K: zero). Nothing for n = 0."""
+    the rows past k1 scratch (past K: zero). The last n % V columns run on the
+    units tile over wt (``pack_t`` of the panels; empty: the half tile). Nothing
+    for n = 0."""
     if n == 0:
         return
     nq, K = panels.shape[0], panels.shape[1]
     size = np.uintp(panels.itemsize)
     w, v = columns(n, panels.itemsize), VECTOR_BYTES // panels.itemsize
     zero = panels.dtype.type(0)
-    jh = w - w % v                                                # the half vector's column
+    units = wt.shape[0] > 0 and units_ok(panels.itemsize, n)
+    jh = n - n % v if units else w - w % v                        # past the whole vectors
     for kb in range(k0, k1, ROWS):
         pk = panels.ctypes.data + size * np.uintp(kb * ROWS)
         ck = c.ctypes.data + size * np.uintp((kb - k0) * w)
@@ -319,7 +415,9 @@ def product_t(panels, x, ldx, c, n, k0, k1):
         for j in range(j, jh, v):
             _tile_t(pk, x.ctypes.data + size * np.uintp(j), ldx, K * ROWS,
                     ck + size * np.uintp(j), w, nq, zero)
-    if jh < w:                                                    # the last half vector
+    if units:                                                     # the last n % V columns
+        _units_rest(wt, k0 // ROWS, (k1 + ROWS - 1) // ROWS, x.ctypes.data, ldx, c, w, jh, n)
+    elif jh < w:                                                  # the last half vector
         nb, xh = (k1 - k0 + ROWS - 1) // ROWS, x.ctypes.data + size * np.uintp(jh)
         for bi in range(0, nb, 2):                                # row blocks two by two
             pk = panels.ctypes.data + size * np.uintp((k0 + bi * ROWS) * ROWS)
@@ -328,6 +426,86 @@ def product_t(panels, x, ldx, c, n, k0, k1):
                 _half_tile2_t(pk, xh, ldx, K * ROWS, ck, w, nq, zero)   # both blocks: 2R rows
             else:
                 _half_tile_t(pk, xh, ldx, K * ROWS, ck, w, nq, zero)
+
+
+_unit_a1, _unit_a2, _unit_a4 = (_units_tile(u, UNIT_COLS[0]) for u in (1, 2, 4))
+_unit_b1, _unit_b2 = _units_tile(1, UNIT_COLS[1]), _units_tile(2, UNIT_COLS[1])
+_unit_c1, _unit_c2 = _units_tile(1, UNIT_COLS[2]), _units_tile(2, UNIT_COLS[2])
+
+
+@numba.njit(nogil=True, cache=True)
+def _unit_tile(which, nv, p, pstride, npan, x, ldx, c, ldc, k, zero):
+    """The units tile of block ``which`` (UNIT_COLS[which] columns) and nv row vectors."""
+    if which == 2:
+        if nv == 2:
+            _unit_c2(p, pstride, npan, x, ldx, c, ldc, k, zero)
+        else:
+            _unit_c1(p, pstride, npan, x, ldx, c, ldc, k, zero)
+    elif which == 1:
+        if nv == 2:
+            _unit_b2(p, pstride, npan, x, ldx, c, ldc, k, zero)
+        else:
+            _unit_b1(p, pstride, npan, x, ldx, c, ldc, k, zero)
+    elif nv == 4:
+        _unit_a4(p, pstride, npan, x, ldx, c, ldc, k, zero)
+    elif nv == 2:
+        _unit_a2(p, pstride, npan, x, ldx, c, ldc, k, zero)
+    else:
+        _unit_a1(p, pstride, npan, x, ldx, c, ldc, k, zero)
+
+
+@numba.njit(nogil=True, cache=True)
+def units_ok(itemsize, n):
+    """Whether a product of n columns runs its last n % V on the units tile: up
+    to UNIT_MAX of them, and R rows dividing the vector (an override of the
+    tile height may not)."""
+    v = VECTOR_BYTES // itemsize
+    return 0 < n % v <= UNIT_MAX and v % ROWS == 0
+
+
+@numba.njit(nogil=True, cache=True)
+def _units_rest(panels, g0, g1, x, ldx, c, w, j0, n):
+    """Rows of panels g0..g1 of c (as (·, w), from row 0) = W @ X[:, j0:n] on the
+    units tiles (``_units_tile``; x: X's address at column 0, rows ldx apart).
+    Each block of columns the smallest of UNIT_COLS that holds what is left (or
+    the largest), computed whole past n (X is readable there) and only its
+    columns < n copied; each block runs over all of W's rows, in groups of up to
+    its UNIT_VECS row vectors."""
+    size = np.uintp(panels.itemsize)
+    v = VECTOR_BYTES // panels.itemsize
+    per, pstride, L = v // ROWS, panels.shape[1] * ROWS, panels.shape[1]
+    zero = panels.dtype.type(0)
+    buf = np.empty(24 * v, panels.dtype)
+    j = j0
+    while j < n:
+        which = 0
+        while which < 2 and UNIT_COLS[which] < n - j:
+            which += 1
+        cols, most = UNIT_COLS[which], UNIT_VECS[which]
+        g = g0
+        while g < g1:
+            left = (g1 - g + per - 1) // per                      # row vectors left
+            nv = 4 if left >= 4 and most >= 4 else (2 if left >= 2 and most >= 2 else 1)
+            npan = min(nv * per, g1 - g)
+            _unit_tile(which, nv, panels.ctypes.data + size * np.uintp(g * pstride), pstride,
+                       npan, x + size * np.uintp(j), ldx, buf.ctypes.data, v, L, zero)
+            rows = npan * ROWS
+            for u in range(nv):
+                for cc in range(min(cols, n - j)):
+                    src = buf[(u * cols + cc) * v:(u * cols + cc + 1) * v]
+                    at = ((g - g0) * ROWS + u * v) * w + j + cc
+                    for lane in range(min(v, rows - u * v)):
+                        c[at + lane * w] = src[lane]
+            g += npan
+        j += cols
+    # the columns past n up to w zero: the gate passes and the next products run
+    # over them, and left as they were (np.empty's bytes) a ragged RNN's unit-split
+    # steps ran 3-5x slower (measured; subnormal operands, which cost an Intel
+    # core a microcode assist each, are the likely cause)
+    for m in range((g1 - g0) * ROWS):
+        row = c[m * w + n:(m + 1) * w]
+        for e in range(row.shape[0]):
+            row[e] = zero
 
 
 @numba.njit(nogil=True, cache=True)
@@ -341,7 +519,9 @@ def product(panels, x, x_off, ldx, c, n):
     size = np.uintp(panels.itemsize)
     w, v = columns(n, panels.itemsize), VECTOR_BYTES // panels.itemsize
     zero = panels.dtype.type(0)
-    nq, jh = panels.shape[0], w - w % v                           # jh: the half vector's column
+    units = units_ok(panels.itemsize, n)
+    nq = panels.shape[0]
+    jh = n - n % v if units else w - w % v                        # past the whole vectors
     for q in range(nq):
         pq = panels.ctypes.data + size * np.uintp(q * K * ROWS)
         cq = c.ctypes.data + size * np.uintp(q * ROWS * w)
@@ -353,7 +533,9 @@ def product(panels, x, x_off, ldx, c, n):
         for j in range(j, jh, v):
             _tile(pq, x.ctypes.data + size * (np.uintp(x_off) + np.uintp(j)), ldx,
                   cq + size * np.uintp(j), w, K, zero)
-    if jh < w:                                                    # the last half vector
+    if units:                                                     # the last n % V columns
+        _units_rest(panels, 0, nq, x.ctypes.data + size * np.uintp(x_off), ldx, c, w, jh, n)
+    elif jh < w:                                                  # the last half vector
         xh = x.ctypes.data + size * (np.uintp(x_off) + np.uintp(jh))
         for q in range(0, nq, 2):                                 # panels two by two
             pq = panels.ctypes.data + size * np.uintp(q * K * ROWS)

@@ -41,7 +41,8 @@ What makes it fast, and why:
   where OpenBLAS runs on one thread (5-15% faster on Intel CPUs; slower on the
   AMD EPYC we measured). Opt-in, read at import.
 * Feature-major histories. The per-step product's vectors run along the batch
-  (``gemm``: 16 batch columns per vector, 8 in a last half one), so batch is
+  (``gemm``: 16 batch columns per vector; a step's last few columns on the
+  units tile, whose vectors run along the weights' rows), so batch is
   the fast axis: ``hist`` is (H, (T+1)*B) and step s is the column block
   [s*B, (s+1)*B). Rows are padded off powers of two (see ``buffer``). The rest
   of the engine sees ordinary (T+1, B, H) views of these buffers.
@@ -57,7 +58,8 @@ What makes it fast, and why:
   re-reading an (H, T*B) array). Input and weight gradients are one product
   each after the loop, over the tokens present (ragged batches are packed).
   The backward runs on its forward's packed weights, read transposed
-  (``gemm.product_t``; nothing packed a second time); the LSTM's, on a full
+  (``gemm.product_t``; a step's last columns on a transposed copy packed once
+  per call, ``transposed_panels``); the LSTM's, on a full
   batch, has its step's product give dx_t along with dL/dh_{t-1}.
 """
 import ctypes
@@ -292,9 +294,8 @@ def row_slices(B, n):
     """The batch rows 0..B as contiguous slices ``[(k0, kB), ...]`` for up to n
     threads, cut on multiples of 16 rows (whole cache lines of the histories: no
     line holds two threads' columns) with about as many 16-row groups each. A
-    step's product costs whole vectors of 16 columns and a half one of 8, so
-    B = 20 runs as 16 + 4 rows (a vector and a half vector per step) in two
-    loops at once: faster than one loop's vector and a half."""
+    step's product costs whole vectors of 16 columns and the rest on the units
+    tile (``gemm``), so B = 20 runs as 16 + 4 rows in two loops at once."""
     groups = -(-B // MIN_SLICE_ROWS)
     n = max(1, min(n, groups))
     cuts = [0] + sorted({min(B, 16 * round(groups * j / n)) for j in range(1, n)} - {0, B}) + [B]
@@ -359,6 +360,16 @@ def split_waited(state):
 def run_sliced(loop, args, slices):
     """``loop(*args, k0, kB)`` for every row slice, at once (``threads.parallel``)."""
     parallel([lambda k0=k0, kB=kB: loop(*args, k0, kB) for k0, kB in slices])
+
+
+def transposed_panels(wp, bs):
+    """``gemm.pack_t(wp)`` for a backward with a step whose rows are not whole
+    vectors (bs (T,) rows per step; the row slices cut on whole vectors, so each
+    slice's last columns are the step's), else the empty stand-in: the one pass
+    over the weights is paid only where the units tile runs."""
+    if any(gemm.units_ok(wp.itemsize, int(n)) for n in np.unique(bs)):
+        return gemm.pack_t(wp)
+    return gemm.no_pack_t(wp.dtype)
 
 
 def available():

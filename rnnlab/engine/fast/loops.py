@@ -237,7 +237,7 @@ def _bwd_scratch(wp, kB, a):
 
 
 @_jit
-def _backprop(wp, g_buf, o_buf, dh_mat, dx, c0, k0, b):
+def _backprop(wp, wt, g_buf, o_buf, dh_mat, dx, c0, k0, b):
     """The step's product on the forward's own panels wp, read transposed
     (``gemm.product_t``): s * [W_ih | W_hh] (LSTM), or s * W_hh (RNN, GRU: their
     input product ran before the loop; I = 0), times dL/dz_t in g_buf (G, w), z
@@ -248,7 +248,7 @@ def _backprop(wp, g_buf, o_buf, dh_mat, dx, c0, k0, b):
     H = dh_mat.shape[0]
     I, w = wp.shape[1] - H, _cols(b, g_buf)
     k0r = 0 if dx.shape[0] else I // ROWS * ROWS                  # first product row
-    product_t(wp, _block(g_buf, wp.shape[0] * ROWS, w), w, o_buf, b, k0r, I + H)
+    product_t(wp, wt, _block(g_buf, wp.shape[0] * ROWS, w), w, o_buf, b, k0r, I + H)
     o = _block(o_buf, -(-(I + H) // ROWS) * ROWS - k0r, w)
     if dx.shape[0]:
         _scatter_rows(o, 0, dx, 0, I, c0, b)                      # dx_t
@@ -455,7 +455,7 @@ def gru_fwd(wp, gx, scale, bias, hist, acts, b_hn, bs, off, B, half, k0, kB):
 
 
 @_jit
-def rnn_bwd(wp, dout, hist, dg, dh_mat, dhn, bs, off, B, kind, one, k0, kB):
+def rnn_bwd(wp, wt, dout, hist, dg, dh_mat, dhn, bs, off, B, kind, one, k0, kB):
     """On the forward's panels (``_backprop``): dg gets dL/dz (twice dL/da for the
     sigmoid, whose pre-activation the forward scaled by 1/2)."""
     H, T = dh_mat.shape[0], bs.shape[0]
@@ -476,14 +476,15 @@ def rnn_bwd(wp, dout, hist, dg, dh_mat, dhn, bs, off, B, kind, one, k0, kB):
         _add(dh, d_buf[:n])
         rnn_act_back(g_buf[:n], dh, h_buf[:n], kind, one)
         _scatter(_block(g_buf, H, w), dg, off[s] + k0, b)
-        _backprop(wp, g_buf, o_buf, dh_mat, no_dx, c0, k0, b)
+        _backprop(wp, wt, g_buf, o_buf, dh_mat, no_dx, c0, k0, b)
 
 
 @_jit
-def lstm_bwd(wp, dout, acts, chist, dg, dh_mat, dc, dhn, dcn, dx, bs, off, B, one, k0, kB):
+def lstm_bwd(wp, wt, dout, acts, chist, dg, dh_mat, dc, dhn, dcn, dx, bs, off, B, one, k0, kB):
     """The backward runs on the forward's own panels wp, s * [W_ih | W_hh] (the
-    row scale s is 1/2 on sigmoid rows), transposed in the product (no second
-    packing): dg gets dL/dz, z = s * (W_ih x + W_hh h + b) what the forward's
+    row scale s is 1/2 on sigmoid rows), transposed in the product (wt: the same
+    transposed, ``gemm.pack_t``, for a step's last columns, or empty): dg gets
+    dL/dz, z = s * (W_ih x + W_hh h + b) what the forward's
     product computed (twice dL/da on sigmoid rows), and the step's product,
     [W_ih | W_hh]^T s dL/dz, gives dx_t (to dx) and dL/dh_{t-1} together; with
     no rows in dx (a ragged batch: the input gradient is one product over the
@@ -514,11 +515,11 @@ def lstm_bwd(wp, dout, acts, chist, dg, dh_mat, dc, dhn, dcn, dx, bs, off, B, on
         lstm_gates_back(a_buf, t_buf, c_buf, d_buf, dh_buf, dc_buf, g_buf, n, one)
         _scatter(_block(dc_buf, H, w), dc, k0, b)
         _scatter(_block(g_buf, G, w), dg, off[s] + k0, b)
-        _backprop(wp, g_buf, o_buf, dh_mat, dx, c0, k0, b)
+        _backprop(wp, wt, g_buf, o_buf, dh_mat, dx, c0, k0, b)
 
 
 @_jit
-def gru_bwd(wp, dout, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, off, B, one, k0, kB):
+def gru_bwd(wp, wt, dout, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, off, B, one, k0, kB):
     """On the forward's panels of s * W_hh (``_backprop``): dgh gets dL/dz of the
     recurrent pre-activations, twice dL/da on the r and z rows (scaled by 1/2);
     dgx, for the input weights (unscaled, multiplied before the loop), dL/da."""
@@ -546,4 +547,4 @@ def gru_bwd(wp, dout, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, off, B, one
         _scatter(_block(dd_buf, H, w), dh_dir, k0, b)
         _scatter(_block(x_buf, G, w), dgx, off[s] + k0, b)
         _scatter(_block(g_buf, G, w), dgh, off[s] + k0, b)
-        _backprop(wp, g_buf, o_buf, dh_mat, no_dx, c0, k0, b)
+        _backprop(wp, wt, g_buf, o_buf, dh_mat, no_dx, c0, k0, b)

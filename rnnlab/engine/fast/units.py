@@ -1,10 +1,9 @@
 """Time loops whose threads split each step's hidden units (ragged batches).
 
 The loops of ``loops`` split the batch: each thread runs the whole time loop for
-its own rows, and a step costs whole vectors (16 columns; the last may be a
-half of 8), so a thread whose rows are mostly finished (a ragged batch) still
-pays a (half) vector per step, and the
-thread holding the longest rows sets the time. Here every thread runs every
+its own rows, and a step costs whole vectors of 16 columns (the last few
+columns on the units tile, ``gemm``), so the thread holding the longest rows
+of a ragged batch sets the time while the others wait. Here every thread runs every
 running row, but only its own hidden units u0..u1: the gate rows g*H + u of
 its units, one slice of the packed panels per gate (whole R-row panels: H and
 u0, u1 multiples of R), so a step's product reads 1/n of the weights on each of
@@ -70,12 +69,12 @@ def _gather_gates(src, H, u0, nu, gates, c0, b, blk):
 
 
 @_jit
-def _back_units(wp, gs, w, o_buf, b, u0, u1, dh_mat):
+def _back_units(wp, wt, gs, w, o_buf, b, u0, u1, dh_mat):
     """dL/dh_{t-1} of units u0..u1: rows I + u of the panels' W^T times the
     shared dz gs (Mp, w) (``gemm.product_t``: all of dz, only these rows)."""
     k0 = (wp.shape[1] - dh_mat.shape[0] + u0) // ROWS * ROWS
     k1 = wp.shape[1] - dh_mat.shape[0] + u1
-    product_t(wp, gs, w, o_buf, b, k0, k1)
+    product_t(wp, wt, gs, w, o_buf, b, k0, k1)
     _scatter_rows(_block(o_buf, k1 - k0 + ROWS, w), k1 - (u1 - u0) - k0, dh_mat, u0, u1 - u0, 0, b)
 
 
@@ -132,7 +131,7 @@ def lstm_fwd(wp, x, x_fm, acts, bias, hist, chist, bs, B, half, xh2, sync, nt, u
 
 
 @_jit
-def lstm_bwd(wp, dout, d_fm, acts, chist, dg, dh_mat, dc, dhn, dcn, dx, bs, off, B, one,
+def lstm_bwd(wp, wt, dout, d_fm, acts, chist, dg, dh_mat, dc, dhn, dcn, dx, bs, off, B, one,
              g2, sync, nt, u0, u1, i0, i1):
     """This thread's units u0..u1 of the LSTM backward (module docstring), on the
     forward's panels read transposed; dg gets dL/dz of the scaled pre-activations
@@ -167,9 +166,9 @@ def lstm_bwd(wp, dout, d_fm, acts, chist, dg, dh_mat, dc, dhn, dcn, dx, bs, off,
         _scatter_gates(z2, gs, H, u0, nu, 4, 0, b)
         _scatter_gates(z2, dg, H, u0, nu, 4, off[s], b)
         barrier(sync, nt)
-        _back_units(wp, gs, w, o_buf, b, u0, u1, dh_mat)          # W_hh^T dz for units u
+        _back_units(wp, wt, gs, w, o_buf, b, u0, u1, dh_mat)          # W_hh^T dz for units u
         if dx.shape[0] and i1 > i0:
-            product_t(wp, gs, w, o_buf, b, k0x, i1)               # dx_t rows i0..i1
+            product_t(wp, wt, gs, w, o_buf, b, k0x, i1)               # dx_t rows i0..i1
             _scatter_rows(_block(o_buf, i1 - k0x + ROWS, w), i0 - k0x, dx, i0, i1 - i0, c0, b)
 
 
@@ -201,7 +200,7 @@ def rnn_fwd(wp, gx, scale, bias, hist, bs, off, B, kind, half, hh2, sync, nt, u0
 
 
 @_jit
-def rnn_bwd(wp, dout, d_fm, hist, dg, dh_mat, dhn, bs, off, B, kind, one, g2, sync, nt, u0, u1):
+def rnn_bwd(wp, wt, dout, d_fm, hist, dg, dh_mat, dhn, bs, off, B, kind, one, g2, sync, nt, u0, u1):
     """This thread's units of the RNN backward (``loops.rnn_bwd``): dz_u to dg and
     to the shared g2 (2, Mp * w(B)); after the barrier, dL/dh_{t-1} of units u."""
     H, nu, T = dh_mat.shape[0], u1 - u0, bs.shape[0]
@@ -223,7 +222,7 @@ def rnn_bwd(wp, dout, d_fm, hist, dg, dh_mat, dhn, bs, off, B, kind, one, g2, sy
         _scatter_rows(gb, 0, gs, u0, nu, 0, b)
         _scatter_rows(gb, 0, dg, u0, nu, off[s], b)
         barrier(sync, nt)
-        _back_units(wp, gs, w, o_buf, b, u0, u1, dh_mat)
+        _back_units(wp, wt, gs, w, o_buf, b, u0, u1, dh_mat)
 
 
 @_jit
@@ -265,7 +264,7 @@ def gru_fwd(wp, gx, scale, bias, hist, acts, b_hn, bs, off, B, half, hh2, sync, 
 
 
 @_jit
-def gru_bwd(wp, dout, d_fm, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, off, B, one,
+def gru_bwd(wp, wt, dout, d_fm, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, off, B, one,
             g2, sync, nt, u0, u1):
     """This thread's units of the GRU backward (``loops.gru_bwd``): dgx, dgh (and
     the shared g2) get its units' rows; after the barrier, dL/dh_{t-1} of units u
@@ -294,4 +293,4 @@ def gru_bwd(wp, dout, d_fm, acts, hist, dgx, dgh, dh_mat, dh_dir, dhn, bs, off, 
         _scatter_gates(gb, dgh, H, u0, nu, 3, off[s], b)
         _scatter_gates(gb, gs, H, u0, nu, 3, 0, b)
         barrier(sync, nt)
-        _back_units(wp, gs, w, o_buf, b, u0, u1, dh_mat)
+        _back_units(wp, wt, gs, w, o_buf, b, u0, u1, dh_mat)

@@ -279,22 +279,29 @@ def test_row_slices_on_threads_equal_one_loop(monkeypatch, mode, nl, dtype, tol)
     x = np.random.default_rng(0).standard_normal((9, 24, 5)).astype(dtype)
     lengths = [9] * 5 + [8, 7, 6] * 5 + [3, 2, 1, 1]
     for lens in (None, lengths):
-        monkeypatch.setattr(_kernels, "row_slices", lambda B, n: [(0, B)])
+        monkeypatch.setattr(_kernels, "row_slices", lambda B, n, dtype=None: [(0, B)])
         whole = run(cfg, params, x, lens, True)
         cuts = [(0, 5), (5, 6), (11, 2), (13, 11)]                # 4 threads; rows 13.. end early
-        monkeypatch.setattr(_kernels, "row_slices", lambda B, n: cuts)
+        monkeypatch.setattr(_kernels, "row_slices", lambda B, n, dtype=None: cuts)
         sliced = run(cfg, params, x, lens, True)
         for a, b in zip(sliced, whole):
             assert np.abs(a - b).max() <= tol * max(1.0, np.abs(b).max())
 
 
 def test_row_slices_on_cache_lines():
+    """Cut on whole vectors of 16 rows; two slices of a batch that is not whole
+    vectors where the costlier one's step costs least (``gemm.cost``)."""
+    from rnnlab.engine.fast import gemm
     assert _kernels.row_slices(32, 2) == [(0, 16), (16, 16)]
-    assert _kernels.row_slices(40, 2) == [(0, 32), (32, 8)]          # 2 + 1 vectors of 16
+    if gemm.REGISTERS == 32:                                      # the AVX-512 units tile
+        assert _kernels.row_slices(40, 2) == [(0, 20), (20, 20)]  # 16 + 6 columns' worth each
+        assert _kernels.row_slices(20, 2) == [(0, 12), (12, 8)]   # 13 and 9.5, not 16 and 6
+    else:
+        assert _kernels.row_slices(40, 2) == [(0, 32), (32, 8)]
+        assert _kernels.row_slices(20, 2) == [(0, 16), (16, 4)]
     assert _kernels.row_slices(64, 4) == [(0, 16), (16, 16), (32, 16), (48, 16)]
     assert _kernels.row_slices(64, 3) == [(0, 16), (16, 32), (48, 16)]
     assert _kernels.row_slices(31, 2) == [(0, 16), (16, 15)]       # one 16-column vector each
-    assert _kernels.row_slices(20, 2) == [(0, 16), (16, 4)]
     assert _kernels.row_slices(16, 2) == [(0, 16)]
     assert _kernels.row_slices(48, 2) in ([(0, 16), (16, 32)], [(0, 32), (32, 16)])
     assert _kernels.row_slices(32, 1) == [(0, 32)]

@@ -283,7 +283,7 @@ def forward(fused, p, x, state0, batch_sizes, **opts):
         hist[:, :B] = state0[0].T
         f = Fwd(wp, p, gx, _k.input_rows(x) if gx is None else None, scale,
                 bias, hist, state0, bs, _k.offsets(bs), T * B,
-                dt.type(0.5), opts, _k.row_slices(B, own), idx is None,
+                dt.type(0.5), opts, _k.row_slices(B, own, dt), idx is None,
                 _k.unit_slices(H, own, _k.rows_fall_short(wp.size, B, T, own, idx is not None, dt)))
         chist, acts = fused.forward(f)
     states = (_k.time_major(hist, T + 1, B),) + ((_k.time_major(chist, T + 1, B),) if chist is not None else ())
@@ -314,7 +314,7 @@ def backward(fused, p, cache, dout, dstate_n, **opts):
         b = Bwd(fm.wp, _k.transposed_panels(fm.wp, bs), _k.dout_layout(dout), fm,
                 _k.buffer(G, N, dt), _k.aligned((H, B), dt, True),
                 np.ascontiguousarray(dstate_n[0].T), dstate_n, bs, _k.offsets(bs),
-                dt.type(1.0), opts, _k.row_slices(B, own),
+                dt.type(1.0), opts, _k.row_slices(B, own, dt),
                 _k.buffer(I, T * B, dt, fm.idx is not None) if fused.folds_input else None,
                 units)
         dgh, extra = fused.backward(b)

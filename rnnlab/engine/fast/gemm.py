@@ -104,6 +104,25 @@ def width(n, dtype):
     return int(columns(n, np.dtype(dtype).itemsize))
 
 
+# What a block of the units tile costs, in columns of a whole vector's time (16
+# float32 columns cost 16): 4, 8 and 12 columns measured at 0.28-0.55, 0.45-0.73
+# and 0.62-1.0 of 16 (one thread, W (800, 400), (512, 256), (1024, 512), the
+# 2-core Xeon). Only the AVX-512 blocks; row_slices balances its cuts by it
+UNIT_COST = (6.0, 9.5, 13.0)
+
+
+def cost(n, dtype):
+    """A step's product over n columns in columns' worth of whole-vector time:
+    whole vectors, then the units tile's block (``UNIT_COST``) or the last
+    (half) vector, as ``product`` runs them."""
+    v, size = lanes(dtype), np.dtype(dtype).itemsize
+    r = n % v
+    if r == 0 or REGISTERS != 32 or not units_ok(size, n):
+        return float(width(n, dtype))
+    block = 0 if r <= UNIT_COLS[0] else (1 if r <= UNIT_COLS[1] else 2)
+    return n - r + UNIT_COST[block] * v / 16
+
+
 def pack(w, *more, scale=None):
     """W (M, K) -> panels (Mp/R, K, R): panel p, row k holds W[p*R:(p+1)*R, k];
     rows past M are zero. W may be any 2-D view (a transpose, say). ``more``:

@@ -317,6 +317,8 @@ def _tiles(lanes, sets, vecs=1):
 UNIT_COLS = (4, 8, 12) if REGISTERS == 32 else (2, 2, 2)
 UNIT_VECS = (4, 2, 2) if REGISTERS == 32 else (2, 2, 2)
 UNIT_MAX = 12                                    # more left over: a whole vector of columns
+# accumulators of the largest units tile: the size of ``_units_rest``'s scratch
+UNIT_ACC = max(c * u for c, u in zip(UNIT_COLS, UNIT_VECS))
 
 
 def _units_tile(vecs, cols):
@@ -409,9 +411,9 @@ def no_pack_t(dtype):
 @numba.njit(nogil=True, cache=True)
 def product_t(panels, wt, x, ldx, c, n, k0, k1):
     """c[:(Kp - k0) * w] as (Kp - k0, w) = (W^T @ X[:, :n])[k0:k1], the whole
-    vectors of columns on W's own panels (``pack``), read transposed: W (M, K), X (Mp, ·) with rows
-    ldx apart, its rows past M zero (or any finite value: W's padded rows are
-    zero); k0 a multiple of R, k1 <= K; Kp = k1 rounded up to whole R-row blocks,
+    vectors of columns on W's own panels (``pack``), read transposed: W (M, K),
+    X (Mp, ·) with rows ldx apart, its rows past M zero (or any finite value:
+    W's padded rows are zero); k0 a multiple of R, k1 <= K; Kp = k1 rounded up to whole R-row blocks,
     the rows past k1 scratch (past K: zero). The last n % V columns run on the
     units tile over wt (``pack_t`` of the panels; empty: the half tile). Nothing
     for n = 0."""
@@ -494,7 +496,7 @@ def _units_rest(panels, g0, g1, x, ldx, c, w, j0, n):
     v = VECTOR_BYTES // panels.itemsize
     per, pstride, L = v // ROWS, panels.shape[1] * ROWS, panels.shape[1]
     zero = panels.dtype.type(0)
-    buf = np.empty(24 * v, panels.dtype)
+    buf = np.empty(UNIT_ACC * v, panels.dtype)
     j = j0
     while j < n:
         which = 0

@@ -15,7 +15,12 @@ on this CPU:
 2. one LSTM layer of the PTB language model's shape (T = 20, B = 20, H = 200,
    float32), rnnlab against torch in turns: forward alone, and forward + backward;
    and a GRU layer's forward + backward beside it (torch's CPU LSTM is a fused
-   oneDNN primitive, its GRU is not).
+   oneDNN primitive, its GRU is not);
+3. how two row slices of that batch are cut (``kernels.row_slices``): by cost
+   (B = 20 as 12 + 8) against on whole vectors of 16 (16 + 4), in turns in one
+   process (this machine's noise between runs is larger than the difference):
+   that LSTM layer's forward + backward, and the whole language model's training
+   step (``lm_speed.rnnlab_stepper``, V = ``--vocab``).
 
     python benchmarks/step_columns.py
 """
@@ -76,6 +81,33 @@ def layer_steps(torch, T, B, H):
     return fs
 
 
+def cut_steps(T, B, H, V):
+    """The callables of table 3: {cut: LSTM layer step, LM step} with row_slices
+    by cost and cut on whole vectors of 16 (set before each call)."""
+    import lm_speed
+    from rnnlab.engine.fast import kernels
+    from rnnlab.lm import model as lm
+    by_cost, on_16 = kernels.row_slices, kernels.vector_slices
+    layer = rnnlab.LSTM(H, H, seed=0)
+    x = np.random.default_rng(1).standard_normal((T, B, H)).astype(np.float32)
+    cfg = lm.LMConfig(V, H, H, 2, "lstm")
+    data = np.random.default_rng(0).integers(0, V, (T + 1, B))
+    fs = {}
+    for name, cut in (("by cost", by_cost), ("on 16", on_16)):
+        step = lm_speed.rnnlab_stepper(cfg, B)
+
+        def t_layer(cut=cut):
+            kernels.row_slices = cut
+            out, _ = layer(x)
+            layer.backward(np.ones_like(out))
+
+        def t_lm(cut=cut, step=step):
+            kernels.row_slices = cut
+            step(data[:-1], data[1:])
+        fs[f"layer {name}"], fs[f"lm {name}"] = t_layer, t_lm
+    return fs, by_cost
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -83,6 +115,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2, help="threads of the layer comparison")
     ap.add_argument("--layer", type=int, nargs=3, default=[20, 20, 200], metavar=("T", "B", "H"),
                     help="the layer's shape (default: the PTB language model's)")
+    ap.add_argument("--vocab", type=int, default=10000, help="V of table 3's language model")
     args = ap.parse_args(argv)
     from threadpoolctl import threadpool_limits
     import torch
@@ -111,6 +144,21 @@ def main(argv=None):
     for what in ("lstm forward", "lstm step", "gru step"):
         print(f"| {what} | {med['rnnlab ' + what] * 1e3:.2f} | {med['torch ' + what] * 1e3:.2f} "
               f"| {machine.ratio(times, 'torch ' + what, 'rnnlab ' + what):.2f}x |")
+    from rnnlab.engine.fast import kernels
+    fs, by_cost = cut_steps(T, B, H, args.vocab)
+    print(f"\n## Two row slices of B={B}: cut by cost {by_cost(B, args.threads)} against on "
+          f"16 rows, rnnlab alone in turns ({args.rounds} rounds, {args.threads} thread(s))\n")
+    try:
+        with threadpool_limits(args.threads):
+            times = machine.rounds(fs, args.rounds, 3)
+    finally:
+        kernels.row_slices = by_cost
+    print("| step | by cost ms | on 16 ms | by cost / on 16 |")
+    print("|---|---|---|---|")
+    for what in ("layer", "lm"):
+        a, b = (statistics.median(times[f"{what} {c}"]) for c in ("by cost", "on 16"))
+        print(f"| {what} | {a * 1e3:.2f} | {b * 1e3:.2f} "
+              f"| {machine.ratio(times, what + ' by cost', what + ' on 16'):.2f} |")
 
 
 if __name__ == "__main__":

@@ -291,19 +291,27 @@ def own_threads(n):
     return _openblas_held(1 if n > 1 else 0)
 
 
-def row_slices(B, n, dtype=np.float32):
+def vector_slices(B, n, dtype=np.float32):
     """The batch rows 0..B as contiguous slices ``[(k0, kB), ...]`` for up to n
     threads, cut on multiples of 16 rows (whole cache lines of the histories: no
-    line holds two threads' columns) with about as many 16-row groups each;
-    except that two slices of a batch that is not whole vectors are cut, on a
-    multiple of 4 rows, where the costlier slice's step costs least
-    (``gemm.cost``: the units tile runs a step's last columns for about their
-    count). B = 20 runs as 12 + 8 rows (13 and 9.5 columns' worth a step, where
-    16 + 4 cost 16 and 6: measured 0.88-0.95 of the 16 + 4 time, LSTM H = 200,
-    T = 20, forward + backward; the borders' shared cache lines included)."""
+    line holds two threads' columns) with about as many 16-row groups each."""
     groups = -(-B // MIN_SLICE_ROWS)
     n = max(1, min(n, groups))
     cuts = [0] + sorted({min(B, 16 * round(groups * j / n)) for j in range(1, n)} - {0, B}) + [B]
+    return [(a, b - a) for a, b in zip(cuts, cuts[1:])]
+
+
+def row_slices(B, n, dtype=np.float32):
+    """The row slices the loops run: ``vector_slices``, except that two slices
+    of a batch that is not whole vectors are cut, on a multiple of 4 rows, where
+    the costlier slice's step costs least (``gemm.cost``: the units tile runs a
+    step's last columns for about their count). B = 20 runs as 12 + 8 rows (13
+    and 9.5 columns' worth a step, where 16 + 4 cost 16 and 6). Measured in turns
+    in one process (``benchmarks/step_columns.py``, shared border cache lines
+    included): the LSTM layer at H = 200, T = 20 0.87-1.02 of the 16 + 4 time,
+    the language model's step 0.94-1.01."""
+    slices = vector_slices(B, n, dtype)
+    cuts = [k0 for k0, _ in slices] + [B]
     if len(cuts) == 3 and B % gemm.lanes(dtype):
         worst = lambda c: max(gemm.cost(c, dtype), gemm.cost(B - c, dtype))  # noqa: E731
         cuts[1] = min(range(4, B - 3, 4), key=lambda c: (worst(c), c != cuts[1], -c))
@@ -423,7 +431,7 @@ def aligned(shape, dtype, zero=False):
     rows; with lines and slice borders (``row_slices``) aligned, no cache line
     holds both threads' columns, so none moves back and forth between cores (a
     batch that is not whole vectors may be cut off a line, B = 20 as 12 + 8:
-    its step's cost saved more than the shared lines cost, measured)."""
+    measured even with 16 + 4 or up to a few percent faster, ``row_slices``)."""
     dtype = np.dtype(dtype)
     size = int(np.prod(shape)) * dtype.itemsize
     raw = (np.zeros if zero else np.empty)(size + 64, np.uint8)

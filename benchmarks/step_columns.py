@@ -20,7 +20,11 @@ on this CPU:
    (B = 20 as 12 + 8) against on whole vectors of 16 (16 + 4), in turns in one
    process (this machine's noise between runs is larger than the difference):
    that LSTM layer's forward + backward, and the whole language model's training
-   step (``lm_speed.rnnlab_stepper``, V = ``--vocab``).
+   step (``lm_speed.rnnlab_stepper``, V = ``--vocab``);
+4. a step's one whole vector of columns (16 float32, a row slice of B = 32 or
+   48) on the pair tile, which runs two panels at once (2R rows, 16
+   accumulators: round sixteen), against one panel at a time (R rows, 8
+   accumulators, as before), the product and the transposed one (one thread).
 
     python benchmarks/step_columns.py
 """
@@ -108,6 +112,51 @@ def cut_steps(T, B, H, V):
     return fs, by_cost
 
 
+PAIR_SHAPES = ((512, 256), (800, 400), (1024, 512), (2048, 1024))
+
+
+def pair_times(M, K, rounds, calls=50):
+    """{(tile, product): median seconds} of one vector of columns (n = V) over a
+    packed (M, K) W: every panel (row block) pair on ``gemm._tile_pair`` (its
+    transposed twin) or each alone on ``gemm._tile``, in turns."""
+    import numba
+    from rnnlab.engine.fast import gemm
+    R, V = gemm.ROWS, gemm.lanes(np.float32)
+    rng = np.random.default_rng(0)
+    panels = gemm.pack(rng.standard_normal((M, K)).astype(np.float32))
+    nq = panels.shape[0]
+    x = np.ascontiguousarray(rng.standard_normal((max(nq * R, K), V)).astype(np.float32))
+    c = np.empty((max(nq, -(-K // R)) + 1) * R * V, np.float32)
+
+    @numba.njit(nogil=True)
+    def run(panels, x, c, pair, transposed, calls):
+        K, size, zero = panels.shape[1], np.uintp(4), np.float32(0)
+        blocks = -(-K // R) if transposed else panels.shape[0]
+        step = 2 if pair else 1
+        for _ in range(calls):
+            for q in range(0, blocks - blocks % 2, step):       # the same rows either way
+                at = q * R * R if transposed else q * K * R
+                p, o = panels.ctypes.data + size * np.uintp(at), c.ctypes.data + size * np.uintp(q * R * V)
+                if transposed and pair:
+                    gemm._tile_pair_t(p, x.ctypes.data, V, K * R, o, V, nq, zero)
+                elif transposed:
+                    gemm._tile_t(p, x.ctypes.data, V, K * R, o, V, nq, zero)
+                elif pair:
+                    gemm._tile_pair(p, x.ctypes.data, V, o, V, K, zero)
+                else:
+                    gemm._tile(p, x.ctypes.data, V, o, V, K, zero)
+    cases = [(pair, tr) for tr in (False, True) for pair in (True, False)]
+    for pair, tr in cases:                                        # compiled and warm
+        run(panels, x, c, pair, tr, 1)
+    times = {case: [] for case in cases}
+    for _ in range(rounds):
+        for case in cases:
+            t0 = time.perf_counter()
+            run(panels, x, c, *case, calls)
+            times[case].append((time.perf_counter() - t0) / calls)
+    return times
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -159,6 +208,19 @@ def main(argv=None):
         a, b = (statistics.median(times[f"{what} {c}"]) for c in ("by cost", "on 16"))
         print(f"| {what} | {a * 1e3:.2f} | {b * 1e3:.2f} "
               f"| {machine.ratio(times, what + ' by cost', what + ' on 16'):.2f} |")
+    print(f"\n## One vector of columns (n = 16): two panels at once (pair tile) against one "
+          f"(one thread, float32, {args.rounds} rounds in turns; GFLOP/s of the median "
+          f"round, ratio the median over rounds)\n")
+    print("| W (M, K) | product pair GFLOP/s | one GFLOP/s | one / pair time "
+          "| transposed pair GFLOP/s | one GFLOP/s | one / pair time |")
+    print("|---|---|---|---|---|---|---|")
+    with threadpool_limits(1):
+        for M, K in PAIR_SHAPES:
+            t = pair_times(M, K, args.rounds)
+            rate = lambda case: 2 * M * K * 16 / statistics.median(t[case]) / 1e9  # noqa: E731
+            cells = [f"{rate((True, tr)):.0f} | {rate((False, tr)):.0f} | "
+                     f"{machine.ratio(t, (False, tr), (True, tr)):.2f}" for tr in (False, True)]
+            print(f"| pair ({M}, {K}) | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

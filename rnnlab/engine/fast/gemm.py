@@ -243,9 +243,12 @@ def _tile_ir(context, builder, sig, args, n_arg, c_arg, step, lanes, nacc, vecs=
 # two issued per cycle) leave Zen 4's FMA units half idle (measured: R = 8 half
 # tiles ran 62-71 GFLOP/s, the full tiles 100-112). So it runs two panels at once
 # (``_tile``: 2R rows of W) or two row blocks (``_tile_t``: 2R rows of W^T), a last
-# odd one on its own. Each accumulator sums in the full tile's order: a column's
-# result does not depend on the tile that computed it (a ragged batch's row and
-# unit splits give the same bits).
+# odd one on its own. So does a step's one whole vector of columns (a row slice
+# of 16, ``_tile_pair``): R accumulators are just enough chains to keep two FMA
+# units busy, and any stall idles them; 2R ran 1.09-1.26x faster on the Xeon
+# (``benchmarks/step_columns.py``, table 4). Each accumulator sums in the full
+# tile's order: a column's result does not depend on the tile that computed it
+# (a ragged batch's row and unit splits give the same bits).
 def _tiles(lanes, sets, vecs=1):
     """The register tiles ``_tile`` (W X) and ``_tile_t`` (W^T X) on vectors of V
     lanes ("full") or V/2 ("half": a step's last 8 float32 columns, which Zen 4
@@ -382,6 +385,7 @@ def prefetch(typingctx, address):
 
 _tile, _tile_t = _tiles("full", 1)
 _tile2, _tile2_t = _tiles("full", 1, vecs=2)                     # two vectors: 32 float32 columns
+_tile_pair, _tile_pair_t = _tiles("full", 2)                     # one vector, 2R rows
 _half_tile, _half_tile_t = _tiles("half", 1)                     # a last odd panel or block
 _half_tile2, _half_tile2_t = _tiles("half", 2)
 
@@ -425,17 +429,24 @@ def product_t(panels, wt, x, ldx, c, n, k0, k1):
     zero = panels.dtype.type(0)
     units = wt.shape[0] > 0 and units_ok(panels.itemsize, n)
     jh = n - n % v if units else w - w % v                        # past the whole vectors
-    for kb in range(k0, k1, ROWS):
-        pk = panels.ctypes.data + size * np.uintp(kb * ROWS)
-        ck = c.ctypes.data + size * np.uintp((kb - k0) * w)
-        j = 0
-        while PAIRS and j + 2 * v <= jh:                         # two vectors at once
-            _tile2_t(pk, x.ctypes.data + size * np.uintp(j), ldx, K * ROWS,
-                     ck + size * np.uintp(j), w, nq, zero)
-            j += 2 * v
-        for j in range(j, jh, v):
-            _tile_t(pk, x.ctypes.data + size * np.uintp(j), ldx, K * ROWS,
-                    ck + size * np.uintp(j), w, nq, zero)
+    jv = jh - jh % (2 * v) if PAIRS else 0                        # past the pairs of vectors
+    nb, xa = (k1 - k0 + ROWS - 1) // ROWS, x.ctypes.data
+    for bi in range(0, nb, 2):                                    # row blocks two by two
+        two = PAIRS and bi + 1 < nb
+        for bb in range(bi, min(bi + 2, nb)):
+            pk = panels.ctypes.data + size * np.uintp((k0 + bb * ROWS) * ROWS)
+            ck = c.ctypes.data + size * np.uintp(bb * ROWS * w)
+            for j in range(0, jv, 2 * v):                         # two vectors at once
+                _tile2_t(pk, xa + size * np.uintp(j), ldx, K * ROWS, ck + size * np.uintp(j),
+                         w, nq, zero)
+            for j in range(0 if two else jv, 0 if two else jh, v):
+                _tile_t(pk, xa + size * np.uintp(j), ldx, K * ROWS, ck + size * np.uintp(j),
+                        w, nq, zero)
+        pk = panels.ctypes.data + size * np.uintp((k0 + bi * ROWS) * ROWS)
+        ck = c.ctypes.data + size * np.uintp(bi * ROWS * w)
+        for j in range(jv if two else 0, jh if two else 0, v):   # a last vector: both blocks
+            _tile_pair_t(pk, xa + size * np.uintp(j), ldx, K * ROWS, ck + size * np.uintp(j),
+                         w, nq, zero)
     if units:                                                     # the last n % V columns
         _units_rest(wt, k0 // ROWS, (k1 + ROWS - 1) // ROWS, x.ctypes.data, ldx, c, w, jh, n)
     elif jh < w:                                                  # the last half vector
@@ -543,17 +554,21 @@ def product(panels, x, x_off, ldx, c, n):
     units = units_ok(panels.itemsize, n)
     nq = panels.shape[0]
     jh = n - n % v if units else w - w % v                        # past the whole vectors
-    for q in range(nq):
-        pq = panels.ctypes.data + size * np.uintp(q * K * ROWS)
-        cq = c.ctypes.data + size * np.uintp(q * ROWS * w)
-        j = 0
-        while PAIRS and j + 2 * v <= jh:                         # two vectors at once
-            _tile2(pq, x.ctypes.data + size * (np.uintp(x_off) + np.uintp(j)), ldx,
-                   cq + size * np.uintp(j), w, K, zero)
-            j += 2 * v
-        for j in range(j, jh, v):
-            _tile(pq, x.ctypes.data + size * (np.uintp(x_off) + np.uintp(j)), ldx,
-                  cq + size * np.uintp(j), w, K, zero)
+    jv = jh - jh % (2 * v) if PAIRS else 0                        # past the pairs of vectors
+    xa = x.ctypes.data + size * np.uintp(x_off)
+    for q0 in range(0, nq, 2):                                    # panels two by two
+        two = PAIRS and q0 + 1 < nq
+        for q in range(q0, min(q0 + 2, nq)):
+            pq = panels.ctypes.data + size * np.uintp(q * K * ROWS)
+            cq = c.ctypes.data + size * np.uintp(q * ROWS * w)
+            for j in range(0, jv, 2 * v):                         # two vectors at once
+                _tile2(pq, xa + size * np.uintp(j), ldx, cq + size * np.uintp(j), w, K, zero)
+            for j in range(0 if two else jv, 0 if two else jh, v):
+                _tile(pq, xa + size * np.uintp(j), ldx, cq + size * np.uintp(j), w, K, zero)
+        pq = panels.ctypes.data + size * np.uintp(q0 * K * ROWS)
+        cq = c.ctypes.data + size * np.uintp(q0 * ROWS * w)
+        for j in range(jv if two else 0, jh if two else 0, v):   # a last vector: both panels
+            _tile_pair(pq, xa + size * np.uintp(j), ldx, cq + size * np.uintp(j), w, K, zero)
     if units:                                                     # the last n % V columns
         _units_rest(panels, 0, nq, x.ctypes.data + size * np.uintp(x_off), ldx, c, w, jh, n)
     elif jh < w:                                                  # the last half vector

@@ -58,6 +58,21 @@ def torch_step(torch, mode, H, T, B):
     return f
 
 
+def step_floor(lens, T, B):
+    """What the per-step products of a batch of these lengths cost against the
+    full batch's, by the fast path's own cost model (``gemm.cost``: columns'
+    worth of a step; the steps' other work and the threads' meetings come on
+    top), or None without the fast path."""
+    try:
+        from rnnlab.engine.fast import gemm, kernels
+    except ImportError:
+        return None
+    if not kernels.available():
+        return None
+    cost = lambda n: gemm.cost(int(n), np.float32) if n else 0.0  # noqa: E731
+    return sum(cost((lens > t).sum()) for t in range(T)) / (T * cost(B))
+
+
 def lengths_table(torch, clock, H=256, T=64, B=32, reps=7):
     """Time of a variable-length batch relative to the full batch, both libraries."""
     import rnnlab
@@ -69,6 +84,12 @@ def lengths_table(torch, clock, H=256, T=64, B=32, reps=7):
           f"targets: varlen / full <= f + 0.1 = {share + 0.1:.2f}, >= 1.5x torch packed; "
           f"the four timed in turns, {reps} rounds: times of the median round, ratios the "
           f"median over rounds")
+    floor = step_floor(lens, T, B)
+    if floor is not None:
+        print(f"# rnnlab's per-step products of this batch cost {floor:.2f} of the full batch's "
+              f"(gemm.cost: a step of b rows costs its whole vectors plus the units tile's "
+              f"block for the rest, 4, 8 or 12 columns at 6, 9.5 or 13 columns' worth); its "
+              f"whole-sequence products, {share:.2f}")
     print("| cell | rnnlab full | rnnlab varlen | varlen / full | torch full | torch packed "
           "| packed / full | rnnlab vs torch packed |")
     print("|---|---|---|---|---|---|---|---|")

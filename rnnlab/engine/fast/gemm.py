@@ -245,7 +245,7 @@ def _tile_ir(context, builder, sig, args, n_arg, c_arg, step, lanes, nacc, vecs=
 # (``_tile``: 2R rows of W) or two row blocks (``_tile_t``: 2R rows of W^T), a last
 # odd one on its own. So does a step's one whole vector of columns (a row slice
 # of 16, ``_tile_pair``): R accumulators are just enough chains to keep two FMA
-# units busy, and any stall idles them; 2R ran 1.09-1.26x faster on the Xeon
+# units busy, and any stall idles them; 2R ran 1.09-1.28x faster on the Xeon
 # (``benchmarks/step_columns.py``, table 4). Each accumulator sums in the full
 # tile's order: a column's result does not depend on the tile that computed it
 # (a ragged batch's row and unit splits give the same bits).

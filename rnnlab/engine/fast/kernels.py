@@ -163,7 +163,8 @@ def blas():
     """Which library runs the per-step products (rnnlab's own kernel) and the
     whole-sequence ones."""
     whole = "mkl where openblas runs on one thread, else openblas" if _MKL else "openblas"
-    return (f"per step: rnnlab (packed, {gemm.ROWS}-row tiles, a units tile for the last "
+    pair = f", {2 * gemm.ROWS} rows on a step's one whole vector" if gemm.PAIRS else ""
+    return (f"per step: rnnlab (packed, {gemm.ROWS}-row tiles{pair}, a units tile for the last "
             f"columns); whole sequence: {whole}")
 
 

@@ -88,8 +88,7 @@ def lengths_table(torch, clock, H=256, T=64, B=32, reps=7):
     if floor is not None:
         print(f"# rnnlab's per-step products of this batch cost {floor:.2f} of the full batch's "
               f"(gemm.cost: a step of b rows costs its whole vectors plus the units tile's "
-              f"block for the rest, 4, 8 or 12 columns at 6, 9.5 or 13 columns' worth); its "
-              f"whole-sequence products, {share:.2f}")
+              f"block for the rest); its whole-sequence products, {share:.2f}")
     print("| cell | rnnlab full | rnnlab varlen | varlen / full | torch full | torch packed "
           "| packed / full | rnnlab vs torch packed |")
     print("|---|---|---|---|---|---|---|---|")

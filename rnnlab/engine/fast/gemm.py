@@ -439,14 +439,16 @@ def product_t(panels, wt, x, ldx, c, n, k0, k1):
             for j in range(0, jv, 2 * v):                         # two vectors at once
                 _tile2_t(pk, xa + size * np.uintp(j), ldx, K * ROWS, ck + size * np.uintp(j),
                          w, nq, zero)
-            for j in range(0 if two else jv, 0 if two else jh, v):
-                _tile_t(pk, xa + size * np.uintp(j), ldx, K * ROWS, ck + size * np.uintp(j),
-                        w, nq, zero)
-        pk = panels.ctypes.data + size * np.uintp((k0 + bi * ROWS) * ROWS)
-        ck = c.ctypes.data + size * np.uintp(bi * ROWS * w)
-        for j in range(jv if two else 0, jh if two else 0, v):   # a last vector: both blocks
-            _tile_pair_t(pk, xa + size * np.uintp(j), ldx, K * ROWS, ck + size * np.uintp(j),
-                         w, nq, zero)
+            if not two:                                           # a lone block's last vector
+                for j in range(jv, jh, v):
+                    _tile_t(pk, xa + size * np.uintp(j), ldx, K * ROWS,
+                            ck + size * np.uintp(j), w, nq, zero)
+        if two:                                                   # the last vector: both blocks
+            pk = panels.ctypes.data + size * np.uintp((k0 + bi * ROWS) * ROWS)
+            ck = c.ctypes.data + size * np.uintp(bi * ROWS * w)
+            for j in range(jv, jh, v):
+                _tile_pair_t(pk, xa + size * np.uintp(j), ldx, K * ROWS,
+                             ck + size * np.uintp(j), w, nq, zero)
     if units:                                                     # the last n % V columns
         _units_rest(wt, k0 // ROWS, (k1 + ROWS - 1) // ROWS, x.ctypes.data, ldx, c, w, jh, n)
     elif jh < w:                                                  # the last half vector
@@ -563,12 +565,14 @@ def product(panels, x, x_off, ldx, c, n):
             cq = c.ctypes.data + size * np.uintp(q * ROWS * w)
             for j in range(0, jv, 2 * v):                         # two vectors at once
                 _tile2(pq, xa + size * np.uintp(j), ldx, cq + size * np.uintp(j), w, K, zero)
-            for j in range(0 if two else jv, 0 if two else jh, v):
-                _tile(pq, xa + size * np.uintp(j), ldx, cq + size * np.uintp(j), w, K, zero)
-        pq = panels.ctypes.data + size * np.uintp(q0 * K * ROWS)
-        cq = c.ctypes.data + size * np.uintp(q0 * ROWS * w)
-        for j in range(jv if two else 0, jh if two else 0, v):   # a last vector: both panels
-            _tile_pair(pq, xa + size * np.uintp(j), ldx, cq + size * np.uintp(j), w, K, zero)
+            if not two:                                           # a lone panel's last vector
+                for j in range(jv, jh, v):
+                    _tile(pq, xa + size * np.uintp(j), ldx, cq + size * np.uintp(j), w, K, zero)
+        if two:                                                   # the last vector: both panels
+            pq = panels.ctypes.data + size * np.uintp(q0 * K * ROWS)
+            cq = c.ctypes.data + size * np.uintp(q0 * ROWS * w)
+            for j in range(jv, jh, v):
+                _tile_pair(pq, xa + size * np.uintp(j), ldx, cq + size * np.uintp(j), w, K, zero)
     if units:                                                     # the last n % V columns
         _units_rest(panels, 0, nq, x.ctypes.data + size * np.uintp(x_off), ldx, c, w, jh, n)
     elif jh < w:                                                  # the last half vector

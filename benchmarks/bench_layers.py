@@ -157,6 +157,7 @@ def main(argv=None):
             return lengths_table(torch, args.clock)
         peak = machine.matmul_rate(torch, clock=args.clock)
         print(f"# float32 matmul rate {peak:.0f} GFLOP/s (2048^2, best of NumPy and torch)")
+        print(f"# {machine.two_at_once_line()}")
         print(f"# B={B} T={T} I=H, forward + full backward; tok/s = T*B / time; targets: "
               f"LSTM >= 1.0x (stretch 1.2x), RNN and GRU >= 1.3x at 256, GRU >= 1.5x at "
               f"256 and 512, every cell >= 85% of the matmul rate at 512; rnnlab and torch "

@@ -3,6 +3,8 @@
 - ``describe()``: date, CPU model, cores, the BLAS that NumPy loaded and the
   kernel OpenBLAS chose (threadpoolctl), thread count, NumPy and torch versions.
 - ``matmul_rate()``: this machine's float32 matrix-multiply rate, measured now.
+- ``two_at_once()``: what two threads running at once cost each other now
+  (the time loops' row slices run so).
 - ``timeit(f)``: median time of repeated calls, after a warm-up.
 - ``rounds(fs)``: several callables timed in turns, round after round (a pause
   before each), so a stretch when the machine is slower (other virtual
@@ -117,6 +119,55 @@ def freeze_gc():
 
 def settle(seconds=0.3):
     time.sleep(seconds)
+
+
+def two_at_once(M, K, rounds, steps=64):
+    """{"alone": [...], "both": [...]} seconds of a time loop's per-step products
+    (``steps`` products of one vector of columns, rnnlab's kernel, float32, a row
+    slice of B = 32) on a packed (M, K) W: one thread alone, and two threads at
+    once (``threads.parallel``; the slower of the two), each on its own copy of
+    W and its own operand, in turns. The row slices of a layer run so and never
+    meet, so what the second thread costs the first is shared cache, memory
+    bandwidth and clock (on the 2-core VMs here: 1.06-1.96x, from one hour to
+    the next), none of it waiting. None without the fast path."""
+    try:
+        import numba
+        from rnnlab.engine.fast import gemm, kernels
+    except ImportError:
+        return None
+    if not kernels.available():
+        return None
+    from rnnlab.engine.threads import parallel
+    V = gemm.lanes(np.float32)
+    w = np.random.default_rng(0).standard_normal((M, K)).astype(np.float32)
+    panels = [gemm.pack(w), gemm.pack(w.copy())]
+    ops = [(np.ones((K, V), np.float32), np.empty(panels[0].shape[0] * gemm.ROWS * V, np.float32))
+           for _ in panels]
+
+    @numba.njit(nogil=True)
+    def loop(panels, x, c, steps):
+        for _ in range(steps):
+            gemm.product(panels, x, 0, V, c, V)
+    one = lambda j: loop(panels[j], *ops[j], steps)               # noqa: E731
+    one(0)                                                        # compiled and warm
+    times = {"alone": [], "both": []}
+    for _ in range(rounds):
+        for case in times:
+            t0 = time.perf_counter()
+            one(0) if case == "alone" else parallel([lambda j=j: one(j) for j in (0, 1)])
+            times[case].append(time.perf_counter() - t0)
+    return times
+
+
+def two_at_once_line(M=1024, K=512, rounds=15):
+    """One line for a benchmark's header: what two threads at once cost each
+    other now (``two_at_once``), with W of the LSTM's folded step at H = 256."""
+    t = two_at_once(M, K, rounds)
+    if t is None:
+        return "two threads at once: not measured (no fast path)"
+    return (f"two threads at once: a time loop's per-step products (64 steps of 16 columns, "
+            f"W ({M}, {K}) each, rnnlab's kernel) took {ratio(t, 'both', 'alone'):.2f}x their "
+            f"time alone (median of {rounds} rounds in turns; the state of this machine now)")
 
 
 def matmul_rate(torch=None, n=2048, clock="wall"):

@@ -24,7 +24,15 @@ on this CPU:
 4. a step's one whole vector of columns (16 float32, a row slice of B = 32 or
    48) on the pair tile, which runs two panels at once (2R rows, 16
    accumulators: round sixteen), against one panel at a time (R rows, 8
-   accumulators, as before), the product and the transposed one (one thread).
+   accumulators, as before), the product and the transposed one (one thread);
+5. a time loop's products (T = 64 steps of one 16-column vector, a row slice
+   of B = 32) on one thread alone against two threads at once, each on its own
+   copy of W, as a layer's two row slices run: what running both cores costs
+   each (``machine.two_at_once``; round seventeen, the 2-core Xeon: 1.06-1.96x
+   the time alone, from one run to the next within an hour, where NumPy's
+   matmul ran 1.65-2.0x its one-thread rate on two; the row slices never
+   meet, so that is what the cores share, cache, memory bandwidth and clock,
+   not waiting).
 
     python benchmarks/step_columns.py
 """
@@ -157,6 +165,9 @@ def pair_times(M, K, rounds, calls=50):
     return times
 
 
+CONCURRENT_SHAPES = ((512, 256), (1024, 256), (1024, 512), (2048, 1024))
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -221,6 +232,17 @@ def main(argv=None):
             cells = [f"{rate((True, tr)):.0f} | {rate((False, tr)):.0f} | "
                      f"{machine.ratio(t, (False, tr), (True, tr)):.2f}" for tr in (False, True)]
             print(f"| pair ({M}, {K}) | " + " | ".join(cells) + " |", flush=True)
+    print(f"\n## A time loop's products (64 steps of n = 16) on one thread alone and on two "
+          f"at once, each its own W ({args.rounds * 3} rounds in turns; GFLOP/s per thread "
+          f"of the median round, ratio the median over rounds)\n")
+    print("| W (M, K) | MiB | alone GFLOP/s | two at once, each GFLOP/s | at once / alone time |")
+    print("|---|---|---|---|---|")
+    with threadpool_limits(1):
+        for M, K in CONCURRENT_SHAPES:
+            t = machine.two_at_once(M, K, args.rounds * 3)
+            rate = lambda case: 2 * M * K * 16 * 64 / statistics.median(t[case]) / 1e9  # noqa: E731
+            print(f"| loop ({M}, {K}) | {M * K * 4 / 2 ** 20:.1f} | {rate('alone'):.0f} | "
+                  f"{rate('both'):.0f} | {machine.ratio(t, 'both', 'alone'):.2f} |", flush=True)
 
 
 if __name__ == "__main__":

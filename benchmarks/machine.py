@@ -127,9 +127,10 @@ def two_at_once(M, K, rounds, steps=64):
     slice of B = 32) on a packed (M, K) W: one thread alone, and two threads at
     once (``threads.parallel``; the slower of the two), each on its own copy of
     W and its own operand, in turns. The row slices of a layer run so and never
-    meet, so what the second thread costs the first is shared cache, memory
-    bandwidth and clock (on the 2-core VMs here: 1.06-1.96x, from one hour to
-    the next), none of it waiting. None without the fast path."""
+    meet, so what the second thread costs the first can only be what the cores
+    share (cache, memory bandwidth, clock), not waiting (the 2-core Intel Xeon,
+    2026-12-04: 1.02-1.96x the time alone in three runs within an hour). None
+    without the fast path."""
     try:
         import numba
         from rnnlab.engine.fast import gemm, kernels

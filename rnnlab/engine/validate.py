@@ -15,8 +15,18 @@ from rnnlab.engine import backend as _backend
 FLOAT_DTYPES = ("float32", "float64")
 
 
+_DTYPE_NAMES = {}
+
+
 def dtype_name(a):
-    return str(a.dtype).replace("torch.", "")
+    """'float32', 'float64', ... for a NumPy array or a torch tensor. Cached by
+    dtype object: ``str(dtype)`` takes ~5 us, and a layer's forward and backward
+    ask 14 times."""
+    dt = a.dtype
+    name = _DTYPE_NAMES.get(dt)
+    if name is None:
+        name = _DTYPE_NAMES[dt] = str(dt).replace("torch.", "")
+    return name
 
 
 def check_finite(name, a):

@@ -339,6 +339,10 @@ def _gradients(p, fm, dG, dGh, shared, T, B, I, own, dx, scale):
     db_ih = np.empty(G, dt) if p.b_ih is not None else None
     db_hh = np.empty(G, dt) if p.b_hh is not None else None
     sums = [(a, g) for a, g in ((dG, db_ih), (dGh, db_hh if not shared else None)) if g is not None]
+    # what comes from dL/dz gets the rows' factor, by each thread on its rows while
+    # they are in cache (the shared db_hh is db_ih's copy, made after)
+    scaled = [g for g in (dw_ih, db_ih, dw_hh, db_hh if not shared else None)[0 if shared else 2:]
+              if g is not None]
     full = fm.idx is None
     if dx is None:              # full: (I, T*B) feature-major; ragged: (T*B, I), 0 where no token
         dxm = np.empty((I, N), dt) if full else np.zeros((T * B, I), dt)
@@ -350,6 +354,8 @@ def _gradients(p, fm, dG, dGh, shared, T, B, I, own, dx, scale):
         _k.product_into(dGh[rows], hprev.T, dw_hh[rows])                        # (G, H)
         for a, g in sums:
             np.sum(a[rows], axis=1, out=g[rows])
+        for g in scaled:
+            g[rows] *= scale[rows].reshape((-1,) + (1,) * (g.ndim - 1))
         if dx is None and full:
             r = _k.cut(I, j, parts)
             _k.product_into(w_ih.T[r], dG, dxm[r])                                # W_ih^T dG
@@ -363,7 +369,4 @@ def _gradients(p, fm, dG, dGh, shared, T, B, I, own, dx, scale):
         db_hh[...] = db_ih                                        # LSTM, RNN: dGh is dG
     if dx is None:
         dx = dxm.reshape(-1, T, B).transpose(1, 2, 0) if full else dxm.reshape(T, B, I)
-    for g in (dw_ih, db_ih, dw_hh, db_hh)[0 if shared else 2:]:
-        if g is not None:
-            g *= scale.reshape((-1,) + (1,) * (g.ndim - 1))
     return dx, (dw_ih, dw_hh, db_ih, db_hh)

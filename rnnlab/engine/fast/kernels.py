@@ -64,6 +64,7 @@ What makes it fast, and why:
 """
 import ctypes
 import glob
+import math
 import os
 import sys
 import time
@@ -434,7 +435,7 @@ def aligned(shape, dtype, zero=False):
     batch that is not whole vectors may be cut off a line, B = 20 as 12 + 8:
     measured even with 16 + 4 or up to a few percent faster, ``row_slices``)."""
     dtype = np.dtype(dtype)
-    size = int(np.prod(shape)) * dtype.itemsize
+    size = math.prod(int(n) for n in shape) * dtype.itemsize    # np.prod: ~4 us a call
     raw = (np.zeros if zero else np.empty)(size + 64, np.uint8)
     skip = -raw.ctypes.data % 64
     return raw[skip:skip + size].view(dtype).reshape(shape)

@@ -15,7 +15,10 @@ process and with the same thread count:
   I + H) times [x_t; h_{t-1}]) and the input gradient into its backward's
   ([W_ih | W_hh]^T dG_t, on the forward's packed weights): its rows time those;
 - what is left of rnnlab's time after its products: the gate passes, the
-  gathers and scatters between steps, and Python overhead.
+  gathers and scatters between steps, and Python overhead;
+- a call of one step (T = 1), forward + backward, both libraries: what a call
+  costs beyond its steps (packing the weights, the hand-offs to the threads,
+  the checks and copies at the layer's boundary).
 
     python benchmarks/lstm_profile.py                    # H = 256 and 512, 1 thread, CPU clock
     python benchmarks/lstm_profile.py --threads 2 --clock wall   # on a quiet machine
@@ -107,14 +110,18 @@ def profile(torch, H, T, B, clock, repeats):
     machine.settle()                       # the previous size ended on torch's products
     ours = {"forward": t(lambda: m(x))}
     ours["forward + backward"] = t(lambda: (m(x), m.backward(dout)))
+    x1, d1 = x[:1], dout[:1]                       # one step: what a call costs beyond its steps
+    ours["forward + backward, T = 1"] = t(lambda: (m(x1), m.backward(d1)))
     machine.settle()
     tm, xt = torch.nn.LSTM(H, H), torch.randn(T, B, H, requires_grad=True)
+    xt1 = xt[:1].detach().requires_grad_()
 
     # the forward of a training step, as rnnlab's (which keeps its caches): with
     # autograd on, so oneDNN keeps its workspace for a backward (under no_grad it
     # runs its inference primitive: 3.4-3.5 ms against 4.7 at H = 128, 2 threads)
     theirs = {"forward": t(lambda: tm(xt)),
-              "forward + backward": t(lambda: tm(xt)[0].sum().backward())}
+              "forward + backward": t(lambda: tm(xt)[0].sum().backward()),
+              "forward + backward, T = 1": t(lambda: tm(xt1)[0].sum().backward())}
     machine.settle()
     np_p = {k: (t(f) if f is not None else 0.0)
             for k, f in products(np.asarray, np.zeros, H, T, B, rng).items()}

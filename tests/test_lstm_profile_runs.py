@@ -20,3 +20,4 @@ def test_lstm_profile_runs_and_prints_its_table(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     text = out.read_text()
     assert "### H = 16" in text and "T backward products" in text and "weight gradients" in text
+    assert "| whole forward + backward, T = 1 |" in text

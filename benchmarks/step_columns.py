@@ -28,7 +28,7 @@ on this CPU:
 5. a time loop's products (T = 64 steps of one 16-column vector, a row slice
    of B = 32) on one thread alone against two threads at once, each on its own
    copy of W, as a layer's two row slices run: what running both cores costs
-   each (``machine.two_at_once``; round seventeen, the 2-core Xeon: 1.06-1.96x
+   each (``machine.two_at_once``; round seventeen, the 2-core Xeon: 1.02-1.96x
    the time alone, from one run to the next within an hour, where NumPy's
    matmul ran 1.65-2.0x its one-thread rate on two; the row slices never
    meet, so that is what the cores share, cache, memory bandwidth and clock,

@@ -5,7 +5,6 @@ median ratio as a number."""
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytestmark = pytest.mark.needs_numba

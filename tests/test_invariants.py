@@ -99,6 +99,27 @@ def test_truncation_matches_the_per_term_reference(mode, T, B, k, num_layers, bi
     assert max(report.errors.values()) < 1e-12, report.errors
 
 
+@pytest.mark.parametrize("lengths", [None, [6, 4, 1]], ids=["full", "ragged"])
+@pytest.mark.parametrize("k", [0, 2, 5])
+def test_truncation_by_depth_matches_the_ring_loop(variant, case, k, lengths):
+    """The batched depth-major pass (no hook) and the step loop with its (k+1)
+    ring (a hook on) give the same sums; the upstream gradient past a row's end
+    is huge here, and no path may read it."""
+    cfg = layers.RNNConfig(input_size=2, hidden_size=3, **variant)
+    params, x, state0, dout, dstate_n = case(cfg, 6, 3, seed=6)
+    out, _, cache = layers.forward(cfg, params, x, as_hx(state0), lengths, impl="reference")
+    for b, n in enumerate(lengths or ()):
+        dout[n:, b] = 1e6                                         # past the row's end
+    flat = lambda r: [r[0], *r[1], *r[2].values()]                # dx, dstate0, grads
+    by_depth = flat(layers.backward(cfg, params, cache, dout, dstate_n, bptt_truncate=k))
+    ring = flat(layers.backward(cfg, params, cache, dout, dstate_n, bptt_truncate=k,
+                                on_step=lambda *a: None))
+    assert len(by_depth) == len(ring)
+    for a, b in zip(by_depth, ring):
+        assert np.abs(a).max() < 1e3
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-14)
+
+
 @pytest.mark.parametrize("mode", ["rnn", "lstm", "gru"])
 def test_truncation_below_the_length_changes_the_gradient(mode, case, run):
     cfg = layers.RNNConfig(mode, 2, 3)

@@ -17,9 +17,11 @@ the rows still running at step t are a prefix ``[:batch_sizes[t]]``; each step
 computes only those rows, and finished rows carry their final state unchanged.
 
 Truncation ``bptt_truncate=k`` (per term, as the classic tutorial): the loss at
-step t sends gradient to steps t-k..t only. The k+1 contributions still in
-flight are kept apart in a (k+1, B, H) ring and pushed through each step's
-Jacobian together, as one product.
+step t sends gradient to steps t-k..t only. The step loop keeps the k+1
+contributions still in flight apart in a (k+1, B, H) ring and pushes them
+through each step's Jacobian together, as one product (the form the lab's
+per-step hook reads); without a hook the same sums run depth by depth, each
+depth one batched step over all T steps (``_truncated_by_depth``).
 """
 from typing import NamedTuple, Optional, Tuple
 
@@ -95,6 +97,8 @@ def backward(cell, p, cache, dout, dstate_n, bptt_truncate=None, on_step=None, *
     step t with t % K == j. Diagnostics read gradient flow from it for free.
     Returns dx (T, B, I), dstate0 (tuple of (B, H)), grads (DirParams).
     """
+    if bptt_truncate is not None and on_step is None:
+        return _truncated_by_depth(cell, p, cache, dout, dstate_n, bptt_truncate, opts)
     x, states, acts, bs, _ = cache
     xp = _backend.namespace(x, dout)
     T, B, _ = x.shape
@@ -130,6 +134,52 @@ def backward(cell, p, cache, dout, dstate_n, bptt_truncate=None, on_step=None, *
         for c, d in zip(carry, dprev):
             c[..., :b, :] = d
     return _weight_grads(cell, xp, p, cache, dgx, dgh, carry, lead, opts)
+
+
+def _truncated_by_depth(cell, p, cache, dout, dstate_n, k, opts):
+    """Per-term truncation as k + 1 batched passes instead of T looped steps.
+
+    The same sums as the ring loop above, grouped the other way: the terms at
+    depth d (the loss at t reaching step t - d) do not depend on each other;
+    e_d[s] = the gradient entering step s from the term at s + d, for steps
+    0..T-d-1. One ``step_backward`` over all of them gives their gate gradients
+    and e_{d+1}[s - 1] = dprev[s]; what reaches the initial state goes to
+    dstate0. A ragged batch's padded positions get no gradient in (dout is zero
+    there, as ``backward`` requires), so none comes out of them. Same FLOPs as
+    the ring; k + 1 calls instead of T, what a short sequence with a small
+    batch (one sentence per SGD step) pays for.
+    """
+    x, states, acts, bs, _ = cache
+    xp = _backend.namespace(x, dout)
+    T, B, _ = x.shape
+    G = p.w_hh.shape[0]
+    e = [xp.asarray(dout, copy=True)]                             # e_0: each step's own term
+    e += [_backend.zeros(xp, (T, B, st.shape[-1]), x) for st in states[1:]]   # each (T, B, H)
+    for s in range(T):                          # a row's final state: part of its last term
+        lo, hi = _final_rows(bs, s, B, T)
+        for a, d in zip(e, dstate_n):
+            a[s, lo:hi] = a[s, lo:hi] + d[lo:hi]
+    dstate0 = [_backend.zeros(xp, (B, st.shape[-1]), x) for st in states]
+    for d in range(min(k, T - 1) + 1):
+        n = T - d                                                 # steps 0..n-1 hold a term
+        flat = lambda a: xp.reshape(a[:n], (n * B, a.shape[-1]))  # (n*B, ·)
+        g_x, g_h, dprev = cell.step_backward(
+            xp, p, tuple(flat(a) for a in e), flat(acts), tuple(flat(st) for st in states),
+            tuple(flat(st[1:]) for st in states), **opts)
+        same = g_h is g_x                          # RNN, LSTM: one gradient serves both
+        g_x = xp.reshape(g_x, (n, B, G))                          # (n, B, G)
+        g_h = g_x if same else xp.reshape(g_h, (n, B, G))
+        if d == 0:
+            dgx, dgh = g_x, g_h
+        else:                                     # in place: no new (T, B, G) array
+            dgx[:n] += g_x
+            if not same:
+                dgh[:n] += g_h
+        dprev = [xp.reshape(a, (n, B, a.shape[-1])) for a in dprev]
+        for a, dp in zip(dstate0, dprev):
+            a += dp[0]
+        e = [dp[1:] for dp in dprev]                              # e_{d+1}: steps 0..n-2
+    return _weight_grads(cell, xp, p, cache, dgx, dgh, dstate0, (), opts)
 
 
 def _weight_grads(cell, xp, p, cache, dgx, dgh, carry, lead, opts):

@@ -38,8 +38,8 @@ def rnnlab_stepper(cfg, B, seed=0):
     def step(x, y):
         loss, box["s"], cache = lm.loss_forward(cfg, box["p"], x, y, box["s"])
         grads, _, _ = optim.clip_by_global_norm(lm.backward(cfg, box["p"], cache, sparse=True),
-                                                5.0)
-        box["p"], box["o"] = opt.update(box["p"], grads, box["o"], 1.0)
+                                                5.0, donate=True)             # as the trainer
+        box["p"], box["o"] = opt.update(box["p"], grads, box["o"], 1.0, donate=True)
         return loss
     return step
 

@@ -27,7 +27,7 @@ import numpy as np
 
 import machine
 import tutorial_peer as peer
-from rnnlab import nn
+from rnnlab import optim
 from rnnlab.lm import corpus, generate, model as lm, vocab as vocab_mod
 from rnnlab.optim import schedules
 
@@ -35,19 +35,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PTB = os.environ.get("RNNLAB_PTB", os.path.join(HERE, "..", "..", "shared", "data", "ptb"))
 
 
+SGD = optim.sgd()
+
+
 def sgd_step(cfg, params, ids, lr, truncate):
-    """One sentence: summed loss (as the tutorial) with truncated BPTT."""
+    """One sentence: summed loss (as the tutorial) with truncated BPTT; rnnlab's
+    SGD, in place (donated, as the trainer does), the embedding's touched rows only."""
     x, y = ids[:-1, None], ids[1:, None]                           # (T, 1)
     loss, _, cache = lm.loss_forward(cfg, params, x, y, None)
     grads = lm.backward(cfg, params, cache, bptt_truncate=truncate, sparse=True)
-    T = len(y)
-    for k, p in params.items():                                   # in place: no copies
-        g, s = grads[k], p.dtype.type(lr * T)                     # sum = T * mean
-        if isinstance(g, nn.RowGrad):
-            p[g.rows] -= s * g.values                             # the words of the sentence
-        else:
-            p -= s * g
-    return params, loss
+    params, _ = SGD.update(params, grads, SGD.init(params), lr * len(y), donate=True)
+    return params, loss                                           # sum = T * mean
 
 
 def as_rnnlab(p, dtype=np.float64):

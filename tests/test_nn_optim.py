@@ -169,3 +169,72 @@ def test_log_softmax_is_normalised_and_shift_invariant():
     lp = nn.log_softmax(z)
     np.testing.assert_allclose(np.exp(lp).sum(-1), 1.0)
     np.testing.assert_allclose(nn.log_softmax(z + 1000.0), lp, atol=1e-10)
+
+
+# ---------------------------------------------------------------- donation: in place, same numbers
+
+def _problem(seed=0):
+    rng = np.random.default_rng(seed)
+    params = {"w": rng.standard_normal((5, 3)).astype(np.float32),
+              "emb": rng.standard_normal((7, 3)).astype(np.float32)}
+    grads = {"w": rng.standard_normal((5, 3)).astype(np.float32),
+             "emb": nn.RowGrad(np.array([1, 4]), rng.standard_normal((2, 3)).astype(np.float32),
+                               (7, 3))}
+    return params, grads
+
+
+def _copy(d):
+    return {k: nn.RowGrad(v.rows, v.values.copy(), v.shape) if isinstance(v, nn.RowGrad)
+            else v.copy() for k, v in d.items()}
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_donated_sgd_writes_in_place_the_same_bits(momentum):
+    opt = optim.sgd(momentum)
+    params, grads = _problem()
+    kept, kept_state = _copy(params), opt.init(params)
+    donated, state = _copy(params), opt.init(params)
+    for step in range(3):
+        g = _copy(grads)
+        g = {k: v * np.float32(step + 1) for k, v in g.items()}
+        clipped, _, _ = optim.clip_by_global_norm(_copy(g), 1.0)
+        kept, kept_state = opt.update(kept, clipped, kept_state, 0.1)
+        before = {k: v for k, v in donated.items()}
+        clipped, _, hit = optim.clip_by_global_norm(g, 1.0, donate=True)
+        assert hit and clipped is g                                # scaled in place
+        donated, state = opt.update(donated, clipped, state, 0.1, donate=True)
+        assert all(donated[k] is before[k] for k in before)       # the same arrays
+        for k in kept:
+            np.testing.assert_array_equal(donated[k], kept[k])    # bit for bit
+        for k in kept_state:
+            np.testing.assert_array_equal(state[k], kept_state[k])
+
+
+def test_donation_falls_back_to_new_arrays_where_writing_is_unsafe():
+    opt = optim.sgd()
+    params, grads = _problem()
+    frozen = params["w"].copy()
+    frozen.flags.writeable = False
+    shared = params["emb"]
+    cases = {"read-only": {"w": frozen, "emb": shared.copy()},
+             "a view": {"w": params["w"][:, :], "emb": shared.copy()},
+             "one array under two names": {"w": params["w"], "emb": shared, "emb2": shared}}
+    for what, ps in cases.items():
+        gs = dict(_copy(grads), **({"emb2": _copy(grads)["emb"]} if "emb2" in ps else {}))
+        want, _ = opt.update(_copy(ps), gs, opt.init(ps), 0.1)
+        olds = _copy(ps)
+        got, _ = opt.update(ps, gs, opt.init(ps), 0.1, donate=True)
+        for k in want:
+            np.testing.assert_array_equal(got[k], want[k], err_msg=what)
+        if what != "one array under two names":
+            np.testing.assert_array_equal(ps["w"], olds["w"], err_msg=what)   # untouched
+        else:
+            np.testing.assert_array_equal(shared, olds["emb"], err_msg=what)
+
+
+def test_donated_clip_scales_a_shared_gradient_once():
+    g = np.ones((3, 2), np.float32)
+    out, norm, hit = optim.clip_by_global_norm({"a": g, "b": g}, 1.0, donate=True)
+    assert hit and np.isclose(norm, np.sqrt(12))
+    np.testing.assert_array_equal(g, np.ones((3, 2), np.float32))          # not written
+    np.testing.assert_allclose(out["a"], 1 / np.sqrt(12), rtol=1e-6)

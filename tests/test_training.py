@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from rnnlab import optim
 from rnnlab.io import checkpoint, metrics
 from rnnlab.io.progress import progress
 from rnnlab.training import options, trainer
@@ -103,6 +104,28 @@ def test_learns_and_keeps_best(tmp_path):
     assert losses[-1] < 0.05 * losses[0]
     best = checkpoint.load(str(tmp_path / "run" / "best.npz"), kind="test")
     assert best["meta"]["best"] == min(losses)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_steps_write_in_place_never_into_the_callers_params(tmp_path, monkeypatch, optimizer):
+    """The trainer donates its own copies to clipping and the optimiser: the
+    caller's starting arrays stay as they were, and the run has the same bits
+    as one that makes new arrays at every step."""
+    start = {"w": np.zeros(3)}
+    cfg = _cfg(tmp_path, clip=0.5, optimizer=optimizer)
+    st = trainer.fit(cfg, Regression(), start, kind="test", log=lambda *a: None)
+    np.testing.assert_array_equal(start["w"], np.zeros(3))
+    clip, make = optim.clip_by_global_norm, trainer.make_optimizer
+
+    def no_donation(c):
+        o = make(c)
+        return o._replace(update=lambda p, g, s, lr, donate: o.update(p, g, s, lr))
+    monkeypatch.setattr(optim, "clip_by_global_norm", lambda g, m, donate: clip(g, m))
+    monkeypatch.setattr(trainer, "make_optimizer", no_donation)
+    kept = trainer.fit(_cfg(tmp_path / "b", clip=0.5, optimizer=optimizer), Regression(),
+                       start, kind="test", log=lambda *a: None)
+    np.testing.assert_array_equal(st.params["w"], kept.params["w"])
+    assert [r["valid_loss"] for r in st.history] == [r["valid_loss"] for r in kept.history]
 
 
 def test_early_stop_and_plateau(tmp_path):

@@ -11,12 +11,22 @@ norm, clipping and plain SGD use its rows only; every rule with per-row state
 (momentum, Adam, RMSprop, Adagrad) expands it to the dense gradient first, so
 each rule is the same whichever form the gradient comes in.
 
+``update(..., donate=True)`` is JAX's buffer donation: the caller gives up
+params, grads and state, and plain SGD (with or without momentum) writes the
+new values into their arrays instead of new ones: the same numbers bit for
+bit, without a copy of every weight (and of a whole embedding for its few
+touched rows) per step. The trainer donates; a caller that keeps a reference
+to the old params (to compare, to restore) must not. The other rules accept
+the flag and return new arrays. ``clip_by_global_norm(..., donate=True)``
+likewise scales the gradients in place.
+
 Every ``update`` checks its arguments first (``_check_step``): ``lr`` a finite
 number > 0, ``grads`` and ``state`` with exactly the params' names and shapes
 (a gradient of another shape would broadcast: Adam turned a (16,) bias into
 (16, 16)), the state made by this optimiser's ``init``. Dictionary work per
 parameter, no pass over the arrays.
 """
+from collections import Counter
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -69,11 +79,12 @@ def global_norm(grads):
     return float(np.sqrt(sum(float(np.vdot(v, v)) for v in vals)))
 
 
-def clip_by_global_norm(grads, max_norm):
+def clip_by_global_norm(grads, max_norm, donate=False):
     """Scale all gradients by min(1, max_norm / norm) (Pascanu et al. 2013).
 
     Returns (grads, norm_before, clipped). A non-finite norm is returned as is,
-    with the gradients untouched, so the caller can report it.
+    with the gradients untouched, so the caller can report it. donate=True:
+    the gradients are scaled in place (the caller gives them up).
     """
     if max_norm is not None:        # 0 zeroed every gradient, -1 reversed them, NaN made NaN
         validate.check_number("max_norm", max_norm, lo=0, lo_open=True,
@@ -83,7 +94,22 @@ def clip_by_global_norm(grads, max_norm):
     if max_norm is None or not np.isfinite(norm) or norm <= max_norm:
         return grads, norm, False
     scale = max_norm / (norm + 1e-12)
+    vals = [g.values if isinstance(g, RowGrad) else g for g in grads.values()]
+    if donate and len(_writable(vals)) == len(vals):
+        for v in vals:
+            v *= v.dtype.type(scale)
+        return grads, norm, True
     return {k: g * g.dtype.type(scale) for k, g in grads.items()}, norm, True
+
+
+def _writable(arrays):
+    """ids of the arrays that may be written in place: writable NumPy arrays that
+    own their memory and appear once (a view, or an array under two names,
+    may share memory with another entry, which would be written twice)."""
+    arrays = list(arrays)
+    count = Counter(map(id, arrays))
+    return {id(a) for a in arrays if count[id(a)] == 1 and isinstance(a, np.ndarray)
+            and a.flags.writeable and a.base is None}
 
 
 def _slots(params, *names):
@@ -102,31 +128,44 @@ def sgd(momentum=0.0):
     def init(params):
         return _slots(params, *slots)
 
-    def update(params, grads, state, lr):
+    def update(params, grads, state, lr, donate=False):
         _check_step("sgd" + (f"(momentum={momentum})" if momentum else ""), slots, params,
                     grads, state, lr)
         new, st = {}, dict(state)
+        mine = _writable([*params.values(), *state.values()]) if donate else set()
         for k, p in params.items():
             g = grads[k]
+            own = id(p) in mine and g.dtype == p.dtype       # else the sum's dtype is g's
             if isinstance(g, RowGrad) and not momentum:
-                new[k] = _sgd_rows(p, g, lr)
+                new[k] = _sgd_rows(p, g, lr, own)
                 continue
             g = dense(g)
             if momentum:
-                g = momentum * state[f"velocity/{k}"] + g
+                v = state[f"velocity/{k}"]
+                if own and id(v) in mine:                         # v = mu v + g, in place
+                    v *= v.dtype.type(momentum)
+                    v += g
+                    g = v
+                else:
+                    g = momentum * v + g
                 st[f"velocity/{k}"] = g
             step = g * p.dtype.type(-lr)                          # one temporary, then in place
-            step += p
-            new[k] = step
+            if own:
+                p += step                                         # p + step: the same sum
+                new[k] = p
+            else:
+                step += p
+                new[k] = step
         st["step"] = state["step"] + 1
         return new, st
     return Optimizer("sgd", init, update)
 
 
-def _sgd_rows(p, g, lr):
-    """p - lr g for a RowGrad g: a copy of p with the touched rows moved, computed
-    as the dense update computes them (g * -lr, then + p), so bit for bit equal."""
-    new = p.copy()
+def _sgd_rows(p, g, lr, in_place=False):
+    """p - lr g for a RowGrad g: p (in place) or a copy of it with the touched rows
+    moved, computed as the dense update computes them (g * -lr, then + p), so bit
+    for bit equal."""
+    new = p if in_place else p.copy()
     step = g.values * p.dtype.type(-lr)                           # (K, E)
     step += p[g.rows]
     new[g.rows] = step
@@ -143,7 +182,7 @@ def adam(beta1=0.9, beta2=0.999, eps=1e-8):
     def init(params):
         return _slots(params, "m", "v")
 
-    def update(params, grads, state, lr):
+    def update(params, grads, state, lr, donate=False):                # new arrays always
         _check_step("adam", ("m", "v"), params, grads, state, lr)
         st = dict(state)
         t = int(state["step"]) + 1
@@ -170,7 +209,7 @@ def rmsprop(decay=0.9, eps=1e-8):
     def init(params):
         return _slots(params, "ms")
 
-    def update(params, grads, state, lr):
+    def update(params, grads, state, lr, donate=False):                # new arrays always
         _check_step("rmsprop", ("ms",), params, grads, state, lr)
         st, new = dict(state), {}
         for k, p in params.items():
@@ -191,7 +230,7 @@ def adagrad(eps=1e-10):
     def init(params):
         return _slots(params, "sum_sq")
 
-    def update(params, grads, state, lr):
+    def update(params, grads, state, lr, donate=False):                # new arrays always
         _check_step("adagrad", ("sum_sq",), params, grads, state, lr)
         st, new = dict(state), {}
         for k, p in params.items():

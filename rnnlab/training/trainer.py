@@ -353,7 +353,8 @@ def check_out(out):
 
 def new_state(cfg, params, rng=None):
     rng = np.random.default_rng(cfg.seed) if rng is None else rng
-    return State(params, make_optimizer(cfg).init(params), rng,
+    params = {k: np.array(v, copy=True) for k, v in params.items()}   # the steps write into
+    return State(params, make_optimizer(cfg).init(params), rng,       # these: not the caller's
                  plateau=schedules.plateau_init(cfg.lr), history=[])
 
 
@@ -387,10 +388,12 @@ def _step(cfg, task, opt, st, lr, reduce_grads):
                                     "bound for a model that is still learning")
         if grads is None:
             return _skip(cfg, st, lr, f"loss {loss:.4g}, gradients not finite")
-        grads, norm, _ = optim.clip_by_global_norm(grads, cfg.clip or None)
+        # donate: the step's gradients and the old params and state are no one
+        # else's, so clipping and SGD write into them (the same numbers, no copies)
+        grads, norm, _ = optim.clip_by_global_norm(grads, cfg.clip or None, donate=True)
         if not math.isfinite(norm):             # clipping cannot rescale an infinite norm
             return _skip(cfg, st, lr, f"loss {loss:.4g}, gradient norm {norm}")
-        st.params, st.opt_state = opt.update(st.params, grads, st.opt_state, lr)
+        st.params, st.opt_state = opt.update(st.params, grads, st.opt_state, lr, donate=True)
     st.bad_in_row = 0
     st.loss_sum += loss * count
     st.count += count

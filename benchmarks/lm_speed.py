@@ -3,10 +3,13 @@
 Same model (embedding -> 2 x 200 LSTM -> linear decoder over V = 10,000, as
 Zaremba's "small"), same batch (20) and bptt (20), same step (forward,
 cross-entropy, BPTT, clip to norm 5, SGD lr 1), state carried between chunks.
-The two are timed in alternating blocks in one process, so load from other
-jobs on a shared machine hits both alike, with a pause between blocks so one
-library's spinning BLAS/OpenMP threads do not slow the other; the median step
-time gives tokens/s. rnnlab's step is what ``rnnlab lm train`` can run: the
+The two are timed in alternating rounds of --block steps in one process
+(``machine.rounds``), so load from other jobs on a shared machine hits both
+alike, each round after a pause, so one library's spinning BLAS/OpenMP
+threads do not slow the other, and two untimed steps, so it does not pay for
+threads and cores that slept in the pause (a training loop steps back to back;
+right after a pause rnnlab's decoder, its products and its softmax blocks on
+two threads, ran 3-5x slower for 20-50 ms); the median round gives tokens/s. rnnlab's step is what ``rnnlab lm train`` can run: the
 fused decoder + cross-entropy and the row-sparse embedding gradient
 (``lm.backward(..., sparse=True)``), clipping and SGD from ``rnnlab.optim``.
 
@@ -27,7 +30,7 @@ import numpy as np
 
 import machine
 from rnnlab.lm import model as lm
-from rnnlab import optim
+from rnnlab import nn, optim
 
 
 def rnnlab_stepper(cfg, B, seed=0):
@@ -67,6 +70,45 @@ def torch_stepper(cfg, B):
         opt.step()
         return loss.item()
     return step
+
+
+def decoder_steppers(cfg, B, T, seed=0):
+    """The decoder and softmax cross-entropy alone, forward and backward, on the
+    model's shapes (N = B*T rows of H features, V outputs): rnnlab's fused
+    ``linear_cross_entropy`` and torch's linear + cross_entropy + backward."""
+    import torch
+    rng = np.random.default_rng(seed)
+    h = rng.standard_normal((B * T, cfg.hidden_size)).astype(np.float32)   # (N, H)
+    w = (0.1 * rng.standard_normal((cfg.vocab_size, cfg.hidden_size))).astype(np.float32)
+    b = np.zeros(cfg.vocab_size, np.float32)
+    t = rng.integers(0, cfg.vocab_size, B * T)
+    th, tw, tb = (torch.tensor(a, requires_grad=True) for a in (h, w, b))
+    tt = torch.from_numpy(t)
+
+    def torch_step():
+        loss = torch.nn.functional.cross_entropy(torch.nn.functional.linear(th, tw, tb), tt)
+        loss.backward()
+        th.grad = tw.grad = tb.grad = None
+        return loss.item()
+    return {"rnnlab": lambda: nn.linear_cross_entropy(h, w, b, t)[0], "torch": torch_step}
+
+
+def split_lines(whole, decoder, target=1.2):
+    """What the decoder's share says about the target: lines to print."""
+    rest = {k: whole[k] - decoder[k] for k in whole}
+    need = whole["torch"] / target - decoder["rnnlab"]            # rnnlab's rest for the target
+    lines = [f"split: decoder + softmax cross-entropy alone (forward + backward): rnnlab "
+             f"{decoder['rnnlab'] * 1e3:.1f} ms, torch {decoder['torch'] * 1e3:.1f} ms "
+             f"({decoder['torch'] / decoder['rnnlab']:.2f}x)",
+             f"split: the rest of the step (embedding, LSTM forward and BPTT, clip, update): "
+             f"rnnlab {rest['rnnlab'] * 1e3:.1f} ms, torch {rest['torch'] * 1e3:.1f} ms "
+             f"({rest['torch'] / rest['rnnlab']:.2f}x)"]
+    if need <= 0:
+        lines.append(f"split: with this decoder time no rest could give {target}x")
+    else:
+        lines.append(f"split: for {target}x with this decoder time, the rest would have to "
+                     f"run {rest['torch'] / need:.2f}x torch's")
+    return lines
 
 
 def _status_mib(field):
@@ -136,30 +178,26 @@ def main(argv=None):
 def _speed(a, argv, cfg, x, y):
     import torch
     torch.set_num_threads(a.threads)
-    tick = machine.CLOCKS[a.clock]
     print(machine.describe(torch))
     steppers = {"rnnlab": rnnlab_stepper(cfg, a.batch), "torch": torch_stepper(cfg, a.batch)}
-    times = {k: [] for k in steppers}
-    for s in steppers.values():                              # warm-up (JIT, allocators)
-        for _ in range(3):
-            s(x, y)
     machine.freeze_gc()
-    while min(len(t) for t in times.values()) < a.steps:
-        for name, s in steppers.items():
-            machine.settle()
-            for _ in range(a.block):
-                t0 = tick()
-                s(x, y)
-                times[name].append(tick() - t0)
-    tok = {k: a.batch * a.bptt / statistics.median(v) for k, v in times.items()}
+    reps = max(1, -(-a.steps // a.block))                         # rounds of --block steps
+    times = machine.rounds({k: (lambda s=s: s(x, y)) for k, s in steppers.items()}, reps,
+                           a.block, a.clock)
+    dec = machine.rounds(decoder_steppers(cfg, a.batch, a.bptt), reps, a.block, a.clock)
+    whole = {k: statistics.median(v) for k, v in times.items()}
+    decoder = {k: statistics.median(v) for k, v in dec.items()}
+    tok = {k: a.batch * a.bptt / v for k, v in whole.items()}
     print(f"command: python benchmarks/lm_speed.py {' '.join(argv)}")
     print(f"model: V={a.vocab} E=H={a.hidden} L={a.layers} lstm, B={a.batch}, bptt={a.bptt}, "
           f"float32; step = forward, cross-entropy, BPTT, clip 5, SGD lr 1; "
           f"{a.threads} thread(s), {a.clock} clock")
     for k in tok:
-        print(f"{k:7s} median {statistics.median(times[k]) * 1000:7.1f} ms/step "
-              f"{tok[k]:9,.0f} tokens/s")
-    print(f"ratio rnnlab/torch: {tok['rnnlab'] / tok['torch']:.2f}x (target >= 1.2x)")
+        print(f"{k:7s} median {whole[k] * 1000:7.1f} ms/step {tok[k]:9,.0f} tokens/s")
+    print(f"ratio rnnlab/torch: {machine.ratio(times, 'torch', 'rnnlab'):.2f}x, the median over "
+          f"{reps} rounds of torch's time / rnnlab's in the same round (target >= 1.2x)")
+    for line in split_lines(whole, decoder):
+        print(line)
     mem = _measure_memory(argv)
     for k, (over, peak, base) in mem.items():
         print(f"{k:7s} peak resident set during steps {over:6.1f} MiB above the "

@@ -86,19 +86,28 @@ def timeit(f, repeats=5, number=1, clock="wall"):
     return statistics.median(times)
 
 
-def rounds(fs, repeats=7, number=3, clock="wall", warm=2):
+WARM_SECONDS = 0.15     # untimed work after a pause: past the slow phase (see rounds)
+
+
+def rounds(fs, repeats=7, number=3, clock="wall", warm=2, warm_seconds=WARM_SECONDS):
     """{name: [seconds per call, one per round]}: the callables of the dict fs
     timed (number calls) in turn, round after round, each after ``settle()``
-    and ``warm`` untimed calls (a training loop calls back to back; the first
-    calls after a pause pay for threads and cores that slept: rnnlab's LSTM at
-    H = 128 took 17 and 24 ms in its first two calls, 13-14 ms after)."""
+    and untimed calls, ``warm`` of them and at least ``warm_seconds`` of them
+    (a training loop calls back to back; the calls after a pause pay for
+    threads and cores that slept: rnnlab's LSTM at H = 128 took 17 and 24 ms in
+    its first two calls, 13-14 ms after; its decoder alone, 3 ms a call back to
+    back, took 5-17 ms a call for the first 20-60 ms after the pause, OpenBLAS's
+    workers told to sleep at once (``rnnlab/__init__.py``), 4-8 ms letting them
+    spin)."""
     tick = CLOCKS[clock]
     times = {k: [] for k in fs}
     for _ in range(repeats):
         for k, f in fs.items():
             settle()
-            for _ in range(warm):
+            start, n = time.perf_counter(), 0
+            while n < warm or (warm and time.perf_counter() - start < warm_seconds):
                 f()
+                n += 1
             t0 = tick()
             for _ in range(number):
                 f()

@@ -238,3 +238,14 @@ def test_donated_clip_scales_a_shared_gradient_once():
     assert hit and np.isclose(norm, np.sqrt(12))
     np.testing.assert_array_equal(g, np.ones((3, 2), np.float32))          # not written
     np.testing.assert_allclose(out["a"], 1 / np.sqrt(12), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "rmsprop", "adagrad"])
+@pytest.mark.parametrize("bad", ["yes", 1, None])
+def test_donate_must_be_a_flag(name, bad):
+    params, grads = _problem()
+    opt = optim.make(name)
+    with pytest.raises(ValueError, match=f"donate must be True or False, got {bad!r}"):
+        opt.update(params, grads, opt.init(params), 0.1, donate=bad)
+    with pytest.raises(ValueError, match=f"donate must be True or False, got {bad!r}"):
+        optim.clip_by_global_norm(grads, 1.0, donate=bad)

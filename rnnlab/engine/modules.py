@@ -64,9 +64,7 @@ class _Recurrent:
                     reset_after=c.reset_after, params=params, impl=impl)
 
     def train(self, mode=True):
-        if not isinstance(mode, (bool, np.bool_)):      # train("no") was truthy (torch refuses)
-            raise ValueError(f"mode must be True or False, got {mode!r}")
-        self.training = bool(mode)
+        self.training = validate.check_flag("mode", mode)  # train("no") was truthy (torch refuses)
         return self
 
     def eval(self):

@@ -173,13 +173,19 @@ def check_count(name, v):
     return int(v)
 
 
+def check_flag(name, v):
+    """True or False (NumPy's too), else a ValueError naming it: "no" and 0 are
+    not flags, though Python would take the one as true and the other as false."""
+    if not isinstance(v, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {v!r}")
+    return bool(v)
+
+
 def check_config_args(cfg):
     """The flags of an RNNConfig are bools and dropout a number (sizes and choices
     are checked by the config itself)."""
     for name in ("bias", "batch_first", "bidirectional", "reset_after"):
-        v = getattr(cfg, name)
-        if not isinstance(v, (bool, np.bool_)):
-            raise ValueError(f"{name} must be True or False, got {v!r}")
+        check_flag(name, getattr(cfg, name))
     if not _real(cfg.dropout) or not 0.0 <= cfg.dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {cfg.dropout!r}")
 

@@ -63,9 +63,10 @@ def _check_grads(grads, shapes=None):
             raise ValueError(f"grads[{k!r}] must be floats, got {g.dtype}")
 
 
-def _check_step(name, slots, params, grads, state, lr):
+def _check_step(name, slots, params, grads, state, lr, donate):
     """``update``'s arguments: see the module's docstring."""
     validate.check_number("lr", lr, lo=0, lo_open=True)
+    validate.check_flag("donate", donate)
     shapes = _shapes(params)
     _check_grads(grads, shapes)
     want = {"step": (), **{f"{n}/{k}": s for n in slots for k, s in shapes.items()}}
@@ -86,6 +87,7 @@ def clip_by_global_norm(grads, max_norm, donate=False):
     with the gradients untouched, so the caller can report it. donate=True:
     the gradients are scaled in place (the caller gives them up).
     """
+    validate.check_flag("donate", donate)
     if max_norm is not None:        # 0 zeroed every gradient, -1 reversed them, NaN made NaN
         validate.check_number("max_norm", max_norm, lo=0, lo_open=True,
                               note=", or None for no clipping")
@@ -130,7 +132,7 @@ def sgd(momentum=0.0):
 
     def update(params, grads, state, lr, donate=False):
         _check_step("sgd" + (f"(momentum={momentum})" if momentum else ""), slots, params,
-                    grads, state, lr)
+                    grads, state, lr, donate)
         new, st = {}, dict(state)
         mine = _writable([*params.values(), *state.values()]) if donate else set()
         for k, p in params.items():
@@ -183,7 +185,7 @@ def adam(beta1=0.9, beta2=0.999, eps=1e-8):
         return _slots(params, "m", "v")
 
     def update(params, grads, state, lr, donate=False):                # new arrays always
-        _check_step("adam", ("m", "v"), params, grads, state, lr)
+        _check_step("adam", ("m", "v"), params, grads, state, lr, donate)
         st = dict(state)
         t = int(state["step"]) + 1
         c1, c2 = 1.0 - beta1 ** t, 1.0 - beta2 ** t
@@ -210,7 +212,7 @@ def rmsprop(decay=0.9, eps=1e-8):
         return _slots(params, "ms")
 
     def update(params, grads, state, lr, donate=False):                # new arrays always
-        _check_step("rmsprop", ("ms",), params, grads, state, lr)
+        _check_step("rmsprop", ("ms",), params, grads, state, lr, donate)
         st, new = dict(state), {}
         for k, p in params.items():
             g = dense(grads[k])
@@ -231,7 +233,7 @@ def adagrad(eps=1e-10):
         return _slots(params, "sum_sq")
 
     def update(params, grads, state, lr, donate=False):                # new arrays always
-        _check_step("adagrad", ("sum_sq",), params, grads, state, lr)
+        _check_step("adagrad", ("sum_sq",), params, grads, state, lr, donate)
         st, new = dict(state), {}
         for k, p in params.items():
             g = dense(grads[k])

@@ -99,10 +99,13 @@ def split_lines(whole, decoder, target=1.2):
     need = whole["torch"] / target - decoder["rnnlab"]            # rnnlab's rest for the target
     lines = [f"split: decoder + softmax cross-entropy alone (forward + backward): rnnlab "
              f"{decoder['rnnlab'] * 1e3:.1f} ms, torch {decoder['torch'] * 1e3:.1f} ms "
-             f"({decoder['torch'] / decoder['rnnlab']:.2f}x)",
-             f"split: the rest of the step (embedding, LSTM forward and BPTT, clip, update): "
-             f"rnnlab {rest['rnnlab'] * 1e3:.1f} ms, torch {rest['torch'] * 1e3:.1f} ms "
-             f"({rest['torch'] / rest['rnnlab']:.2f}x)"]
+             f"({decoder['torch'] / decoder['rnnlab']:.2f}x)"]
+    if min(rest.values()) <= 0:           # timed apart, the machine's speed moved between
+        return lines + ["split: the decoder alone took as long as a whole step: the machine "
+                        "changed speed between the two timings; no split"]
+    lines += [f"split: the rest of the step (embedding, LSTM forward and BPTT, clip, update): "
+              f"rnnlab {rest['rnnlab'] * 1e3:.1f} ms, torch {rest['torch'] * 1e3:.1f} ms "
+              f"({rest['torch'] / rest['rnnlab']:.2f}x)"]
     if need <= 0:
         lines.append(f"split: with this decoder time no rest could give {target}x")
     else:

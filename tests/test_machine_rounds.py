@@ -52,3 +52,5 @@ def test_split_lines_say_what_the_rest_would_need():
     assert f"run {need:.2f}x torch's" in lines[2]
     lines = lm_speed.split_lines(whole, {"rnnlab": 0.040, "torch": 0.020})
     assert lines[2] == "split: with this decoder time no rest could give 1.2x"
+    lines = lm_speed.split_lines(whole, {"rnnlab": 0.051, "torch": 0.020})
+    assert len(lines) == 2 and lines[1].endswith("no split")

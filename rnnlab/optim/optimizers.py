@@ -13,9 +13,10 @@ each rule is the same whichever form the gradient comes in.
 
 ``update(..., donate=True)`` is JAX's buffer donation: the caller gives up
 params, grads and state, and plain SGD (with or without momentum) writes the
-new values into their arrays instead of new ones: the same numbers bit for
-bit, without a copy of every weight (and of a whole embedding for its few
-touched rows) per step. The trainer donates; a caller that keeps a reference
+new values into their arrays instead of new ones (without momentum the
+gradient itself is scaled into the step): the same numbers bit for bit,
+without a copy of every weight (and of a whole embedding for its few touched
+rows) per step. The trainer donates; a caller that keeps a reference
 to the old params (to compare, to restore) must not. The other rules accept
 the flag and return new arrays. ``clip_by_global_norm(..., donate=True)``
 likewise scales the gradients in place.
@@ -134,7 +135,8 @@ def sgd(momentum=0.0):
         _check_step("sgd" + (f"(momentum={momentum})" if momentum else ""), slots, params,
                     grads, state, lr, donate)
         new, st = {}, dict(state)
-        mine = _writable([*params.values(), *state.values()]) if donate else set()
+        mine = (_writable([*params.values(), *state.values(), *grads.values()]) if donate
+                else set())
         for k, p in params.items():
             g = grads[k]
             own = id(p) in mine and g.dtype == p.dtype       # else the sum's dtype is g's
@@ -151,7 +153,11 @@ def sgd(momentum=0.0):
                 else:
                     g = momentum * v + g
                 st[f"velocity/{k}"] = g
-            step = g * p.dtype.type(-lr)                          # one temporary, then in place
+            if own and not momentum and id(g) in mine:            # the gradient is given up
+                g *= p.dtype.type(-lr)                            # too: no temporary at all
+                step = g
+            else:
+                step = g * p.dtype.type(-lr)                      # one temporary, then in place
             if own:
                 p += step                                         # p + step: the same sum
                 new[k] = p

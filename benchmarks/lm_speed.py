@@ -5,17 +5,21 @@ Zaremba's "small"), same batch (20) and bptt (20), same step (forward,
 cross-entropy, BPTT, clip to norm 5, SGD lr 1), state carried between chunks.
 The two are timed in alternating rounds of --block steps in one process
 (``machine.rounds``), so load from other jobs on a shared machine hits both
-alike, each round after a pause, so one library's spinning BLAS/OpenMP
-threads do not slow the other, and two untimed steps, so it does not pay for
-threads and cores that slept in the pause (a training loop steps back to back;
-right after a pause rnnlab's decoder, its products and its softmax blocks on
-two threads, ran 3-5x slower for 20-50 ms); the median round gives tokens/s. rnnlab's step is what ``rnnlab lm train`` can run: the
-fused decoder + cross-entropy and the row-sparse embedding gradient
-(``lm.backward(..., sparse=True)``), clipping and SGD from ``rnnlab.optim``.
+alike; each round starts after a pause, so one library's spinning BLAS/OpenMP
+threads do not slow the other, and after untimed steps for at least 0.15 s, so
+it does not pay for threads and cores that slept in the pause (a training loop
+steps back to back; right after a pause rnnlab's decoder, its products and its
+softmax blocks on two threads, ran 3-5x slower for 20-60 ms); the median round
+gives tokens/s, the median over rounds of the two times the ratio. rnnlab's
+step is what ``rnnlab lm train`` runs: the fused decoder + cross-entropy, the
+row-sparse embedding gradient (``lm.backward(..., sparse=True)``), clipping and
+SGD from ``rnnlab.optim``, donated as the trainer donates them. Then the
+decoder + softmax cross-entropy alone is timed the same way, to split the step.
 
 Memory: each library then runs alone in a fresh process (``--memory-of``), and
-the peak resident set during its training steps, above the resident set after
-its model and first step were built, is reported in MiB (Linux ``ru_maxrss``).
+the peak resident set during its training steps (VmHWM, reset by ``clear_refs``
+after setup), above the resident set after its model and first step were built,
+is reported in MiB.
 
     python benchmarks/lm_speed.py --steps 30
 """

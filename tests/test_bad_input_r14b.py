@@ -214,6 +214,13 @@ def forecast(tmp_path_factory):
      "checkpoint metadata 'scalings[0].lag' should be an integer >= 0, found -1"),
     (lambda m: m["scalings"][0].update(log="yes"), None,
      "'scalings[0].log' should be true or false, found 'yes'"),
+    (lambda m: m["scalings"][0].update(sqrt="yes"), None,
+     "'scalings[0].sqrt' should be true or false, found 'yes'"),
+    (lambda m: m["scalings"][0].update(log=True, sqrt=True), None,
+     "scalings[0] has both log and sqrt true; a scaling has at most one"),
+    (lambda m: m["scalings"][0].update(boxcox=0.5), None,
+     "scalings[0] has unknown field(s) ['boxcox']; this rnnlab knows ['center', 'drift', "
+     "'halflife', 'lag', 'log', 'period', 'scale', 'spread', 'sqrt', 'window']"),
     (lambda m: m["scalings"][0].update(scale=0), None,
      "'scalings[0].scale' should be a finite number > 0, found 0"),
     (_set("ends", []), None, "'ends' should be a list of 1 integers >= 0 (one per scaling), "
@@ -227,13 +234,24 @@ def forecast(tmp_path_factory):
      "'held' (the held-out scores) should have shape (N, 6, 2), found (6, 6, 3)"),
     (None, _array("param/held", -np.ones((6, 6, 2))),
      "'held' (the held-out scores) has 72 negative value(s); scores are >= 0"),
-], ids=["members-0", "members-float", "input-len-float", "lag", "log", "scale", "ends",
+], ids=["members-0", "members-float", "input-len-float", "lag", "log", "sqrt", "log-and-sqrt",
+        "unknown-field", "scale", "ends",
         "series", "calibrate", "aci", "extra-member", "held-shape", "held-negative"])
 def test_forecast_predict_checks_the_forecaster_file(forecast, tmp_path, cli_error, meta,
                                                      arrays, message):
     bad = _edited(forecast[0], tmp_path / "bad.npz", meta=meta, arrays=arrays)
     msg = cli_error(["forecast", "predict", "--model", bad])
     assert msg.startswith(f"{bad}: ") and message in msg, msg
+
+
+def test_forecast_predict_loads_a_file_from_before_sqrt(forecast, tmp_path, capsys):
+    """Scalings saved before round nineteen have no sqrt field: no transform."""
+    old = _edited(forecast[0], tmp_path / "old.npz",
+                  meta=lambda m: [sc.pop("sqrt") for sc in m["scalings"]])
+    assert main(["forecast", "predict", "--model", str(old)]) == 0
+    new = capsys.readouterr().out
+    assert main(["forecast", "predict", "--model", str(forecast[0])]) == 0
+    assert capsys.readouterr().out == new
 
 
 @pytest.mark.parametrize("edit, why", [

@@ -152,6 +152,46 @@ def test_log_needs_positive_values():
         transform.Scaling.fit(np.array([1.0, 0.0, 2.0]), True, 1)
 
 
+def counts(n=160, seed=0):
+    """A count series with zeros whose spread grows with its level (sunspots-like)."""
+    level = 40 * (1 + np.sin(2 * np.pi * np.arange(n) / 60))
+    return np.random.default_rng(seed).poisson(level).astype(np.float64)
+
+
+@pytest.mark.parametrize("lag, window", [(0, 0), (1, 0), (12, 0), (0, 24)])
+def test_sqrt_targets_invert_exactly_for_every_horizon(lag, window):
+    y = counts()
+    assert (y == 0).any()
+    sc = transform.Scaling.fit(y[:120], False, lag, window=window, period=12, sqrt=True)
+    assert sc.sqrt and not sc.log
+    for origin in (max(lag, window - 1, 1), 99, 130):
+        z = sc.targets(y, origin, 24)
+        np.testing.assert_allclose(sc.invert(z, y[:origin + 1]), y[origin + 1:origin + 25],
+                                   rtol=1e-12, atol=1e-12)
+
+
+def test_sqrt_scaling_works_on_square_roots_and_clips_below_zero():
+    y = counts()
+    sc = transform.Scaling.fit(y, False, 0, sqrt=True)
+    assert sc.center == pytest.approx(np.mean(np.sqrt(y)))
+    assert sc.spread == pytest.approx(np.std(np.sqrt(y)))
+    # quantiles of the square root map to quantiles of the value: monotone, and a
+    # square root below zero is a count of zero, never a positive value
+    z = np.linspace(-8, 8, 101)
+    v = sc.invert(z, y)                                             # (101,)
+    assert (np.diff(v) >= 0).all() and v[0] == 0.0
+    np.testing.assert_allclose(v[z * sc.spread + sc.center >= 0],
+                               (z * sc.spread + sc.center)[z * sc.spread + sc.center >= 0] ** 2)
+
+
+def test_sqrt_needs_values_of_zero_or_more_and_excludes_log():
+    with pytest.raises(ValueError, match=r"square-root scaling needs values >= 0; found 1 "
+                                         r"negative value\(s\) \(use --no-sqrt\)"):
+        transform.Scaling.fit(np.array([1.0, -0.5, 2.0]), False, 1, sqrt=True)
+    with pytest.raises(ValueError, match="at most one of the two transforms"):
+        transform.Scaling.fit(np.array([1.0, 3.0, 2.0]), True, 1, sqrt=True)
+
+
 def test_calendar_covariates_encode_the_month():
     time = np.arange("2000-01", "2001-01", dtype="datetime64[M]")
     c = transform.calendar(time, "M")

@@ -140,6 +140,27 @@ def test_window_normalised_and_adaptive_forecaster_round_trips(tmp_path):
     np.testing.assert_array_equal(g.predict(s), q)
 
 
+def test_square_root_forecaster_forecasts_counts_and_round_trips(tmp_path):
+    """--sqrt on a count series with zeros (which --log refuses): quantiles >= 0 in
+    the series' units, sorted, and the same after saving and loading."""
+    t = np.arange(150)
+    y = np.random.default_rng(1).poisson(30 * (1 + np.sin(2 * np.pi * t / 40))).astype(float)
+    assert (y == 0).any()
+    s = data.Series("counts", np.arange("1900-01", "1912-07", dtype="datetime64[M]"), y, 12)
+    opts = train.ForecastOptions(horizon=6, input_len=14, hidden_size=4, epochs=2, valid=6,
+                                 diff="none", sqrt=True, out=str(tmp_path / "s"))
+    f = train.fit(opts, [s], log=lambda *x: None)
+    assert f.scalings[0].sqrt and not f.scalings[0].log
+    q = f.predict(s)
+    assert q.shape == (6, len(heads.QUANTILES)) and (q >= 0).all() and np.all(np.diff(q, axis=1) >= 0)
+    train.save_forecaster(str(tmp_path / "f.npz"), f, [s.name])
+    g, _ = train.load_forecaster(str(tmp_path / "f.npz"))
+    assert g.scalings[0].sqrt
+    np.testing.assert_array_equal(g.predict(s), q)
+    with pytest.raises(ValueError, match="at most one of --log and --sqrt"):
+        train.ForecastOptions(log=True, sqrt=True)
+
+
 def test_combination_takes_the_median_or_mean_of_its_members_quantiles():
     """Three members whose quantiles are 1x, 2x and 6x a sorted row: the median is
     the 2x row, the mean the 3x row; both stay sorted, and the combination runs in

@@ -40,6 +40,8 @@ class ForecastOptions(trainer.TrainOptions):
                           choices=("zero", "ls"))
     horizon: int = option(12, "forecast horizon Hz", lo=1)
     log: bool = option(False, "model log values (positive series only)")
+    sqrt: bool = option(False, "model square roots (series >= 0; counts such as sunspots, "
+                        "whose spread grows with their level); not with --log")
     diff: str = option("seasonal", "difference the series: seasonal (lag m), first (lag 1) "
                        "or none; or window: take each input window's own linear trend and "
                        "seasonal indices out of it and forecast the deviation from them "
@@ -75,6 +77,9 @@ class ForecastOptions(trainer.TrainOptions):
         if self.ar > self.input_len:
             raise ValueError(f"--ar: expected an integer <= --input-len {self.input_len} (the "
                              f"highway reads the input window's last values), got {self.ar}")
+        if self.log and self.sqrt:
+            raise ValueError("--sqrt: expected at most one of --log and --sqrt (each is a "
+                             "transform of the values), got both")
         if self.halflife and self.diff != "window":
             raise ValueError(f"--halflife: expected 0 unless --diff window (it weights the "
                              f"window's own fit), got {self.halflife:g} with --diff {self.diff}")
@@ -152,7 +157,8 @@ def build(opts, series_list):
         data.check_length(s, *min_length(opts, s))
         sc = transform.Scaling.fit(s.values, opts.log, lag,
                                    opts.input_len if opts.diff == "window" else 0, s.period,
-                                   drift=opts.diff == "both", halflife=opts.halflife)
+                                   drift=opts.diff == "both", halflife=opts.halflife,
+                                   sqrt=opts.sqrt)
         scalings.append(sc)
         last = len(s) - 1 - opts.horizon                                     # last origin
         cut = last - opts.valid
@@ -406,6 +412,7 @@ _NONNEG = ("a finite number >= 0", lambda v: checkpoint.FINITE[1](v) and v >= 0)
 _SCALING = {"log": checkpoint.BOOL, "lag": checkpoint.NONNEG_INT, "center": checkpoint.FINITE,
             "spread": _POSITIVE, "scale": _POSITIVE, "window": checkpoint.NONNEG_INT,
             "period": _POSITIVE_INT, "drift": checkpoint.BOOL, "halflife": _NONNEG}
+_SCALING_SINCE = {"sqrt": checkpoint.BOOL}     # fields that files of older rnnlab lack
 
 
 def _per_series(n, words, ok):
@@ -434,6 +441,15 @@ def _check_file(path, m, mcfg, params):
                                                  lambda v: checkpoint.is_int(v) and v in (0, L))
                           }.items():
             E({f"scalings[{i}]": sc}, f"scalings[{i}].{key}", what, path)
+        for key, what in _SCALING_SINCE.items():
+            if key in sc:
+                E({f"scalings[{i}]": sc}, f"scalings[{i}].{key}", what, path)
+        unknown = sorted(set(sc) - set(_SCALING) - set(_SCALING_SINCE))
+        if unknown:
+            raise bad(f"scalings[{i}] has unknown field(s) {unknown}; this rnnlab knows "
+                      f"{sorted({**_SCALING, **_SCALING_SINCE})}")
+        if sc.get("log") and sc.get("sqrt"):
+            raise bad(f"scalings[{i}] has both log and sqrt true; a scaling has at most one")
     E(m, "ends", _per_series(len(scalings), "integers >= 0", checkpoint.NONNEG_INT[1]), path)
     E(m, "series", _per_series(len(scalings), "names", lambda v: isinstance(v, str)), path)
     E(m, "calibrate", checkpoint.BOOL, path)

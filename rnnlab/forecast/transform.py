@@ -2,7 +2,9 @@
 an exact inverse.
 
 The network never sees raw values. For a series y (N,) and an origin o (the last
-observed index), with w = log y (when ``log``) or y, and lag s (the seasonal
+observed index), with w = log y (when ``log``), sqrt y (when ``sqrt``: the
+variance-stabilising transform of counts, whose spread grows with their level,
+such as sunspots) or y, and lag s (the seasonal
 period when differencing is seasonal, 1 for plain differencing, 0 for none):
 
     inputs at t <= o     dw_t = (w_t - w_{t-s}) / scale        the differenced series
@@ -79,6 +81,12 @@ def future_time(time, horizon):
     return time[-1] + step * np.arange(1, horizon + 1)
 
 
+def warp(y, log=False, sqrt=False):
+    """w: log y, sqrt y or y itself, in float64."""
+    y = np.asarray(y, np.float64)
+    return np.log(y) if log else np.sqrt(y) if sqrt else y
+
+
 def reference_index(origin, horizon, lag):
     """r(h) for h = 1..horizon (see the module docstring); (horizon,) ints."""
     h = np.arange(1, horizon + 1)
@@ -117,17 +125,24 @@ class Scaling:
     period: int = 1                 # m, the seasonal period of the window's indices
     drift: bool = False             # the reference adds the latest lag-s change (lag > 0)
     halflife: float = 0.0           # > 0: the window's fit discounts older observations
+    sqrt: bool = False              # w = sqrt y (absent from files of older rnnlab: False)
 
     @classmethod
-    def fit(cls, y, log, lag, window=0, period=1, drift=False, halflife=0.0):
+    def fit(cls, y, log, lag, window=0, period=1, drift=False, halflife=0.0, sqrt=False):
         """Statistics of the training part y (N,) only."""
+        if log and sqrt:
+            raise ValueError("--log and --sqrt: expected at most one of the two transforms, "
+                             "got both")
         if log and np.any(y <= 0):
             raise ValueError("log scaling needs positive values; found "
                              f"{int(np.sum(y <= 0))} value(s) <= 0 (use --no-log)")
+        if sqrt and np.any(y < 0):
+            raise ValueError("square-root scaling needs values >= 0; found "
+                             f"{int(np.sum(y < 0))} negative value(s) (use --no-sqrt)")
         if window and window < period + 2:
             raise ValueError(f"--input-len: per-window normalisation needs a window of at "
                              f"least the period {period} + 2 observations, got {window}")
-        w = np.log(y) if log else np.asarray(y, np.float64)
+        w = warp(y, log, sqrt)
         spread = float(np.std(w)) or 1.0
         at = period if window else lag                     # the noise scale of a difference
         noise = difference(w, at) if at else None
@@ -136,16 +151,21 @@ class Scaling:
         scale = float(np.std(noise)) if at else spread
         return cls(log, 0 if window else lag, float(np.mean(w)), spread, scale or 1.0,
                    window, period, bool(drift and lag and not window),
-                   float(halflife) if window else 0.0)
+                   float(halflife) if window else 0.0, bool(sqrt))
 
     def to_dict(self):
         return asdict(self)
 
     def warp(self, y):
-        return np.log(y) if self.log else np.asarray(y, np.float64)
+        return warp(y, self.log, self.sqrt)
 
     def unwarp(self, w):
-        return np.exp(w) if self.log else w
+        """The inverse of ``warp``; monotone, so quantiles of w are quantiles of y. A
+        square root below 0 (a quantile of the network's) is a value of 0, the
+        least a count can be."""
+        if self.log:
+            return np.exp(w)
+        return np.square(np.maximum(w, 0.0)) if self.sqrt else w
 
     def features(self, y, time, unit):
         """Inputs for every t (N, F): [dw, lv, calendar]; dw is 0 for t < lag."""

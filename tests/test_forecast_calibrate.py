@@ -38,6 +38,27 @@ def test_calibrated_intervals_cover_their_level_on_gaussian_data(sigma_model):
         assert raw < level - 0.04
 
 
+def test_widened_intervals_stay_nested():
+    """A level's factor far above the next wider level's would cross their ends:
+    the wider interval is widened to the narrower one's end, which keeps its own
+    calibration where nothing crosses; random factors never give crossing
+    quantiles."""
+    q = np.array([-2.0, -1.0, 0.0, 1.0, 2.0])
+    np.testing.assert_array_equal(heads.widen(q, [1.0, 3.0, 1.0, 3.0, 1.0]),
+                                  [-3.0, -3.0, 0.0, 3.0, 3.0])
+    np.testing.assert_array_equal(heads.widen(q, [2.0, 1.5, 1.0, 0.5, 0.9]),
+                                  [-4.0, -1.5, 0.0, 0.5, 1.8])            # nothing to mend
+    # the case that crossed in a sunspots backtest: lower quantiles bunched at zero
+    bunched = np.array([0.0, 0.05, 9.1, 30.0, 45.0])
+    w = heads.widen(bunched, [0.91, 0.97, 1.0, 1.0, 1.0])
+    assert np.all(np.diff(w) >= 0) and w[1] == pytest.approx(9.1 - 0.97 * 9.05)
+    rng = np.random.default_rng(3)
+    qs = np.sort(rng.standard_normal((500, 6, len(heads.QUANTILES))), axis=-1)
+    w = heads.widen(qs, rng.uniform(0.0, 3.0, (6, len(heads.QUANTILES))))
+    assert np.all(np.diff(w, axis=-1) >= 0)
+    np.testing.assert_array_equal(w[..., heads.MEDIAN], qs[..., heads.MEDIAN])
+
+
 def test_factors_never_narrow_the_networks_own_intervals():
     """A model four times too wide keeps its intervals (FLOOR): they overcover."""
     rng = np.random.default_rng(1)

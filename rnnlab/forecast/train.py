@@ -41,7 +41,8 @@ class ForecastOptions(trainer.TrainOptions):
     horizon: int = option(12, "forecast horizon Hz", lo=1)
     log: bool = option(False, "model log values (positive series only)")
     sqrt: bool = option(False, "model square roots (series >= 0; counts such as sunspots, "
-                        "whose spread grows with their level); not with --log")
+                        "whose spread grows with their level); not with --log; the network "
+                        "only (a backtest's ETS and ARIMA read --log, not this)")
     diff: str = option("seasonal", "difference the series: seasonal (lag m), first (lag 1) "
                        "or none; or window: take each input window's own linear trend and "
                        "seasonal indices out of it and forecast the deviation from them "

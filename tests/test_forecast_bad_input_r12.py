@@ -221,3 +221,35 @@ def test_plot_refuses_a_backtest_json_with_values_that_are_not_finite(tmp_path, 
     (out / "backtest.json").write_text(json.dumps(d))
     err = cli_error(["forecast", "plot", out])
     assert "not a backtest.json written by rnnlab forecast backtest" in err and "not finite" in err
+
+
+def test_predict_without_data_forecasts_the_series_the_model_was_trained_on(
+        trained, tmp_path, cli_error, capsys):
+    """Not the default airline: a model of another series would forecast airline's
+    next year with that series' scaling. A model of a CSV, or of several series,
+    needs DATA named."""
+    model = str(trained / "forecaster.npz")
+    assert main(["forecast", "predict", "--model", model]) == 0          # trained on airline
+    assert capsys.readouterr().out.splitlines()[1].startswith("1961-01,")
+    times = np.arange("1950-01", "1960-01", dtype="datetime64[M]")
+    csv = write_csv(tmp_path / "shop.csv", times, 100 + np.arange(len(times)) % 12)
+    assert main(["forecast", "train", csv, "--out", str(tmp_path / "shop")] + TINY) == 0
+    shop = str(tmp_path / "shop" / "forecaster.npz")
+    assert cli_error(["forecast", "predict", "--model", shop]) == (
+        f"DATA: --model {shop} was trained on 'shop', not a built-in data set; give the CSV "
+        "file to forecast")
+    capsys.readouterr()
+    assert main(["forecast", "predict", csv, "--model", shop]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith("1960-01,")
+    f, _ = train.load_forecaster(shop)                 # a model whose file names co2
+    monkey = tmp_path / "co2.npz"
+    train.save_forecaster(str(monkey), f, ["co2"])
+    if (data.SHARED / data.DATASETS["co2"]).exists():
+        assert main(["forecast", "predict", "--model", str(monkey)]) == 0
+        first = capsys.readouterr().out.splitlines()[1]
+        assert first.split(",")[0] == str(data.load("co2").time[-1] + 1)
+    assert main(["forecast", "train", "airline", csv, "--out", str(tmp_path / "g")] + TINY) == 0
+    both = tmp_path / "g" / "forecaster.npz"
+    assert cli_error(["forecast", "predict", "--model", str(both)]) == (
+        f"DATA: --model {both} is one model of 2 series (airline, shop); name the one to "
+        "forecast")

@@ -21,9 +21,11 @@ MODELS = ("naive", "snaive", "drift", "ets", "arima", "rnn")
 BUILTIN = set(data.DATASETS) | {"", "airline-embedded"}      # data.load's names, no CSV
 
 
-def _data_args(p, many=False):
-    p.add_argument("data", nargs="*" if many else "?", default=["airline"] if many else "airline",
-                   help="airline (embedded), co2, sunspots, sunspots-yearly or a CSV file")
+def _data_args(p, many=False, default="airline"):
+    p.add_argument("data", nargs="*" if many else "?", default=[default] if many else default,
+                   help="airline (embedded), co2, sunspots, sunspots-yearly or a CSV file"
+                   + (f" (default: {default})" if default else " (default: the data set the "
+                      "model was trained on)"))
     p.add_argument("--time-col", help="name of the time column (default: the first)")
     p.add_argument("--value-col", help="name of the value column (default: the last)")
     p.add_argument("--interpolate", action="store_true",
@@ -64,7 +66,7 @@ def register(subparsers):
     t.set_defaults(func=run_train)
 
     pr = sub.add_parser("predict", help="forecast the next horizon with a trained model")
-    _data_args(pr)
+    _data_args(pr, default=None)
     pr.add_argument("--model", required=True, help="forecaster.npz written by train")
     pr.set_defaults(func=run_predict)
 
@@ -151,9 +153,26 @@ def run_train(args):
     return 0
 
 
+def _trained_on(model, names):
+    """predict's DATA when none is given: the built-in data set the model was
+    trained on (not the default airline: a model of sunspots would forecast
+    airline's next year with sunspots' scaling, silently wrong)."""
+    if len(names) > 1:
+        raise ValueError(f"DATA: --model {model} is one model of {len(names)} series "
+                         f"({', '.join(names)}); name the one to forecast")
+    if names[0] not in data.DATASETS:
+        raise ValueError(f"DATA: --model {model} was trained on {names[0]!r}, not a built-in "
+                         "data set; give the CSV file to forecast")
+    return names[0]
+
+
 def run_predict(args):
-    _check_columns(args, [args.data])
+    if args.data is not None:                          # the flags before the model file
+        _check_columns(args, [args.data])
     f, names = train.load_forecaster(args.model)
+    if args.data is None:
+        args.data = _trained_on(args.model, names)
+        _check_columns(args, [args.data])
     s = _load(args, args.data)
     which = names.index(s.name) if s.name in names else 0
     f.check_series(s, which, model=f"--model {args.model}")

@@ -8,7 +8,8 @@ Oracle, fast-path and distributed tests carry a marker (``needs_torch``,
 a test using the ``torch_twin`` fixture gets ``needs_torch`` by itself). They
 are skipped where torch or the fast path is missing, except when the
 environment variable ``CI`` is set: there a skipped one is a failure, so a
-missing wheel or BLAS symbol cannot silently turn the oracles off.
+missing wheel or BLAS symbol cannot silently turn the oracles off. A test
+marked ``gpu`` is exempt: it skips where there is no GPU, CI included.
 """
 import importlib.util
 import os
@@ -56,7 +57,8 @@ def pytest_runtest_makereport(item, call):
     """With CI set, a skipped oracle or fast-path test fails instead."""
     outcome = yield
     rep = outcome.get_result()
-    if rep.skipped and os.environ.get("CI") and any(item.get_closest_marker(m) for m in NEEDS):
+    if (rep.skipped and os.environ.get("CI") and not item.get_closest_marker("gpu")
+            and any(item.get_closest_marker(m) for m in NEEDS)):
         rep.outcome = "failed"
         rep.longrepr = f"skipped in CI (CI is set), which must run it: {rep.longrepr}"
 

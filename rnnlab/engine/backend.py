@@ -36,10 +36,22 @@ def empty(xp, shape, like):
     return zeros(xp, shape, like)
 
 
+def asarray(xp, host, like):
+    """``host`` (a NumPy array the engine computed: an index, a mask) on the
+    device of ``like``: a CUDA tensor's indices must live on the GPU too."""
+    if xp is np:
+        return host
+    import array_api_compat
+    return xp.asarray(host, device=array_api_compat.device(like))
+
+
 def to_numpy(a):
-    """A NumPy copy of any array (torch tensors via .detach().cpu())."""
+    """A NumPy copy of any array (torch tensors via .detach().cpu(), CuPy's
+    via .get(): neither converts to NumPy implicitly from a GPU)."""
     if isinstance(a, np.ndarray):
         return a
     if hasattr(a, "detach"):
         return a.detach().cpu().numpy()
+    if hasattr(a, "__cuda_array_interface__") and hasattr(a, "get"):
+        return a.get()
     return np.asarray(a)

@@ -173,7 +173,7 @@ def _prepare(cfg, params, x, hx, lengths):
         lens = validate.check_lengths(lengths, B, T)
         order = np.argsort(-lens, kind="stable")
         lens = lens[order]
-        idx = xp.asarray(order)
+        idx = _backend.asarray(xp, order, x)
         x = xp.take(x, idx, axis=1)
         state0 = tuple(xp.take(s, idx, axis=1) for s in state0)
         t = np.arange(T)[:, None]
@@ -214,14 +214,14 @@ def _flip_rows(xp, a, rev):
         return xp.flip(a, axis=0)
     T, B, F = a.shape
     flat = xp.reshape(a, (T * B, F))
-    return xp.reshape(xp.take(flat, xp.asarray(rev.reshape(-1)), axis=0), (T, B, F))
+    return xp.reshape(xp.take(flat, _backend.asarray(xp, rev.reshape(-1), a), axis=0), (T, B, F))
 
 
 def _valid_mask(xp, x, lens):
     """(T, B, 1) ones where a row is still running, zeros past its end."""
     T = x.shape[0]
     m = (np.arange(T)[:, None] < lens).astype(validate.dtype_name(x))[:, :, None]
-    return xp.asarray(m) if xp is not np else m
+    return _backend.asarray(xp, m, x)
 
 
 def _masked(a, mask):
@@ -240,7 +240,7 @@ def _batch_sizes(lens, T):
 def _finish(cfg, xp, a, order, unbatched, time_major_only=False):
     """Undo sorting, then back to the caller's layout."""
     if order is not None:
-        inv = xp.asarray(np.argsort(order))
+        inv = _backend.asarray(xp, np.argsort(order), a)
         a = xp.take(a, inv, axis=1)
     if unbatched:
         return a[:, 0]
@@ -260,7 +260,7 @@ def as_hx(states):
 def _dropout(cfg, xp, a, gen):
     """Inverted dropout mask for a (T, B, D*H) layer output, drawn from gen."""
     keep = gen.random(a.shape) >= cfg.dropout
-    return xp.asarray((keep / (1.0 - cfg.dropout)).astype(validate.dtype_name(a)))
+    return _backend.asarray(xp, (keep / (1.0 - cfg.dropout)).astype(validate.dtype_name(a)), a)
 
 
 def forward(cfg, params, x, hx=None, lengths=None, training=False, rng=None, impl="auto"):
@@ -337,7 +337,7 @@ def _to_internal(cfg, xp, a, cache, what, internal_shape):
     elif cfg.batch_first and what == "doutput":
         a = xp.permute_dims(a, (1, 0, 2))
     if cache.order is not None:
-        a = xp.take(a, xp.asarray(cache.order), axis=1)
+        a = xp.take(a, _backend.asarray(xp, cache.order, a), axis=1)
     return a
 
 

@@ -30,6 +30,10 @@ def dtype_name(a):
 
 
 def check_finite(name, a):
+    if not isinstance(a, np.ndarray):           # on its own device: no copy to the host
+        xp = _backend.namespace(a)
+        if bool(xp.all(xp.isfinite(a))):
+            return
     arr = _backend.to_numpy(a)
     if not np.isfinite(arr).all():
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))

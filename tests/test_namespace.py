@@ -7,6 +7,7 @@ device. Nothing here uses torch's autograd.
 import numpy as np
 import pytest
 
+import rnnlab
 from rnnlab.engine import backend, layers
 from rnnlab.engine.layers import as_hx
 from rnnlab.engine.truncation import chunked_forward_backward
@@ -152,3 +153,43 @@ def test_gpu_benchmark_says_when_there_is_no_gpu(capsys):
     spec.loader.exec_module(mod)
     assert mod.main([]) == 2
     assert "no CUDA GPU" in capsys.readouterr().err
+
+
+def test_arrays_of_two_libraries_in_one_call_are_named(kind, case):
+    """NumPy weights with another library's input, and the other way round, are one
+    clear error naming both (before: torch weights with a NumPy input failed inside
+    with "unsupported operand type(s) for @"; NumPy weights with a torch CPU input
+    ran on torch by accident)."""
+    cfg = layers.RNNConfig("lstm", 3, 2)
+    params, x, state0, dout, _ = case(cfg, 4, 2, seed=5)
+    other = to_kind(params, kind)
+    lib = kind[0]
+    with pytest.raises(ValueError, match=rf"input is a numpy array but params\['weight_ih_l0'\] "
+                                         rf"is a {lib} array on .*one array library on one device"):
+        layers.forward(cfg, other, x)
+    with pytest.raises(ValueError, match=rf"input is a {lib} array on .* but params\['weight_ih_l0'\] "
+                                         r"is a numpy array"):
+        layers.forward(cfg, params, to_kind(x, kind))
+    with pytest.raises(ValueError, match=r"c_0 is a numpy array"):
+        layers.forward(cfg, other, to_kind(x, kind), (to_kind(state0[0], kind), state0[1]))
+    out, _, cache = layers.forward(cfg, other, to_kind(x, kind))
+    with pytest.raises(ValueError, match=r"doutput is a numpy array"):
+        layers.backward(cfg, other, cache, dout)
+    with pytest.raises(ValueError, match=r"the forward's input is a .* but params\['weight_ih_l0'\] "
+                                         r"is a numpy array"):
+        layers.backward(cfg, params, cache, to_kind(dout, kind))
+
+
+def test_modules_hold_other_arrays_and_refuse_a_mix():
+    """An ``rnnlab.LSTM`` built on torch weights runs on torch tensors; given a
+    NumPy input it says so."""
+    m = rnnlab.LSTM(3, 4, seed=0)
+    tm = rnnlab.LSTM(3, 4, params={k: torch.tensor(v) for k, v in m.params.items()})
+    x = np.random.default_rng(0).standard_normal((5, 2, 3)).astype(np.float32)
+    out, _ = tm(torch.tensor(x))
+    want, _ = m(x)
+    np.testing.assert_allclose(out.numpy(), want, rtol=1e-5, atol=1e-6)
+    dx, _ = tm.backward(torch.ones_like(out))
+    assert isinstance(dx, torch.Tensor) and all(isinstance(g, torch.Tensor) for g in tm.grads.values())
+    with pytest.raises(ValueError, match="input is a numpy array but params"):
+        tm(x)

@@ -148,6 +148,7 @@ def _prepare(cfg, params, x, hx, lengths):
     """Validate and bring inputs to time-major, length-sorted (T, B, ·) form."""
     dtype = validate.check_params(cfg, params, finite=False)   # NaN weights propagate
     validate.check_array("input", x, (2, 3), dtype)
+    validate.check_same_kind("input", x, params)
     x = validate.detach(x)               # the caller may edit x before backward
     unbatched = len(x.shape) == 2
     given = tuple(x.shape)                                        # as the caller sees it
@@ -166,7 +167,7 @@ def _prepare(cfg, params, x, hx, lengths):
         raise ValueError(f"input must have {cfg.input_size} features (input_size) in its "
                          f"last dimension, got {I} (input shape {given}, {what})")
     validate.check_finite("input", x)
-    state0 = _initial_state(cfg, xp, x, hx, unbatched, dtype)
+    state0 = _initial_state(cfg, params, xp, x, hx, unbatched, dtype)
     order = rev = None
     lens = None
     if lengths is not None:
@@ -181,7 +182,7 @@ def _prepare(cfg, params, x, hx, lengths):
     return x, state0, order, lens, rev, unbatched
 
 
-def _initial_state(cfg, xp, x, hx, unbatched, dtype):
+def _initial_state(cfg, params, xp, x, hx, unbatched, dtype):
     names = cfg.cell.STATE
     LD, B, H = cfg.num_layers * cfg.num_directions, x.shape[1], cfg.hidden_size
     if hx is None:
@@ -197,6 +198,7 @@ def _initial_state(cfg, xp, x, hx, unbatched, dtype):
     for name, s in zip(names, hx):
         arg = f"{name}_0"
         validate.check_array(arg, s, (2,) if unbatched else (3,), dtype)
+        validate.check_same_kind(arg, s, params)
         if unbatched:
             validate.check_shape(arg, s, (LD, H), "num_layers * num_directions, hidden_size")
             s = xp.reshape(s, (LD, 1, H))
@@ -383,6 +385,11 @@ def backward(cfg, params, cache, doutput=None, dh_n=None, bptt_truncate=None, on
     like = cache.seq[0][0].x
     validate.check_params(cfg, params, validate.dtype_name(like), finite=False)
     dh_n = validate.check_state_grads(cfg.cell.STATE, dh_n)
+    given = [("the forward's input", like), ("doutput", doutput)] + [
+        (f"d{n}_n", g) for n, g in zip(cfg.cell.STATE, dh_n or ()) if g is not None]
+    for what, a in given:
+        if hasattr(a, "shape"):             # not an array: _to_internal's check names it
+            validate.check_same_kind(what, a, params)
     xp = _backend.namespace(like)
     dy = (_backend.zeros(xp, (T, B, D * H), like) if doutput is None
           else _to_internal(cfg, xp, doutput, cache, "doutput", (T, B, D * H)))

@@ -97,6 +97,30 @@ def check_params(config, params, dtype=None, finite=True, what="params"):
     return found[0]
 
 
+def array_kind(a):
+    """'numpy array', or another array's library and device ('torch array on cuda:0')."""
+    if isinstance(a, np.ndarray):
+        return "numpy array"
+    lib = type(a).__module__.split(".")[0]
+    device = getattr(a, "device", None)
+    return f"{lib} array" if device is None else f"{lib} array on {device}"
+
+
+def check_same_kind(what, a, params):
+    """``a`` (an input, a state, a gradient) is of the params' array library, on
+    their device: a call runs on one namespace, and a mix failed deep inside
+    (torch weights with a NumPy input: "unsupported operand type(s) for @")."""
+    if isinstance(a, np.ndarray) and all(isinstance(v, np.ndarray) for v in params.values()):
+        return
+    want = array_kind(a)
+    for k, v in params.items():
+        if array_kind(v) != want:
+            raise ValueError(
+                f"{what} is a {want} but params[{k!r}] is a {array_kind(v)}; "
+                "the arrays of a call must come from one array library on one device "
+                "(rnnlab.engine.convert moves weights between NumPy and torch)")
+
+
 def check_dict(name, d):
     """A dict (of arrays, by name), as params, grads and state_dicts are."""
     if not isinstance(d, dict):

@@ -31,8 +31,11 @@ def dtype_name(a):
 
 def check_finite(name, a):
     if not isinstance(a, np.ndarray):           # on its own device: no copy to the host
-        xp = _backend.namespace(a)
-        if bool(xp.all(xp.isfinite(a))):
+        try:
+            xp = _backend.namespace(a)
+        except TypeError:                       # no namespace known: checked on the host
+            xp = None
+        if xp is not None and bool(xp.all(xp.isfinite(a))):
             return
     arr = _backend.to_numpy(a)
     if not np.isfinite(arr).all():

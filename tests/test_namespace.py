@@ -193,3 +193,18 @@ def test_modules_hold_other_arrays_and_refuse_a_mix():
     assert isinstance(dx, torch.Tensor) and all(isinstance(g, torch.Tensor) for g in tm.grads.values())
     with pytest.raises(ValueError, match="input is a numpy array but params"):
         tm(x)
+
+
+@pytest.mark.parametrize("mode", ["rnn", "lstm", "gru"])
+def test_generation_step_on_other_arrays(mode, kind, case):
+    """``layers.step`` (the sampling loop's one step) on the kind's arrays equals
+    the forward's last step on NumPy, and stays on the device."""
+    cfg = layers.RNNConfig(mode, 3, 4, num_layers=2)
+    params, x, state0, _, _ = case(cfg, 1, 2, seed=8)
+    want, want_fin, _ = layers.forward(cfg, params, x, as_hx(state0))
+    out, states = layers.step(cfg, to_kind(params, kind), to_kind(x[0], kind),
+                              to_kind(state0, kind))
+    assert_kind([out, *states], kind, np.float64)
+    np.testing.assert_allclose(backend.to_numpy(out), want[0], rtol=1e-12, atol=1e-15)
+    for got, w in zip(states, want_fin):
+        np.testing.assert_allclose(backend.to_numpy(got), w, rtol=1e-12, atol=1e-15)

@@ -5,6 +5,7 @@ backtests, every model in the same harness.
     python benchmarks/forecast_backtest.py backtest airline co2 sunspots  # 24 origins each
     python benchmarks/forecast_backtest.py validate co2 --seeds 0,1,2 --try '{"ar": 24}'
     python benchmarks/forecast_backtest.py diagnose airline --out DIR  # misses of DIR's backtest
+    python benchmarks/forecast_backtest.py baselines co2      # the baselines on validation origins
 
 Writes ``benchmarks/results/forecast_<what>.md`` (the table, with date, machine
 and command) and the page with the figures under ``--out``. Same seed, same
@@ -21,7 +22,9 @@ combination is calibrated as one forecaster or each network on its own, whicheve
 covers nearer nominal there (``select``). The
 classical models keep ``SETTINGS``' ``log``. ``validate`` scores any candidates
 and their combinations on the validation origins only (``--try``, ``--seeds``),
-for exploring before a change of ``GRID``.
+for exploring before a change of ``GRID``. ``baselines`` runs the classical models
+on those validation origins (no network; a diagnosis): how their intervals cover
+where the networks' calibration is chosen.
 """
 import argparse
 import datetime
@@ -387,13 +390,36 @@ def coverage_errors(bt):
     return lines
 
 
+def baselines(name, count):
+    """The classical models on ``name``'s validation origins (those of ``select``,
+    before the first of ``count`` test origins): markdown lines, their MASE and
+    interval coverage there."""
+    s = data.load(name)
+    first = backtest.origins(len(s), 12, SETTINGS[name][2], count)[0]
+    n, step = validation_plan(name)
+    t0 = time.perf_counter()
+    fs = cli.forecasters(MODELS[:-1], None, SETTINGS[name][0]["log"], 0)
+    bt = backtest.run(s.head(first + 1), fs, 12, step, n)
+    lines = [f"### {name}: {n} validation origins {step} apart, {s.time[bt.origins[0]]} .. "
+             f"{s.time[bt.origins[-1]]} ({time.perf_counter() - t0:.0f} s)", "",
+             "| model | form | mase | coverage_80 | coverage_95 | width_80 | width_95 |",
+             "|---|---|---|---|---|---|---|"]
+    for (m, r), label in zip(bt.models.items(), cli.labels(fs).values()):
+        v = r.mean()
+        cov = [f"{v[k]:.3f} ± {r.se(k, bt.overlap):.3f}" for k in ("coverage_80", "coverage_95")]
+        lines.append(f"| {m} | {label} | {v['mase']:.4f} | {cov[0]} | {cov[1]} | "
+                     f"{v['width_80']:.4f} | {v['width_95']:.4f} |")
+    return lines + [""]
+
+
 def tag_of(args):
     return f"_{args.tag}" if args.tag else ""
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("what", choices=("airline-split", "backtest", "validate", "diagnose"))
+    ap.add_argument("what", choices=("airline-split", "backtest", "validate", "diagnose",
+                                     "baselines"))
     ap.add_argument("series", nargs="*", default=["airline", "co2", "sunspots"])
     ap.add_argument("--origins", type=int, default=24)
     ap.add_argument("--step", type=int, help="observations between origins (default: the "
@@ -431,6 +457,16 @@ def main(argv=None):
         with atomic_write(os.path.join(RESULTS, f"forecast_diagnosis{tag_of(args)}.md")) as f:
             f.write("\n".join(["# forecast diagnosis: where the interval misses fall", "",
                                head, ""] + body) + "\n")
+        return
+    if args.what == "baselines":                       # classical models, validation origins
+        body = []
+        for name in args.series:
+            body += baselines(name, args.origins)
+        with atomic_write(os.path.join(RESULTS, f"forecast_validation_baselines"
+                                                f"{tag_of(args)}.md")) as f:
+            f.write("\n".join(["# forecast: the classical baselines on the validation "
+                               "origins", "", head, ""] + body) + "\n")
+        print("\n".join(body))
         return
     if args.what == "airline-split":
         runs = [run_one("airline", 36, 12, 1, os.path.join(args.out, "split"), args.seed,

@@ -245,3 +245,16 @@ def test_joint_calibration_narrows_a_combination_of_calibrated_members():
     with pytest.raises(ValueError, match="members calibrate on different windows"):
         backtest.Combination([members[0], _Fixed(q[0, :5], y[:5], members[0].q)],
                              joint=True)(None, Hz)
+
+
+def test_same_windows_tells_whether_members_can_be_calibrated_jointly():
+    """``backtest.same_windows``: the members' calibration windows are the same
+    origins (members of different --valid hold out different ones); the benchmark's
+    choice skips the joint calibration of such a combination."""
+    y = np.zeros((6, 2))
+    q = np.zeros((6, 2, len(heads.QUANTILES)))
+    w = (np.arange(6), q, y)
+    assert backtest.same_windows([w, (np.arange(6), q + 1, y)])
+    assert not backtest.same_windows([w, (np.arange(2, 8), q, y)])
+    assert not backtest.same_windows([w, (np.arange(3), q[:3], y[:3])])
+    assert backtest.same_windows([w])

@@ -135,16 +135,21 @@ class Combination:
                                [g.calibration_windows(s) for g in fitted], self.how, self.aci)
 
 
+def same_windows(windows):
+    """Whether the members' calibration windows (``combine_jointly``'s) are the
+    same origins, so that the combination can be calibrated on them as one."""
+    return all(np.array_equal(w[0], windows[0][0]) for w in windows[1:])
+
+
 def combine_jointly(qs, windows, how="median", aci=0.0):
     """The members' own quantiles qs (M, Hz, P), combined and calibrated as one
     forecaster on the members' calibration windows [(origins, q (N, Hz, P), y
     (N, Hz))] (``Forecaster.calibration_windows``): split-conformal factors of the
     combined window quantiles, allowed to narrow (floor 0)."""
-    at, _, y = windows[0]
-    for w in windows[1:]:
-        if not np.array_equal(w[0], at):
-            raise ValueError("joint calibration: the members calibrate on different "
-                             "windows (their --valid or training ends differ)")
+    if not same_windows(windows):
+        raise ValueError("joint calibration: the members calibrate on different "
+                         "windows (their --valid or training ends differ)")
+    _, _, y = windows[0]
     r = heads.scores(combine([w[1] for w in windows], how), y)               # (N, Hz, V)
     return heads.widen(combine(qs, how), heads.factors(r, gamma=aci, floor=0.0))
 

@@ -93,7 +93,8 @@ GRID = {"airline": [dict(head=h, log=lg, ar=ar) for h in HEADS for lg in (False,
         "sunspots": [dict(head=h, **form) for h in HEADS
                      for form in (dict(ar=0), dict(ar=24), dict(diff="none"))] +
         [dict(head=h, sqrt=True, **form) for h in HEADS
-         for form in (dict(ar=0), dict(diff="none"))]}
+         for form in (dict(ar=0), dict(diff="none"), dict(diff="none", valid=36),
+                      dict(diff="none", valid=60))]}
 # CO2 since round twenty: also 36 and 60 held-out months (``valid``; 12 else) for the
 # best epoch and the calibration, the network then refit on every window. On the
 # validation origins, 3 seeds, the gaussian seasonal-difference network went from
@@ -102,6 +103,8 @@ GRID = {"airline": [dict(head=h, log=lg, ar=ar) for h in HEADS for lg in (False,
 # There ARIMA covers 0.701 / 0.899 (forecast_validation_baselines.md): twelve months
 # of held-out windows were too few for both the epoch and the calibration. Round five
 # had probed --valid 36 on the test origins with another form (0.92 at 80%).
+# Sunspots since round twenty: the same two for its square-root level form, chosen
+# or not on its validation origins alike (added before any sunspots run with them).
 # round five: every network with a linear highway starts it at least squares
 # (``--ar-init ls``): on CO2 the validation MASE fell from 0.77 to 0.67 (seasonal
 # difference) and from 0.65 to 0.56 (48-month window), 3 seeds each

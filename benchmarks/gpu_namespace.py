@@ -15,7 +15,6 @@ depends on one.
 import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rnnlab  # noqa: F401,E402  (before NumPy: it sets OpenBLAS's idle spin)
@@ -25,17 +24,14 @@ import machine  # noqa: E402
 from rnnlab.engine import layers  # noqa: E402
 
 
-def median_ms(f, sync, repeats=7, warm=2):
-    for _ in range(warm):
-        f()
-    sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+def median_ms(f, sync):
+    """Milliseconds per call of f, the device synchronised inside each call:
+    ``machine.timeit``'s median of 7 after one more warm call of ours (two in all)."""
+    def call():
         f()
         sync()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * float(np.median(times))
+    call()
+    return 1e3 * machine.timeit(call, repeats=7)
 
 
 def rnnlab_step(cfg, params, x, dout):
